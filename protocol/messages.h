@@ -1,0 +1,92 @@
+#pragma once
+// Wire messages between coordinator (ROUTER) and worker (DEALER). Plain structs; the codec maps
+// each to a msgpack map with named keys, so fields can be added without breaking peers.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "shared/exit_state.h"
+
+namespace testfarm::protocol {
+
+// One source of truth for the protocol version. Frame 0 of every message is kHeader.
+inline constexpr int kVersion = 1;
+inline constexpr const char* kName = "testfarm";
+inline constexpr const char* kHeader = "testfarm/1";
+// Largest frame a peer accepts; also set as ZMQ_MAXMSGSIZE on every socket.
+inline constexpr std::size_t kMaxFrameBytes = 64u << 20;
+
+// worker -> coordinator: first message after connecting.
+struct Hello {
+  std::string worker_name;
+  uint32_t slots = 0;
+  std::string os;
+  std::string arch;
+  std::map<std::string, std::string> labels;
+  friend bool operator==(const Hello&, const Hello&) = default;
+};
+
+// coordinator -> worker: reply to Hello.
+struct Welcome {
+  std::string run_id;
+  friend bool operator==(const Welcome&, const Welcome&) = default;
+};
+
+// coordinator -> worker: run one job. `lease` identifies this attempt.
+struct JobAssign {
+  uint64_t lease = 0;
+  uint64_t job_id = 0;
+  std::string name;
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;  // added to the worker's environment
+  std::string cwd;                         // empty: the worker's cwd
+  uint64_t timeout_ms = 0;                 // 0: no timeout
+  uint64_t kill_grace_ms = 0;              // SIGTERM -> SIGKILL grace
+  friend bool operator==(const JobAssign&, const JobAssign&) = default;
+};
+
+// worker -> coordinator: a job finished (in any way).
+struct JobResult {
+  uint64_t lease = 0;
+  uint64_t job_id = 0;
+  ExitState state = ExitState::Exited(0);
+  uint64_t duration_ms = 0;
+  uint32_t slot = 0;
+  std::string stdout_text;
+  std::string stderr_text;
+  uint64_t stdout_dropped = 0;  // bytes not kept (the middle of a large stream)
+  uint64_t stderr_dropped = 0;
+  friend bool operator==(const JobResult&, const JobResult&) = default;
+};
+
+// coordinator -> worker: stop this job (terminate it if running) and report it cancelled.
+struct Cancel {
+  uint64_t lease = 0;
+  friend bool operator==(const Cancel&, const Cancel&) = default;
+};
+
+// both ways.
+struct Heartbeat {
+  friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
+};
+
+// coordinator -> worker: the run is over. worker -> coordinator: the worker is leaving.
+struct Bye {
+  std::string reason;
+  friend bool operator==(const Bye&, const Bye&) = default;
+};
+
+// either way: the peer sent something we could not accept.
+struct ErrorReply {
+  std::string text;
+  friend bool operator==(const ErrorReply&, const ErrorReply&) = default;
+};
+
+using Message = std::variant<Hello, Welcome, JobAssign, JobResult, Cancel, Heartbeat, Bye, ErrorReply>;
+
+// The wire name of a message's type ("hello", "job", ...).
+const char* TypeName(const Message& message);
+
+}  // namespace testfarm::protocol
