@@ -1,0 +1,69 @@
+#pragma once
+// The coordinator's run loop: a ROUTER socket, the registry of workers, the scheduler and the
+// reporter, driven by one zmq::poll over the socket and a signal fd. It does; the scheduler
+// decides.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "coordinator/report.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/test_spec.h"
+#include "shared/clock.h"
+#include "shared/result.h"
+
+namespace testfarm::coordinator {
+
+struct CoordinatorOptions {
+  SchedulerOptions scheduler;
+  // After the run stops (interrupt, fail-fast), how long to wait for cancelled jobs to report
+  // beyond the kill grace before giving up on them.
+  Millis stop_slack{5000};
+};
+
+class Coordinator {
+ public:
+  Coordinator(zmq::context_t& context, const Clock& clock, std::vector<TestSpec> tests,
+              CoordinatorOptions options, Reporter& reporter);
+
+  // Binds the ROUTER socket. Returns the bound endpoint (with the port resolved) or an error.
+  Result<std::string> Bind(const std::string& endpoint);
+
+  // Runs until every test has a final state. `signal_fd` (or -1) becomes readable when the user
+  // interrupts: the first signal stops the run gracefully, a second gives up waiting.
+  RunSummary Run(int signal_fd);
+
+ private:
+  struct WorkerInfo {
+    std::string name;
+    unsigned slots = 0;
+  };
+
+  void HandleIncoming();
+  void HandleMessage(const std::string& identity, protocol::Message& message);
+  void OnHello(const std::string& identity, const protocol::Hello& hello);
+  void OnResult(const std::string& identity, protocol::JobResult& result);
+  void OnSignal(int signal_fd);
+  void PerformActions();
+  void Report(JobId job, JobState state, std::optional<protocol::JobResult> result,
+              std::string reason, const std::string& worker);
+  void SendTo(const std::string& identity, const protocol::Message& message);
+  void AbandonOutstanding(const std::string& why);
+  long PollTimeoutMs() const;
+
+  zmq::socket_t socket_;
+  const Clock& clock_;
+  std::vector<TestSpec> tests_;
+  CoordinatorOptions options_;
+  Reporter& reporter_;
+  Scheduler scheduler_;
+  std::map<std::string, WorkerInfo> workers_;  // by ROUTER identity
+  std::vector<bool> reported_;
+  RunSummary summary_;
+  std::optional<SteadyTime> give_up_at_;       // set once the run is stopping
+};
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,157 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace testfarm::coordinator {
+
+Scheduler::Scheduler(const Clock& clock, SchedulerOptions options, std::vector<Millis> timeouts)
+    : clock_(clock), options_(options) {
+  jobs_.resize(timeouts.size());
+  for (JobId id = 0; id < timeouts.size(); ++id) {
+    jobs_[id].timeout = timeouts[id];
+    queue_.push_back(id);
+  }
+}
+
+void Scheduler::AddWorker(const WorkerId& worker, unsigned slots) {
+  workers_[worker].slots = std::max(1u, slots);
+}
+
+void Scheduler::RemoveWorker(const WorkerId& worker) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end()) return;
+  // Requeue in reverse so the earliest-assigned job ends up at the front.
+  for (auto lease = it->second.outstanding.rbegin(); lease != it->second.outstanding.rend();
+       ++lease) {
+    JobId job = leases_.at(*lease).job;
+    leases_.erase(*lease);
+    jobs_[job].state = JobState::kPending;
+    queue_.push_front(job);
+  }
+  workers_.erase(it);
+}
+
+void Scheduler::Dispatch() {
+  if (stopped_) return;
+  for (auto& [id, worker] : workers_) {
+    unsigned credit = worker.slots + options_.prefetch;
+    while (!queue_.empty() && worker.outstanding.size() < credit) {
+      JobId job = queue_.front();
+      queue_.pop_front();
+      LeaseId lease = next_lease_++;
+      leases_[lease] = Lease{job, id, std::nullopt};
+      worker.outstanding.push_back(lease);
+      jobs_[job].state = JobState::kLeased;
+      ++jobs_[job].attempts;
+      actions_.push_back(AssignAction{id, lease, job});
+    }
+    ArmRunningDeadlines(worker);
+  }
+}
+
+void Scheduler::ArmRunningDeadlines(Worker& worker) {
+  std::size_t running = std::min<std::size_t>(worker.slots, worker.outstanding.size());
+  for (std::size_t i = 0; i < running; ++i) {
+    Lease& lease = leases_.at(worker.outstanding[i]);
+    Millis timeout = jobs_[lease.job].timeout;
+    if (lease.deadline || timeout.count() == 0) continue;
+    lease.deadline = clock_.Now() + timeout + options_.kill_grace + options_.lease_slack;
+  }
+}
+
+void Scheduler::ForgetLease(LeaseId lease_id) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return;
+  auto worker = workers_.find(it->second.worker);
+  leases_.erase(it);
+  if (worker == workers_.end()) return;
+  auto& outstanding = worker->second.outstanding;
+  outstanding.erase(std::remove(outstanding.begin(), outstanding.end(), lease_id),
+                    outstanding.end());
+  ArmRunningDeadlines(worker->second);
+}
+
+void Scheduler::Finish(JobId job, JobState state) {
+  jobs_[job].state = state;
+  if (state == JobState::kFailed || state == JobState::kExpired) {
+    ++failures_;
+    MaybeStopForFailures();
+  }
+}
+
+void Scheduler::MaybeStopForFailures() {
+  if (options_.max_failures != 0 && failures_ >= options_.max_failures) {
+    Stop(options_.max_failures == 1 ? "fail-fast" : "max-fail reached");
+  }
+}
+
+std::optional<JobId> Scheduler::OnResult(const WorkerId& worker, LeaseId lease_id,
+                                         Verdict verdict) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.worker != worker) return std::nullopt;
+  JobId job = it->second.job;
+  ForgetLease(lease_id);
+  switch (verdict) {
+    case Verdict::kPassed:
+      Finish(job, JobState::kPassed);
+      break;
+    case Verdict::kFailed:
+      Finish(job, JobState::kFailed);
+      break;
+    case Verdict::kCancelled:
+      Finish(job, JobState::kCancelled);
+      break;
+  }
+  return job;
+}
+
+void Scheduler::Stop(const std::string& reason) {
+  if (stopped_) return;
+  stopped_ = true;
+  stop_reason_ = reason;
+  for (JobId job : queue_) jobs_[job].state = JobState::kNotRun;
+  queue_.clear();
+  for (const auto& [lease, info] : leases_) actions_.push_back(CancelAction{info.worker, lease});
+}
+
+std::vector<JobId> Scheduler::AbandonOutstanding() {
+  std::vector<JobId> jobs;
+  for (const auto& [lease, info] : leases_) jobs.push_back(info.job);
+  leases_.clear();
+  for (auto& [id, worker] : workers_) worker.outstanding.clear();
+  for (JobId job : jobs) Finish(job, JobState::kCancelled);
+  return jobs;
+}
+
+std::vector<JobId> Scheduler::OnTimers() {
+  std::vector<JobId> expired;
+  SteadyTime now = clock_.Now();
+  std::vector<LeaseId> due;
+  for (const auto& [lease, info] : leases_) {
+    if (info.deadline && *info.deadline <= now) due.push_back(lease);
+  }
+  for (LeaseId lease : due) {
+    const Lease& info = leases_.at(lease);
+    JobId job = info.job;
+    actions_.push_back(CancelAction{info.worker, lease});
+    ForgetLease(lease);
+    expired.push_back(job);
+    Finish(job, JobState::kExpired);
+  }
+  return expired;
+}
+
+std::optional<SteadyTime> Scheduler::NextDeadline() const {
+  std::optional<SteadyTime> next;
+  for (const auto& [lease, info] : leases_) {
+    if (info.deadline && (!next || *info.deadline < *next)) next = info.deadline;
+  }
+  return next;
+}
+
+std::vector<Action> Scheduler::TakeActions() { return std::exchange(actions_, {}); }
+
+bool Scheduler::Done() const { return leases_.empty() && (queue_.empty() || stopped_); }
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,124 @@
+#pragma once
+// The scheduler decides which job goes to which worker and when a run is over. It is a passive
+// state machine: no sockets, no processes, no clock reads except through the injected Clock.
+// Events go in through the On*/Add*/Stop methods; the actions it wants performed (assign a job,
+// cancel a lease) come out of TakeActions().
+//
+// A worker never holds more jobs than its slots plus the prefetch window. It starts the jobs it
+// holds in the order they were assigned, so the first `slots` outstanding leases of a worker are
+// the running ones; a running lease must report back within timeout + kill grace + slack, or it
+// expires: the job fails ("no result from worker") and the worker is told to cancel it.
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "shared/clock.h"
+
+namespace testfarm::coordinator {
+
+using WorkerId = std::string;
+using JobId = uint64_t;
+using LeaseId = uint64_t;
+
+struct SchedulerOptions {
+  unsigned max_failures = 0;    // stop after this many failed jobs; 0: never
+  unsigned prefetch = 2;        // jobs a worker may hold beyond its slots
+  Millis kill_grace{2000};      // the worker's SIGTERM -> SIGKILL grace
+  Millis lease_slack{10000};    // allowance for transport and bookkeeping
+};
+
+struct AssignAction {
+  WorkerId worker;
+  LeaseId lease;
+  JobId job;
+};
+struct CancelAction {
+  WorkerId worker;
+  LeaseId lease;
+};
+using Action = std::variant<AssignAction, CancelAction>;
+
+// How one attempt ended, as far as scheduling is concerned.
+enum class Verdict { kPassed, kFailed, kCancelled };
+
+// A job's final state.
+enum class JobState { kPending, kLeased, kPassed, kFailed, kCancelled, kExpired, kNotRun };
+
+class Scheduler {
+ public:
+  // `timeouts[i]` is job i's timeout (0: none); jobs are dispatched in index order.
+  Scheduler(const Clock& clock, SchedulerOptions options, std::vector<Millis> timeouts);
+
+  void AddWorker(const WorkerId& worker, unsigned slots);
+  // A worker left or died: its outstanding jobs go back to the front of the queue.
+  void RemoveWorker(const WorkerId& worker);
+  bool HasWorker(const WorkerId& worker) const { return workers_.count(worker) != 0; }
+
+  // Hands out jobs to every worker with credit. Call after any event.
+  void Dispatch();
+
+  // A worker reported the end of a lease. Returns the job if the result is accepted, nullopt for
+  // a stale or unknown lease (reassigned, expired, or from the wrong worker): drop it.
+  std::optional<JobId> OnResult(const WorkerId& worker, LeaseId lease, Verdict verdict);
+
+  // Stop the run: no more dispatching; every outstanding lease is cancelled. Idempotent.
+  void Stop(const std::string& reason);
+
+  // Gives up on every outstanding lease (the run is stopping and the workers did not answer in
+  // time): their jobs become kCancelled. Returns those jobs.
+  std::vector<JobId> AbandonOutstanding();
+
+  // Expires running leases whose deadline has passed. Returns the expired jobs.
+  std::vector<JobId> OnTimers();
+  std::optional<SteadyTime> NextDeadline() const;
+
+  std::vector<Action> TakeActions();
+
+  // Every job has reached a final state (or was never started because the run stopped).
+  bool Done() const;
+  bool stopped() const { return stopped_; }
+  const std::string& stop_reason() const { return stop_reason_; }
+  JobState state(JobId job) const { return jobs_[job].state; }
+  std::size_t job_count() const { return jobs_.size(); }
+  unsigned failures() const { return failures_; }
+  std::size_t outstanding() const { return leases_.size(); }
+
+ private:
+  struct Job {
+    Millis timeout{0};
+    JobState state = JobState::kPending;
+    unsigned attempts = 0;
+  };
+  struct Lease {
+    JobId job;
+    WorkerId worker;
+    std::optional<SteadyTime> deadline;  // set once the lease is among the worker's running ones
+  };
+  struct Worker {
+    unsigned slots = 1;
+    std::deque<LeaseId> outstanding;  // in assignment order
+  };
+
+  void Finish(JobId job, JobState state);
+  void ForgetLease(LeaseId lease);
+  void ArmRunningDeadlines(Worker& worker);
+  void MaybeStopForFailures();
+
+  const Clock& clock_;
+  SchedulerOptions options_;
+  std::vector<Job> jobs_;
+  std::deque<JobId> queue_;
+  std::map<WorkerId, Worker> workers_;
+  std::map<LeaseId, Lease> leases_;
+  std::vector<Action> actions_;
+  LeaseId next_lease_ = 1;
+  unsigned failures_ = 0;
+  bool stopped_ = false;
+  std::string stop_reason_;
+};
+
+}  // namespace testfarm::coordinator

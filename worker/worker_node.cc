@@ -1,0 +1,183 @@
+#include "worker/worker_node.h"
+
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <spdlog/spdlog.h>
+#include <vector>
+
+#include "protocol/wire.h"
+
+namespace testfarm::worker {
+
+namespace {
+
+PoolOptions PoolOptionsFor(const WorkerNodeOptions& options) {
+  PoolOptions pool;
+  pool.slots = std::max(1u, options.slots);
+  pool.worker_name = options.name;
+  pool.scratch_root = options.scratch_root;
+  pool.leak_grace = options.leak_grace;
+  return pool;
+}
+
+protocol::JobResult ResultOf(FinishedJob& finished, uint64_t job_id) {
+  protocol::JobResult result;
+  result.lease = finished.token;
+  result.job_id = job_id;
+  result.state = finished.state;
+  result.duration_ms = static_cast<uint64_t>(finished.duration.count());
+  result.slot = finished.slot;
+  result.stdout_text = std::move(finished.out.text);
+  result.stderr_text = std::move(finished.err.text);
+  result.stdout_dropped = finished.out.dropped;
+  result.stderr_dropped = finished.err.dropped;
+  return result;
+}
+
+}  // namespace
+
+std::string HostOs() {
+  utsname u{};
+  if (::uname(&u) != 0) return "unknown";
+  std::string os = u.sysname;
+  std::transform(os.begin(), os.end(), os.begin(), [](unsigned char c) { return std::tolower(c); });
+  return os;
+}
+
+std::string HostArch() {
+  utsname u{};
+  return ::uname(&u) == 0 ? u.machine : "unknown";
+}
+
+WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOptions options)
+    : clock_(clock),
+      options_(std::move(options)),
+      socket_(context, zmq::socket_type::dealer),
+      pool_(clock, PoolOptionsFor(options_)) {
+  protocol::ConfigureSocket(socket_);
+}
+
+void WorkerNode::Queue(protocol::Message message) {
+  outbox_.push_back(std::move(message));
+  FlushOutbox();
+}
+
+void WorkerNode::FlushOutbox() {
+  while (!outbox_.empty() && protocol::Send(socket_, outbox_.front())) outbox_.pop_front();
+}
+
+void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
+  if (auto* job = std::get_if<protocol::JobAssign>(&message)) {
+    if (job->argv.empty()) {
+      protocol::JobResult result;
+      result.lease = job->lease;
+      result.job_id = job->job_id;
+      result.state = ExitState::SpawnFailed(EINVAL, "the job has no command");
+      Queue(std::move(result));
+      return;
+    }
+    waiting_.push_back(std::move(*job));
+  } else if (auto* cancel = std::get_if<protocol::Cancel>(&message)) {
+    auto queued = std::find_if(waiting_.begin(), waiting_.end(),
+                               [&](const auto& j) { return j.lease == cancel->lease; });
+    if (queued != waiting_.end()) {
+      protocol::JobResult result;
+      result.lease = queued->lease;
+      result.job_id = queued->job_id;
+      result.state = ExitState::Cancelled("never started");
+      waiting_.erase(queued);
+      Queue(std::move(result));
+    } else {
+      pool_.Cancel(cancel->lease, "the run was stopped");
+    }
+  } else if (std::holds_alternative<protocol::Bye>(message)) {
+    *bye = true;
+  } else if (std::holds_alternative<protocol::Welcome>(message) ||
+             std::holds_alternative<protocol::Heartbeat>(message)) {
+    // Nothing to do yet; liveness comes with the fleet.
+  } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
+    spdlog::error("worker {}: coordinator reported an error: {}", options_.name, error->text);
+  } else {
+    spdlog::warn("worker {}: unexpected {} message; ignored", options_.name,
+                 protocol::TypeName(message));
+  }
+}
+
+void WorkerNode::HandleIncoming(bool* bye) {
+  while (auto incoming = protocol::Receive(socket_, /*router=*/false)) {
+    if (auto* error = std::get_if<protocol::DecodeError>(&incoming->message)) {
+      spdlog::warn("worker {}: bad frame dropped: {}: {}", options_.name,
+                   protocol::CodeName(error->code), error->message);
+      Queue(protocol::ErrorReply{error->message});
+      continue;
+    }
+    HandleMessage(std::get<protocol::Message>(incoming->message), bye);
+  }
+}
+
+void WorkerNode::StartQueuedJobs() {
+  while (!waiting_.empty() && pool_.HasFreeSlot()) {
+    protocol::JobAssign job = std::move(waiting_.front());
+    waiting_.pop_front();
+    LaunchSpec spec;
+    spec.argv = std::move(job.argv);
+    spec.env = std::move(job.env);
+    spec.cwd = std::move(job.cwd);
+    spec.timeout = Millis(static_cast<long long>(job.timeout_ms));
+    if (job.kill_grace_ms > 0) spec.kill_grace = Millis(static_cast<long long>(job.kill_grace_ms));
+    running_jobs_[job.lease] = job.job_id;
+    pool_.Start(job.lease, std::move(spec));
+  }
+}
+
+void WorkerNode::CollectFinished() {
+  for (FinishedJob& finished : pool_.TakeFinished()) {
+    uint64_t job_id = 0;
+    if (auto it = running_jobs_.find(finished.token); it != running_jobs_.end()) {
+      job_id = it->second;
+      running_jobs_.erase(it);
+    }
+    Queue(ResultOf(finished, job_id));
+  }
+}
+
+Result<RunEnd> WorkerNode::ServeOneRun() {
+  try {
+    socket_.connect(options_.endpoint);
+    protocol::Hello hello{options_.name, pool_.slots(), HostOs(), HostArch(), {}};
+    Queue(hello);
+    bool bye = false;
+    std::vector<int> fds;
+    std::vector<zmq_pollitem_t> items;
+    while (true) {
+      StartQueuedJobs();
+      fds.clear();
+      pool_.CollectFds(&fds);
+      items.clear();
+      short socket_events = ZMQ_POLLIN | (outbox_.empty() ? 0 : ZMQ_POLLOUT);
+      items.push_back({socket_.handle(), 0, socket_events, 0});
+      for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+      long timeout = -1;
+      if (auto deadline = pool_.NextDeadline()) timeout = MillisUntil(*deadline, clock_.Now());
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout));
+      for (std::size_t i = 1; i < items.size(); ++i) {
+        if (items[i].revents != 0) pool_.OnFdReady(items[i].fd);
+      }
+      pool_.OnTimers();
+      CollectFinished();
+      if (items[0].revents & ZMQ_POLLIN) HandleIncoming(&bye);
+      FlushOutbox();
+      if (bye) {
+        waiting_.clear();
+        pool_.CancelAll("the coordinator ended the run");
+        if (pool_.running() == 0) break;
+      }
+    }
+    return RunEnd::kCoordinatorSaidBye;
+  } catch (const zmq::error_t& e) {
+    return Error{std::string("worker socket: ") + e.what()};
+  }
+}
+
+}  // namespace testfarm::worker

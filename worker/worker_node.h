@@ -1,0 +1,59 @@
+#pragma once
+// The worker's node loop: a DEALER socket to the coordinator and the subprocess pool, watched by
+// one zmq::poll whose timeout comes from the pool's nearest deadline. Jobs beyond the free slots
+// wait in a local queue (the coordinator's prefetch window) and start the moment a slot frees.
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "protocol/messages.h"
+#include "shared/clock.h"
+#include "shared/result.h"
+#include "worker/subprocess_pool.h"
+
+namespace testfarm::worker {
+
+struct WorkerNodeOptions {
+  std::string endpoint;     // the coordinator, e.g. inproc://testfarm or tcp://host:7700
+  std::string name;         // shown to the user; exported as TESTFARM_WORKER
+  unsigned slots = 1;
+  Millis leak_grace{500};
+  std::filesystem::path scratch_root;  // empty: the system temp dir
+};
+
+// What ended a ServeOneRun.
+enum class RunEnd { kCoordinatorSaidBye };
+
+class WorkerNode {
+ public:
+  WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOptions options);
+
+  // Connects, says hello and runs jobs until the coordinator says bye; then cancels anything
+  // left, reports it, and returns. A socket failure (e.g. the context was shut down) is an error.
+  Result<RunEnd> ServeOneRun();
+
+ private:
+  void HandleIncoming(bool* bye);
+  void HandleMessage(protocol::Message& message, bool* bye);
+  void StartQueuedJobs();
+  void CollectFinished();
+  void Queue(protocol::Message message);
+  void FlushOutbox();
+
+  const Clock& clock_;
+  WorkerNodeOptions options_;
+  zmq::socket_t socket_;
+  SubprocessPool pool_;
+  std::deque<protocol::JobAssign> waiting_;    // assigned, not yet started
+  std::map<uint64_t, uint64_t> running_jobs_;  // lease -> job id
+  std::deque<protocol::Message> outbox_;       // not yet accepted by the socket
+};
+
+// "linux", "x86_64" for Hello.
+std::string HostOs();
+std::string HostArch();
+
+}  // namespace testfarm::worker
