@@ -33,16 +33,16 @@ struct LaunchSpec {
 
 struct PoolOptions {
   unsigned slots = 1;
-  std::string worker_name = "local";            // exported as TESTFARM_WORKER
-  std::filesystem::path scratch_root;           // per-job TMPDIR parent; empty: system temp dir
-  Millis leak_grace{500};                       // after exit, how long pipes may stay open
-  std::size_t output_cap = 1u << 20;            // bytes kept per stream (head and tail)
+  std::string worker_name = "local";   // exported as TESTFARM_WORKER
+  std::filesystem::path scratch_root;  // per-job TMPDIR parent; empty: system temp dir
+  Millis leak_grace{500};              // after exit, how long pipes may stay open
+  std::size_t output_cap = 1u << 20;   // bytes kept per stream (head and tail)
 };
 
 struct CapturedOutput {
-  std::string text;       // head + tail; when bytes were dropped a marker line sits between
-  uint64_t dropped = 0;   // bytes not kept
-  uint64_t total = 0;     // bytes read
+  std::string text;      // head + tail; when bytes were dropped a marker line sits between
+  uint64_t dropped = 0;  // bytes not kept
+  uint64_t total = 0;    // bytes read
 };
 
 struct FinishedJob {
@@ -86,6 +86,10 @@ class SubprocessPool {
 
   // Jobs finished since the last call, in the order they finished.
   std::vector<FinishedJob> TakeFinished();
+
+  // The pid of a running job's main process, which is also its process group id; nullopt once
+  // the job has finished (or for unknown tokens). For logs and for tests that watch the group.
+  std::optional<int> PidOf(uint64_t token) const;
 
  private:
   class Impl;

@@ -1,0 +1,69 @@
+#include "worker/scratch_dir.h"
+
+#include <stdlib.h>
+
+#include <cerrno>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace testfarm::worker {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A job may leave directories without write or search permission; removal needs both.
+void MakeTreeRemovable(const fs::path& dir) {
+  std::error_code ec;
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add, ec);
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->symlink_status(ec).type() == fs::file_type::directory) MakeTreeRemovable(it->path());
+  }
+}
+
+}  // namespace
+
+Result<ScratchDir> ScratchDir::Create(const fs::path& parent, const std::string& prefix) {
+  std::string pattern = (parent / (prefix + "XXXXXX")).string();
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  if (::mkdtemp(buffer.data()) == nullptr) {
+    int err = errno;
+    return Error{"cannot create a directory under " + parent.string() + ": " +
+                 std::generic_category().message(err)};
+  }
+  return ScratchDir(fs::path(buffer.data()));
+}
+
+ScratchDir::ScratchDir(ScratchDir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+
+ScratchDir& ScratchDir::operator=(ScratchDir&& other) noexcept {
+  if (this != &other) {
+    Remove();
+    path_ = std::exchange(other.path_, {});
+  }
+  return *this;
+}
+
+bool ScratchDir::Remove() {
+  if (path_.empty()) return true;
+  std::error_code ec;
+  fs::remove_all(path_, ec);  // never follows symlinks out of the tree
+  if (ec) {
+    MakeTreeRemovable(path_);
+    ec.clear();
+    fs::remove_all(path_, ec);
+  }
+  if (ec) return false;
+  path_.clear();
+  return true;
+}
+
+fs::path SystemTempDir() {
+  std::error_code ec;
+  fs::path dir = fs::temp_directory_path(ec);
+  return ec ? fs::path("/tmp") : dir;
+}
+
+}  // namespace testfarm::worker
