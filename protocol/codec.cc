@@ -1,0 +1,619 @@
+#include "protocol/codec.h"
+
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "msgpack/pack.hpp"
+#include "msgpack/parse.hpp"
+#include "msgpack/sbuffer.hpp"
+#include "msgpack/unpack.hpp"  // completes the parser's helper types
+
+namespace testfarm::protocol {
+
+namespace {
+
+using Code = DecodeError::Code;
+using Decoded = std::variant<Message, DecodeError>;
+
+// Our deepest real message is 2 (body map -> labels). The parser keeps a stack entry per level,
+// so an unbounded depth would let a small body make it grow without limit.
+constexpr std::size_t kMaxDepth = 8;
+// Every value costs a Node (~64 bytes) however few bytes it took on the wire, so the count, not
+// the body size, bounds decoding memory: 2^18 values is ~16 MiB (32 MiB with vector slack).
+constexpr std::size_t kMaxValues = std::size_t{1} << 18;
+constexpr std::size_t kMaxHeaderBytes = 64;
+
+DecodeError Fail(Code code, std::string message) {
+  return {code, std::move(message)};
+}
+
+// Peer bytes go into error messages (and so into logs): escape and cap them.
+std::string Printable(std::string_view text) {
+  constexpr std::size_t kMax = 40;
+  std::string out;
+  for (unsigned char c : text.substr(0, kMax)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+    }
+  }
+  if (text.size() > kMax) out += "...";
+  return out;
+}
+
+// ---- Header (frame 0) ----
+
+std::optional<DecodeError> CheckHeader(std::string_view header) {
+  const std::string prefix = std::string(kName) + "/";
+  if (header.size() > kMaxHeaderBytes || !header.starts_with(prefix)) {
+    return Fail(Code::kBadHeader, "bad header '" + Printable(header) + "'");
+  }
+  std::string_view digits = header.substr(prefix.size());
+  bool all_digits = !digits.empty() && std::all_of(digits.begin(), digits.end(),
+                                                   [](char c) { return c >= '0' && c <= '9'; });
+  // A leading zero would make two spellings of one version; only the canonical one is valid.
+  if (!all_digits || (digits.size() > 1 && digits[0] == '0')) {
+    return Fail(Code::kBadHeader, "bad header '" + Printable(header) + "'");
+  }
+  if (header != kHeader) {
+    return Fail(Code::kWrongVersion, "peer speaks protocol version " + std::string(digits) +
+                                         ", we speak " + std::to_string(kVersion));
+  }
+  return std::nullopt;
+}
+
+// ---- Body (frame 1) as a small tree ----
+
+// One msgpack value. Strings point into the body, which outlives the tree.
+struct Node {
+  enum class Kind { kNil, kBool, kUint, kInt, kFloat, kStr, kBin, kExt, kArray, kMap };
+  Kind kind = Kind::kNil;
+  bool boolean = false;
+  uint64_t uint = 0;           // kUint
+  int64_t sint = 0;            // kInt: always negative
+  std::string_view bytes;      // kStr, kBin, kExt
+  std::vector<Node> children;  // kArray: the items; kMap: key, value, key, value, ...
+
+  static Node Of(Kind kind) {
+    Node node;
+    node.kind = kind;
+    return node;
+  }
+};
+
+// A visitor for msgpack::parse that builds a Node tree. Unlike msgpack::unpack it never trusts
+// a container's declared size: containers grow per element, so memory follows real content.
+class TreeBuilder {
+ public:
+  bool visit_nil() { return Add(Node::Of(Node::Kind::kNil)) != nullptr; }
+  bool visit_boolean(bool v) {
+    Node* node = Add(Node::Of(Node::Kind::kBool));
+    if (node != nullptr) node->boolean = v;
+    return node != nullptr;
+  }
+  bool visit_positive_integer(uint64_t v) {
+    Node* node = Add(Node::Of(Node::Kind::kUint));
+    if (node != nullptr) node->uint = v;
+    return node != nullptr;
+  }
+  // The parser reports every signed wire format here, including non-negative values.
+  bool visit_negative_integer(int64_t v) {
+    if (v >= 0) return visit_positive_integer(static_cast<uint64_t>(v));
+    Node* node = Add(Node::Of(Node::Kind::kInt));
+    if (node != nullptr) node->sint = v;
+    return node != nullptr;
+  }
+  // No field is a float; the value is kept only as "a float" so it can be rejected by type.
+  bool visit_float32(float) { return Add(Node::Of(Node::Kind::kFloat)) != nullptr; }
+  bool visit_float64(double) { return Add(Node::Of(Node::Kind::kFloat)) != nullptr; }
+  bool visit_str(const char* v, uint32_t size) { return AddBytes(Node::Kind::kStr, v, size); }
+  bool visit_bin(const char* v, uint32_t size) { return AddBytes(Node::Kind::kBin, v, size); }
+  bool visit_ext(const char* v, uint32_t size) { return AddBytes(Node::Kind::kExt, v, size); }
+  bool start_array(uint32_t) { return Open(Node::Kind::kArray); }
+  bool start_array_item() { return true; }
+  bool end_array_item() { return true; }
+  bool end_array() { return Close(); }
+  bool start_map(uint32_t) { return Open(Node::Kind::kMap); }
+  bool start_map_key() { return true; }
+  bool end_map_key() { return true; }
+  bool start_map_value() { return true; }
+  bool end_map_value() { return true; }
+  bool end_map() { return Close(); }
+  void parse_error(size_t, size_t at) { SetError("invalid msgpack at byte " + std::to_string(at)); }
+  void insufficient_bytes(size_t, size_t) { SetError("truncated msgpack"); }
+  bool referenced() const { return false; }
+  void set_referenced(bool) {}
+
+  Node& root() { return root_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  Node* Add(Node node) {
+    if (++values_ > kMaxValues) {
+      SetError("more than " + std::to_string(kMaxValues) + " values");
+      return nullptr;
+    }
+    if (open_.empty()) {
+      root_ = std::move(node);
+      return &root_;
+    }
+    // Only the innermost open container grows, so pointers to the outer ones stay valid.
+    open_.back()->children.push_back(std::move(node));
+    return &open_.back()->children.back();
+  }
+  bool AddBytes(Node::Kind kind, const char* data, uint32_t size) {
+    Node* node = Add(Node::Of(kind));
+    if (node != nullptr) node->bytes = std::string_view(data, size);
+    return node != nullptr;
+  }
+  bool Open(Node::Kind kind) {
+    if (open_.size() >= kMaxDepth) {
+      SetError("nested deeper than " + std::to_string(kMaxDepth));
+      return false;
+    }
+    Node* node = Add(Node::Of(kind));
+    if (node == nullptr) return false;
+    open_.push_back(node);
+    return true;
+  }
+  bool Close() {
+    open_.pop_back();
+    return true;
+  }
+  // The first cause is the useful one; later callbacks only report the stop it caused.
+  void SetError(std::string error) {
+    if (error_.empty()) error_ = std::move(error);
+  }
+
+  Node root_;
+  std::vector<Node*> open_;
+  std::size_t values_ = 0;
+  std::string error_;
+};
+
+std::optional<DecodeError> ParseTree(std::string_view body, TreeBuilder& builder) {
+  std::size_t offset = 0;
+  bool ok = msgpack::parse(body.data(), body.size(), offset, builder);
+  if (!ok) {
+    std::string why = builder.error().empty() ? "invalid msgpack" : builder.error();
+    return Fail(Code::kMalformed, why);
+  }
+  if (offset != body.size()) {
+    return Fail(Code::kMalformed,
+                std::to_string(body.size() - offset) + " trailing bytes after the message");
+  }
+  return std::nullopt;
+}
+
+// The body map's entries sorted by key: finds duplicates and answers lookups in O(log n).
+class KeyIndex {
+ public:
+  std::optional<DecodeError> Build(const Node& map) {
+    for (std::size_t i = 0; i + 1 < map.children.size(); i += 2) {
+      const Node& key = map.children[i];
+      if (key.kind != Node::Kind::kStr) return Fail(Code::kMalformed, "a map key is not a string");
+      entries_.emplace_back(key.bytes, &map.children[i + 1]);
+    }
+    std::sort(entries_.begin(), entries_.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto dup = std::adjacent_find(entries_.begin(), entries_.end(),
+                                  [](const auto& a, const auto& b) { return a.first == b.first; });
+    if (dup != entries_.end()) {
+      return Fail(Code::kBadField, "duplicate key '" + Printable(dup->first) + "'");
+    }
+    return std::nullopt;
+  }
+  const Node* Find(std::string_view key) const {
+    auto it =
+        std::lower_bound(entries_.begin(), entries_.end(), key,
+                         [](const auto& entry, std::string_view k) { return entry.first < k; });
+    return it != entries_.end() && it->first == key ? it->second : nullptr;
+  }
+
+ private:
+  std::vector<std::pair<std::string_view, const Node*>> entries_;
+};
+
+// ---- Field lists: one per message, shared by the encoder, the key counter and the decoder ----
+
+enum class Need { kRequired, kOptional };
+
+// `io` is a FieldCounter, FieldWriter or FieldReader; `M` is const-qualified when encoding.
+// Listing each message's keys once keeps the encoder and the decoder from drifting apart.
+template <typename M, typename T>
+concept Is = std::same_as<std::remove_const_t<M>, T>;
+
+template <typename Io, Is<Hello> M>
+void Fields(Io& io, M& m) {
+  io.Str("worker_name", m.worker_name, Need::kRequired);
+  io.U32("slots", m.slots, Need::kRequired);
+  io.Str("os", m.os, Need::kOptional);
+  io.Str("arch", m.arch, Need::kOptional);
+  io.StrMap("labels", m.labels, Need::kOptional);
+}
+
+template <typename Io, Is<Welcome> M>
+void Fields(Io& io, M& m) {
+  io.Str("run_id", m.run_id, Need::kRequired);
+}
+
+template <typename Io, Is<JobAssign> M>
+void Fields(Io& io, M& m) {
+  io.U64("lease", m.lease, Need::kRequired);
+  io.U64("job_id", m.job_id, Need::kRequired);
+  io.Str("name", m.name, Need::kOptional);
+  io.StrArray("argv", m.argv, Need::kRequired);
+  io.StrMap("env", m.env, Need::kOptional);
+  io.Str("cwd", m.cwd, Need::kOptional);
+  io.U64("timeout_ms", m.timeout_ms, Need::kOptional);
+  io.U64("kill_grace_ms", m.kill_grace_ms, Need::kOptional);
+}
+
+template <typename Io, Is<JobResult> M>
+void Fields(Io& io, M& m) {
+  io.U64("lease", m.lease, Need::kRequired);
+  io.U64("job_id", m.job_id, Need::kRequired);
+  io.Exit(m.state);  // "outcome" (required), "value", "core_dumped", "detail"
+  io.U64("duration_ms", m.duration_ms, Need::kOptional);
+  io.U32("slot", m.slot, Need::kOptional);
+  io.Str("stdout_text", m.stdout_text, Need::kOptional);
+  io.Str("stderr_text", m.stderr_text, Need::kOptional);
+  io.U64("stdout_dropped", m.stdout_dropped, Need::kOptional);
+  io.U64("stderr_dropped", m.stderr_dropped, Need::kOptional);
+}
+
+template <typename Io, Is<Cancel> M>
+void Fields(Io& io, M& m) {
+  io.U64("lease", m.lease, Need::kRequired);
+}
+
+template <typename Io, Is<Heartbeat> M>
+void Fields(Io&, M&) {}
+
+template <typename Io, Is<Bye> M>
+void Fields(Io& io, M& m) {
+  io.Str("reason", m.reason, Need::kOptional);
+}
+
+template <typename Io, Is<ErrorReply> M>
+void Fields(Io& io, M& m) {
+  io.Str("text", m.text, Need::kRequired);
+}
+
+// Rules the field list cannot express. Checked after the fields are read.
+std::optional<std::string> Invalid(const Hello& m) {
+  if (m.worker_name.empty()) return "worker_name must not be empty";
+  if (m.slots == 0) return "slots must be at least 1";
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const JobAssign& m) {
+  if (m.argv.empty()) return "argv must not be empty";
+  return std::nullopt;
+}
+template <typename M>
+std::optional<std::string> Invalid(const M&) {
+  return std::nullopt;
+}
+
+// ---- Encoding ----
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+class FieldCounter {
+ public:
+  template <typename T>
+  void Str(const char*, const T&, Need) {
+    ++count_;
+  }
+  template <typename T>
+  void U32(const char*, const T&, Need) {
+    ++count_;
+  }
+  template <typename T>
+  void U64(const char*, const T&, Need) {
+    ++count_;
+  }
+  template <typename T>
+  void StrArray(const char*, const T&, Need) {
+    ++count_;
+  }
+  template <typename T>
+  void StrMap(const char*, const T&, Need) {
+    ++count_;
+  }
+  void Exit(const ExitState&) { count_ += 4; }  // as many keys as FieldWriter::Exit writes
+  uint32_t count() const { return count_; }
+
+ private:
+  uint32_t count_ = 0;
+};
+
+// Packs by hand rather than through msgpack's adaptors: the wire types stay visible here.
+class FieldWriter {
+ public:
+  explicit FieldWriter(Packer& packer) : packer_(packer) {}
+  void Str(const char* key, const std::string& v, Need) {
+    Key(key);
+    PackStr(v);
+  }
+  void U32(const char* key, uint32_t v, Need) { Key(key).pack_uint32(v); }
+  void U64(const char* key, uint64_t v, Need) { Key(key).pack_uint64(v); }
+  void StrArray(const char* key, const std::vector<std::string>& v, Need) {
+    Key(key).pack_array(Size(v.size()));
+    for (const std::string& item : v) PackStr(item);
+  }
+  void StrMap(const char* key, const std::map<std::string, std::string>& v, Need) {
+    Key(key).pack_map(Size(v.size()));
+    for (const auto& [k, value] : v) {
+      PackStr(k);
+      PackStr(value);
+    }
+  }
+  void Exit(const ExitState& state) {
+    Key("outcome");
+    PackStr(KindName(state.kind()));
+    Key("value").pack_int(state.raw_value());
+    if (state.core_dumped()) {
+      Key("core_dumped").pack_true();
+    } else {
+      Key("core_dumped").pack_false();
+    }
+    Key("detail");
+    PackStr(state.detail());
+  }
+  void PackStr(std::string_view s) {
+    packer_.pack_str(Size(s.size())).pack_str_body(s.data(), Size(s.size()));
+  }
+
+ private:
+  // msgpack lengths are 32-bit. Far beyond kMaxFrameBytes, so this only stops silent truncation.
+  static uint32_t Size(std::size_t n) {
+    if (n > std::numeric_limits<uint32_t>::max()) throw std::length_error("msgpack: too large");
+    return static_cast<uint32_t>(n);
+  }
+  Packer& Key(std::string_view key) {
+    PackStr(key);
+    return packer_;
+  }
+  Packer& packer_;
+};
+
+// ---- Decoding ----
+
+// Reads fields from a KeyIndex into a struct. Keeps the first error and skips the rest, so the
+// field lists above stay straight-line.
+class FieldReader {
+ public:
+  FieldReader(const KeyIndex& index, const char* type) : index_(index), type_(type) {}
+
+  void Str(const char* key, std::string& out, Need need) {
+    if (const Node* n = Take(key, need, Node::Kind::kStr, "a string")) out = n->bytes;
+  }
+  void U64(const char* key, uint64_t& out, Need need) {
+    if (const Node* n = Take(key, need, Node::Kind::kUint, "an unsigned integer")) out = n->uint;
+  }
+  void U32(const char* key, uint32_t& out, Need need) {
+    const Node* n = Take(key, need, Node::Kind::kUint, "an unsigned integer");
+    if (n == nullptr) return;
+    if (n->uint > std::numeric_limits<uint32_t>::max()) return OutOfRange(key, "uint32");
+    out = static_cast<uint32_t>(n->uint);
+  }
+  void StrArray(const char* key, std::vector<std::string>& out, Need need);
+  void StrMap(const char* key, std::map<std::string, std::string>& out, Need need);
+  void Exit(ExitState& out);
+
+  std::optional<DecodeError>& error() { return error_; }
+
+ private:
+  const Node* Take(const char* key, Need need, Node::Kind kind, const char* kind_text);
+  void I32(const char* key, int& out);
+  void Bool(const char* key, bool& out);
+  void Set(Code code, std::string message) {
+    if (!error_) error_ = Fail(code, std::string(type_) + ": " + message);
+  }
+  void OutOfRange(const char* key, const char* type) {
+    Set(Code::kBadField, std::string("field '") + key + "' is out of range for " + type);
+  }
+  void WrongType(const char* key, const char* what) {
+    Set(Code::kBadField, std::string("field '") + key + "' must be " + what);
+  }
+
+  const KeyIndex& index_;
+  const char* type_;
+  std::optional<DecodeError> error_;
+};
+
+// Returns the field's node if it is present and of `kind`; nullptr (recording any error)
+// otherwise, or if an earlier field already failed.
+const Node* FieldReader::Take(const char* key, Need need, Node::Kind kind, const char* kind_text) {
+  if (error_) return nullptr;
+  const Node* n = index_.Find(key);
+  if (n == nullptr) {
+    if (need == Need::kRequired) {
+      Set(Code::kMissingField, std::string("missing required field '") + key + "'");
+    }
+    return nullptr;
+  }
+  if (n->kind != kind) {
+    WrongType(key, kind_text);
+    return nullptr;
+  }
+  return n;
+}
+
+void FieldReader::StrArray(const char* key, std::vector<std::string>& out, Need need) {
+  const Node* n = Take(key, need, Node::Kind::kArray, "an array of strings");
+  if (n == nullptr) return;
+  std::vector<std::string> items;
+  for (const Node& item : n->children) {
+    if (item.kind != Node::Kind::kStr) return WrongType(key, "an array of strings");
+    items.emplace_back(item.bytes);
+  }
+  out = std::move(items);
+}
+
+void FieldReader::StrMap(const char* key, std::map<std::string, std::string>& out, Need need) {
+  const Node* n = Take(key, need, Node::Kind::kMap, "a map of string to string");
+  if (n == nullptr) return;
+  std::map<std::string, std::string> entries;
+  for (std::size_t i = 0; i + 1 < n->children.size(); i += 2) {
+    const Node& k = n->children[i];
+    const Node& v = n->children[i + 1];
+    if (k.kind != Node::Kind::kStr || v.kind != Node::Kind::kStr) {
+      return WrongType(key, "a map of string to string");
+    }
+    if (!entries.emplace(k.bytes, v.bytes).second) {
+      return Set(Code::kBadField,
+                 std::string("field '") + key + "' has duplicate key '" + Printable(k.bytes) + "'");
+    }
+  }
+  out = std::move(entries);
+}
+
+void FieldReader::I32(const char* key, int& out) {
+  if (error_) return;
+  const Node* n = index_.Find(key);
+  if (n == nullptr) return;
+  constexpr auto kMin = std::numeric_limits<int32_t>::min();
+  constexpr auto kMax = std::numeric_limits<int32_t>::max();
+  if (n->kind == Node::Kind::kUint) {
+    if (n->uint > static_cast<uint64_t>(kMax)) return OutOfRange(key, "int32");
+    out = static_cast<int>(n->uint);
+  } else if (n->kind == Node::Kind::kInt) {
+    if (n->sint < kMin) return OutOfRange(key, "int32");
+    out = static_cast<int>(n->sint);
+  } else {
+    WrongType(key, "an integer");
+  }
+}
+
+void FieldReader::Bool(const char* key, bool& out) {
+  if (const Node* n = Take(key, Need::kOptional, Node::Kind::kBool, "a boolean")) out = n->boolean;
+}
+
+void FieldReader::Exit(ExitState& out) {
+  std::string outcome;
+  int value = 0;
+  bool core_dumped = false;
+  std::string detail;
+  Str("outcome", outcome, Need::kRequired);
+  I32("value", value);
+  Bool("core_dumped", core_dumped);
+  Str("detail", detail, Need::kOptional);
+  if (error_) return;
+  ExitState::Kind kind;
+  if (!KindFromName(outcome, &kind)) {
+    return Set(Code::kBadField, "field 'outcome' has unknown value '" + Printable(outcome) + "'");
+  }
+  out = ExitState::FromParts(kind, value, core_dumped, std::move(detail));
+}
+
+template <typename M>
+Decoded DecodeAs(const KeyIndex& index, const char* type) {
+  M message;
+  FieldReader reader(index, type);
+  Fields(reader, message);
+  if (reader.error()) return std::move(*reader.error());
+  if (auto why = Invalid(message)) return Fail(Code::kBadField, std::string(type) + ": " + *why);
+  return Message(std::move(message));
+}
+
+// Walks the variant's alternatives so that every message type is decodable by its TypeName.
+template <std::size_t I = 0>
+Decoded DecodeByType(std::string_view type, const KeyIndex& index) {
+  if constexpr (I == std::variant_size_v<Message>) {
+    return Fail(Code::kUnknownType, "unknown message type '" + Printable(type) + "'");
+  } else {
+    const char* name = TypeName(Message(std::in_place_index<I>));
+    if (type == name) return DecodeAs<std::variant_alternative_t<I, Message>>(index, name);
+    return DecodeByType<I + 1>(type, index);
+  }
+}
+
+Decoded DecodeBody(std::string_view body) {
+  if (body.size() > kMaxFrameBytes) {
+    return Fail(Code::kOversized, "body of " + std::to_string(body.size()) + " bytes exceeds " +
+                                      std::to_string(kMaxFrameBytes));
+  }
+  TreeBuilder builder;
+  if (auto error = ParseTree(body, builder)) return std::move(*error);
+  const Node& root = builder.root();
+  if (root.kind != Node::Kind::kMap) return Fail(Code::kNotAMap, "body is not a msgpack map");
+  KeyIndex index;
+  if (auto error = index.Build(root)) return std::move(*error);
+  const Node* type = index.Find("type");
+  if (type == nullptr) return Fail(Code::kMissingType, "no 'type' key");
+  if (type->kind != Node::Kind::kStr) return Fail(Code::kMissingType, "'type' is not a string");
+  return DecodeByType(type->bytes, index);
+}
+
+}  // namespace
+
+const char* CodeName(DecodeError::Code code) {
+  switch (code) {
+    case Code::kBadHeader:
+      return "bad_header";
+    case Code::kWrongVersion:
+      return "wrong_version";
+    case Code::kOversized:
+      return "oversized";
+    case Code::kMalformed:
+      return "malformed";
+    case Code::kNotAMap:
+      return "not_a_map";
+    case Code::kMissingType:
+      return "missing_type";
+    case Code::kUnknownType:
+      return "unknown_type";
+    case Code::kBadField:
+      return "bad_field";
+    case Code::kMissingField:
+      return "missing_field";
+  }
+  return "unknown";
+}
+
+std::string EncodeBody(const Message& message) {
+  return std::visit(
+      [&message](const auto& m) {
+        FieldCounter counter;
+        Fields(counter, m);
+        msgpack::sbuffer buffer;
+        Packer packer(buffer);
+        packer.pack_map(counter.count() + 1);  // + "type"
+        FieldWriter writer(packer);
+        writer.PackStr("type");
+        writer.PackStr(TypeName(message));
+        Fields(writer, m);
+        return std::string(buffer.data(), buffer.size());
+      },
+      message);
+}
+
+Decoded Decode(std::string_view header, std::string_view body) {
+  // Decode is total: anything unexpected (bad_alloc, a msgpack exception) becomes an error value.
+  try {
+    if (auto error = CheckHeader(header)) return std::move(*error);
+    return DecodeBody(body);
+  } catch (const std::bad_alloc&) {
+    return Fail(Code::kMalformed, "out of memory while decoding");
+  } catch (const std::exception& e) {
+    return Fail(Code::kMalformed, std::string("decode failed: ") + e.what());
+  } catch (...) {
+    return Fail(Code::kMalformed, "decode failed");
+  }
+}
+
+}  // namespace testfarm::protocol
