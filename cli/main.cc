@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "cli/run_command.h"
 #include "shared/logging.h"
@@ -20,16 +21,18 @@ int main(int argc, char** argv) {
              "Each EXECUTABLE is one test; it passes when it exits 0.");
   run->add_option("executables", run_args.executables, "Test executables to run")
       ->required()
-      ->type_name("EXECUTABLE...");
+      ->type_name("PATH");
   run->add_option("-j,--jobs", run_args.jobs,
                   "Tests run at once (default: half the hardware threads, 1 to 16)")
       ->check(CLI::Range(1u, 1024u));
   run->add_option("--timeout", run_args.timeout,
                   "Per-test timeout: seconds, or with a unit (500ms, 30s, 2m, 1h); 0 disables")
+      ->type_name("DURATION")
       ->capture_default_str();
   run->add_option("--kill-grace", run_args.kill_grace,
                   "After a timeout or cancel: time between SIGTERM and SIGKILL to the test's "
                   "process group")
+      ->type_name("DURATION")
       ->capture_default_str();
   run->add_flag("--fail-fast", run_args.fail_fast,
                 "Stop at the first failure: cancel running tests, start no more");
@@ -37,6 +40,20 @@ int main(int argc, char** argv) {
                   "Stop after N failures: cancel running tests, start no more")
       ->check(CLI::Range(1u, 1000000u));
 
+  // CLI11 reports an unknown command as "a subcommand is required"; name the culprit instead.
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (arg.rfind('-', 0) == 0) continue;
+    if (arg != "run") {
+      std::fprintf(stderr, "testfarm: error: unknown command '%s' (commands: run)\n", arg.c_str());
+      return 2;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

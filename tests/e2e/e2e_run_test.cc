@@ -1,0 +1,174 @@
+// End to end: `testfarm run` on the fixture programs, checking exit codes, per-test lines and the
+// summary line exactly as a user (or CI log parser) sees them.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/child_process.h"
+
+namespace testfarm::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Fixture(const std::string& name) { return std::string(TESTFARM_FIXTURE_DIR) + "/" + name; }
+
+ChildResult Testfarm(std::vector<std::string> args, ChildOptions options = {}) {
+  args.insert(args.begin(), TESTFARM_BINARY);
+  return RunChild(args, options);
+}
+
+// The per-test line for `name`, e.g. "CRASH        3ms  /path/tf_segv  (SIGSEGV)".
+std::string LineFor(const ChildResult& r, const std::string& name) {
+  std::size_t pos = 0;
+  while (pos < r.out.size()) {
+    std::size_t nl = r.out.find('\n', pos);
+    std::string line = r.out.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    std::regex per_test("^[A-Z]+ +[0-9.]+m?s  (\\S+)");
+    std::smatch m;
+    if (std::regex_search(line, m, per_test) && m[1] == name) return line;
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  return "(no line for " + name + ")";
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "tf-e2e-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+TEST(E2E, AllPassingExitsZeroWithSummary) {
+  auto r = Testfarm({"run", Fixture("tf_pass"), Fixture("tf_stdin"), Fixture("tf_env"), Fixture("tf_fds")});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "4 passed, 0 failed") << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_pass")).rfind("PASS", 0), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\033["), std::string::npos) << "no colour or progress when not a terminal";
+}
+
+TEST(E2E, EveryMisbehaviourIsClassifiedExactly) {
+  TempDir dir;
+  fs::path not_executable = dir.path() / "not_executable";
+  std::ofstream(not_executable) << "#!/bin/sh\nexit 0\n";
+  fs::permissions(not_executable, fs::perms::owner_read | fs::perms::owner_write);
+
+  auto r = Testfarm({"run", "-j", "4", "--timeout", "1s", "--kill-grace", "300ms",
+                     Fixture("tf_pass"), Fixture("tf_fail"), Fixture("tf_segv"),
+                     Fixture("tf_abort"), Fixture("tf_hang"), Fixture("tf_ignore_term"),
+                     Fixture("tf_flood"), Fixture("tf_orphan"), not_executable.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "2 passed, 7 failed") << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_pass")).find("PASS"), std::string::npos);
+  EXPECT_NE(LineFor(r, Fixture("tf_flood")).find("PASS"), std::string::npos);
+  EXPECT_NE(LineFor(r, Fixture("tf_fail")).find("(exit 1)"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_segv")).find("CRASH"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_segv")).find("SIGSEGV"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_abort")).find("SIGABRT"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_hang")).find("TIMEOUT"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_ignore_term")).find("TIMEOUT"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_ignore_term")).find("SIGKILL"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Fixture("tf_orphan")).find("LEAK"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, not_executable.string()).find("ERROR"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, not_executable.string()).find("Permission denied"), std::string::npos) << r.out;
+  // A failed test's output is shown under it.
+  EXPECT_NE(r.out.find("tf_fail: assertion failed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tf_segv: about to crash"), std::string::npos) << r.out;
+}
+
+class E2EJobs : public ::testing::TestWithParam<int> {};
+
+TEST_P(E2EJobs, ManyPassingTestsAtAnySlotCount) {
+  std::vector<std::string> args = {"run", "-j", std::to_string(GetParam())};
+  for (int i = 0; i < 12; ++i) args.push_back(Fixture(i % 2 ? "tf_pass" : "tf_env"));
+  auto r = Testfarm(args);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "12 passed, 0 failed") << r.out;
+  EXPECT_NE(r.out.find("joined with " + std::to_string(GetParam()) + " slot"), std::string::npos)
+      << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Slots, E2EJobs, ::testing::Values(1, 2, 4, 8));
+
+TEST(E2E, FailFastCancelsTheRest) {
+  auto r = Testfarm({"run", "-j", "2", "--fail-fast", "--kill-grace", "200ms", Fixture("tf_fail"),
+                     Fixture("tf_hang"), Fixture("tf_pass"), Fixture("tf_pass")});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  std::regex summary("^0 passed, 1 failed, 3 skipped$|^1 passed, 1 failed, 2 skipped$");
+  EXPECT_TRUE(std::regex_match(r.LastLine(), summary)) << r.out;
+  EXPECT_NE(r.out.find("Stopped early (fail-fast)"), std::string::npos) << r.out;
+}
+
+TEST(E2E, MaxFailStopsAfterN) {
+  std::vector<std::string> args = {"run", "-j", "1", "--max-fail", "2"};
+  for (int i = 0; i < 5; ++i) args.push_back(Fixture("tf_fail"));
+  auto r = Testfarm(args);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.LastLine(), "0 passed, 2 failed, 3 skipped") << r.out;
+}
+
+TEST(E2E, InterruptStopsRunningTestsAndExits130) {
+  ChildOptions options;
+  options.signal_after_text = "joined with";
+  options.signal_on_text = SIGINT;
+  auto r = Testfarm({"run", "-j", "2", "--kill-grace", "300ms", Fixture("tf_hang"),
+                     Fixture("tf_ignore_term"), Fixture("tf_hang")},
+                    options);
+  EXPECT_EQ(r.exit_code, 130) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "0 passed, 0 failed, 3 skipped") << r.out;
+  EXPECT_NE(r.out.find("Stopped early (interrupted)"), std::string::npos) << r.out;
+}
+
+TEST(E2E, BadInputIsExit2WithOneClearLine) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  TempDir dir;
+  std::vector<Case> cases = {
+      {{"run", "/no/such/test"}, "cannot run '/no/such/test': No such file or directory"},
+      {{"run", dir.path().string()}, "it is a directory"},
+      {{"run", "--timeout", "soon", Fixture("tf_pass")}, "--timeout: not a duration: 'soon'"},
+      {{"run", "-j", "0", Fixture("tf_pass")}, "--jobs"},
+      {{"run", "--bogus", Fixture("tf_pass")}, "--bogus"},
+      {{"run"}, "executables"},
+      {{"frobnicate"}, "frobnicate"},
+      {{"--log-level", "loud", "run", Fixture("tf_pass")}, "unknown level 'loud'"},
+  };
+  for (const Case& c : cases) {
+    auto r = Testfarm(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.expected << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find("testfarm: error:"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << "wanted '" << c.expected << "' in:\n" << r.err;
+  }
+}
+
+TEST(E2E, HelpAndVersionTellTheTruth) {
+  auto help = Testfarm({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("run"), std::string::npos);
+  auto run_help = Testfarm({"run", "--help"});
+  EXPECT_EQ(run_help.exit_code, 0);
+  for (const char* flag : {"--jobs", "--timeout", "--kill-grace", "--fail-fast", "--max-fail"})
+    EXPECT_NE(run_help.out.find(flag), std::string::npos) << flag;
+  auto version = Testfarm({"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("testfarm ", 0), 0u) << version.out;
+}
+
+}  // namespace
+}  // namespace testfarm::test

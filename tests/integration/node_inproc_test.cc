@@ -1,0 +1,188 @@
+// The coordinator and the worker node wired over ZeroMQ, as `testfarm run` wires them, plus
+// hostile peers on each side: garbage frames must be logged, answered with an error and dropped,
+// and the run must finish with every test reported exactly once.
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "coordinator/coordinator.h"
+#include "protocol/codec.h"
+#include "protocol/wire.h"
+#include "worker/worker_node.h"
+
+namespace testfarm {
+namespace {
+
+using coordinator::JobState;
+using coordinator::TestReport;
+
+std::string Fixture(const std::string& name) { return std::string(TESTFARM_FIXTURE_DIR) + "/" + name; }
+
+class RecordingReporter final : public coordinator::Reporter {
+ public:
+  void OnRunStart(std::size_t) override {}
+  void OnWorkerJoined(const std::string& name, unsigned slots) override {
+    joined.push_back(name + "/" + std::to_string(slots));
+  }
+  void OnTestFinished(const TestReport& report, std::size_t) override { reports.push_back(report); }
+  void OnRunEnd(const coordinator::RunSummary& s) override { summary = s; }
+
+  const TestReport* Find(const std::string& name) const {
+    for (const auto& r : reports)
+      if (r.name == name) return &r;
+    return nullptr;
+  }
+
+  std::vector<std::string> joined;
+  std::vector<TestReport> reports;
+  coordinator::RunSummary summary;
+};
+
+coordinator::TestSpec Spec(const std::string& fixture, Millis timeout = Millis(0)) {
+  coordinator::TestSpec spec;
+  spec.name = fixture;
+  spec.argv = {Fixture(fixture)};
+  spec.timeout = timeout;
+  return spec;
+}
+
+std::vector<zmq::message_t> RecvWithin(zmq::socket_t& socket, int timeout_ms) {
+  socket.set(zmq::sockopt::rcvtimeo, timeout_ms);
+  std::vector<zmq::message_t> frames;
+  (void)zmq::recv_multipart(socket, std::back_inserter(frames));
+  return frames;
+}
+
+TEST(NodeInproc, CoordinatorAndWorkerRunEveryTestOnce) {
+  zmq::context_t context;
+  SteadyClock clock;
+  RecordingReporter reporter;
+  std::vector<coordinator::TestSpec> tests = {Spec("tf_pass"), Spec("tf_fail"), Spec("tf_segv"),
+                                              Spec("tf_hang", Millis(300)), Spec("tf_env")};
+  coordinator::CoordinatorOptions options;
+  options.scheduler.kill_grace = Millis(200);
+  coordinator::Coordinator coord(context, clock, tests, options, reporter);
+  auto endpoint = coord.Bind("inproc://node-test-1");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+
+  std::thread worker([&] {
+    worker::WorkerNode node(context, clock, {*endpoint, "w1", 2, Millis(500), {}});
+    auto served = node.ServeOneRun();
+    EXPECT_TRUE(served.ok()) << served.error().message;
+  });
+  auto summary = coord.Run(-1);
+  worker.join();
+
+  EXPECT_EQ(reporter.reports.size(), tests.size());
+  EXPECT_EQ(summary.passed, 2u);
+  EXPECT_EQ(summary.failed, 3u);
+  ASSERT_NE(reporter.Find("tf_segv"), nullptr);
+  EXPECT_EQ(reporter.Find("tf_segv")->result->state, ExitState::Signaled(SIGSEGV, false))
+      << reporter.Find("tf_segv")->result->state.Describe();
+  EXPECT_EQ(reporter.Find("tf_hang")->result->state.kind(), ExitState::Kind::kTimedOut);
+  EXPECT_EQ(reporter.Find("tf_env")->worker, "w1");
+  EXPECT_NE(reporter.Find("tf_env")->result->stdout_text.find("TESTFARM_WORKER=w1"),
+            std::string::npos);
+  EXPECT_EQ(reporter.joined, std::vector<std::string>{"w1/2"});
+}
+
+TEST(NodeInproc, CoordinatorAnswersGarbageWithErrorsAndKeepsRunning) {
+  zmq::context_t context;
+  SteadyClock clock;
+  RecordingReporter reporter;
+  coordinator::Coordinator coord(context, clock, {Spec("tf_pass")}, {}, reporter);
+  auto endpoint = coord.Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+  coordinator::RunSummary summary;
+  std::thread run([&] { summary = coord.Run(-1); });
+
+  zmq::socket_t hostile(context, zmq::socket_type::dealer);
+  hostile.connect(*endpoint);
+  std::string valid = protocol::EncodeBody(protocol::Heartbeat{});
+  std::vector<std::vector<std::string>> garbage = {
+      {"just one frame"},
+      {"nottestfarm/1", valid},
+      {"testfarm/99", valid},
+      {protocol::kHeader, std::string("\x85\xa4type", 6)},     // truncated map
+      {protocol::kHeader, std::string("\xc1", 1)},             // never-used msgpack byte
+      {protocol::kHeader, protocol::EncodeBody(protocol::Hello{"x", 0, "", "", {}})},  // 0 slots
+      {protocol::kHeader, valid, "extra frame"},
+  };
+  for (const auto& frames : garbage) {
+    std::vector<zmq::const_buffer> parts;
+    for (const auto& f : frames) parts.push_back(zmq::buffer(f));
+    zmq::send_multipart(hostile, parts);
+    auto reply = RecvWithin(hostile, 10000);
+    ASSERT_EQ(reply.size(), 2u) << "no error reply for frame set starting '" << frames[0] << "'";
+    auto decoded = protocol::Decode(reply[0].to_string_view(), reply[1].to_string_view());
+    ASSERT_TRUE(std::holds_alternative<protocol::Message>(decoded));
+    EXPECT_TRUE(std::holds_alternative<protocol::ErrorReply>(std::get<protocol::Message>(decoded)));
+  }
+
+  std::thread worker([&] {
+    worker::WorkerNode node(context, clock, {*endpoint, "good", 1, Millis(500), {}});
+    EXPECT_TRUE(node.ServeOneRun().ok());
+  });
+  run.join();
+  worker.join();
+  EXPECT_EQ(summary.passed, 1u);
+  EXPECT_EQ(reporter.reports.size(), 1u);
+}
+
+TEST(NodeInproc, WorkerSurvivesGarbageFromItsCoordinator) {
+  zmq::context_t context;
+  SteadyClock clock;
+  zmq::socket_t fake(context, zmq::socket_type::router);
+  fake.bind("inproc://fake-coordinator");
+  std::thread worker([&] {
+    worker::WorkerNode node(context, clock, {"inproc://fake-coordinator", "w", 1, Millis(500), {}});
+    EXPECT_TRUE(node.ServeOneRun().ok());
+  });
+
+  auto hello = RecvWithin(fake, 10000);
+  ASSERT_EQ(hello.size(), 3u);
+  std::string id = hello[0].to_string();
+  auto send = [&](std::vector<std::string> frames) {
+    std::vector<zmq::const_buffer> parts{zmq::buffer(id)};
+    for (const auto& f : frames) parts.push_back(zmq::buffer(f));
+    zmq::send_multipart(fake, parts);
+  };
+  auto expect_error_reply = [&] {
+    auto reply = RecvWithin(fake, 10000);
+    ASSERT_EQ(reply.size(), 3u);
+    auto decoded = protocol::Decode(reply[1].to_string_view(), reply[2].to_string_view());
+    ASSERT_TRUE(std::holds_alternative<protocol::Message>(decoded));
+    EXPECT_TRUE(std::holds_alternative<protocol::ErrorReply>(std::get<protocol::Message>(decoded)));
+  };
+  send({"garbage"});
+  expect_error_reply();
+  send({"testfarm/2", protocol::EncodeBody(protocol::Heartbeat{})});
+  expect_error_reply();
+  send({protocol::kHeader, "\xff\xff\xff"});
+  expect_error_reply();
+
+  protocol::JobAssign job;
+  job.lease = 7;
+  job.job_id = 3;
+  job.name = "tf_pass";
+  job.argv = {Fixture("tf_pass")};
+  send({protocol::kHeader, protocol::EncodeBody(job)});
+  auto reply = RecvWithin(fake, 10000);
+  ASSERT_EQ(reply.size(), 3u);
+  auto decoded = protocol::Decode(reply[1].to_string_view(), reply[2].to_string_view());
+  ASSERT_TRUE(std::holds_alternative<protocol::Message>(decoded));
+  auto* result = std::get_if<protocol::JobResult>(&std::get<protocol::Message>(decoded));
+  ASSERT_NE(result, nullptr);
+  EXPECT_EQ(result->lease, 7u);
+  EXPECT_EQ(result->job_id, 3u);
+  EXPECT_TRUE(result->state.passed());
+
+  send({protocol::kHeader, protocol::EncodeBody(protocol::Bye{"done"})});
+  worker.join();
+}
+
+}  // namespace
+}  // namespace testfarm
