@@ -23,7 +23,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 xargs_times=()
 farm_times=()
 for r in $(seq "$rounds"); do
-  t0=$(now); xargs -P "$slots" -I CMD CMD <"$list" >/dev/null; t1=$(now)
+  # xargs runs "$exe <n>" once per line: one process per run, as testfarm does (tf_pass ignores args).
+  t0=$(now); seq "$n" | xargs -P "$slots" -n 1 "$exe" >/dev/null; t1=$(now)
   xargs_times+=("$(echo "$t1 - $t0" | bc -l)")
   t0=$(now); xargs -a "$list" "$testfarm" run -j "$slots" >/dev/null; t1=$(now)
   farm_times+=("$(echo "$t1 - $t0" | bc -l)")

@@ -1,5 +1,6 @@
 #include "cli/run_command.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -97,6 +98,7 @@ int Run(const RunArgs& args) {
   worker_options.slots = args.jobs != 0 ? args.jobs
                                         : worker::DefaultSlots(std::thread::hardware_concurrency());
   std::thread worker_thread([&] {
+    pthread_setname_np(pthread_self(), "tf-worker");
     worker::WorkerNode node(context, clock, worker_options);
     auto served = node.ServeOneRun();
     if (!served) spdlog::error("local worker stopped: {}", served.error().message);

@@ -60,6 +60,26 @@ bool ScratchDir::Remove() {
   return true;
 }
 
+bool ScratchDir::Empty() {
+  if (path_.empty()) return false;
+  std::error_code ec;
+  fs::permissions(path_, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (ec) return false;
+  bool made_removable = false;
+  for (fs::directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code remove_ec;
+    fs::remove_all(it->path(), remove_ec);  // never follows symlinks out of the tree
+    if (remove_ec && !made_removable) {
+      MakeTreeRemovable(path_);
+      made_removable = true;
+      remove_ec.clear();
+      fs::remove_all(it->path(), remove_ec);
+    }
+    if (remove_ec) return false;
+  }
+  return !ec && fs::is_empty(path_, ec) && !ec;
+}
+
 fs::path SystemTempDir() {
   std::error_code ec;
   fs::path dir = fs::temp_directory_path(ec);

@@ -1,6 +1,7 @@
 #pragma once
-// A job's private temporary directory (its TMPDIR): created with mkdtemp (mode 0700), removed
-// with everything in it when the owner goes away, even if the job made parts of it read-only.
+// A private temporary directory (a slot's TMPDIR): created with mkdtemp (mode 0700), emptied
+// between jobs, and removed with everything in it when the owner goes away, even if a job made
+// parts of it read-only.
 #include <filesystem>
 #include <string>
 
@@ -24,6 +25,9 @@ class ScratchDir {
   bool valid() const { return !path_.empty(); }
   // Removes the tree now; returns false if something could not be removed. Idempotent.
   bool Remove();
+  // Removes everything inside and restores mode 0700, keeping the directory itself (cheap when
+  // it is already empty). Returns false if something could not be removed.
+  bool Empty();
 
  private:
   explicit ScratchDir(std::filesystem::path path) : path_(std::move(path)) {}

@@ -53,11 +53,10 @@ struct Stream {
 };
 
 struct Job {
-  Job(uint64_t job_token, unsigned job_slot, ScratchDir dir, SpawnedChild spawned, std::size_t cap,
+  Job(uint64_t job_token, unsigned job_slot, SpawnedChild spawned, std::size_t cap,
       SteadyTime started, LifecycleLimits limits)
       : token(job_token),
         slot(job_slot),
-        scratch(std::move(dir)),
         child(std::move(spawned.process)),
         out(std::move(spawned.stdout_read), cap),
         err(std::move(spawned.stderr_read), cap),
@@ -67,7 +66,6 @@ struct Job {
 
   uint64_t token;
   unsigned slot;
-  ScratchDir scratch;  // declared before `child`: removed only after the group is dead
   ChildProcess child;
   Stream out;
   Stream err;
@@ -87,7 +85,10 @@ FinishedJob SpawnFailedJob(uint64_t token, unsigned slot, int error_number, std:
 class SubprocessPool::Impl {
  public:
   Impl(const Clock& clock, PoolOptions options)
-      : clock_(clock), options_(std::move(options)), slot_busy_(options_.slots, false) {
+      : clock_(clock),
+        options_(std::move(options)),
+        slot_busy_(options_.slots, false),
+        slot_scratch_(options_.slots) {
     if (options_.scratch_root.empty()) options_.scratch_root = SystemTempDir();
   }
 
@@ -125,6 +126,11 @@ class SubprocessPool::Impl {
   std::vector<bool> slot_busy_;
   std::vector<std::unique_ptr<Job>> jobs_;  // in start order
   std::vector<FinishedJob> finished_;
+  // The slot's TMPDIR, created on first use. Emptied after every job rather than removed and
+  // made again: mkdir+rmdir cost ~80 us per job on ext4 with discard, most of the pool's own
+  // overhead per trivial test (bench/spawn_overhead.sh). Removed when the pool goes away.
+  Result<std::string> SlotScratch(unsigned slot);
+  std::vector<ScratchDir> slot_scratch_;
 };
 
 std::optional<unsigned> SubprocessPool::Impl::FreeSlot() const {
@@ -132,6 +138,17 @@ std::optional<unsigned> SubprocessPool::Impl::FreeSlot() const {
     if (!slot_busy_[slot]) return slot;
   }
   return std::nullopt;
+}
+
+Result<std::string> SubprocessPool::Impl::SlotScratch(unsigned slot) {
+  ScratchDir& dir = slot_scratch_[slot];
+  if (!dir.valid()) {
+    std::string prefix = "testfarm-" + options_.worker_name + "-slot" + std::to_string(slot) + "-";
+    Result<ScratchDir> created = ScratchDir::Create(options_.scratch_root, prefix);
+    if (!created) return created.error();
+    dir = std::move(created).value();
+  }
+  return dir.path().string();
 }
 
 std::size_t SubprocessPool::Impl::IndexOf(uint64_t token) const {
@@ -152,8 +169,7 @@ void SubprocessPool::Impl::Start(uint64_t token, LaunchSpec spec) {
         SpawnFailedJob(token, *slot, EEXIST, "job " + std::to_string(token) + " is running"));
     return;
   }
-  Result<ScratchDir> scratch =
-      ScratchDir::Create(options_.scratch_root, "testfarm-job" + std::to_string(token) + "-");
+  Result<std::string> scratch = SlotScratch(*slot);
   if (!scratch) {
     finished_.push_back(SpawnFailedJob(token, *slot, EIO, "TMPDIR: " + scratch.error().message));
     return;
@@ -162,7 +178,7 @@ void SubprocessPool::Impl::Start(uint64_t token, LaunchSpec spec) {
   request.env["TESTFARM_WORKER"] = options_.worker_name;
   request.env["TESTFARM_SLOT"] = std::to_string(*slot);
   request.env["TESTFARM_JOB"] = std::to_string(token);
-  request.env["TMPDIR"] = scratch->path().string();
+  request.env["TMPDIR"] = *scratch;
 
   SteadyTime started = clock_.Now();
   SpawnResult spawned = Spawn(request);
@@ -172,7 +188,7 @@ void SubprocessPool::Impl::Start(uint64_t token, LaunchSpec spec) {
   }
   LifecycleLimits limits{spec.timeout, spec.kill_grace, options_.leak_grace};
   slot_busy_[*slot] = true;
-  jobs_.push_back(std::make_unique<Job>(token, *slot, std::move(scratch).value(),
+  jobs_.push_back(std::make_unique<Job>(token, *slot,
                                         std::move(std::get<SpawnedChild>(spawned)),
                                         options_.output_cap, started, limits));
 }
@@ -215,7 +231,10 @@ void SubprocessPool::Impl::Finalize(std::size_t index) {
   done.out = job.out.buffer.Take();
   done.err = job.err.buffer.Take();
   slot_busy_[job.slot] = false;
-  jobs_.erase(jobs_.begin() + static_cast<std::ptrdiff_t>(index));  // closes pipes, removes TMPDIR
+  // The group is dead: nothing can write into the TMPDIR any more. The next job in this slot
+  // gets it empty; if it cannot be emptied, it is dropped and the next job gets a fresh one.
+  if (!slot_scratch_[job.slot].Empty()) slot_scratch_[job.slot] = ScratchDir();
+  jobs_.erase(jobs_.begin() + static_cast<std::ptrdiff_t>(index));  // closes pipes
   finished_.push_back(std::move(done));
 }
 

@@ -66,8 +66,9 @@ class SubprocessPool {
   bool HasFreeSlot() const;
 
   // Starts `spec` in a free slot (precondition: HasFreeSlot()). The job's environment also gets
-  // TESTFARM_WORKER, TESTFARM_SLOT, TESTFARM_JOB (= token) and TMPDIR (a fresh private directory,
-  // removed when the job finishes). A job that cannot start finishes at once as SpawnFailed.
+  // TESTFARM_WORKER, TESTFARM_SLOT, TESTFARM_JOB (= token) and TMPDIR: the slot's private
+  // directory, empty when the job starts, emptied when it finishes, removed with the pool.
+  // A job that cannot start finishes at once as SpawnFailed.
   void Start(uint64_t token, LaunchSpec spec);
 
   // Terminates the job's group (SIGTERM, kill_grace, SIGKILL); it finishes as Cancelled(reason)
@@ -86,6 +87,8 @@ class SubprocessPool {
 
   // Jobs finished since the last call, in the order they finished.
   std::vector<FinishedJob> TakeFinished();
+
+
 
   // The pid of a running job's main process, which is also its process group id; nullopt once
   // the job has finished (or for unknown tokens). For logs and for tests that watch the group.

@@ -65,6 +65,30 @@ TEST_F(ScratchDirTest, RemovedWithEverythingInItEvenIfReadOnly) {
   fs::remove(outside);
 }
 
+TEST_F(ScratchDirTest, EmptyClearsEverythingButKeepsThePrivateDirectory) {
+  fs::path outside = parent_.path() / "outside.txt";
+  std::ofstream(outside) << "keep me\n";
+  ScratchDir dir = MustCreate();
+  fs::path path = dir.path();
+  fs::create_directories(path / "a" / "b");
+  std::ofstream(path / "a" / "b" / "file.txt") << "data\n";
+  std::ofstream(path / ".hidden") << "data\n";
+  fs::create_symlink(outside, path / "link");
+  ::chmod((path / "a" / "b").c_str(), 0500);
+  ::chmod((path / "a").c_str(), 0000);
+  ::chmod(path.c_str(), 0755);  // a job may loosen (or tighten) its TMPDIR's mode
+
+  ASSERT_TRUE(dir.Empty());
+  EXPECT_TRUE(fs::is_directory(path));
+  EXPECT_TRUE(fs::is_empty(path));
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_TRUE(fs::exists(outside)) << "emptying followed a symlink out of the tree";
+  EXPECT_TRUE(dir.Empty()) << "emptying an empty directory succeeds";
+  fs::remove(outside);
+}
+
 TEST_F(ScratchDirTest, MoveTransfersOwnership) {
   ScratchDir a = MustCreate();
   fs::path path = a.path();
