@@ -17,8 +17,9 @@ int main(int argc, char** argv) {
 
   testfarm::cli::RunArgs run_args;
   CLI::App* run = app.add_subcommand(
-      "run", "Run test executables on this machine: a coordinator plus an in-process worker.\n"
-             "Each EXECUTABLE is one test; it passes when it exits 0.");
+      "run",
+      "Run test executables on this machine: a coordinator plus an in-process worker.\n"
+      "Each EXECUTABLE is one test; it passes when it exits 0.");
   run->add_option("executables", run_args.executables, "Test executables to run")
       ->required()
       ->type_name("PATH");

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "coordinator/console_reporter.h"
@@ -38,7 +38,7 @@ int UsageError(const std::string& message) {
 // A path the user named must be a readable file; whether it can be executed is the test's
 // business (a test that cannot start is reported as a failed test).
 std::optional<std::string> CheckExecutable(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     return "cannot run '" + path + "': " + std::strerror(errno);
   }
@@ -66,7 +66,8 @@ UniqueFd BlockTerminationSignals() {
 
 int Run(const RunArgs& args) {
   auto timeout = ParseDuration(args.timeout);
-  if (!timeout) return UsageError("--timeout: not a duration: '" + args.timeout + "' (try 30s, 500ms, 2m)");
+  if (!timeout)
+    return UsageError("--timeout: not a duration: '" + args.timeout + "' (try 30s, 500ms, 2m)");
   auto kill_grace = ParseDuration(args.kill_grace);
   if (!kill_grace) return UsageError("--kill-grace: not a duration: '" + args.kill_grace + "'");
 
@@ -95,8 +96,8 @@ int Run(const RunArgs& args) {
   worker::WorkerNodeOptions worker_options;
   worker_options.endpoint = *endpoint;
   worker_options.name = "local";
-  worker_options.slots = args.jobs != 0 ? args.jobs
-                                        : worker::DefaultSlots(std::thread::hardware_concurrency());
+  worker_options.slots =
+      args.jobs != 0 ? args.jobs : worker::DefaultSlots(std::thread::hardware_concurrency());
   std::thread worker_thread([&] {
     pthread_setname_np(pthread_self(), "tf-worker");
     worker::WorkerNode node(context, clock, worker_options);

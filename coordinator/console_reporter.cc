@@ -91,7 +91,8 @@ void ConsoleReporter::PrintOutput(const std::string& label, const std::string& t
   std::size_t cut = 0;
   std::string shown = LastLines(text, options_.output_lines, &cut);
   std::fprintf(out_, "    --- %s", label.c_str());
-  if (cut > 0) std::fprintf(out_, " (last %zu lines; %zu earlier not shown)", options_.output_lines, cut);
+  if (cut > 0)
+    std::fprintf(out_, " (last %zu lines; %zu earlier not shown)", options_.output_lines, cut);
   std::fputs(" ---\n", out_);
   std::size_t start = 0;
   while (start < shown.size()) {

@@ -8,8 +8,8 @@
 namespace testfarm::coordinator {
 
 struct ConsoleOptions {
-  bool progress = false;  // redraw a progress line (stdout is a terminal)
-  bool color = false;     // ANSI colours (a terminal and NO_COLOR unset)
+  bool progress = false;           // redraw a progress line (stdout is a terminal)
+  bool color = false;              // ANSI colours (a terminal and NO_COLOR unset)
   std::size_t output_lines = 200;  // lines of a failed test's output to show per stream
 };
 

@@ -1,10 +1,10 @@
 #include "coordinator/coordinator.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <spdlog/spdlog.h>
 
 #include "protocol/wire.h"
 
@@ -219,7 +219,8 @@ RunSummary Coordinator::Run(int signal_fd) {
     }
     if (scheduler_.stopped() && !was_stopped) {
       was_stopped = true;
-      if (!give_up_at_) give_up_at_ = clock_.Now() + options_.scheduler.kill_grace + options_.stop_slack;
+      if (!give_up_at_)
+        give_up_at_ = clock_.Now() + options_.scheduler.kill_grace + options_.stop_slack;
     }
     if (give_up_at_ && clock_.Now() >= *give_up_at_) {
       PerformActions();

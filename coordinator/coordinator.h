@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "coordinator/report.h"
@@ -63,7 +62,7 @@ class Coordinator {
   std::map<std::string, WorkerInfo> workers_;  // by ROUTER identity
   std::vector<bool> reported_;
   RunSummary summary_;
-  std::optional<SteadyTime> give_up_at_;       // set once the run is stopping
+  std::optional<SteadyTime> give_up_at_;  // set once the run is stopping
 };
 
 }  // namespace testfarm::coordinator

@@ -150,8 +150,12 @@ std::optional<SteadyTime> Scheduler::NextDeadline() const {
   return next;
 }
 
-std::vector<Action> Scheduler::TakeActions() { return std::exchange(actions_, {}); }
+std::vector<Action> Scheduler::TakeActions() {
+  return std::exchange(actions_, {});
+}
 
-bool Scheduler::Done() const { return leases_.empty() && (queue_.empty() || stopped_); }
+bool Scheduler::Done() const {
+  return leases_.empty() && (queue_.empty() || stopped_);
+}
 
 }  // namespace testfarm::coordinator

@@ -25,10 +25,10 @@ using JobId = uint64_t;
 using LeaseId = uint64_t;
 
 struct SchedulerOptions {
-  unsigned max_failures = 0;    // stop after this many failed jobs; 0: never
-  unsigned prefetch = 2;        // jobs a worker may hold beyond its slots
-  Millis kill_grace{2000};      // the worker's SIGTERM -> SIGKILL grace
-  Millis lease_slack{10000};    // allowance for transport and bookkeeping
+  unsigned max_failures = 0;  // stop after this many failed jobs; 0: never
+  unsigned prefetch = 2;      // jobs a worker may hold beyond its slots
+  Millis kill_grace{2000};    // the worker's SIGTERM -> SIGKILL grace
+  Millis lease_slack{10000};  // allowance for transport and bookkeeping
 };
 
 struct AssignAction {

@@ -9,8 +9,10 @@
 static std::vector<std::string> Split(const std::string& s, char sep) {
   std::vector<std::string> parts(1);
   for (char c : s) {
-    if (c == sep) parts.emplace_back();
-    else parts.back() += c;
+    if (c == sep)
+      parts.emplace_back();
+    else
+      parts.back() += c;
   }
   return parts;
 }
@@ -23,7 +25,8 @@ int main() {
   for (const auto& p : parts) joined += p;
   CHECK(joined == "abc");
   std::string upper = "testfarm";
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
   CHECK(upper == "TESTFARM");
   return CHECK_DONE("strings_test");
 }

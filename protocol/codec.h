@@ -11,15 +11,15 @@ namespace testfarm::protocol {
 
 struct DecodeError {
   enum class Code {
-    kBadHeader,       // frame 0 is not "testfarm/<n>"
-    kWrongVersion,    // frame 0 names another version
-    kOversized,       // frame larger than kMaxFrameBytes
-    kMalformed,       // not valid msgpack, trailing bytes, too deep
-    kNotAMap,         // valid msgpack but not a map
-    kMissingType,     // no "type" key, or not a string
-    kUnknownType,     // "type" names no message we know
-    kBadField,        // a known field has the wrong type or an out-of-range value
-    kMissingField,    // a required field is absent
+    kBadHeader,     // frame 0 is not "testfarm/<n>"
+    kWrongVersion,  // frame 0 names another version
+    kOversized,     // frame larger than kMaxFrameBytes
+    kMalformed,     // not valid msgpack, trailing bytes, too deep
+    kNotAMap,       // valid msgpack but not a map
+    kMissingType,   // no "type" key, or not a string
+    kUnknownType,   // "type" names no message we know
+    kBadField,      // a known field has the wrong type or an out-of-range value
+    kMissingField,  // a required field is absent
   };
   Code code;
   std::string message;  // human-readable, names the field or the problem

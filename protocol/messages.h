@@ -84,7 +84,8 @@ struct ErrorReply {
   friend bool operator==(const ErrorReply&, const ErrorReply&) = default;
 };
 
-using Message = std::variant<Hello, Welcome, JobAssign, JobResult, Cancel, Heartbeat, Bye, ErrorReply>;
+using Message =
+    std::variant<Hello, Welcome, JobAssign, JobResult, Cancel, Heartbeat, Bye, ErrorReply>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

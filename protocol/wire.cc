@@ -2,7 +2,6 @@
 
 #include <array>
 #include <vector>
-
 #include <zmq_addon.hpp>
 
 namespace testfarm::protocol {
@@ -25,9 +24,9 @@ std::optional<Incoming> Receive(zmq::socket_t& socket, bool router) {
     first = 1;
   }
   if (frames.size() - first != 2) {
-    in.message = DecodeError{DecodeError::Code::kMalformed,
-                             "expected 2 frames (header, body), got " +
-                                 std::to_string(frames.size() - first)};
+    in.message =
+        DecodeError{DecodeError::Code::kMalformed, "expected 2 frames (header, body), got " +
+                                                       std::to_string(frames.size() - first)};
     return in;
   }
   in.message = Decode(frames[first].to_string_view(), frames[first + 1].to_string_view());

@@ -5,7 +5,6 @@
 #include <optional>
 #include <string>
 #include <variant>
-
 #include <zmq.hpp>
 
 #include "protocol/codec.h"

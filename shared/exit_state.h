@@ -13,7 +13,9 @@ class ExitState {
     return {Kind::kSignaled, signal, core_dumped, {}};
   }
   // `detail` says how the process group was ended (e.g. "SIGTERM", "SIGKILL after 2s grace").
-  static ExitState TimedOut(std::string detail) { return {Kind::kTimedOut, 0, false, std::move(detail)}; }
+  static ExitState TimedOut(std::string detail) {
+    return {Kind::kTimedOut, 0, false, std::move(detail)};
+  }
   static ExitState SpawnFailed(int err, std::string detail) {
     return {Kind::kSpawnFailed, err, false, std::move(detail)};
   }

@@ -188,8 +188,7 @@ void SubprocessPool::Impl::Start(uint64_t token, LaunchSpec spec) {
   }
   LifecycleLimits limits{spec.timeout, spec.kill_grace, options_.leak_grace};
   slot_busy_[*slot] = true;
-  jobs_.push_back(std::make_unique<Job>(token, *slot,
-                                        std::move(std::get<SpawnedChild>(spawned)),
+  jobs_.push_back(std::make_unique<Job>(token, *slot, std::move(std::get<SpawnedChild>(spawned)),
                                         options_.output_cap, started, limits));
 }
 

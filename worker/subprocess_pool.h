@@ -88,8 +88,6 @@ class SubprocessPool {
   // Jobs finished since the last call, in the order they finished.
   std::vector<FinishedJob> TakeFinished();
 
-
-
   // The pid of a running job's main process, which is also its process group id; nullopt once
   // the job has finished (or for unknown tokens). For logs and for tests that watch the group.
   std::optional<int> PidOf(uint64_t token) const;

@@ -1,9 +1,9 @@
 #include "worker/worker_node.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
-#include <spdlog/spdlog.h>
 #include <vector>
 
 #include "protocol/wire.h"

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <map>
 #include <string>
-
 #include <zmq.hpp>
 
 #include "protocol/messages.h"
@@ -17,8 +16,8 @@
 namespace testfarm::worker {
 
 struct WorkerNodeOptions {
-  std::string endpoint;     // the coordinator, e.g. inproc://testfarm or tcp://host:7700
-  std::string name;         // shown to the user; exported as TESTFARM_WORKER
+  std::string endpoint;  // the coordinator, e.g. inproc://testfarm or tcp://host:7700
+  std::string name;      // shown to the user; exported as TESTFARM_WORKER
   unsigned slots = 1;
   Millis leak_grace{500};
   std::filesystem::path scratch_root;  // empty: the system temp dir

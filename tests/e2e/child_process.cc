@@ -17,7 +17,8 @@ std::string ChildResult::LastLine() const {
   std::size_t end = out.find_last_not_of('\n');
   if (end == std::string::npos) return {};
   std::size_t start = out.rfind('\n', end);
-  return out.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  return out.substr(start == std::string::npos ? 0 : start + 1,
+                    end - (start == std::string::npos ? 0 : start + 1) + 1);
 }
 
 ChildResult RunChild(const std::vector<std::string>& argv, const ChildOptions& options) {

@@ -1,12 +1,12 @@
 // End to end: `testfarm run` on the fixture programs, checking exit codes, per-test lines and the
 // summary line exactly as a user (or CI log parser) sees them.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <regex>
 #include <string>
 #include <vector>
@@ -18,7 +18,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Fixture(const std::string& name) { return std::string(TESTFARM_FIXTURE_DIR) + "/" + name; }
+std::string Fixture(const std::string& name) {
+  return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
+}
 
 ChildResult Testfarm(std::vector<std::string> args, ChildOptions options = {}) {
   args.insert(args.begin(), TESTFARM_BINARY);
@@ -54,7 +56,8 @@ class TempDir {
 };
 
 TEST(E2E, AllPassingExitsZeroWithSummary) {
-  auto r = Testfarm({"run", Fixture("tf_pass"), Fixture("tf_stdin"), Fixture("tf_env"), Fixture("tf_fds")});
+  auto r = Testfarm(
+      {"run", Fixture("tf_pass"), Fixture("tf_stdin"), Fixture("tf_env"), Fixture("tf_fds")});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.LastLine(), "4 passed, 0 failed") << r.out;
   EXPECT_NE(LineFor(r, Fixture("tf_pass")).rfind("PASS", 0), std::string::npos) << r.out;
@@ -84,7 +87,8 @@ TEST(E2E, EveryMisbehaviourIsClassifiedExactly) {
   EXPECT_NE(LineFor(r, Fixture("tf_ignore_term")).find("SIGKILL"), std::string::npos) << r.out;
   EXPECT_NE(LineFor(r, Fixture("tf_orphan")).find("LEAK"), std::string::npos) << r.out;
   EXPECT_NE(LineFor(r, not_executable.string()).find("ERROR"), std::string::npos) << r.out;
-  EXPECT_NE(LineFor(r, not_executable.string()).find("Permission denied"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, not_executable.string()).find("Permission denied"), std::string::npos)
+      << r.out;
   // A failed test's output is shown under it.
   EXPECT_NE(r.out.find("tf_fail: assertion failed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tf_segv: about to crash"), std::string::npos) << r.out;
@@ -153,7 +157,8 @@ TEST(E2E, BadInputIsExit2WithOneClearLine) {
     auto r = Testfarm(c.args);
     EXPECT_EQ(r.exit_code, 2) << c.expected << "\n" << r.out << r.err;
     EXPECT_NE(r.err.find("testfarm: error:"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find(c.expected), std::string::npos) << "wanted '" << c.expected << "' in:\n" << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << "wanted '" << c.expected << "' in:\n"
+                                                         << r.err;
   }
 }
 

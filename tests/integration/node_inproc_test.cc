@@ -19,7 +19,9 @@ namespace {
 using coordinator::JobState;
 using coordinator::TestReport;
 
-std::string Fixture(const std::string& name) { return std::string(TESTFARM_FIXTURE_DIR) + "/" + name; }
+std::string Fixture(const std::string& name) {
+  return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
+}
 
 class RecordingReporter final : public coordinator::Reporter {
  public:
@@ -106,8 +108,8 @@ TEST(NodeInproc, CoordinatorAnswersGarbageWithErrorsAndKeepsRunning) {
       {"just one frame"},
       {"nottestfarm/1", valid},
       {"testfarm/99", valid},
-      {protocol::kHeader, std::string("\x85\xa4type", 6)},     // truncated map
-      {protocol::kHeader, std::string("\xc1", 1)},             // never-used msgpack byte
+      {protocol::kHeader, std::string("\x85\xa4type", 6)},  // truncated map
+      {protocol::kHeader, std::string("\xc1", 1)},          // never-used msgpack byte
       {protocol::kHeader, protocol::EncodeBody(protocol::Hello{"x", 0, "", "", {}})},  // 0 slots
       {protocol::kHeader, valid, "extra frame"},
   };

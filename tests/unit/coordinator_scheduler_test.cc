@@ -1,6 +1,6 @@
-#include "coordinator/scheduler.h"
-
 #include <gtest/gtest.h>
+
+#include "coordinator/scheduler.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -135,7 +135,8 @@ TEST(Scheduler, NoTimeoutMeansNoDeadline) {
 
 TEST(Scheduler, FailFastCancelsRunningAndStartsNoMore) {
   FakeClock clock;
-  Scheduler s(clock, Options(/*prefetch=*/0, /*max_failures=*/1), std::vector<Millis>(6, Millis(0)));
+  Scheduler s(clock, Options(/*prefetch=*/0, /*max_failures=*/1),
+              std::vector<Millis>(6, Millis(0)));
   s.AddWorker("w", 3);
   s.Dispatch();
   auto assigns = Assigns(s.TakeActions());
