@@ -183,7 +183,6 @@ void Coordinator::OnSignal(int signal_fd) {
     summary_.interrupted = true;
     spdlog::warn("coordinator: interrupted; stopping running tests");
     scheduler_.Stop("interrupted");
-    give_up_at_ = clock_.Now() + options_.scheduler.kill_grace + options_.stop_slack;
   } else {
     give_up_at_ = clock_.Now();  // a second signal: stop waiting
   }
@@ -200,34 +199,42 @@ long Coordinator::PollTimeoutMs() const {
   return MillisUntil(*next, clock_.Now());
 }
 
-RunSummary Coordinator::Run(int signal_fd) {
-  SteadyTime started = clock_.Now();
-  reporter_.OnRunStart(tests_.size());
-  bool was_stopped = false;
+void Coordinator::Loop(int signal_fd) {
   while (!scheduler_.Done()) {
     scheduler_.Dispatch();
     PerformActions();
     if (scheduler_.Done()) break;
     zmq_pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, signal_fd, ZMQ_POLLIN, 0}};
-    zmq::poll(items, signal_fd >= 0 ? 2 : 1, std::chrono::milliseconds(PollTimeoutMs()));
+    protocol::Poll(items, signal_fd >= 0 ? 2 : 1, PollTimeoutMs());
     if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
     if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
     for (JobId job : scheduler_.OnTimers()) {
       Report(job, JobState::kExpired, {}, "no result from the worker within the test's timeout",
              {});
     }
-    if (scheduler_.stopped() && !was_stopped) {
-      was_stopped = true;
-      if (!give_up_at_)
-        give_up_at_ = clock_.Now() + options_.scheduler.kill_grace + options_.stop_slack;
+    // Once stopped, cancelled jobs get the kill grace plus some slack to report back.
+    if (scheduler_.stopped() && !give_up_at_) {
+      give_up_at_ = clock_.Now() + options_.scheduler.kill_grace + options_.stop_slack;
     }
     if (give_up_at_ && clock_.Now() >= *give_up_at_) {
       PerformActions();
       AbandonOutstanding("the worker did not confirm the cancellation in time");
     }
   }
-  PerformActions();
+}
+
+RunSummary Coordinator::Run(int signal_fd) {
+  SteadyTime started = clock_.Now();
+  reporter_.OnRunStart(tests_.size());
+  try {
+    Loop(signal_fd);
+    PerformActions();
+  } catch (const zmq::error_t& e) {
+    spdlog::error("coordinator: socket failure: {}", e.what());
+    scheduler_.Stop(std::string("socket failure: ") + e.what());
+    AbandonOutstanding("the coordinator's socket failed");
+  }
   // Tests never started because the run stopped are counted, not listed one by one.
   for (JobId job = 0; job < tests_.size(); ++job) {
     if (scheduler_.state(job) == JobState::kNotRun) ++summary_.not_run;

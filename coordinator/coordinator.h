@@ -41,6 +41,7 @@ class Coordinator {
     unsigned slots = 0;
   };
 
+  void Loop(int signal_fd);
   void HandleIncoming();
   void HandleMessage(const std::string& identity, protocol::Message& message);
   void OnHello(const std::string& identity, const protocol::Hello& hello);

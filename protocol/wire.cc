@@ -1,6 +1,7 @@
 #include "protocol/wire.h"
 
 #include <array>
+#include <cerrno>
 #include <vector>
 #include <zmq_addon.hpp>
 
@@ -31,6 +32,12 @@ std::optional<Incoming> Receive(zmq::socket_t& socket, bool router) {
   }
   in.message = Decode(frames[first].to_string_view(), frames[first + 1].to_string_view());
   return in;
+}
+
+void Poll(zmq_pollitem_t* items, std::size_t count, long timeout_ms) {
+  if (zmq_poll(items, static_cast<int>(count), timeout_ms) >= 0) return;
+  if (zmq_errno() != EINTR) throw zmq::error_t();
+  for (std::size_t i = 0; i < count; ++i) items[i].revents = 0;
 }
 
 bool Send(zmq::socket_t& socket, const Message& message, const std::string* identity) {

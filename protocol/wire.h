@@ -22,6 +22,10 @@ struct Incoming {
 // Non-blocking. nullopt when nothing is waiting. `router`: the first frame is the identity.
 std::optional<Incoming> Receive(zmq::socket_t& socket, bool router);
 
+// zmq_poll over sockets and raw fds. A signal interrupting the wait (EINTR) is "nothing ready",
+// not an error; other failures throw zmq::error_t, to be caught at the loop boundary.
+void Poll(zmq_pollitem_t* items, std::size_t count, long timeout_ms);
+
 // Sends `message` (prefixed by `identity` for a ROUTER). Returns false if it would block.
 bool Send(zmq::socket_t& socket, const Message& message, const std::string* identity = nullptr);
 

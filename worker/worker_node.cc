@@ -160,7 +160,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
       long timeout = -1;
       if (auto deadline = pool_.NextDeadline()) timeout = MillisUntil(*deadline, clock_.Now());
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout));
+      protocol::Poll(items.data(), items.size(), timeout);
       for (std::size_t i = 1; i < items.size(); ++i) {
         if (items[i].revents != 0) pool_.OnFdReady(items[i].fd);
       }
