@@ -35,11 +35,13 @@ int main(int argc, char** argv) {
                   "process group")
       ->type_name("DURATION")
       ->capture_default_str();
-  run->add_flag("--fail-fast", run_args.fail_fast,
-                "Stop at the first failure: cancel running tests, start no more");
+  CLI::Option* fail_fast =
+      run->add_flag("--fail-fast", run_args.fail_fast,
+                    "Stop at the first failure: cancel running tests, start no more");
   run->add_option("--max-fail", run_args.max_fail,
                   "Stop after N failures: cancel running tests, start no more")
-      ->check(CLI::Range(1u, 1000000u));
+      ->check(CLI::Range(1u, 1000000u))
+      ->excludes(fail_fast);
 
   // CLI11 reports an unknown command as "a subcommand is required"; name the culprit instead.
   for (int i = 1; i < argc; ++i) {

@@ -50,15 +50,17 @@ std::optional<std::string> CheckExecutable(const std::string& path) {
   return std::nullopt;
 }
 
-// SIGINT/SIGTERM are blocked in every thread (so zmq's threads never take them) and read from a
-// signalfd in the coordinator's poll loop. Children start with an empty mask (posix_spawn).
+// SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked in every thread (so zmq's threads never take
+// them) and read from a signalfd in the coordinator's poll loop; each stops the run. Children
+// start with an empty mask and default dispositions (posix_spawn).
 UniqueFd BlockTerminationSignals() {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, signal);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  // An inherited SIGCHLD=SIG_IGN would make the kernel reap tests before we read their status.
+  ::signal(SIGCHLD, SIG_DFL);
   return UniqueFd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
 }
 
@@ -106,10 +108,13 @@ int Run(const RunArgs& args) {
   });
 
   coordinator::RunSummary summary = coordinator.Run(signal_fd.get());
+  // The run is over (or given up on): end the in-process worker now, whatever it is doing.
+  // Its pool kills anything still running.
+  context.shutdown();
   worker_thread.join();
 
   if (summary.interrupted) return kExitInterrupted;
-  return summary.failed > 0 ? kExitFailed : kExitPassed;
+  return summary.passed == summary.total() ? kExitPassed : kExitFailed;
 }
 
 }  // namespace testfarm::cli

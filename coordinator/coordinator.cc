@@ -61,9 +61,16 @@ void Coordinator::SendTo(const std::string& identity, const protocol::Message& m
     auto it = workers_.find(identity);
     std::string name = it == workers_.end() ? "unknown" : it->second.name;
     spdlog::warn("coordinator: worker {} unreachable ({}); requeueing its jobs", name, e.what());
-    scheduler_.RemoveWorker(identity);
-    workers_.erase(identity);
+    ForgetWorker(identity, "the worker became unreachable");
   }
+}
+
+void Coordinator::ForgetWorker(const std::string& identity, const std::string& why) {
+  // While running, its jobs go back to the queue; once stopped, they end as cancelled.
+  for (JobId job : scheduler_.RemoveWorker(identity)) {
+    Report(job, JobState::kCancelled, {}, why, {});
+  }
+  workers_.erase(identity);
 }
 
 void Coordinator::OnHello(const std::string& identity, const protocol::Hello& hello) {
@@ -129,8 +136,7 @@ void Coordinator::HandleMessage(const std::string& identity, protocol::Message& 
     OnResult(identity, *result);
   } else if (std::holds_alternative<protocol::Bye>(message)) {
     spdlog::info("coordinator: worker left");
-    scheduler_.RemoveWorker(identity);
-    workers_.erase(identity);
+    ForgetWorker(identity, "the worker left");
   } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
     spdlog::error("coordinator: worker reported an error: {}", error->text);
   } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
@@ -179,12 +185,16 @@ void Coordinator::PerformActions() {
 void Coordinator::OnSignal(int signal_fd) {
   signalfd_siginfo info{};
   if (::read(signal_fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return;
-  if (!summary_.interrupted) {
+  SteadyTime now = clock_.Now();
+  if (!first_signal_at_) {
+    first_signal_at_ = now;
     summary_.interrupted = true;
     spdlog::warn("coordinator: interrupted; stopping running tests");
     scheduler_.Stop("interrupted");
-  } else {
-    give_up_at_ = clock_.Now();  // a second signal: stop waiting
+  } else if (now - *first_signal_at_ >= kSecondSignalAfter) {
+    // A second signal: stop waiting for the cancelled tests. (One sent to the process and then
+    // to its group, as `timeout` does, arrives twice at once; that counts as one.)
+    give_up_at_ = now;
   }
 }
 

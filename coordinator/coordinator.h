@@ -47,6 +47,7 @@ class Coordinator {
   void OnHello(const std::string& identity, const protocol::Hello& hello);
   void OnResult(const std::string& identity, protocol::JobResult& result);
   void OnSignal(int signal_fd);
+  void ForgetWorker(const std::string& identity, const std::string& why);
   void PerformActions();
   void Report(JobId job, JobState state, std::optional<protocol::JobResult> result,
               std::string reason, const std::string& worker);
@@ -64,6 +65,8 @@ class Coordinator {
   std::vector<bool> reported_;
   RunSummary summary_;
   std::optional<SteadyTime> give_up_at_;  // set once the run is stopping
+  std::optional<SteadyTime> first_signal_at_;
+  static constexpr Millis kSecondSignalAfter{1000};
 };
 
 }  // namespace testfarm::coordinator

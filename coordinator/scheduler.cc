@@ -18,18 +18,25 @@ void Scheduler::AddWorker(const WorkerId& worker, unsigned slots) {
   workers_[worker].slots = std::max(1u, slots);
 }
 
-void Scheduler::RemoveWorker(const WorkerId& worker) {
+std::vector<JobId> Scheduler::RemoveWorker(const WorkerId& worker) {
+  std::vector<JobId> cancelled;
   auto it = workers_.find(worker);
-  if (it == workers_.end()) return;
+  if (it == workers_.end()) return cancelled;
   // Requeue in reverse so the earliest-assigned job ends up at the front.
   for (auto lease = it->second.outstanding.rbegin(); lease != it->second.outstanding.rend();
        ++lease) {
     JobId job = leases_.at(*lease).job;
     leases_.erase(*lease);
-    jobs_[job].state = JobState::kPending;
-    queue_.push_front(job);
+    if (stopped_) {
+      Finish(job, JobState::kCancelled);
+      cancelled.push_back(job);
+    } else {
+      jobs_[job].state = JobState::kPending;
+      queue_.push_front(job);
+    }
   }
   workers_.erase(it);
+  return cancelled;
 }
 
 void Scheduler::Dispatch() {

@@ -54,8 +54,9 @@ class Scheduler {
   Scheduler(const Clock& clock, SchedulerOptions options, std::vector<Millis> timeouts);
 
   void AddWorker(const WorkerId& worker, unsigned slots);
-  // A worker left or died: its outstanding jobs go back to the front of the queue.
-  void RemoveWorker(const WorkerId& worker);
+  // A worker left or died: its outstanding jobs go back to the front of the queue, or, once the
+  // run has stopped, end as kCancelled; those are returned so they can be reported.
+  std::vector<JobId> RemoveWorker(const WorkerId& worker);
   bool HasWorker(const WorkerId& worker) const { return workers_.count(worker) != 0; }
 
   // Hands out jobs to every worker with credit. Call after any event.

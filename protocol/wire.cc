@@ -14,20 +14,27 @@ void ConfigureSocket(zmq::socket_t& socket) {
 }
 
 std::optional<Incoming> Receive(zmq::socket_t& socket, bool router) {
+  // Frame by frame: a hostile peer's extra frames are counted and dropped, never accumulated.
+  // (Each frame is bounded by ZMQ_MAXMSGSIZE on TCP; inproc peers live in this process.)
+  const std::size_t wanted = router ? 3 : 2;
   std::vector<zmq::message_t> frames;
-  auto got = zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
-  if (!got) return std::nullopt;
-  Incoming in;
-  std::size_t first = 0;
-  if (router) {
-    if (frames.empty()) return std::nullopt;
-    in.identity = frames[0].to_string();
-    first = 1;
+  std::size_t count = 0;
+  while (true) {
+    zmq::message_t frame;
+    auto flags = count == 0 ? zmq::recv_flags::dontwait : zmq::recv_flags::none;
+    if (!socket.recv(frame, flags)) return std::nullopt;  // nothing waiting
+    ++count;
+    bool more = frame.more();
+    if (frames.size() < wanted) frames.push_back(std::move(frame));
+    if (!more) break;
   }
-  if (frames.size() - first != 2) {
+  Incoming in;
+  if (router) in.identity = frames[0].to_string();
+  std::size_t first = router ? 1 : 0;
+  if (count != wanted) {
     in.message =
-        DecodeError{DecodeError::Code::kMalformed, "expected 2 frames (header, body), got " +
-                                                       std::to_string(frames.size() - first)};
+        DecodeError{DecodeError::Code::kMalformed,
+                    "expected 2 frames (header, body), got " + std::to_string(count - first)};
     return in;
   }
   in.message = Decode(frames[first].to_string_view(), frames[first + 1].to_string_view());

@@ -24,7 +24,13 @@ void JobLifecycle::OnStreamsClosed(SteadyTime now) {
 
 void JobLifecycle::OnCancel(SteadyTime now, std::string reason) {
   if (finished_ || termination_ != Termination::kNone) return;
-  if (status_ && streams_closed_) return;  // done already; Next() reports the real outcome
+  if (status_) {
+    // It exited on its own: that is its result. Only stop waiting out the leak grace; the pool
+    // kills whatever still holds its output when it finalizes.
+    cut_short_ = true;
+    last_event_ = now;
+    return;
+  }
   termination_ = Termination::kCancel;
   cancel_reason_ = std::move(reason);
   last_event_ = now;
@@ -61,7 +67,7 @@ JobLifecycle::Action JobLifecycle::Next(SteadyTime now) {
     return Action::kNone;
   }
   if (!status_) return Action::kNone;
-  if (streams_closed_) return Finish(now);
+  if (streams_closed_ || cut_short_) return Finish(now);
   if (now >= exited_at_ + limits_.leak_grace) {
     leaked_ = true;
     return Finish(now);
@@ -80,7 +86,7 @@ std::optional<SteadyTime> JobLifecycle::NextDeadline() const {
     if (limits_.timeout.count() > 0) return started_ + limits_.timeout;
     return std::nullopt;
   }
-  if (streams_closed_) return last_event_;
+  if (streams_closed_ || cut_short_) return last_event_;
   return exited_at_ + limits_.leak_grace;
 }
 

@@ -63,6 +63,7 @@ class JobLifecycle {
   bool streams_closed_ = false;
   Termination termination_ = Termination::kNone;
   std::string cancel_reason_;
+  bool cut_short_ = false;  // cancelled after exit: finish now, keep the real exit status
   bool term_sent_ = false;
   SteadyTime term_sent_at_{};
   bool kill_sent_ = false;

@@ -1,6 +1,8 @@
 #include "worker/scratch_dir.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
@@ -33,15 +35,25 @@ Result<ScratchDir> ScratchDir::Create(const fs::path& parent, const std::string&
     return Error{"cannot create a directory under " + parent.string() + ": " +
                  std::generic_category().message(err)};
   }
-  return ScratchDir(fs::path(buffer.data()));
+  struct stat st {};
+  if (::lstat(buffer.data(), &st) != 0) {
+    int err = errno;
+    ::rmdir(buffer.data());
+    return Error{"cannot inspect " + std::string(buffer.data()) + ": " +
+                 std::generic_category().message(err)};
+  }
+  return ScratchDir(fs::path(buffer.data()), st.st_dev, st.st_ino);
 }
 
-ScratchDir::ScratchDir(ScratchDir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+ScratchDir::ScratchDir(ScratchDir&& other) noexcept
+    : path_(std::exchange(other.path_, {})), device_(other.device_), inode_(other.inode_) {}
 
 ScratchDir& ScratchDir::operator=(ScratchDir&& other) noexcept {
   if (this != &other) {
     Remove();
     path_ = std::exchange(other.path_, {});
+    device_ = other.device_;
+    inode_ = other.inode_;
   }
   return *this;
 }
@@ -60,8 +72,14 @@ bool ScratchDir::Remove() {
   return true;
 }
 
+bool ScratchDir::StillOurs() const {
+  struct stat st {};
+  return ::lstat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == device_ &&
+         st.st_ino == inode_;
+}
+
 bool ScratchDir::Empty() {
-  if (path_.empty()) return false;
+  if (path_.empty() || !StillOurs()) return false;
   std::error_code ec;
   fs::permissions(path_, fs::perms::owner_all, fs::perm_options::replace, ec);
   if (ec) return false;

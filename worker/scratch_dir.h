@@ -2,6 +2,8 @@
 // A private temporary directory (a slot's TMPDIR): created with mkdtemp (mode 0700), emptied
 // between jobs, and removed with everything in it when the owner goes away, even if a job made
 // parts of it read-only.
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 
@@ -26,13 +28,19 @@ class ScratchDir {
   // Removes the tree now; returns false if something could not be removed. Idempotent.
   bool Remove();
   // Removes everything inside and restores mode 0700, keeping the directory itself (cheap when
-  // it is already empty). Returns false if something could not be removed.
+  // it is already empty). Returns false if something could not be removed, or if the path no
+  // longer names the directory we made (a job replaced it, e.g. with a symlink): nothing outside
+  // is ever touched, and the owner should drop this one and make a fresh directory.
   bool Empty();
 
  private:
-  explicit ScratchDir(std::filesystem::path path) : path_(std::move(path)) {}
+  ScratchDir(std::filesystem::path path, dev_t device, ino_t inode)
+      : path_(std::move(path)), device_(device), inode_(inode) {}
+  bool StillOurs() const;
 
   std::filesystem::path path_;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
 };
 
 // The system temporary directory ($TMPDIR, else /tmp), never throwing.

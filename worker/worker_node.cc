@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <vector>
 
 #include "protocol/wire.h"
@@ -125,7 +126,7 @@ void WorkerNode::StartQueuedJobs() {
     spec.env = std::move(job.env);
     spec.cwd = std::move(job.cwd);
     spec.timeout = Millis(static_cast<long long>(job.timeout_ms));
-    if (job.kill_grace_ms > 0) spec.kill_grace = Millis(static_cast<long long>(job.kill_grace_ms));
+    spec.kill_grace = Millis(static_cast<long long>(job.kill_grace_ms));
     running_jobs_[job.lease] = job.job_id;
     pool_.Start(job.lease, std::move(spec));
   }
@@ -152,6 +153,10 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
     std::vector<zmq_pollitem_t> items;
     while (true) {
       StartQueuedJobs();
+      // A job that could not start, or a cancel of one that had just exited, finishes without
+      // any fd becoming ready: report it now, not after the next wake-up.
+      CollectFinished();
+      FlushOutbox();
       fds.clear();
       pool_.CollectFds(&fds);
       items.clear();
@@ -176,6 +181,9 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
     }
     return RunEnd::kCoordinatorSaidBye;
   } catch (const zmq::error_t& e) {
+    // The context was shut down: the process that owns this worker is done with it. The pool's
+    // destructor kills whatever is still running.
+    if (e.num() == ETERM) return RunEnd::kContextClosed;
     return Error{std::string("worker socket: ") + e.what()};
   }
 }

@@ -24,14 +24,18 @@ struct WorkerNodeOptions {
 };
 
 // What ended a ServeOneRun.
-enum class RunEnd { kCoordinatorSaidBye };
+enum class RunEnd {
+  kCoordinatorSaidBye,
+  kContextClosed,  // the ZeroMQ context was shut down (the in-process worker's normal end)
+};
 
 class WorkerNode {
  public:
   WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOptions options);
 
-  // Connects, says hello and runs jobs until the coordinator says bye; then cancels anything
-  // left, reports it, and returns. A socket failure (e.g. the context was shut down) is an error.
+  // Connects, says hello and runs jobs until the coordinator says bye (then cancels anything
+  // left, reports it, and returns) or the context is shut down (running jobs are killed).
+  // Any other socket failure is an error.
   Result<RunEnd> ServeOneRun();
 
  private:

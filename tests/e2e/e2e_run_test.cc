@@ -148,6 +148,66 @@ TEST(E2E, InterruptStopsRunningTestsAndExits130) {
   EXPECT_NE(r.out.find("Stopped early (interrupted)"), std::string::npos) << r.out;
 }
 
+TEST(E2E, ATestThatCannotStartFailsAtOnceEvenWithoutTimeout) {
+  TempDir dir;
+  fs::path not_executable = dir.path() / "not_executable";
+  std::ofstream(not_executable) << "data\n";
+  fs::permissions(not_executable, fs::perms::owner_read);
+  ChildOptions bounded;
+  bounded.deadline = std::chrono::milliseconds(20000);
+  auto r = Testfarm({"run", "--timeout", "0", not_executable.string()}, bounded);
+  EXPECT_FALSE(r.timed_out) << "the worker sat on a result it already had";
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(LineFor(r, not_executable.string()).find("ERROR"), std::string::npos) << r.out;
+  EXPECT_EQ(r.LastLine(), "0 passed, 1 failed");
+}
+
+TEST(E2E, KillGraceZeroMeansSigkillRightAfterSigterm) {
+  auto r = Testfarm({"run", "--timeout", "300ms", "--kill-grace", "0", Fixture("tf_ignore_term")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(LineFor(r, Fixture("tf_ignore_term")).find("SIGKILL after 0ms grace"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(E2E, InheritedIgnoredSigchldDoesNotHideExitStatuses) {
+  // A parent that ignores SIGCHLD passes that on through exec; the kernel would then reap the
+  // tests before testfarm could read how they ended.
+  // (perl-base is part of every Debian system; dash will not ignore SIGCHLD.)
+  std::vector<std::string> args = {"/usr/bin/perl",
+                                   "-e",
+                                   "$SIG{CHLD} = 'IGNORE'; exec @ARGV",
+                                   TESTFARM_BINARY,
+                                   "run",
+                                   Fixture("tf_fail"),
+                                   Fixture("tf_segv"),
+                                   Fixture("tf_pass")};
+  auto r = RunChild(args);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(LineFor(r, Fixture("tf_segv")).find("SIGSEGV"), std::string::npos) << r.out;
+  EXPECT_EQ(r.LastLine(), "1 passed, 2 failed") << r.out;
+}
+
+TEST(E2E, HangupStopsTheRunLikeInterrupt) {
+  ChildOptions options;
+  options.signal_after_text = "joined with";
+  options.signal_on_text = SIGHUP;
+  auto r = Testfarm({"run", "--kill-grace", "200ms", Fixture("tf_hang")}, options);
+  EXPECT_EQ(r.exit_code, 130) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "0 passed, 0 failed, 1 skipped") << r.out;
+}
+
+TEST(E2E, InterruptBeforeAnyWorkerJoinedStillEnds) {
+  ChildOptions options;
+  options.deadline = std::chrono::milliseconds(20000);
+  options.signal_after_text = "testfarm: ";  // the first line, printed before the worker joins
+  options.signal_on_text = SIGINT;
+  auto r = Testfarm({"run", Fixture("tf_hang"), Fixture("tf_hang")}, options);
+  EXPECT_FALSE(r.timed_out) << r.out << r.err;
+  EXPECT_EQ(r.exit_code, 130) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "0 passed, 0 failed, 2 skipped") << r.out;
+}
+
 TEST(E2E, BadInputIsExit2WithOneClearLine) {
   struct Case {
     std::vector<std::string> args;
@@ -163,6 +223,7 @@ TEST(E2E, BadInputIsExit2WithOneClearLine) {
       {{"run"}, "executables"},
       {{"frobnicate"}, "frobnicate"},
       {{"--log-level", "loud", "run", Fixture("tf_pass")}, "unknown level 'loud'"},
+      {{"run", "--fail-fast", "--max-fail", "3", Fixture("tf_pass")}, "excludes"},
   };
   for (const Case& c : cases) {
     auto r = Testfarm(c.args);

@@ -89,6 +89,25 @@ TEST_F(ScratchDirTest, EmptyClearsEverythingButKeepsThePrivateDirectory) {
   fs::remove(outside);
 }
 
+TEST_F(ScratchDirTest, EmptyRefusesAPathThatNoLongerNamesOurDirectory) {
+  fs::path victim = parent_.path() / "victim";
+  fs::create_directory(victim);
+  std::ofstream(victim / "precious") << "keep me\n";
+  ::chmod(victim.c_str(), 0755);
+  ScratchDir dir = MustCreate();
+  fs::path path = dir.path();
+  fs::remove(path);                            // what `rm -rf "$TMPDIR"` does ...
+  fs::create_directory_symlink(victim, path);  // ... and `ln -s victim "$TMPDIR"`
+  EXPECT_FALSE(dir.Empty());
+  EXPECT_TRUE(fs::exists(victim / "precious")) << "emptying followed the job's symlink";
+  EXPECT_EQ(fs::status(victim).permissions() & fs::perms::all,
+            fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                fs::perms::others_read | fs::perms::others_exec);
+  dir = ScratchDir();  // dropping it removes the symlink, not what it points to
+  EXPECT_FALSE(fs::exists(fs::symlink_status(path)));
+  EXPECT_TRUE(fs::exists(victim / "precious"));
+}
+
 TEST_F(ScratchDirTest, MoveTransfersOwnership) {
   ScratchDir a = MustCreate();
   fs::path path = a.path();

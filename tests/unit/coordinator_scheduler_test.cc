@@ -189,6 +189,21 @@ TEST(Scheduler, StopIsIdempotentAndAbandonCancelsOutstanding) {
   EXPECT_EQ(s.state(2), JobState::kNotRun);
 }
 
+TEST(Scheduler, AWorkerLostAfterStopHasItsJobsCancelledNotRequeued) {
+  FakeClock clock;
+  Scheduler s(clock, Options(), std::vector<Millis>(3, Millis(0)));
+  s.AddWorker("w", 2);
+  s.Dispatch();
+  s.TakeActions();
+  s.Stop("interrupted");
+  auto cancelled = s.RemoveWorker("w");
+  EXPECT_EQ(cancelled, (std::vector<JobId>{1, 0}));
+  EXPECT_TRUE(s.Done());
+  EXPECT_EQ(s.state(0), JobState::kCancelled);
+  EXPECT_EQ(s.state(1), JobState::kCancelled);
+  EXPECT_EQ(s.state(2), JobState::kNotRun);
+}
+
 TEST(Scheduler, RemovedWorkersJobsGoBackToTheFrontOfTheQueue) {
   FakeClock clock;
   Scheduler s(clock, Options(/*prefetch=*/1), std::vector<Millis>(4, Millis(0)));
@@ -196,7 +211,7 @@ TEST(Scheduler, RemovedWorkersJobsGoBackToTheFrontOfTheQueue) {
   s.Dispatch();
   auto first = Assigns(s.TakeActions());
   ASSERT_EQ(first.size(), 2u);
-  s.RemoveWorker("a");
+  EXPECT_TRUE(s.RemoveWorker("a").empty()) << "requeued, not finished";
   EXPECT_FALSE(s.OnResult("a", first[0].lease, Verdict::kPassed)) << "lease was revoked";
   s.AddWorker("b", 1);
   s.Dispatch();

@@ -177,14 +177,15 @@ TEST_F(JobLifecycleTest, CancelExitingOnTermIsCancelled) {
   EXPECT_EQ(job.FinalState(), ExitState::Cancelled("lease revoked"));
 }
 
-TEST_F(JobLifecycleTest, CancelDuringLeakGraceFinishesAtOnce) {
+TEST_F(JobLifecycleTest, CancelDuringLeakGraceFinishesAtOnceWithTheRealExit) {
   JobLifecycle job = Make(0ms);
-  job.OnExited(clock_.Now(), ExitState::Exited(0));
+  job.OnExited(clock_.Now(), ExitState::Exited(1));
   EXPECT_EQ(job.Next(clock_.Now()), Action::kNone);
   job.OnCancel(clock_.Now(), "stop");
+  EXPECT_EQ(job.NextDeadline(), clock_.Now());
   EXPECT_EQ(job.Next(clock_.Now()),
             Action::kFinish);  // nothing to signal: the pool kills the group
-  EXPECT_EQ(job.FinalState(), ExitState::Cancelled("stop"));
+  EXPECT_EQ(job.FinalState(), ExitState::Exited(1)) << "a real exit is never overwritten";
 }
 
 TEST_F(JobLifecycleTest, CancelAfterTimeoutStaysTimedOut) {
