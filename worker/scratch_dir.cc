@@ -72,17 +72,19 @@ bool ScratchDir::Remove() {
   return true;
 }
 
-bool ScratchDir::StillOurs() const {
-  struct stat st {};
-  return ::lstat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == device_ &&
-         st.st_ino == inode_;
+bool ScratchDir::StillOurs(struct stat* st) const {
+  return ::lstat(path_.c_str(), st) == 0 && S_ISDIR(st->st_mode) && st->st_dev == device_ &&
+         st->st_ino == inode_;
 }
 
 bool ScratchDir::Empty() {
-  if (path_.empty() || !StillOurs()) return false;
+  struct stat st {};
+  if (path_.empty() || !StillOurs(&st)) return false;
   std::error_code ec;
-  fs::permissions(path_, fs::perms::owner_all, fs::perm_options::replace, ec);
-  if (ec) return false;
+  if ((st.st_mode & 07777) != 0700) {
+    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec) return false;
+  }
   bool made_removable = false;
   for (fs::directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
     std::error_code remove_ec;

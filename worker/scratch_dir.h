@@ -2,6 +2,7 @@
 // A private temporary directory (a slot's TMPDIR): created with mkdtemp (mode 0700), emptied
 // between jobs, and removed with everything in it when the owner goes away, even if a job made
 // parts of it read-only.
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <filesystem>
@@ -36,7 +37,8 @@ class ScratchDir {
  private:
   ScratchDir(std::filesystem::path path, dev_t device, ino_t inode)
       : path_(std::move(path)), device_(device), inode_(inode) {}
-  bool StillOurs() const;
+  // lstat()s the path into `st`; true if it is still the directory we made.
+  bool StillOurs(struct stat* st) const;
 
   std::filesystem::path path_;
   dev_t device_ = 0;
