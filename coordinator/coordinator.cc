@@ -92,7 +92,13 @@ void Coordinator::Report(JobId job, JobState state, std::optional<protocol::JobR
                          std::string reason, const std::string& worker) {
   if (reported_[job]) return;  // each test is reported exactly once
   reported_[job] = true;
-  TestReport report{tests_[job].name, state, std::move(result), std::move(reason), worker};
+  TestReport report;
+  report.name = tests_[job].name;
+  report.suite = tests_[job].name;
+  report.state = state;
+  report.result = std::move(result);
+  report.reason = std::move(reason);
+  report.worker = worker;
   switch (state) {
     case JobState::kPassed:
       ++summary_.passed;

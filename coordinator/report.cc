@@ -1,5 +1,7 @@
 #include "coordinator/report.h"
 
+#include "coordinator/suite.h"
+
 namespace testfarm::coordinator {
 
 using Kind = ExitState::Kind;
@@ -11,6 +13,7 @@ const char* StatusWord(const TestReport& report) {
     case JobState::kExpired:
       return "LOST";
     case JobState::kNotRun:
+    case JobState::kSkipped:
     case JobState::kPending:
     case JobState::kLeased:
       return "SKIP";
@@ -35,6 +38,18 @@ const char* StatusWord(const TestReport& report) {
       return "CANCEL";
   }
   return "FAIL";
+}
+
+const char* SuiteKindName(SuiteKind kind) {
+  switch (kind) {
+    case SuiteKind::kAuto:
+      return "auto";
+    case SuiteKind::kPlain:
+      return "plain";
+    case SuiteKind::kGtest:
+      return "gtest";
+  }
+  return "auto";
 }
 
 std::string StatusReason(const TestReport& report) {

@@ -12,12 +12,23 @@
 
 namespace testfarm::coordinator {
 
+// One finished attempt of one test.
 struct TestReport {
-  std::string name;
+  std::string name;       // full name: the suite's name, or "suite::Suite.Case" for a gtest case
+  std::string suite;      // the suite's name
+  std::string case_name;  // "Suite.Case" for a gtest case; empty for a plain suite
   JobState state = JobState::kPending;
-  std::optional<protocol::JobResult> result;  // absent for expired / not-run tests
-  std::string reason;                         // why, when there is no result to say it
-  std::string worker;                         // the worker's name
+  std::optional<protocol::JobResult> result;  // the process that ran it (a batch's is shared);
+                                              // absent for expired, skipped or not-run tests
+  std::string reason;     // short: why it failed or was skipped, when the result does not say
+  std::string message;    // long: gtest's failure messages for this case
+  Millis duration{0};     // the case's own time (gtest's JSON), else the process's
+  std::string worker;     // the worker's name
+  uint32_t slot = 0;
+  Millis started_at{0};   // when its process started / ended, since the run started
+  Millis finished_at{0};
+  unsigned attempt = 1;   // 2 for a case re-run alone after its batch could not report it
+  bool batch = false;     // it ran inside a batch of cases
 };
 
 struct RunSummary {
@@ -35,6 +46,7 @@ struct RunSummary {
 };
 
 // "PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "LEAK", "CANCEL", "LOST", "SKIP".
+// A gtest case that failed inside a process that exited normally is "FAIL".
 const char* StatusWord(const TestReport& report);
 // "exit 1", "SIGSEGV", "failed to start: No such file or directory", ...; empty for a pass.
 std::string StatusReason(const TestReport& report);

@@ -46,7 +46,8 @@ using Action = std::variant<AssignAction, CancelAction>;
 enum class Verdict { kPassed, kFailed, kCancelled };
 
 // A job's final state.
-enum class JobState { kPending, kLeased, kPassed, kFailed, kCancelled, kExpired, kNotRun };
+// kSkipped: the test said so (GTEST_SKIP, SKIP_RETURN_CODE) or is disabled.
+enum class JobState { kPending, kLeased, kPassed, kFailed, kCancelled, kExpired, kNotRun, kSkipped };
 
 class Scheduler {
  public:
