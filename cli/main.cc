@@ -7,6 +7,45 @@
 #include "cli/run_command.h"
 #include "shared/logging.h"
 
+namespace {
+
+// The options `run` and `list` share: where tests come from and which of them.
+void AddSourceOptions(CLI::App* command, testfarm::cli::SourceArgs* source) {
+  command->add_option("executables", source->executables,
+                      "Test executables: GoogleTest binaries (detected) run one test per case, "
+                      "others are one test each")
+      ->type_name("PATH");
+  command->add_option("--manifest", source->manifest,
+                      "Suites from a testfarm.toml (default: ./testfarm.toml when no executable "
+                      "or --ctest is given)")
+      ->type_name("FILE");
+  command->add_option("--ctest", source->ctest_dir,
+                      "Import the tests a CMake build directory registered with CTest")
+      ->type_name("BUILD_DIR");
+  command->add_option("--filter", source->filters,
+                      "Run only tests whose full name (suite or suite::Suite.Case) matches this "
+                      "glob; repeatable")
+      ->type_name("GLOB");
+  command->add_option("--exclude", source->excludes,
+                      "Skip tests whose full name matches this glob; repeatable")
+      ->type_name("GLOB");
+  command->add_option("--label", source->labels,
+                      "Run only tests carrying this label (manifest or CTest LABELS); repeatable")
+      ->type_name("LABEL");
+  command
+      ->add_option("--timeout", source->timeout,
+                   "Per-test timeout where the suite sets none: seconds, or with a unit (500ms, "
+                   "30s, 2m, 1h); 0 disables")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  command
+      ->add_option("-j,--jobs", source->jobs,
+                   "Tests run at once (default: half the hardware threads, 1 to 16)")
+      ->check(CLI::Range(1u, 1024u));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"testfarm: run test executables in parallel across a farm of workers"};
   app.set_version_flag("--version", std::string("testfarm ") + TESTFARM_VERSION);
@@ -18,18 +57,9 @@ int main(int argc, char** argv) {
   testfarm::cli::RunArgs run_args;
   CLI::App* run = app.add_subcommand(
       "run",
-      "Run test executables on this machine: a coordinator plus an in-process worker.\n"
-      "Each EXECUTABLE is one test; it passes when it exits 0.");
-  run->add_option("executables", run_args.executables, "Test executables to run")
-      ->required()
-      ->type_name("PATH");
-  run->add_option("-j,--jobs", run_args.jobs,
-                  "Tests run at once (default: half the hardware threads, 1 to 16)")
-      ->check(CLI::Range(1u, 1024u));
-  run->add_option("--timeout", run_args.timeout,
-                  "Per-test timeout: seconds, or with a unit (500ms, 30s, 2m, 1h); 0 disables")
-      ->type_name("DURATION")
-      ->capture_default_str();
+      "Run tests on this machine: a coordinator plus an in-process worker.\n"
+      "A plain test passes when it exits 0 (and leaves no process holding its output open).");
+  AddSourceOptions(run, &run_args.source);
   run->add_option("--kill-grace", run_args.kill_grace,
                   "After a timeout or cancel: time between SIGTERM and SIGKILL to the test's "
                   "process group")
@@ -42,6 +72,27 @@ int main(int argc, char** argv) {
                   "Stop after N failures: cancel running tests, start no more")
       ->check(CLI::Range(1u, 1000000u))
       ->excludes(fail_fast);
+  run->add_option("--isolation", run_args.isolation,
+                  "test: one process per GoogleTest case; batch: many cases of one binary per "
+                  "process (a case a batch cannot account for is re-run alone)")
+      ->check(CLI::IsMember({"test", "batch"}))
+      ->capture_default_str();
+  run->add_option("--batch-target", run_args.batch_target,
+                  "With --isolation batch: the time a batch should take")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  run->add_option("--junit", run_args.junit, "Write a JUnit XML report")->type_name("FILE");
+  run->add_option("--json", run_args.json,
+                  "Write a JSON report: one object per test attempt (docs/json-report.md)")
+      ->type_name("FILE");
+  run->add_option("--trace", run_args.trace,
+                  "Write a Chrome trace-event file, one track per worker slot (open in Perfetto)")
+      ->type_name("FILE");
+
+  testfarm::cli::ListArgs list_args;
+  CLI::App* list = app.add_subcommand("list", "Print the tests a run would run, and exit");
+  AddSourceOptions(list, &list_args.source);
+  list->add_flag("--json", list_args.json, "Print them as a JSON array");
 
   // CLI11 reports an unknown command as "a subcommand is required"; name the culprit instead.
   for (int i = 1; i < argc; ++i) {
@@ -51,8 +102,9 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg.rfind('-', 0) == 0) continue;
-    if (arg != "run") {
-      std::fprintf(stderr, "testfarm: error: unknown command '%s' (commands: run)\n", arg.c_str());
+    if (arg != "run" && arg != "list") {
+      std::fprintf(stderr, "testfarm: error: unknown command '%s' (commands: run, list)\n",
+                   arg.c_str());
       return 2;
     }
     break;
@@ -75,5 +127,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (run->parsed()) return testfarm::cli::Run(run_args);
+  if (list->parsed()) return testfarm::cli::List(list_args);
   return 2;
 }

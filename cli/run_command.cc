@@ -1,23 +1,35 @@
 #include "cli/run_command.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "coordinator/console_reporter.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/ctest_import.h"
+#include "coordinator/gtest.h"
+#include "coordinator/manifest.h"
+#include "coordinator/plan.h"
+#include "coordinator/report_writers.h"
 #include "shared/duration.h"
 #include "shared/unique_fd.h"
+#include "worker/run_local.h"
 #include "worker/subprocess_pool.h"
 #include "worker/worker_node.h"
 
@@ -25,10 +37,17 @@ namespace testfarm::cli {
 
 namespace {
 
+namespace fs = std::filesystem;
+using coordinator::SuiteKind;
+using coordinator::SuiteSpec;
+using coordinator::TestSpec;
+
 constexpr int kExitPassed = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;
+// Listing a GoogleTest binary's cases must not take longer than this.
+constexpr Millis kListTimeout{60000};
 
 int UsageError(const std::string& message) {
   std::fprintf(stderr, "testfarm: error: %s\n", message.c_str());
@@ -50,6 +69,145 @@ std::optional<std::string> CheckExecutable(const std::string& path) {
   return std::nullopt;
 }
 
+// A report must be writable before the run starts, not found unwritable after it.
+std::optional<std::string> CheckWritable(const std::string& option, const std::string& path) {
+  if (path.empty()) return std::nullopt;
+  bool existed = fs::exists(path);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!fd) return option + ": cannot write '" + path + "': " + std::strerror(errno);
+  if (fs::is_directory(path)) return option + ": '" + path + "' is a directory";
+  if (!existed) ::unlink(path.c_str());
+  return std::nullopt;
+}
+
+// Writes through a temporary file and a rename, so a reader never sees half a report.
+std::optional<std::string> WriteFile(const std::string& path, const std::string& content) {
+  std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.flush();
+    if (!out) return "cannot write '" + temp + "'";
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    return "cannot rename '" + temp + "' to '" + path + "': " + std::strerror(errno);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> FindInPath(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    std::size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    fs::path candidate = fs::path(dirs.substr(start, end - start)) / program;
+    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) {
+      return candidate.string();
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+unsigned SlotCount(const SourceArgs& args) {
+  return args.jobs != 0 ? args.jobs : worker::DefaultSlots(std::thread::hardware_concurrency());
+}
+
+Result<std::vector<SuiteSpec>> ImportCtest(const std::string& dir, unsigned slots) {
+  if (!fs::is_directory(dir)) return Error{"--ctest: '" + dir + "' is not a directory"};
+  auto ctest = FindInPath("ctest");
+  if (!ctest) return Error{"--ctest: 'ctest' is not on PATH (it comes with cmake)"};
+  worker::LaunchSpec spec;
+  spec.argv = coordinator::CtestListCommand(dir);
+  spec.argv[0] = *ctest;
+  spec.timeout = kListTimeout;
+  auto finished = worker::RunToCompletion({spec}, slots);
+  const worker::FinishedJob& job = finished.at(0);
+  if (!job.state.passed()) {
+    return Error{"--ctest: '" + dir + "': ctest failed (" + job.state.Describe() +
+                 "): " + job.err.text};
+  }
+  return coordinator::ParseCtestJson(job.out.text, "ctest " + dir);
+}
+
+Result<std::vector<SuiteSpec>> GatherSuites(const SourceArgs& args) {
+  std::vector<SuiteSpec> suites;
+  for (const std::string& path : args.executables) {
+    if (auto problem = CheckExecutable(path)) return Error{*problem};
+    SuiteSpec suite;
+    suite.name = path;
+    suite.command = {fs::absolute(path).lexically_normal().string()};
+    suite.origin = "command line";
+    suites.push_back(std::move(suite));
+  }
+  std::string manifest = args.manifest;
+  if (manifest.empty() && args.executables.empty() && args.ctest_dir.empty() &&
+      fs::exists("testfarm.toml")) {
+    manifest = "testfarm.toml";
+  }
+  if (!manifest.empty()) {
+    std::vector<std::string> warnings;
+    auto declared = coordinator::ParseManifestFile(manifest, &warnings);
+    for (const std::string& warning : warnings) std::fprintf(stderr, "testfarm: warning: %s\n", warning.c_str());
+    if (!declared) return declared.error();
+    for (SuiteSpec& suite : *declared) {
+      if (auto problem = CheckExecutable(suite.command.at(0)); problem && !suite.disabled) {
+        return Error{suite.origin + ": " + *problem};
+      }
+      suites.push_back(std::move(suite));
+    }
+  }
+  if (!args.ctest_dir.empty()) {
+    auto imported = ImportCtest(args.ctest_dir, SlotCount(args));
+    if (!imported) return imported.error();
+    for (SuiteSpec& suite : *imported) suites.push_back(std::move(suite));
+  }
+  if (suites.empty()) {
+    return Error{"nothing to run: give test executables, --manifest FILE or --ctest DIR "
+                 "(or run where a testfarm.toml is)"};
+  }
+  return suites;
+}
+
+// Suites become tests: GoogleTest binaries are listed (in parallel, on a local pool), then the
+// selection applies.
+Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
+  auto timeout = ParseDuration(args.timeout);
+  if (!timeout) return Error{"--timeout: not a duration: '" + args.timeout + "' (try 30s, 500ms, 2m)"};
+  auto suites = GatherSuites(args);
+  if (!suites) return suites.error();
+
+  std::vector<std::optional<coordinator::Listing>> listings(suites->size());
+  std::vector<worker::LaunchSpec> list_specs;
+  std::vector<std::size_t> listed;
+  for (std::size_t i = 0; i < suites->size(); ++i) {
+    SuiteSpec& suite = (*suites)[i];
+    if (suite.disabled || suite.command.empty()) continue;
+    if (suite.kind == SuiteKind::kAuto) {
+      suite.kind = coordinator::IsGtestBinary(suite.command[0]) ? SuiteKind::kGtest : SuiteKind::kPlain;
+    }
+    if (suite.kind != SuiteKind::kGtest) continue;
+    worker::LaunchSpec spec;
+    spec.argv = coordinator::ListCommand(suite);
+    spec.env = suite.env;
+    spec.cwd = suite.cwd;
+    spec.timeout = kListTimeout;
+    spec.kill_grace = Millis(1000);
+    list_specs.push_back(std::move(spec));
+    listed.push_back(i);
+  }
+  auto finished = worker::RunToCompletion(std::move(list_specs), SlotCount(args));
+  for (std::size_t k = 0; k < listed.size(); ++k) {
+    listings[listed[k]] = coordinator::Listing{finished[k].state, std::move(finished[k].out.text),
+                                               std::move(finished[k].err.text)};
+  }
+  auto tests = coordinator::ExpandSuites(*suites, listings, *timeout);
+  return coordinator::Select(std::move(tests),
+                             coordinator::Selection{args.filters, args.excludes, args.labels});
+}
+
 // SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked in every thread (so zmq's threads never take
 // them) and read from a signalfd in the coordinator's poll loop; each stops the run. Children
 // start with an empty mask and default dispositions (posix_spawn).
@@ -64,47 +222,115 @@ UniqueFd BlockTerminationSignals() {
   return UniqueFd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
 }
 
+std::string UtcNow() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+int WriteReports(const RunArgs& args, const coordinator::RunSummary& summary,
+                 const coordinator::RunInfo& info) {
+  struct Output {
+    const std::string& path;
+    std::string (*render)(const std::vector<coordinator::TestReport>&, const coordinator::RunInfo&);
+  };
+  const Output outputs[] = {{args.junit, coordinator::JunitXml},
+                            {args.json, coordinator::JsonReport},
+                            {args.trace, coordinator::ChromeTrace}};
+  int status = 0;
+  for (const Output& output : outputs) {
+    if (output.path.empty()) continue;
+    if (auto problem = WriteFile(output.path, output.render(summary.reports, info))) {
+      std::fprintf(stderr, "testfarm: error: %s\n", problem->c_str());
+      status = kExitUsage;
+    }
+  }
+  return status;
+}
+
 }  // namespace
 
+int List(const ListArgs& args) {
+  auto tests = PlanTests(args.source);
+  if (!tests) return UsageError(tests.error().message);
+  if (args.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const TestSpec& test : *tests) {
+      out.push_back({{"name", test.name},
+                     {"suite", test.suite},
+                     {"case", test.gtest_case},
+                     {"kind", test.gtest() ? "gtest" : "plain"},
+                     {"command", test.command},
+                     {"labels", test.labels},
+                     {"timeout_ms", test.timeout.count()},
+                     {"skipped", test.skip_reason},
+                     {"error", test.error}});
+    }
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return kExitPassed;
+  }
+  for (const TestSpec& test : *tests) {
+    std::string note;
+    if (!test.skip_reason.empty()) note = "  (skipped: " + test.skip_reason + ")";
+    if (!test.error.empty()) note = "  (error: " + test.error + ")";
+    std::printf("%s%s\n", test.name.c_str(), note.c_str());
+  }
+  return kExitPassed;
+}
+
 int Run(const RunArgs& args) {
-  auto timeout = ParseDuration(args.timeout);
-  if (!timeout)
-    return UsageError("--timeout: not a duration: '" + args.timeout + "' (try 30s, 500ms, 2m)");
   auto kill_grace = ParseDuration(args.kill_grace);
   if (!kill_grace) return UsageError("--kill-grace: not a duration: '" + args.kill_grace + "'");
-
-  std::vector<coordinator::TestSpec> tests;
-  for (const std::string& path : args.executables) {
-    if (auto problem = CheckExecutable(path)) return UsageError(*problem);
-    coordinator::TestSpec test;
-    test.name = path;
-    test.argv = {std::filesystem::absolute(path).lexically_normal().string()};
-    test.timeout = *timeout;
-    tests.push_back(std::move(test));
+  auto batch_target = ParseDuration(args.batch_target);
+  if (!batch_target || batch_target->count() == 0) {
+    return UsageError("--batch-target: not a positive duration: '" + args.batch_target + "'");
   }
+  for (const auto& [option, path] : {std::pair<std::string, std::string>{"--junit", args.junit},
+                                     {"--json", args.json},
+                                     {"--trace", args.trace}}) {
+    if (auto problem = CheckWritable(option, path)) return UsageError(*problem);
+  }
+  auto tests = PlanTests(args.source);
+  if (!tests) return UsageError(tests.error().message);
 
   UniqueFd signal_fd = BlockTerminationSignals();
   SteadyClock clock;
   zmq::context_t context;
+  coordinator::RunInfo info{HostName(), UtcNow(), Millis(0)};
 
   coordinator::CoordinatorOptions options;
   options.scheduler.kill_grace = *kill_grace;
   options.scheduler.max_failures = args.fail_fast ? 1 : args.max_fail;
+  options.batch = args.isolation == "batch";
+  options.batcher.target = *batch_target;
   coordinator::ConsoleReporter reporter(stdout, coordinator::ConsoleOptionsFromEnvironment());
-  coordinator::Coordinator coordinator(context, clock, std::move(tests), options, reporter);
+  coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
   auto endpoint = coordinator.Bind("inproc://testfarm-coordinator");
   if (!endpoint) return UsageError(endpoint.error().message);
 
   worker::WorkerNodeOptions worker_options;
   worker_options.endpoint = *endpoint;
   worker_options.name = "local";
-  worker_options.slots =
-      args.jobs != 0 ? args.jobs : worker::DefaultSlots(std::thread::hardware_concurrency());
+  worker_options.slots = SlotCount(args.source);
   std::thread worker_thread([&] {
     pthread_setname_np(pthread_self(), "tf-worker");
-    worker::WorkerNode node(context, clock, worker_options);
-    auto served = node.ServeOneRun();
-    if (!served) spdlog::error("local worker stopped: {}", served.error().message);
+    try {
+      worker::WorkerNode node(context, clock, worker_options);
+      auto served = node.ServeOneRun();
+      if (!served) spdlog::error("local worker stopped: {}", served.error().message);
+    } catch (const zmq::error_t& e) {
+      // The run ended before the worker got going (the context is already shut down).
+      if (e.num() != ETERM) spdlog::error("local worker failed: {}", e.what());
+    }
   });
 
   coordinator::RunSummary summary = coordinator.Run(signal_fd.get());
@@ -113,8 +339,10 @@ int Run(const RunArgs& args) {
   context.shutdown();
   worker_thread.join();
 
+  info.wall = summary.wall;
+  if (int status = WriteReports(args, summary, info); status != 0) return status;
   if (summary.interrupted) return kExitInterrupted;
-  return summary.passed == summary.total() ? kExitPassed : kExitFailed;
+  return summary.passed + summary.skipped_tests == summary.total() ? kExitPassed : kExitFailed;
 }
 
 }  // namespace testfarm::cli

@@ -1,22 +1,44 @@
 #pragma once
-// `testfarm run`: wires a coordinator and an in-process worker over inproc://.
+// `testfarm run` and `testfarm list`: gather suites (executables, a manifest, a CTest build
+// directory), list GoogleTest suites, select, and then either print the tests or run them with a
+// coordinator and an in-process worker over inproc://.
 #include <string>
 #include <vector>
 
-#include "shared/clock.h"
-
 namespace testfarm::cli {
 
-struct RunArgs {
+// What to run: where the suites come from and which of their tests.
+struct SourceArgs {
   std::vector<std::string> executables;
-  unsigned jobs = 0;  // 0: the default slot count
+  std::string manifest;   // empty: ./testfarm.toml if present and nothing else was given
+  std::string ctest_dir;
+  std::vector<std::string> filters;
+  std::vector<std::string> excludes;
+  std::vector<std::string> labels;
   std::string timeout = "10m";
+  unsigned jobs = 0;  // 0: the default slot count
+};
+
+struct RunArgs {
+  SourceArgs source;
   std::string kill_grace = "2s";
   bool fail_fast = false;
   unsigned max_fail = 0;
+  std::string isolation = "test";
+  std::string batch_target = "200ms";
+  std::string junit;
+  std::string json;
+  std::string trace;
+};
+
+struct ListArgs {
+  SourceArgs source;
+  bool json = false;
 };
 
 // Exit codes: 0 all passed, 1 any failed, 2 bad input, 130 interrupted.
 int Run(const RunArgs& args);
+// Exit codes: 0 listed, 2 bad input.
+int List(const ListArgs& args);
 
 }  // namespace testfarm::cli

@@ -108,13 +108,15 @@ void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t runni
   bool failed = report.state == JobState::kFailed || report.state == JobState::kExpired;
   if (failed) ++failed_;
   ClearProgress();
-  Millis duration{report.result ? report.result->duration_ms : 0};
+  Millis duration = report.duration;
   const char* word = StatusWord(report);
   int pad = 8 - static_cast<int>(std::strlen(word));
   std::fprintf(out_, "%s%*s%8s  %s%s\n", Paint(word).c_str(), pad, "",
                FormatDuration(duration).c_str(), report.name.c_str(),
                Parenthesized(StatusReason(report)).c_str());
-  if (failed && report.result) {
+  if (failed && !report.message.empty()) {
+    PrintOutput("failure", report.message);  // gtest's own account beats the process's output
+  } else if (failed && report.result) {
     PrintOutput("stdout", report.result->stdout_text);
     PrintOutput("stderr", report.result->stderr_text);
   }

@@ -1,28 +1,47 @@
 #include "coordinator/coordinator.h"
 
-#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <spdlog/spdlog.h>
 
+#include "coordinator/gtest.h"
 #include "protocol/wire.h"
 
 namespace testfarm::coordinator {
 
 namespace {
 
-std::vector<Millis> TimeoutsOf(const std::vector<TestSpec>& tests) {
-  std::vector<Millis> timeouts;
-  timeouts.reserve(tests.size());
-  for (const TestSpec& test : tests) timeouts.push_back(test.timeout);
-  return timeouts;
-}
-
+// The scheduler only needs to know whether the job ran to its end.
 Verdict VerdictOf(const ExitState& state) {
   if (state.passed()) return Verdict::kPassed;
   if (state.kind() == ExitState::Kind::kCancelled) return Verdict::kCancelled;
   return Verdict::kFailed;
+}
+
+bool IsFailure(JobState state) { return state == JobState::kFailed || state == JobState::kExpired; }
+
+// A result without its output and report, which can be megabytes.
+protocol::JobResult WithoutBulk(const protocol::JobResult& result) {
+  protocol::JobResult copy;
+  copy.lease = result.lease;
+  copy.job_id = result.job_id;
+  copy.state = result.state;
+  copy.duration_ms = result.duration_ms;
+  copy.slot = result.slot;
+  copy.stdout_dropped = result.stdout_dropped;
+  copy.stderr_dropped = result.stderr_dropped;
+  copy.report_error = result.report_error;
+  return copy;
+}
+
+constexpr std::size_t kKeptPassingOutput = 64 * 1024;
+
+std::string Tail(const std::string& text) {
+  if (text.size() <= kKeptPassingOutput) return text;
+  return "[testfarm: " + std::to_string(text.size() - kKeptPassingOutput) +
+         " earlier bytes not kept]\n" + text.substr(text.size() - kKeptPassingOutput);
 }
 
 }  // namespace
@@ -34,8 +53,10 @@ Coordinator::Coordinator(zmq::context_t& context, const Clock& clock, std::vecto
       tests_(std::move(tests)),
       options_(options),
       reporter_(reporter),
-      scheduler_(clock, options.scheduler, TimeoutsOf(tests_)),
-      reported_(tests_.size(), false) {
+      scheduler_(clock, options.scheduler),
+      batcher_(options.batcher),
+      reported_(tests_.size(), false),
+      started_(clock.Now()) {
   protocol::ConfigureSocket(socket_);
   // Sending to a worker that is gone must fail loudly, not vanish.
   socket_.set(zmq::sockopt::router_mandatory, 1);
@@ -48,6 +69,51 @@ Result<std::string> Coordinator::Bind(const std::string& endpoint) {
   } catch (const zmq::error_t& e) {
     return Error{"cannot listen on " + endpoint + ": " + e.what()};
   }
+}
+
+JobId Coordinator::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt,
+                          bool front) {
+  const TestSpec& first = tests_[tests.front()];
+  JobId id = scheduler_.AddJob(first.timeout, first.run_serial, front);
+  if (jobs_.size() <= id) jobs_.resize(id + 1);
+  jobs_[id] = Job{std::move(tests), batch, attempt};
+  return id;
+}
+
+void Coordinator::PlanInitialJobs() {
+  std::map<std::string, std::vector<std::size_t>> batches;  // suite -> its cases
+  std::vector<std::string> batch_order;
+  for (std::size_t t = 0; t < tests_.size(); ++t) {
+    const TestSpec& test = tests_[t];
+    if (!test.error.empty()) {
+      Report(t, JobState::kFailed, nullptr, test.error, test.error_output, Millis(0), {}, 1, false);
+    } else if (!test.skip_reason.empty()) {
+      Report(t, JobState::kSkipped, nullptr, test.skip_reason, {}, Millis(0), {}, 1, false);
+    } else if (options_.batch && test.gtest()) {
+      if (batches.find(test.suite) == batches.end()) batch_order.push_back(test.suite);
+      batches[test.suite].push_back(t);
+    } else {
+      AddJob({t}, false, 1, false);
+    }
+  }
+  for (const std::string& suite : batch_order) {
+    std::size_t id = batcher_.AddSuite(batches[suite]);
+    for (std::size_t t : batches[suite]) batch_suite_of_[t] = id;
+  }
+}
+
+void Coordinator::RefillBatches() {
+  if (scheduler_.stopped()) return;
+  while (scheduler_.WantedJobs() > 0) {
+    auto batch = batcher_.Next(scheduler_.total_slots());
+    if (!batch) return;
+    bool shared = batch->size() > 1;  // a batch of one is simply a case run alone
+    AddJob(std::move(*batch), shared, 1, false);
+  }
+}
+
+bool Coordinator::Done() const {
+  return scheduler_.Done() && (scheduler_.stopped() || batcher_.empty());
 }
 
 void Coordinator::SendTo(const std::string& identity, const protocol::Message& message) {
@@ -67,9 +133,7 @@ void Coordinator::SendTo(const std::string& identity, const protocol::Message& m
 
 void Coordinator::ForgetWorker(const std::string& identity, const std::string& why) {
   // While running, its jobs go back to the queue; once stopped, they end as cancelled.
-  for (JobId job : scheduler_.RemoveWorker(identity)) {
-    Report(job, JobState::kCancelled, {}, why, {});
-  }
+  for (JobId job : scheduler_.RemoveWorker(identity)) ReportJob(job, JobState::kCancelled, why);
   workers_.erase(identity);
 }
 
@@ -82,26 +146,55 @@ void Coordinator::OnHello(const std::string& identity, const protocol::Hello& he
     SendTo(identity, protocol::ErrorReply{"hello: a worker needs at least one slot"});
     return;
   }
+  if (Done()) {  // the run ended (or was stopped) before this worker arrived
+    SendTo(identity, protocol::Bye{"run finished"});
+    return;
+  }
   workers_[identity] = WorkerInfo{hello.worker_name, hello.slots};
   scheduler_.AddWorker(identity, hello.slots);
   SendTo(identity, protocol::Welcome{"run"});
   reporter_.OnWorkerJoined(hello.worker_name, hello.slots);
 }
 
-void Coordinator::Report(JobId job, JobState state, std::optional<protocol::JobResult> result,
-                         std::string reason, const std::string& worker) {
-  if (reported_[job]) return;  // each test is reported exactly once
-  reported_[job] = true;
+void Coordinator::Report(std::size_t test, JobState state, const protocol::JobResult* result,
+                         std::string reason, std::string message, Millis duration,
+                         const std::string& worker, unsigned attempt, bool batch) {
+  if (reported_[test]) return;  // each test is reported exactly once
+  reported_[test] = true;
+  const TestSpec& spec = tests_[test];
   TestReport report;
-  report.name = tests_[job].name;
-  report.suite = tests_[job].name;
+  report.name = spec.name;
+  report.suite = spec.suite;
+  report.case_name = spec.gtest_case;
   report.state = state;
-  report.result = std::move(result);
+  if (result != nullptr) {
+    report.result = WithoutBulk(*result);
+    // A failure keeps all its output. A batch's output belongs to its failures; a passing test
+    // keeps the tail, so a run of many chatty tests does not hold all of it in memory.
+    if (IsFailure(state)) {
+      report.result->stdout_text = result->stdout_text;
+      report.result->stderr_text = result->stderr_text;
+    } else if (!batch) {
+      report.result->stdout_text = Tail(result->stdout_text);
+      report.result->stderr_text = Tail(result->stderr_text);
+    }
+    report.slot = result->slot;
+  }
   report.reason = std::move(reason);
+  report.message = std::move(message);
+  report.duration = duration;
   report.worker = worker;
+  report.finished_at = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
+  Millis process = result ? Millis(static_cast<long long>(result->duration_ms)) : duration;
+  report.started_at = std::max(Millis(0), report.finished_at - process);
+  report.attempt = attempt;
+  report.batch = batch;
   switch (state) {
     case JobState::kPassed:
       ++summary_.passed;
+      break;
+    case JobState::kSkipped:
+      ++summary_.skipped_tests;
       break;
     case JobState::kCancelled:
       ++summary_.cancelled;
@@ -114,7 +207,15 @@ void Coordinator::Report(JobId job, JobState state, std::optional<protocol::JobR
       summary_.failures.push_back(report);
       break;
   }
-  reporter_.OnTestFinished(report, scheduler_.outstanding());
+  summary_.reports.push_back(report);
+  reporter_.OnTestFinished(summary_.reports.back(), scheduler_.outstanding());
+}
+
+void Coordinator::ReportJob(JobId job, JobState state, const std::string& reason) {
+  for (std::size_t t : jobs_[job].tests) {
+    Report(t, state, nullptr, reason, {}, Millis(0), {}, jobs_[job].attempt, jobs_[job].batch);
+  }
+  if (IsFailure(state)) scheduler_.RecordFailures(static_cast<unsigned>(jobs_[job].tests.size()));
 }
 
 void Coordinator::OnResult(const std::string& identity, protocol::JobResult& result) {
@@ -123,16 +224,27 @@ void Coordinator::OnResult(const std::string& identity, protocol::JobResult& res
     spdlog::warn("coordinator: result from an unknown worker dropped (lease {})", result.lease);
     return;
   }
-  auto job = scheduler_.OnResult(identity, result.lease, VerdictOf(result.state));
-  if (!job) {
+  auto job_id = scheduler_.OnResult(identity, result.lease, VerdictOf(result.state));
+  if (!job_id) {
     spdlog::info("coordinator: stale result for lease {} dropped", result.lease);
     return;
   }
-  if (*job != result.job_id) {
-    spdlog::warn("coordinator: lease {} reported job {} but was job {}; trusting the lease",
-                 result.lease, result.job_id, *job);
+  const Job job = jobs_[*job_id];
+  JobVerdicts verdicts = Interpret(job.tests, job.batch, tests_, result);
+  unsigned failures = 0;
+  for (CaseVerdict& v : verdicts.decided) {
+    if (auto suite = batch_suite_of_.find(v.test); suite != batch_suite_of_.end()) {
+      batcher_.RecordDuration(suite->second, v.duration);
+    }
+    failures += IsFailure(v.state) ? 1 : 0;
+    Report(v.test, v.state, &result, std::move(v.reason), std::move(v.message), v.duration,
+           worker->second.name, job.attempt, job.batch);
   }
-  Report(*job, scheduler_.state(*job), std::move(result), {}, worker->second.name);
+  // Cases the batch could not vouch for run again, alone, ahead of the rest.
+  for (auto it = verdicts.rerun_alone.rbegin(); it != verdicts.rerun_alone.rend(); ++it) {
+    AddJob({*it}, false, job.attempt + 1, true);
+  }
+  scheduler_.RecordFailures(failures);
 }
 
 void Coordinator::HandleMessage(const std::string& identity, protocol::Message& message) {
@@ -170,17 +282,24 @@ void Coordinator::HandleIncoming() {
 void Coordinator::PerformActions() {
   for (Action& action : scheduler_.TakeActions()) {
     if (auto* assign = std::get_if<AssignAction>(&action)) {
-      const TestSpec& test = tests_[assign->job];
-      protocol::JobAssign job;
-      job.lease = assign->lease;
-      job.job_id = assign->job;
-      job.name = test.name;
-      job.argv = test.argv;
-      job.env = test.env;
-      job.cwd = test.cwd;
-      job.timeout_ms = static_cast<uint64_t>(test.timeout.count());
-      job.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());
-      SendTo(assign->worker, job);
+      const Job& job = jobs_[assign->job];
+      const TestSpec& first = tests_[job.tests.front()];
+      protocol::JobAssign message;
+      message.lease = assign->lease;
+      message.job_id = assign->job;
+      message.name = job.tests.size() == 1 ? first.name : first.suite + " (batch)";
+      message.argv = first.command;
+      if (first.gtest()) {
+        std::vector<std::string> cases;
+        for (std::size_t t : job.tests) cases.push_back(tests_[t].gtest_case);
+        message.argv.push_back("--gtest_filter=" + GtestFilterFor(cases));
+        message.report_env = "GTEST_OUTPUT=json:";
+      }
+      message.env = first.env;
+      message.cwd = first.cwd;
+      message.timeout_ms = static_cast<uint64_t>(first.timeout.count());
+      message.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());
+      SendTo(assign->worker, message);
     } else {
       const auto& cancel = std::get<CancelAction>(action);
       SendTo(cancel.worker, protocol::Cancel{cancel.lease});
@@ -205,7 +324,7 @@ void Coordinator::OnSignal(int signal_fd) {
 }
 
 void Coordinator::AbandonOutstanding(const std::string& why) {
-  for (JobId job : scheduler_.AbandonOutstanding()) Report(job, JobState::kCancelled, {}, why, {});
+  for (JobId job : scheduler_.AbandonOutstanding()) ReportJob(job, JobState::kCancelled, why);
 }
 
 long Coordinator::PollTimeoutMs() const {
@@ -216,18 +335,18 @@ long Coordinator::PollTimeoutMs() const {
 }
 
 void Coordinator::Loop(int signal_fd) {
-  while (!scheduler_.Done()) {
+  while (!Done()) {
+    if (options_.batch) RefillBatches();
     scheduler_.Dispatch();
     PerformActions();
-    if (scheduler_.Done()) break;
+    if (Done()) break;
     zmq_pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, signal_fd, ZMQ_POLLIN, 0}};
     protocol::Poll(items, signal_fd >= 0 ? 2 : 1, PollTimeoutMs());
     if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
     if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
     for (JobId job : scheduler_.OnTimers()) {
-      Report(job, JobState::kExpired, {}, "no result from the worker within the test's timeout",
-             {});
+      ReportJob(job, JobState::kExpired, "no result from the worker within the test's timeout");
     }
     // Once stopped, cancelled jobs get the kill grace plus some slack to report back.
     if (scheduler_.stopped() && !give_up_at_) {
@@ -241,8 +360,9 @@ void Coordinator::Loop(int signal_fd) {
 }
 
 RunSummary Coordinator::Run(int signal_fd) {
-  SteadyTime started = clock_.Now();
+  started_ = clock_.Now();
   reporter_.OnRunStart(tests_.size());
+  PlanInitialJobs();
   try {
     Loop(signal_fd);
     PerformActions();
@@ -252,12 +372,13 @@ RunSummary Coordinator::Run(int signal_fd) {
     AbandonOutstanding("the coordinator's socket failed");
   }
   // Tests never started because the run stopped are counted, not listed one by one.
-  for (JobId job = 0; job < tests_.size(); ++job) {
-    if (scheduler_.state(job) == JobState::kNotRun) ++summary_.not_run;
+  batcher_.Clear();
+  for (std::size_t t = 0; t < tests_.size(); ++t) {
+    if (!reported_[t]) ++summary_.not_run;
   }
   for (const auto& [identity, info] : workers_) SendTo(identity, protocol::Bye{"run finished"});
   summary_.stop_reason = scheduler_.stop_reason();
-  summary_.wall = std::chrono::duration_cast<Millis>(clock_.Now() - started);
+  summary_.wall = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
   reporter_.OnRunEnd(summary_);
   return summary_;
 }

@@ -1,13 +1,16 @@
 #pragma once
-// The coordinator's run loop: a ROUTER socket, the registry of workers, the scheduler and the
-// reporter, driven by one zmq::poll over the socket and a signal fd. It does; the scheduler
-// decides.
+// The coordinator's run loop: a ROUTER socket, the registry of workers, the scheduler, the
+// batcher and the reporter, driven by one zmq::poll over the socket and a signal fd. It does;
+// the scheduler, the batcher and Interpret decide.
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
 #include <zmq.hpp>
 
+#include "coordinator/batcher.h"
+#include "coordinator/outcome.h"
 #include "coordinator/report.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/test_spec.h"
@@ -21,6 +24,9 @@ struct CoordinatorOptions {
   // After the run stops (interrupt, fail-fast), how long to wait for cancelled jobs to report
   // beyond the kill grace before giving up on them.
   Millis stop_slack{5000};
+  // --isolation batch: cases of one GoogleTest binary share processes.
+  bool batch = false;
+  BatcherOptions batcher;
 };
 
 class Coordinator {
@@ -40,7 +46,16 @@ class Coordinator {
     std::string name;
     unsigned slots = 0;
   };
+  struct Job {
+    std::vector<std::size_t> tests;
+    bool batch = false;
+    unsigned attempt = 1;
+  };
 
+  void PlanInitialJobs();
+  JobId AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front);
+  void RefillBatches();
+  bool Done() const;
   void Loop(int signal_fd);
   void HandleIncoming();
   void HandleMessage(const std::string& identity, protocol::Message& message);
@@ -49,8 +64,10 @@ class Coordinator {
   void OnSignal(int signal_fd);
   void ForgetWorker(const std::string& identity, const std::string& why);
   void PerformActions();
-  void Report(JobId job, JobState state, std::optional<protocol::JobResult> result,
-              std::string reason, const std::string& worker);
+  void ReportJob(JobId job, JobState state, const std::string& reason);
+  void Report(std::size_t test, JobState state, const protocol::JobResult* result,
+              std::string reason, std::string message, Millis duration, const std::string& worker,
+              unsigned attempt, bool batch);
   void SendTo(const std::string& identity, const protocol::Message& message);
   void AbandonOutstanding(const std::string& why);
   long PollTimeoutMs() const;
@@ -61,9 +78,13 @@ class Coordinator {
   CoordinatorOptions options_;
   Reporter& reporter_;
   Scheduler scheduler_;
-  std::map<std::string, WorkerInfo> workers_;  // by ROUTER identity
+  Batcher batcher_;
+  std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
+  std::vector<Job> jobs_;                              // by scheduler JobId
+  std::map<std::string, WorkerInfo> workers_;          // by ROUTER identity
   std::vector<bool> reported_;
   RunSummary summary_;
+  SteadyTime started_;
   std::optional<SteadyTime> give_up_at_;  // set once the run is stopping
   std::optional<SteadyTime> first_signal_at_;
   static constexpr Millis kSecondSignalAfter{1000};

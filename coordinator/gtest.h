@@ -1,6 +1,7 @@
 #pragma once
 // GoogleTest support: recognising a gtest binary, parsing `--gtest_list_tests` output, and
 // parsing the per-case results gtest writes with GTEST_OUTPUT=json:FILE.
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,18 +13,26 @@
 namespace testfarm::coordinator {
 
 // Looks inside the file (no execution) for GoogleTest's marks: its flag names in a static
-// binary or its symbols in a dynamic one. False for unreadable files.
+// binary or its symbols in a dynamic one. Only ELF files qualify (a script that mentions
+// --gtest_filter is not a gtest binary). The file is read in chunks of kGtestScanChunkBytes,
+// at most kGtestScanMaxBytes of it. False for unreadable files and anything not a regular file.
 bool IsGtestBinary(const std::string& path);
+inline constexpr std::size_t kGtestScanChunkBytes = std::size_t{1} << 20;
+inline constexpr std::size_t kGtestScanMaxBytes = std::size_t{256} << 20;
 
 struct GtestCase {
-  std::string name;    // "Suite.Case", exactly what --gtest_filter takes
+  std::string name;       // "Suite.Case", exactly what --gtest_filter takes
   bool disabled = false;  // DISABLED_ suite or case: reported as skipped, never run
 };
 
 // Parses --gtest_list_tests output: suite lines end in '.', case lines are indented, and
 // "  # TypeParam = ..." / "  # GetParam() = ..." comments are dropped. Typed and
-// value-parameterized names ("Prefix/Suite/0.Case/1") are kept whole. An output that is not a
-// listing (no suite line, a case before any suite) is an error naming the offending line.
+// value-parameterized names ("Prefix/Suite/0.Case/1") are kept whole. Lines before the first
+// suite line that are not listing lines (gtest_main's "Running main() from ...") are skipped,
+// and blank lines anywhere. A binary with no cases lists nothing: an output of only gtest_main's
+// line (or nothing) is an empty listing. Anything else that is not a listing (a case before any
+// suite, a suite without cases, a stray line within the listing, other output and no suite at
+// all) is an error naming the offending line.
 Result<std::vector<GtestCase>> ParseGtestList(std::string_view output);
 
 struct GtestCaseResult {
@@ -35,8 +44,14 @@ struct GtestCaseResult {
 };
 
 // Parses gtest's JSON report (GTEST_OUTPUT=json). Cases that did not run (status NOTRUN, e.g.
-// filtered out) are not listed. A document that is not gtest's JSON is an error.
-Result<std::vector<GtestCaseResult>> ParseGtestJson(std::string_view json);
+// filtered out or disabled) are not listed. A document that is not gtest's JSON is an error.
+// gtest 1.12 does not put GTEST_SKIP()'s message in the JSON; pass the binary's stdout as
+// `console_output` to take skip messages from it ("file:line: Skipped\n<message>" between the
+// case's "[ RUN      ]" and "[  SKIPPED ]" lines). A failure outside any case (a global
+// Environment's SetUp/TearDown) is listed as "NonTestSuiteFailure", the suite name gtest gives
+// it; having no '.', it never collides with a case.
+Result<std::vector<GtestCaseResult>> ParseGtestJson(std::string_view json,
+                                                    std::string_view console_output = {});
 
 // --gtest_filter value running exactly `cases`: "A.x:B.y".
 std::string GtestFilterFor(const std::vector<std::string>& cases);

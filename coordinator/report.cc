@@ -52,9 +52,47 @@ const char* SuiteKindName(SuiteKind kind) {
   return "auto";
 }
 
+namespace {
+
+// "file.cc:22" or "file.cc:22: Failure": where, not what.
+bool IsLocation(const std::string& line) {
+  std::string text = line;
+  const std::string failure = ": Failure";
+  if (text.size() > failure.size() &&
+      text.compare(text.size() - failure.size(), failure.size(), failure) == 0) {
+    return true;
+  }
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) return false;
+  return text.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+}
+
+// The line of a gtest failure message that says what went wrong: the first one that is not
+// its location.
+std::string Headline(const std::string& message) {
+  std::string first;
+  std::size_t start = 0;
+  while (start < message.size()) {
+    std::size_t end = message.find('\n', start);
+    if (end == std::string::npos) end = message.size();
+    std::string line = message.substr(start, end - start);
+    start = end + 1;
+    if (line.empty()) continue;
+    if (first.empty()) first = line;
+    if (IsLocation(line)) continue;
+    first = line;
+    break;
+  }
+  if (first.size() > 120) first = first.substr(0, 117) + "...";
+  return first;
+}
+
+}  // namespace
+
 std::string StatusReason(const TestReport& report) {
   if (report.state == JobState::kPassed) return {};
   if (!report.reason.empty()) return report.reason;
+  if (!report.message.empty()) return Headline(report.message);
   if (report.result) return report.result->state.Describe();
   return {};
 }

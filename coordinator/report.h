@@ -34,14 +34,16 @@ struct TestReport {
 struct RunSummary {
   std::size_t passed = 0;
   std::size_t failed = 0;
-  std::size_t cancelled = 0;  // terminated because the run stopped
-  std::size_t not_run = 0;    // never started because the run stopped
+  std::size_t skipped_tests = 0;  // skipped by the test itself, or disabled
+  std::size_t cancelled = 0;      // terminated because the run stopped
+  std::size_t not_run = 0;        // never started because the run stopped
   bool interrupted = false;
   std::string stop_reason;
   Millis wall{0};
   std::vector<TestReport> failures;  // in the order they finished
+  std::vector<TestReport> reports;   // every reported attempt, in the order they finished
 
-  std::size_t skipped() const { return cancelled + not_run; }
+  std::size_t skipped() const { return skipped_tests + cancelled + not_run; }
   std::size_t total() const { return passed + failed + skipped(); }
 };
 

@@ -17,11 +17,16 @@ struct RunInfo {
 };
 
 // <testsuites> with one <testsuite> per suite (in first-seen order) and one <testcase> per
-// report: classname = the gtest suite ("Suite" of "Suite.Case") or the suite's name,
-// name = the case ("Case") or the suite's name, time in seconds. Failures (any failed state)
-// get <failure message="..." type="STATUS">details</failure>; skipped, cancelled and not-run
-// tests get <skipped message="..."/>. Captured stdout/stderr go in <system-out>/<system-err>.
+// report: classname = the gtest suite ("Suite" of "Suite.Case", split at the first '.') or the
+// suite's name, name = the case ("Case") or the suite's name, time in seconds (3 decimals).
+// A test that failed on its own terms (StatusWord "FAIL": an assertion, a non-zero exit) gets
+// <failure type="FAIL">; one that did not finish on its own terms (CRASH, TIMEOUT, LEAK, ERROR,
+// LOST, or CANCEL of a failed job) gets <error type="CRASH" ...>. Both carry
+// message = StatusReason and the gtest message (else the reason) as text. Skipped, cancelled and
+// not-run tests get <skipped message="..."/>. Captured stdout/stderr go in
+// <system-out>/<system-err> (for a batch case only when it failed: a batch's output is shared).
 // Characters not allowed in XML 1.0 are replaced by U+FFFD; invalid UTF-8 bytes too.
+// Validates against tests/junit/junit.xsd.
 std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info);
 
 // {"testfarm_report": 1, "run": {...}, "attempts": [ {...}, ... ]}; see docs/json-report.md.

@@ -14,6 +14,55 @@ Scheduler::Scheduler(const Clock& clock, SchedulerOptions options, std::vector<M
   }
 }
 
+JobId Scheduler::AddJob(Millis timeout, bool serial, bool front) {
+  JobId id = jobs_.size();
+  jobs_.push_back(Job{timeout, serial, JobState::kPending, 0});
+  if (stopped_) {
+    jobs_[id].state = JobState::kNotRun;
+  } else if (front) {
+    queue_.push_front(id);
+  } else {
+    queue_.push_back(id);
+  }
+  return id;
+}
+
+std::size_t Scheduler::WantedJobs() const {
+  if (stopped_) return 0;
+  std::size_t wanted = 0;
+  for (const auto& [id, worker] : workers_) {
+    std::size_t credit = worker.slots + options_.prefetch;
+    if (worker.outstanding.size() < credit) wanted += credit - worker.outstanding.size();
+  }
+  return wanted > queue_.size() ? wanted - queue_.size() : 0;
+}
+
+unsigned Scheduler::total_slots() const {
+  unsigned slots = 0;
+  for (const auto& [id, worker] : workers_) slots += worker.slots;
+  return slots;
+}
+
+void Scheduler::RecordFailures(unsigned count) {
+  failures_ += count;
+  if (count > 0) MaybeStopForFailures();
+}
+
+bool Scheduler::HoldsSerial(const Worker& worker) const {
+  for (LeaseId lease : worker.outstanding) {
+    if (jobs_[leases_.at(lease).job].serial) return true;
+  }
+  return false;
+}
+
+std::deque<JobId>::iterator Scheduler::Eligible(const Worker& worker) {
+  if (HoldsSerial(worker)) return queue_.end();
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (!jobs_[*it].serial || worker.outstanding.empty()) return it;
+  }
+  return queue_.end();
+}
+
 void Scheduler::AddWorker(const WorkerId& worker, unsigned slots) {
   workers_[worker].slots = std::max(1u, slots);
 }
@@ -43,9 +92,11 @@ void Scheduler::Dispatch() {
   if (stopped_) return;
   for (auto& [id, worker] : workers_) {
     unsigned credit = worker.slots + options_.prefetch;
-    while (!queue_.empty() && worker.outstanding.size() < credit) {
-      JobId job = queue_.front();
-      queue_.pop_front();
+    while (worker.outstanding.size() < credit) {
+      auto next = Eligible(worker);
+      if (next == queue_.end()) break;
+      JobId job = *next;
+      queue_.erase(next);
       LeaseId lease = next_lease_++;
       leases_[lease] = Lease{job, id, std::nullopt};
       worker.outstanding.push_back(lease);
@@ -79,13 +130,7 @@ void Scheduler::ForgetLease(LeaseId lease_id) {
   ArmRunningDeadlines(worker->second);
 }
 
-void Scheduler::Finish(JobId job, JobState state) {
-  jobs_[job].state = state;
-  if (state == JobState::kFailed || state == JobState::kExpired) {
-    ++failures_;
-    MaybeStopForFailures();
-  }
-}
+void Scheduler::Finish(JobId job, JobState state) { jobs_[job].state = state; }
 
 void Scheduler::MaybeStopForFailures() {
   if (options_.max_failures != 0 && failures_ >= options_.max_failures) {

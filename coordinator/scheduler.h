@@ -52,7 +52,19 @@ enum class JobState { kPending, kLeased, kPassed, kFailed, kCancelled, kExpired,
 class Scheduler {
  public:
   // `timeouts[i]` is job i's timeout (0: none); jobs are dispatched in index order.
-  Scheduler(const Clock& clock, SchedulerOptions options, std::vector<Millis> timeouts);
+  Scheduler(const Clock& clock, SchedulerOptions options, std::vector<Millis> timeouts = {});
+
+  // Adds a job at the back of the queue (or the front: re-runs go first). A serial job runs
+  // alone on its worker: it is handed only to an idle worker, which then gets nothing else
+  // until it reports. Returns the job's id.
+  JobId AddJob(Millis timeout, bool serial = false, bool front = false);
+  // How many more jobs the workers could take right now beyond those queued: lazily built jobs
+  // (batches) are made only as fast as they can be handed out.
+  std::size_t WantedJobs() const;
+  unsigned total_slots() const;
+
+  // `count` tests failed (a job may hold several): counts towards --fail-fast / --max-fail.
+  void RecordFailures(unsigned count);
 
   void AddWorker(const WorkerId& worker, unsigned slots);
   // A worker left or died: its outstanding jobs go back to the front of the queue, or, once the
@@ -64,7 +76,8 @@ class Scheduler {
   void Dispatch();
 
   // A worker reported the end of a lease. Returns the job if the result is accepted, nullopt for
-  // a stale or unknown lease (reassigned, expired, or from the wrong worker): drop it.
+  // a stale or unknown lease (reassigned, expired, or from the wrong worker): drop it. Failures
+  // are counted by RecordFailures, not here.
   std::optional<JobId> OnResult(const WorkerId& worker, LeaseId lease, Verdict verdict);
 
   // Stop the run: no more dispatching; every outstanding lease is cancelled. Idempotent.
@@ -92,6 +105,7 @@ class Scheduler {
  private:
   struct Job {
     Millis timeout{0};
+    bool serial = false;
     JobState state = JobState::kPending;
     unsigned attempts = 0;
   };
@@ -104,6 +118,10 @@ class Scheduler {
     unsigned slots = 1;
     std::deque<LeaseId> outstanding;  // in assignment order
   };
+
+  // The first queued job `worker` may take, or queue_.end().
+  std::deque<JobId>::iterator Eligible(const Worker& worker);
+  bool HoldsSerial(const Worker& worker) const;
 
   void Finish(JobId job, JobState state);
   void ForgetLease(LeaseId lease);

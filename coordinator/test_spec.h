@@ -1,6 +1,8 @@
 #pragma once
-// What the coordinator knows about one test before it runs.
+// What the coordinator knows about one test before it runs: a plain suite, or one case of a
+// GoogleTest suite.
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,11 +11,24 @@
 namespace testfarm::coordinator {
 
 struct TestSpec {
-  std::string name;                        // as shown to the user
-  std::vector<std::string> argv;           // argv[0]: the executable's path
+  std::string name;        // "suite" or "suite::Suite.Case", as shown to the user
+  std::string suite;       // the suite's name
+  std::string gtest_case;  // "Suite.Case" for a GoogleTest case; empty for a plain suite
+  std::vector<std::string> command;        // the suite's argv: command[0] is the executable
   std::map<std::string, std::string> env;  // added to the worker's environment
   std::string cwd;                         // empty: the worker's cwd
   Millis timeout{0};                       // 0: none
+  std::vector<std::string> labels;
+
+  bool will_fail = false;               // CTest WILL_FAIL: passes when it exits non-zero
+  std::optional<int> skip_return_code;  // CTest SKIP_RETURN_CODE
+  bool run_serial = false;              // CTest RUN_SERIAL: alone on its worker
+
+  std::string skip_reason;   // non-empty: never run, reported as skipped (disabled)
+  std::string error;         // non-empty: never run, reported as failed (e.g. listing failed)
+  std::string error_output;  // output that explains `error`
+
+  bool gtest() const { return !gtest_case.empty(); }
 };
 
 }  // namespace testfarm::coordinator

@@ -259,6 +259,7 @@ void Fields(Io& io, M& m) {
   io.Str("cwd", m.cwd, Need::kOptional);
   io.U64("timeout_ms", m.timeout_ms, Need::kOptional);
   io.U64("kill_grace_ms", m.kill_grace_ms, Need::kOptional);
+  io.Str("report_env", m.report_env, Need::kOptional);
 }
 
 template <typename Io, Is<JobResult> M>
@@ -272,6 +273,8 @@ void Fields(Io& io, M& m) {
   io.Str("stderr_text", m.stderr_text, Need::kOptional);
   io.U64("stdout_dropped", m.stdout_dropped, Need::kOptional);
   io.U64("stderr_dropped", m.stderr_dropped, Need::kOptional);
+  io.Str("report", m.report, Need::kOptional);
+  io.Str("report_error", m.report_error, Need::kOptional);
 }
 
 template <typename Io, Is<Cancel> M>

@@ -44,6 +44,10 @@ struct JobAssign {
   std::string cwd;                         // empty: the worker's cwd
   uint64_t timeout_ms = 0;                 // 0: no timeout
   uint64_t kill_grace_ms = 0;              // SIGTERM -> SIGKILL grace
+  // Non-empty: the job writes a report file. "NAME=PREFIX" sets environment variable NAME to
+  // PREFIX followed by a path in the job's TMPDIR (e.g. "GTEST_OUTPUT=json:"); the worker sends
+  // the file's content back in JobResult::report.
+  std::string report_env;
   friend bool operator==(const JobAssign&, const JobAssign&) = default;
 };
 
@@ -58,6 +62,8 @@ struct JobResult {
   std::string stderr_text;
   uint64_t stdout_dropped = 0;  // bytes not kept (the middle of a large stream)
   uint64_t stderr_dropped = 0;
+  std::string report;        // the report file's content, when one was asked for
+  std::string report_error;  // non-empty: why there is no report (missing, unreadable, too big)
   friend bool operator==(const JobResult&, const JobResult&) = default;
 };
 

@@ -1,5 +1,9 @@
 #include "worker/subprocess_pool.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -66,11 +70,39 @@ struct Job {
 
   uint64_t token;
   unsigned slot;
+  std::string report_path;  // read back at the end when LaunchSpec::report_env asked for it
   ChildProcess child;
   Stream out;
   Stream err;
   JobLifecycle life;
 };
+
+// Reads the report a job wrote. Returns an empty string on success, else why there is none.
+std::string ReadReport(const std::string& path, std::string* out) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    if (errno == ENOENT) return "the test did not write its report file";
+    return "cannot open the report file: " + ErrnoText(errno);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return "cannot inspect the report file: " + ErrnoText(errno);
+  if (!S_ISREG(st.st_mode)) return "the report file is not a regular file";
+  if (static_cast<std::size_t>(st.st_size) > kMaxReportBytes) {
+    return "the report file is " + std::to_string(st.st_size) + " bytes, over the " +
+           std::to_string(kMaxReportBytes >> 20) + " MiB limit";
+  }
+  out->resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < out->size()) {
+    ssize_t n = ::read(fd.get(), out->data() + got, out->size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return "cannot read the report file: " + ErrnoText(errno);
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out->resize(got);
+  return {};
+}
 
 FinishedJob SpawnFailedJob(uint64_t token, unsigned slot, int error_number, std::string detail) {
   FinishedJob job;
@@ -179,6 +211,11 @@ void SubprocessPool::Impl::Start(uint64_t token, LaunchSpec spec) {
   request.env["TESTFARM_SLOT"] = std::to_string(*slot);
   request.env["TESTFARM_JOB"] = std::to_string(token);
   request.env["TMPDIR"] = *scratch;
+  std::string report_path;
+  if (std::size_t eq = spec.report_env.find('='); eq != std::string::npos && eq > 0) {
+    report_path = *scratch + "/testfarm-report";
+    request.env[spec.report_env.substr(0, eq)] = spec.report_env.substr(eq + 1) + report_path;
+  }
 
   SteadyTime started = clock_.Now();
   SpawnResult spawned = Spawn(request);
@@ -190,6 +227,7 @@ void SubprocessPool::Impl::Start(uint64_t token, LaunchSpec spec) {
   slot_busy_[*slot] = true;
   jobs_.push_back(std::make_unique<Job>(token, *slot, std::move(std::get<SpawnedChild>(spawned)),
                                         options_.output_cap, started, limits));
+  jobs_.back()->report_path = std::move(report_path);
 }
 
 bool SubprocessPool::Impl::Advance(Job& job, SteadyTime now) {
@@ -229,6 +267,7 @@ void SubprocessPool::Impl::Finalize(std::size_t index) {
   done.slot = job.slot;
   done.out = job.out.buffer.Take();
   done.err = job.err.buffer.Take();
+  if (!job.report_path.empty()) done.report_error = ReadReport(job.report_path, &done.report);
   slot_busy_[job.slot] = false;
   // The group is dead: nothing can write into the TMPDIR any more. The next job in this slot
   // gets it empty; if it cannot be emptied, it is dropped and the next job gets a fresh one.

@@ -29,7 +29,13 @@ struct LaunchSpec {
   std::string cwd;                         // empty: inherit
   Millis timeout{0};                       // 0: no timeout
   Millis kill_grace{2000};                 // SIGTERM -> SIGKILL
+  // Non-empty "NAME=PREFIX": NAME is set to PREFIX + a file path in the job's TMPDIR, and the
+  // file is read back into FinishedJob::report when the job ends (e.g. "GTEST_OUTPUT=json:").
+  std::string report_env;
 };
+
+// The largest report file read back; a larger one is reported as an error, not truncated.
+inline constexpr std::size_t kMaxReportBytes = 32u << 20;
 
 struct PoolOptions {
   unsigned slots = 1;
@@ -52,6 +58,8 @@ struct FinishedJob {
   unsigned slot = 0;
   CapturedOutput out;
   CapturedOutput err;
+  std::string report;        // the report file, when LaunchSpec::report_env asked for one
+  std::string report_error;  // non-empty: why there is no report
 };
 
 class SubprocessPool {

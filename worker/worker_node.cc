@@ -33,6 +33,8 @@ protocol::JobResult ResultOf(FinishedJob& finished, uint64_t job_id) {
   result.stderr_text = std::move(finished.err.text);
   result.stdout_dropped = finished.out.dropped;
   result.stderr_dropped = finished.err.dropped;
+  result.report = std::move(finished.report);
+  result.report_error = std::move(finished.report_error);
   return result;
 }
 
@@ -127,6 +129,7 @@ void WorkerNode::StartQueuedJobs() {
     spec.cwd = std::move(job.cwd);
     spec.timeout = Millis(static_cast<long long>(job.timeout_ms));
     spec.kill_grace = Millis(static_cast<long long>(job.kill_grace_ms));
+    spec.report_env = std::move(job.report_env);
     running_jobs_[job.lease] = job.job_id;
     pool_.Start(job.lease, std::move(spec));
   }

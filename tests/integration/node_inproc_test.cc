@@ -46,7 +46,8 @@ class RecordingReporter final : public coordinator::Reporter {
 coordinator::TestSpec Spec(const std::string& fixture, Millis timeout = Millis(0)) {
   coordinator::TestSpec spec;
   spec.name = fixture;
-  spec.argv = {Fixture(fixture)};
+  spec.suite = fixture;
+  spec.command = {Fixture(fixture)};
   spec.timeout = timeout;
   return spec;
 }

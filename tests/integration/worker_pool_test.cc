@@ -148,7 +148,7 @@ class PoolTest : public ::testing::Test {
     pool_->Start(token, std::move(spec));
     std::vector<FinishedJob> done = RunUntil(*pool_, clock_, 1);
     if (done.empty())
-      return FinishedJob{token, ExitState::Cancelled("test gave up"), {}, 0, {}, {}};
+      return FinishedJob{token, ExitState::Cancelled("test gave up"), {}, 0, {}, {}, {}, {}};
     EXPECT_EQ(done[0].token, token);
     return std::move(done[0]);
   }
@@ -269,7 +269,7 @@ TEST_F(PoolTest, OrphanedGrandchildIsKilled) {
 
 TEST_F(PoolTest, MissingExecutableFailsToStart) {
   std::string missing = Fixture("tf_does_not_exist");
-  pool_->Start(3, LaunchSpec{{missing}, {}, "", 0ms, 2000ms});
+  pool_->Start(3, LaunchSpec{{missing}, {}, "", 0ms, 2000ms, ""});
   std::vector<FinishedJob> done = pool_->TakeFinished();  // surfaces as a finished job
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(done[0].token, 3u);
@@ -284,7 +284,7 @@ TEST_F(PoolTest, FileWithoutExecuteBitFailsToStart) {
   fs::path file = root_.path() / "not_executable";
   std::ofstream(file) << "#!/bin/sh\nexit 0\n";
   ::chmod(file.c_str(), 0644);
-  FinishedJob job = RunOne(LaunchSpec{{file.string()}, {}, "", 0ms, 2000ms});
+  FinishedJob job = RunOne(LaunchSpec{{file.string()}, {}, "", 0ms, 2000ms, ""});
   fs::remove(file);
   EXPECT_EQ(job.state.kind(), ExitState::Kind::kSpawnFailed);
   EXPECT_EQ(job.state.spawn_errno(), EACCES);
@@ -295,14 +295,14 @@ TEST_F(PoolTest, GarbageFileFailsToStart) {
   fs::path file = root_.path() / "garbage";
   std::ofstream(file) << "this is not a program\n";
   ::chmod(file.c_str(), 0755);
-  FinishedJob job = RunOne(LaunchSpec{{file.string()}, {}, "", 0ms, 2000ms});
+  FinishedJob job = RunOne(LaunchSpec{{file.string()}, {}, "", 0ms, 2000ms, ""});
   fs::remove(file);
   EXPECT_EQ(job.state.kind(), ExitState::Kind::kSpawnFailed);
   EXPECT_EQ(job.state.spawn_errno(), ENOEXEC) << job.state.detail();
 }
 
 TEST_F(PoolTest, DirectoryFailsToStart) {
-  FinishedJob job = RunOne(LaunchSpec{{TESTFARM_FIXTURE_DIR}, {}, "", 0ms, 2000ms});
+  FinishedJob job = RunOne(LaunchSpec{{TESTFARM_FIXTURE_DIR}, {}, "", 0ms, 2000ms, ""});
   EXPECT_EQ(job.state.kind(), ExitState::Kind::kSpawnFailed);
   EXPECT_EQ(job.state.spawn_errno(), EISDIR);
   EXPECT_NE(job.state.detail().find("Is a directory"), std::string::npos) << job.state.detail();
@@ -334,7 +334,7 @@ TEST_F(PoolTest, EnvironmentIsInheritedWithAdditionsOnTop) {
   ::setenv("TESTFARM_POOL_TEST_INHERITED", "from-parent", 1);
   ::setenv("TESTFARM_POOL_TEST_OVERRIDDEN", "from-parent", 1);
   LaunchSpec spec{
-      {"/usr/bin/env"}, {{"TESTFARM_POOL_TEST_OVERRIDDEN", "from-spec"}}, "", 0ms, 2000ms};
+      {"/usr/bin/env"}, {{"TESTFARM_POOL_TEST_OVERRIDDEN", "from-spec"}}, "", 0ms, 2000ms, ""};
   spec.env["TESTFARM_POOL_TEST_ADDED"] = "a=b";
   FinishedJob job = RunOne(std::move(spec));
   ::unsetenv("TESTFARM_POOL_TEST_INHERITED");
@@ -368,13 +368,13 @@ TEST_F(PoolTest, EvenFdsWithoutCloexecDoNotLeak) {
 
 TEST_F(PoolTest, WorkingDirectoryIsSetBeforeExec) {
   // A relative argv[0] resolves against the job's cwd.
-  FinishedJob job = RunOne(LaunchSpec{{"./tf_pass"}, {}, TESTFARM_FIXTURE_DIR, 0ms, 2000ms});
+  FinishedJob job = RunOne(LaunchSpec{{"./tf_pass"}, {}, TESTFARM_FIXTURE_DIR, 0ms, 2000ms, ""});
   EXPECT_EQ(job.state, ExitState::Exited(0)) << job.state.Describe();
 }
 
 TEST_F(PoolTest, MissingWorkingDirectoryFailsToStart) {
   std::string cwd = (root_.path() / "no_such_dir").string();
-  FinishedJob job = RunOne(LaunchSpec{{Fixture("tf_pass")}, {}, cwd, 0ms, 2000ms});
+  FinishedJob job = RunOne(LaunchSpec{{Fixture("tf_pass")}, {}, cwd, 0ms, 2000ms, ""});
   EXPECT_EQ(job.state.kind(), ExitState::Kind::kSpawnFailed);
   EXPECT_NE(job.state.detail().find(cwd), std::string::npos) << job.state.detail();
 }
@@ -522,6 +522,51 @@ TEST_F(PoolTest, DestructorKillsRunningJobs) {
   EXPECT_TRUE(GroupGone(pids[0]));
   EXPECT_TRUE(GroupGone(pids[1]));
   EXPECT_TRUE(fs::is_empty(root_.path()));
+}
+
+}  // namespace
+}  // namespace testfarm::worker
+
+namespace testfarm::worker {
+namespace {
+
+LaunchSpec Shell(const std::string& script) {
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", "-c", script};
+  spec.timeout = std::chrono::seconds(10);
+  return spec;
+}
+
+TEST_F(PoolTest, ReportFileIsReadBackFromTheJobsTmpdir) {
+  LaunchSpec spec = Shell("printf '{\"ok\": 1}' > \"${REPORT_TO#json:}\"");
+  spec.report_env = "REPORT_TO=json:";
+  FinishedJob job = RunOne(spec);
+  EXPECT_EQ(job.state, ExitState::Exited(0)) << job.err.text;
+  EXPECT_EQ(job.report_error, "");
+  EXPECT_EQ(job.report, "{\"ok\": 1}");
+}
+
+TEST_F(PoolTest, AMissingReportFileIsAnErrorValue) {
+  LaunchSpec spec = Shell("exit 0");
+  spec.report_env = "REPORT_TO=json:";
+  FinishedJob job = RunOne(spec);
+  EXPECT_EQ(job.state, ExitState::Exited(0));
+  EXPECT_EQ(job.report, "");
+  EXPECT_EQ(job.report_error, "the test did not write its report file");
+}
+
+TEST_F(PoolTest, AReportThatIsNotARegularFileIsRefused) {
+  LaunchSpec spec = Shell("mkdir \"${REPORT_TO#json:}\"");
+  spec.report_env = "REPORT_TO=json:";
+  FinishedJob job = RunOne(spec);
+  EXPECT_EQ(job.report_error, "the report file is not a regular file");
+}
+
+TEST_F(PoolTest, NoReportAskedNoReportGiven) {
+  FinishedJob job = RunOne(Shell("echo $REPORT_TO"));
+  EXPECT_EQ(job.out.text, "\n");
+  EXPECT_EQ(job.report, "");
+  EXPECT_EQ(job.report_error, "");
 }
 
 }  // namespace

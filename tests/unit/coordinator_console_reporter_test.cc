@@ -36,6 +36,7 @@ TestReport Finished(const std::string& name, JobState state, ExitState exit, uin
   protocol::JobResult result;
   result.state = exit;
   result.duration_ms = ms;
+  report.duration = Millis(static_cast<long long>(ms));
   report.result = result;
   return report;
 }

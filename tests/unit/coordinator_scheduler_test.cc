@@ -142,6 +142,8 @@ TEST(Scheduler, FailFastCancelsRunningAndStartsNoMore) {
   auto assigns = Assigns(s.TakeActions());
   ASSERT_EQ(assigns.size(), 3u);
   ASSERT_TRUE(s.OnResult("w", assigns[1].lease, Verdict::kFailed));
+  EXPECT_FALSE(s.stopped()) << "failures are counted by RecordFailures, per test";
+  s.RecordFailures(1);
   EXPECT_TRUE(s.stopped());
   EXPECT_EQ(s.stop_reason(), "fail-fast");
   auto cancels = Cancels(s.TakeActions());
@@ -165,6 +167,7 @@ TEST(Scheduler, MaxFailStopsAtTheNthFailure) {
     s.Dispatch();
     auto a = Assigns(s.TakeActions()).at(0);
     ASSERT_TRUE(s.OnResult("w", a.lease, Verdict::kFailed));
+    s.RecordFailures(1);
     EXPECT_EQ(s.stopped(), i == 1);
   }
   EXPECT_EQ(s.stop_reason(), "max-fail reached");
@@ -187,6 +190,49 @@ TEST(Scheduler, StopIsIdempotentAndAbandonCancelsOutstanding) {
   EXPECT_TRUE(s.Done());
   EXPECT_EQ(s.state(0), JobState::kCancelled);
   EXPECT_EQ(s.state(2), JobState::kNotRun);
+}
+
+TEST(Scheduler, JobsAddedLaterAreDispatchedRerunsFirst) {
+  FakeClock clock;
+  Scheduler s(clock, Options());
+  s.AddWorker("w", 1);
+  EXPECT_EQ(s.WantedJobs(), 1u);
+  JobId a = s.AddJob(Millis(0));
+  JobId b = s.AddJob(Millis(0));
+  JobId rerun = s.AddJob(Millis(0), /*serial=*/false, /*front=*/true);
+  EXPECT_EQ(s.WantedJobs(), 0u);
+  s.Dispatch();
+  auto first = Assigns(s.TakeActions());
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].job, rerun);
+  ASSERT_TRUE(s.OnResult("w", first[0].lease, Verdict::kPassed));
+  s.Dispatch();
+  EXPECT_EQ(Assigns(s.TakeActions()).at(0).job, a);
+  EXPECT_NE(a, b);
+}
+
+TEST(Scheduler, ASerialJobRunsAloneOnItsWorker) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/2));
+  JobId before = s.AddJob(Millis(0));
+  JobId serial = s.AddJob(Millis(0), /*serial=*/true);
+  JobId after = s.AddJob(Millis(0));
+  s.AddWorker("w", 4);
+  s.Dispatch();
+  auto first = Assigns(s.TakeActions());
+  // The serial job may not join a busy worker; the others go ahead of it.
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].job, before);
+  EXPECT_EQ(first[1].job, after);
+  for (const auto& a : first) ASSERT_TRUE(s.OnResult("w", a.lease, Verdict::kPassed));
+  s.AddJob(Millis(0));
+  s.Dispatch();
+  auto second = Assigns(s.TakeActions());
+  ASSERT_EQ(second.size(), 1u) << "nothing else while the serial job holds the worker";
+  EXPECT_EQ(second[0].job, serial);
+  ASSERT_TRUE(s.OnResult("w", second[0].lease, Verdict::kPassed));
+  s.Dispatch();
+  EXPECT_EQ(Assigns(s.TakeActions()).size(), 1u);
 }
 
 TEST(Scheduler, AWorkerLostAfterStopHasItsJobsCancelledNotRequeued) {

@@ -189,7 +189,8 @@ TEST(CodecRoundTrip, JobAssignWithBigNumbers) {
                             .env = {{"PATH", "/usr/bin"}, {"ODD", kOddBytes}},
                             .cwd = "/tmp/" + kOddBytes,
                             .timeout_ms = uint64_t{1} << 40,
-                            .kill_grace_ms = 2000});
+                            .kill_grace_ms = 2000,
+                            .report_env = "GTEST_OUTPUT=json:"});
 }
 
 TEST(CodecRoundTrip, JobResultEveryExitKind) {
@@ -215,7 +216,9 @@ TEST(CodecRoundTrip, JobResultEveryExitKind) {
                               .stdout_text = kOddBytes + std::string(70000, 'o'),
                               .stderr_text = kOddBytes,
                               .stdout_dropped = std::numeric_limits<uint64_t>::max(),
-                              .stderr_dropped = 1});
+                              .stderr_dropped = 1,
+                              .report = "{\"testsuites\": []}" + kOddBytes,
+                              .report_error = "the test did not write its report file"});
   }
 }
 
@@ -299,11 +302,14 @@ TEST(CodecMalformed, EveryTruncationOfEveryType) {
                 .name = "",
                 .argv = {"a", "b"},
                 .env = {{"K", "V"}},
-                .cwd = ""},
+                .cwd = "",
+                .report_env = "X=y:"},
       JobResult{.lease = 1,
                 .state = ExitState::Signaled(6, true),
                 .stdout_text = "out",
-                .stderr_text = ""},
+                .stderr_text = "",
+                .report = "r",
+                .report_error = ""},
       Cancel{.lease = 1},
       Heartbeat{},
       Bye{.reason = "done"},

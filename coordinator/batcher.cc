@@ -1,0 +1,77 @@
+#include "coordinator/batcher.h"
+
+#include <algorithm>
+
+namespace testfarm::coordinator {
+
+std::size_t Batcher::AddSuite(std::vector<std::size_t> tests) {
+  Suite suite;
+  suite.pending.assign(tests.begin(), tests.end());
+  suite.all = std::move(tests);
+  suites_.push_back(std::move(suite));
+  return suites_.size() - 1;
+}
+
+void Batcher::RecordDuration(std::size_t suite, Millis duration) {
+  if (suite >= suites_.size()) return;
+  suites_[suite].observed += duration;
+  ++suites_[suite].observed_cases;
+}
+
+std::size_t Batcher::BatchSize(std::size_t index, unsigned total_slots) const {
+  const Suite& suite = suites_[index];
+  std::size_t size = options_.first_batch;
+  if (suite.observed_cases > 0) {
+    // Mean case time in microseconds-ish resolution: gtest reports whole milliseconds, so a
+    // suite of sub-millisecond cases has mean 0 and gets the largest batches.
+    auto mean = static_cast<double>(suite.observed.count()) / static_cast<double>(suite.observed_cases);
+    double fit = mean <= 0 ? static_cast<double>(options_.max_batch)
+                           : static_cast<double>(options_.target.count()) / mean;
+    size = static_cast<std::size_t>(std::max(1.0, fit));
+  }
+  size = std::min(size, options_.max_batch);
+  // Leave work for every slot: no batch takes more than an even share of what is left.
+  std::size_t remaining = 0;
+  for (const Suite& s : suites_) remaining += s.pending.size();
+  unsigned slots = std::max(1u, total_slots);
+  std::size_t share = (remaining + slots - 1) / slots;
+  size = std::min(size, std::max<std::size_t>(1, share));
+  return std::min(size, suite.pending.size());
+}
+
+std::optional<std::vector<std::size_t>> Batcher::Next(unsigned total_slots) {
+  for (std::size_t tried = 0; tried < suites_.size(); ++tried) {
+    std::size_t index = (next_suite_ + tried) % suites_.size();
+    Suite& suite = suites_[index];
+    if (suite.pending.empty()) continue;
+    std::size_t size = BatchSize(index, total_slots);
+    std::vector<std::size_t> batch(suite.pending.begin(),
+                                   suite.pending.begin() + static_cast<std::ptrdiff_t>(size));
+    suite.pending.erase(suite.pending.begin(), suite.pending.begin() + static_cast<std::ptrdiff_t>(size));
+    next_suite_ = (index + 1) % suites_.size();
+    return batch;
+  }
+  return std::nullopt;
+}
+
+bool Batcher::empty() const {
+  return std::all_of(suites_.begin(), suites_.end(), [](const Suite& s) { return s.pending.empty(); });
+}
+
+std::vector<std::size_t> Batcher::Clear() {
+  std::vector<std::size_t> dropped;
+  for (Suite& suite : suites_) {
+    dropped.insert(dropped.end(), suite.pending.begin(), suite.pending.end());
+    suite.pending.clear();
+  }
+  return dropped;
+}
+
+std::optional<std::size_t> Batcher::SuiteOf(std::size_t test) const {
+  for (std::size_t i = 0; i < suites_.size(); ++i) {
+    if (std::find(suites_[i].all.begin(), suites_[i].all.end(), test) != suites_[i].all.end()) return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,57 @@
+#pragma once
+// Adaptive batching (--isolation batch): many cases of one GoogleTest binary per process,
+// sized so a batch's expected time stays near a target. Pure: it only sees case counts and the
+// durations reported so far.
+//
+// A suite whose case durations are unknown starts with small batches; as cases report, the
+// suite's mean case time sets the size (target / mean). Batches are also capped so that every
+// slot gets one (a few large batches would leave slots idle at the end).
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "shared/clock.h"
+
+namespace testfarm::coordinator {
+
+struct BatcherOptions {
+  Millis target{200};
+  std::size_t first_batch = 4;  // while a suite's case time is unknown
+  std::size_t max_batch = 256;
+};
+
+class Batcher {
+ public:
+  explicit Batcher(BatcherOptions options) : options_(options) {}
+
+  // Adds a suite's cases (test indices, in order). Returns the suite's id.
+  std::size_t AddSuite(std::vector<std::size_t> tests);
+  // A case of `suite` took `duration`.
+  void RecordDuration(std::size_t suite, Millis duration);
+
+  // The next batch for `total_slots` slots, or nullopt when no case is left. Suites are served
+  // in turn, so that batches of different binaries run side by side.
+  std::optional<std::vector<std::size_t>> Next(unsigned total_slots);
+  // The size the next batch of `suite` would have.
+  std::size_t BatchSize(std::size_t suite, unsigned total_slots) const;
+
+  bool empty() const;
+  // Drops every case not yet handed out (the run stopped); returns them.
+  std::vector<std::size_t> Clear();
+  // The suite a test index belongs to.
+  std::optional<std::size_t> SuiteOf(std::size_t test) const;
+
+ private:
+  struct Suite {
+    std::deque<std::size_t> pending;
+    std::vector<std::size_t> all;
+    Millis observed{0};
+    std::size_t observed_cases = 0;
+  };
+  BatcherOptions options_;
+  std::vector<Suite> suites_;
+  std::size_t next_suite_ = 0;
+};
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,164 @@
+#include "coordinator/ctest_import.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
+
+namespace testfarm::coordinator {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr double kMaxTimeoutMs = 1e15;  // the bound ParseDuration uses
+
+// nlohmann's messages start with "[json.exception.parse_error.101] "; the id helps nobody.
+std::string WithoutExceptionId(const std::string& what) {
+  if (what.starts_with("[json.exception.")) {
+    std::size_t end = what.find("] ");
+    if (end != std::string::npos) return what.substr(end + 2);
+  }
+  return what;
+}
+
+// CTest writes list properties (ENVIRONMENT, LABELS) as arrays; accept a lone string too.
+std::optional<std::vector<std::string>> StringList(const Json& value) {
+  if (value.is_string()) return std::vector<std::string>{value.get<std::string>()};
+  if (!value.is_array()) return std::nullopt;
+  std::vector<std::string> list;
+  for (const Json& item : value) {
+    if (!item.is_string()) return std::nullopt;
+    list.push_back(item.get<std::string>());
+  }
+  return list;
+}
+
+// Applies one entry of a test's "properties"; the error says what was wrong with its value.
+std::optional<std::string> ApplyProperty(const std::string& name, const Json& value,
+                                         SuiteSpec* spec) {
+  if (name == "WORKING_DIRECTORY") {
+    if (!value.is_string()) return "expected a string";
+    spec->cwd = value.get<std::string>();
+  } else if (name == "ENVIRONMENT") {
+    std::optional<std::vector<std::string>> entries = StringList(value);
+    if (!entries) return "expected an array of \"NAME=VALUE\" strings";
+    for (const std::string& entry : *entries) {
+      // An entry without '=' asks CTest to unset the variable; a suite can only add, so it is
+      // dropped.
+      std::size_t eq = entry.find('=');
+      if (eq == std::string::npos || eq == 0) continue;
+      spec->env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+  } else if (name == "TIMEOUT") {
+    if (!value.is_number()) return "expected a number of seconds";
+    double ms = value.get<double>() * 1000;
+    if (!std::isfinite(ms) || ms > kMaxTimeoutMs) return "expected a number of seconds";
+    // 0 (or less) is CTest's "no timeout of its own": the run's --timeout applies.
+    if (ms > 0) spec->timeout = Millis(std::llround(ms));
+  } else if (name == "LABELS") {
+    std::optional<std::vector<std::string>> labels = StringList(value);
+    if (!labels) return "expected an array of strings";
+    spec->labels = std::move(*labels);
+  } else if (name == "SKIP_RETURN_CODE") {
+    // Negative values would wrap in get<unsigned>, so check the sign first.
+    if (!value.is_number_integer() || value.get<long long>() < 0 ||
+        value.get<unsigned long long>() > 255) {
+      return "expected an exit code (an integer 0-255)";
+    }
+    spec->skip_return_code = value.get<int>();
+  } else if (name == "WILL_FAIL" || name == "DISABLED" || name == "RUN_SERIAL") {
+    if (!value.is_boolean()) return "expected true or false";
+    bool* flag = name == "WILL_FAIL"  ? &spec->will_fail
+                 : name == "DISABLED" ? &spec->disabled
+                                      : &spec->run_serial;
+    *flag = value.get<bool>();
+  }
+  return std::nullopt;
+}
+
+Result<SuiteSpec> ReadTest(const Json& test, std::size_t index, const std::string& origin) {
+  std::string who = origin + ": test #" + std::to_string(index + 1);
+  if (!test.is_object()) return Error{who + ": expected an object"};
+  auto name = test.find("name");
+  if (name == test.end() || !name->is_string() || name->get<std::string>().empty()) {
+    return Error{who + ": expected a non-empty string \"name\""};
+  }
+  SuiteSpec spec;
+  spec.name = name->get<std::string>();
+  spec.kind = SuiteKind::kPlain;
+  spec.origin = origin + ": " + spec.name;
+  who = origin + ": test '" + spec.name + "'";
+
+  if (auto command = test.find("command"); command != test.end()) {
+    if (!command->is_array()) return Error{who + ": \"command\": expected an array of strings"};
+    for (const Json& arg : *command) {
+      if (!arg.is_string()) return Error{who + ": \"command\": expected an array of strings"};
+      spec.command.push_back(arg.get<std::string>());
+    }
+  }
+
+  if (auto properties = test.find("properties"); properties != test.end()) {
+    if (!properties->is_array()) return Error{who + ": \"properties\": expected an array"};
+    for (const Json& property : *properties) {
+      auto key = property.is_object() ? property.find("name") : property.end();
+      if (!property.is_object() || key == property.end() || !key->is_string() ||
+          !property.contains("value")) {
+        return Error{who + ": \"properties\": expected {\"name\": ..., \"value\": ...} objects"};
+      }
+      const std::string property_name = key->get<std::string>();
+      if (std::optional<std::string> problem =
+              ApplyProperty(property_name, property.at("value"), &spec)) {
+        return Error{who + ": property " + property_name + ": " + *problem};
+      }
+    }
+  }
+  // A test whose executable CTest could not find (e.g. not built) has no "command"; it cannot
+  // run, so it comes through disabled, like a DISABLED test (which may or may not have one).
+  if (spec.command.empty() || spec.command[0].empty()) spec.disabled = true;
+  return spec;
+}
+
+Result<std::vector<SuiteSpec>> ReadDocument(const Json& doc, const std::string& origin) {
+  if (!doc.is_object()) return Error{origin + ": expected a JSON object (ctest json-v1)"};
+  if (auto kind = doc.find("kind"); kind != doc.end() && *kind != "ctestInfo") {
+    return Error{origin + ": not ctest json-v1 output (\"kind\" is " + kind->dump() + ")"};
+  }
+  if (auto version = doc.find("version"); version != doc.end()) {
+    auto major = version->is_object() ? version->find("major") : version->end();
+    if (major == version->end() || *major != 1) {
+      return Error{origin + ": unsupported ctest json version " + version->dump() +
+                   " (expected major 1)"};
+    }
+  }
+  auto tests = doc.find("tests");
+  if (tests == doc.end() || !tests->is_array()) {
+    return Error{origin + ": expected a \"tests\" array (ctest json-v1)"};
+  }
+  if (tests->empty()) return Error{"no tests registered in " + origin};
+  std::vector<SuiteSpec> suites;
+  for (std::size_t i = 0; i < tests->size(); ++i) {
+    Result<SuiteSpec> suite = ReadTest((*tests)[i], i, origin);
+    if (!suite) return suite.error();
+    suites.push_back(std::move(*suite));
+  }
+  return suites;
+}
+
+}  // namespace
+
+Result<std::vector<SuiteSpec>> ParseCtestJson(std::string_view json, const std::string& origin) {
+  try {
+    Json doc = Json::parse(json);
+    return ReadDocument(doc, origin);
+  } catch (const Json::parse_error& e) {
+    return Error{origin + ": malformed JSON: " + WithoutExceptionId(e.what())};
+  } catch (const Json::exception& e) {  // a shape the checks above missed; never escapes
+    return Error{origin + ": unexpected JSON: " + WithoutExceptionId(e.what())};
+  }
+}
+
+std::vector<std::string> CtestListCommand(const std::string& build_dir) {
+  return {"ctest", "--test-dir", build_dir, "--show-only=json-v1"};
+}
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,385 @@
+#include "coordinator/gtest.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "shared/unique_fd.h"
+
+namespace testfarm::coordinator {
+namespace {
+
+// --- IsGtestBinary -------------------------------------------------------------------------
+
+// A static gtest carries its flag names (in --help's text); a dynamic one imports gtest's
+// symbols, whose mangled names start like these.
+constexpr std::array<std::string_view, 4> kGtestMarks = {
+    "--gtest_list_tests", "gtest_filter", "_ZN7testing4Test", "_ZN7testing8internal"};
+
+constexpr std::size_t LongestMark() {
+  std::size_t longest = 0;
+  for (std::string_view mark : kGtestMarks) longest = std::max(longest, mark.size());
+  return longest;
+}
+
+bool ContainsMark(std::string_view text) {
+  return std::any_of(kGtestMarks.begin(), kGtestMarks.end(),
+                     [text](std::string_view mark) { return text.find(mark) != text.npos; });
+}
+
+// read(2) retried on EINTR; -1 on error.
+ssize_t ReadSome(int fd, char* buffer, std::size_t size) {
+  ssize_t n;
+  do {
+    n = ::read(fd, buffer, size);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+bool IsElfRegularFile(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  char magic[4];
+  ssize_t n;
+  do {
+    n = ::pread(fd, magic, sizeof magic, 0);
+  } while (n < 0 && errno == EINTR);
+  return n == sizeof magic && std::memcmp(magic,
+                                          "\x7f"
+                                          "ELF",
+                                          sizeof magic) == 0;
+}
+
+// --- ParseGtestList ------------------------------------------------------------------------
+
+bool IsBlank(char c) {
+  return c == ' ' || c == '\t';
+}
+
+// A listing line is a name token, then optionally blanks and a "# ..." comment (gtest prints
+// "  # TypeParam = int" and "  # GetParam() = 2"). Returns the token, or nullopt.
+std::optional<std::string_view> ListedName(std::string_view line) {
+  std::size_t begin = 0;
+  while (begin < line.size() && IsBlank(line[begin])) ++begin;
+  std::size_t end = begin;
+  while (end < line.size() && !IsBlank(line[end])) ++end;
+  if (end == begin) return std::nullopt;
+  std::size_t rest = end;
+  while (rest < line.size() && IsBlank(line[rest])) ++rest;
+  if (rest < line.size() && line[rest] != '#') return std::nullopt;
+  return line.substr(begin, end - begin);
+}
+
+// gtest's own rule (kDisableTestFilter "DISABLED_*:*/DISABLED_*"), applied to the suite name
+// and the case name.
+bool IsDisabledName(std::string_view name) {
+  return name.starts_with("DISABLED_") || name.find("/DISABLED_") != name.npos;
+}
+
+std::string Quoted(std::string_view line) {
+  constexpr std::size_t kMax = 200;
+  std::string text(line.substr(0, kMax));
+  if (line.size() > kMax) text += "...";
+  return "'" + text + "'";
+}
+
+Error ListError(std::size_t line_number, std::string_view what, std::string_view line) {
+  return Error{"gtest listing, line " + std::to_string(line_number) + ": " + std::string(what) +
+               ": " + Quoted(line)};
+}
+
+// --- ParseGtestJson ------------------------------------------------------------------------
+
+using Json = nlohmann::json;
+
+// gtest escapes control characters but copies other bytes as they are, so a failure message
+// can hold bytes that are not UTF-8, which nlohmann rejects. Each byte that does not start a
+// well-formed sequence becomes U+FFFD.
+std::size_t Utf8SequenceLength(std::string_view text, std::size_t i) {
+  auto byte = [&](std::size_t k) {
+    return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0u;
+  };
+  auto continuation = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    unsigned b = byte(k);
+    return b >= lo && b <= hi;
+  };
+  unsigned lead = byte(0);
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return continuation(1) ? 2 : 0;
+  if (lead == 0xE0) return continuation(1, 0xA0) && continuation(2) ? 3 : 0;
+  if (lead == 0xED) return continuation(1, 0x80, 0x9F) && continuation(2) ? 3 : 0;
+  if (lead >= 0xE1 && lead <= 0xEF) return continuation(1) && continuation(2) ? 3 : 0;
+  if (lead == 0xF0) return continuation(1, 0x90) && continuation(2) && continuation(3) ? 4 : 0;
+  if (lead == 0xF4) {
+    return continuation(1, 0x80, 0x8F) && continuation(2) && continuation(3) ? 4 : 0;
+  }
+  if (lead >= 0xF1 && lead <= 0xF3) {
+    return continuation(1) && continuation(2) && continuation(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+std::string ValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t length = Utf8SequenceLength(text, i);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text.substr(i, length));
+      i += length;
+    }
+  }
+  return out;
+}
+
+// "0.123s" (gtest prints seconds as a double with 6 significant digits, so also "1.23457e+06s").
+Millis ParseSeconds(const std::string& text) {
+  std::string_view digits = text;
+  if (digits.ends_with('s')) digits.remove_suffix(1);
+  double seconds = 0;
+  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), seconds);
+  if (error != std::errc() || end != digits.data() + digits.size() || !std::isfinite(seconds) ||
+      seconds < 0) {
+    return Millis(0);
+  }
+  return Millis(std::llround(seconds * 1000));
+}
+
+// Thrown inside ParseGtestJson only, for a document that is JSON but not gtest's.
+struct ShapeError {
+  std::string message;
+};
+
+const std::string& StringField(const Json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_string()) {
+    throw ShapeError{where + ": no string \"" + key + "\""};
+  }
+  return it->get_ref<const std::string&>();
+}
+
+const Json& ArrayField(const Json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_array()) throw ShapeError{where + ": no array \"" + key + "\""};
+  return *it;
+}
+
+std::string FailureMessages(const Json& test, const std::string& where) {
+  auto it = test.find("failures");
+  if (it == test.end()) return {};
+  if (!it->is_array()) throw ShapeError{where + ": \"failures\" is not an array"};
+  std::string message;
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const Json& failure = (*it)[i];
+    std::string at = where + ".failures[" + std::to_string(i) + "]";
+    if (!failure.is_object()) throw ShapeError{at + ": not an object"};
+    if (!message.empty()) message += "\n\n";
+    message += StringField(failure, "failure", at);
+  }
+  return message;
+}
+
+// nullopt for a case that did not run.
+std::optional<GtestCaseResult> CaseResult(const std::string& suite, const Json& test,
+                                          const std::string& where) {
+  if (!test.is_object()) throw ShapeError{where + ": not an object"};
+  const std::string& name = StringField(test, "name", where);
+  const std::string& status = StringField(test, "status", where);
+  if (status == "NOTRUN") return std::nullopt;
+  if (status != "RUN") throw ShapeError{where + ": unknown status \"" + status + "\""};
+  // "result" arrived in gtest 1.10; older reports have only "status".
+  std::string result = test.contains("result") ? StringField(test, "result", where) : "COMPLETED";
+  if (result != "COMPLETED" && result != "SKIPPED" && result != "SUPPRESSED") {
+    throw ShapeError{where + ": unknown result \"" + result + "\""};
+  }
+  if (result == "SUPPRESSED") return std::nullopt;
+
+  GtestCaseResult out;
+  out.name = name.empty() ? suite : suite + "." + name;
+  auto time = test.find("time");
+  if (time != test.end() && time->is_string()) {
+    out.duration = ParseSeconds(time->get_ref<const std::string&>());
+  }
+  out.message = FailureMessages(test, where);
+  if (!out.message.empty()) {
+    out.status = GtestCaseResult::Status::kFailed;
+  } else if (result == "SKIPPED") {
+    out.status = GtestCaseResult::Status::kSkipped;
+  }
+  return out;
+}
+
+std::vector<GtestCaseResult> CaseResults(const Json& document) {
+  if (!document.is_object()) throw ShapeError{"not an object"};
+  const Json& suites = ArrayField(document, "testsuites", "top level");
+  std::vector<GtestCaseResult> results;
+  for (std::size_t s = 0; s < suites.size(); ++s) {
+    std::string where = "testsuites[" + std::to_string(s) + "]";
+    const Json& suite = suites[s];
+    if (!suite.is_object()) throw ShapeError{where + ": not an object"};
+    const std::string& suite_name = StringField(suite, "name", where);
+    const Json& tests = ArrayField(suite, "testsuite", where);
+    for (std::size_t t = 0; t < tests.size(); ++t) {
+      std::string at = where + ".testsuite[" + std::to_string(t) + "]";
+      if (auto result = CaseResult(suite_name, tests[t], at)) results.push_back(std::move(*result));
+    }
+  }
+  return results;
+}
+
+std::string_view TrimNewlines(std::string_view text) {
+  while (!text.empty() && (text.front() == '\n' || text.front() == '\r')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  return text;
+}
+
+// The message of GTEST_SKIP() as the console printed it:
+//   [ RUN      ] Suite.Case
+//   file:line: Skipped
+//   <message>
+//   [  SKIPPED ] Suite.Case (0 ms)
+std::string SkipMessageFromConsole(std::string_view console, const std::string& name) {
+  std::string run_line = "[ RUN      ] " + name + "\n";
+  std::size_t run = console.rfind(run_line);
+  if (run == console.npos) return {};
+  std::size_t body = run + run_line.size();
+  // Searching from the RUN line's own '\n' finds a SKIPPED line right after it too.
+  std::string skipped_line = "\n[  SKIPPED ] " + name;
+  std::size_t end = body - 1;
+  for (;; ++end) {
+    end = console.find(skipped_line, end);
+    if (end == console.npos) return {};
+    std::size_t after = end + skipped_line.size();  // " (0 ms)", or the end of the line
+    if (after == console.size() || console[after] == ' ' || console[after] == '\n') break;
+  }
+  std::string_view block = console.substr(body, end + 1 - body);
+  constexpr std::string_view kMarker = ": Skipped\n";
+  std::size_t marker = block.rfind(kMarker);
+  if (marker == block.npos) return {};
+  return std::string(TrimNewlines(block.substr(marker + kMarker.size())));
+}
+
+}  // namespace
+
+bool IsGtestBinary(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd || !IsElfRegularFile(fd.get())) return false;
+  // The last LongestMark()-1 bytes of each chunk are carried into the next, so a mark split
+  // across a chunk boundary is still seen whole.
+  constexpr std::size_t kCarry = LongestMark() - 1;
+  std::string buffer(kCarry + kGtestScanChunkBytes, '\0');
+  std::size_t carried = 0;
+  std::size_t total = 0;
+  while (total < kGtestScanMaxBytes) {
+    std::size_t want = std::min(kGtestScanChunkBytes, kGtestScanMaxBytes - total);
+    ssize_t n = ReadSome(fd.get(), buffer.data() + carried, want);
+    if (n <= 0) return false;
+    total += static_cast<std::size_t>(n);
+    std::size_t filled = carried + static_cast<std::size_t>(n);
+    if (ContainsMark(std::string_view(buffer.data(), filled))) return true;
+    carried = std::min(kCarry, filled);
+    std::memmove(buffer.data(), buffer.data() + filled - carried, carried);
+  }
+  return false;
+}
+
+Result<std::vector<GtestCase>> ParseGtestList(std::string_view output) {
+  std::vector<GtestCase> cases;
+  std::optional<std::string> suite;  // the current suite line's name, without its '.'
+  bool suite_has_cases = false;
+  std::size_t suite_line_number = 0;
+  std::string_view suite_line;
+  std::optional<std::size_t> stray_line_number;  // the first non-listing line before any suite
+  std::string_view stray_line;
+
+  std::size_t line_number = 0;
+  for (std::size_t pos = 0; pos < output.size();) {
+    std::size_t newline = output.find('\n', pos);
+    std::size_t end = newline == output.npos ? output.size() : newline;
+    std::string_view line = output.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_number;
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    if (std::all_of(line.begin(), line.end(), IsBlank)) continue;
+
+    std::optional<std::string_view> name = ListedName(line);
+    if (IsBlank(line.front())) {
+      if (!suite) return ListError(line_number, "a case line before any suite line", line);
+      if (!name) return ListError(line_number, "not a case line", line);
+      std::string_view case_name = *name;
+      cases.push_back({*suite + "." + std::string(case_name),
+                       IsDisabledName(*suite) || IsDisabledName(case_name)});
+      suite_has_cases = true;
+      continue;
+    }
+    if (name && name->size() > 1 && name->ends_with('.')) {
+      if (suite && !suite_has_cases) {
+        return ListError(suite_line_number, "a suite line without cases", suite_line);
+      }
+      suite = std::string(name->substr(0, name->size() - 1));
+      suite_has_cases = false;
+      suite_line_number = line_number;
+      suite_line = line;
+      continue;
+    }
+    if (suite) return ListError(line_number, "neither a suite nor a case line", line);
+    // Before the listing: gtest_main's "Running main() from ..." or a custom main's banner.
+    if (!stray_line_number && !line.starts_with("Running main() from ")) {
+      stray_line_number = line_number;
+      stray_line = line;
+    }
+  }
+  if (suite && !suite_has_cases) {
+    return ListError(suite_line_number, "a suite line without cases", suite_line);
+  }
+  if (!suite && stray_line_number) {
+    return ListError(*stray_line_number, "not a test listing", stray_line);
+  }
+  return cases;
+}
+
+Result<std::vector<GtestCaseResult>> ParseGtestJson(std::string_view json,
+                                                    std::string_view console_output) {
+  try {
+    Json document = Json::parse(ValidUtf8(json));
+    std::vector<GtestCaseResult> results = CaseResults(document);
+    if (!console_output.empty()) {
+      for (GtestCaseResult& result : results) {
+        if (result.status == GtestCaseResult::Status::kSkipped && result.message.empty()) {
+          result.message = SkipMessageFromConsole(console_output, result.name);
+        }
+      }
+    }
+    return results;
+  } catch (const ShapeError& error) {
+    return Error{"not a gtest JSON report: " + error.message};
+  } catch (const Json::exception& error) {
+    return Error{std::string("not a gtest JSON report: ") + error.what()};
+  } catch (const std::exception& error) {
+    return Error{std::string("reading a gtest JSON report: ") + error.what()};
+  } catch (...) {
+    return Error{"reading a gtest JSON report: unknown error"};
+  }
+}
+
+std::string GtestFilterFor(const std::vector<std::string>& cases) {
+  std::string filter;
+  for (const std::string& name : cases) {
+    if (!filter.empty()) filter += ':';
+    filter += name;
+  }
+  return filter;
+}
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,37 @@
+#pragma once
+// What a finished job means for each test it ran. Pure: a job's tests and its process's result
+// in, one verdict per test (or "run it again alone") out.
+//
+// Plain tests: the exit state, with CTest's WILL_FAIL and SKIP_RETURN_CODE applied.
+// GoogleTest jobs: per-case status, time and failure text come from gtest's JSON report. A case
+// the report does not vouch for (no report: a crash or timeout; a process that ended abnormally
+// after reporting; a case missing from the report) is, in a batch, run again alone so that a
+// crash is pinned on exactly the case that crashed; alone, it fails with the reason.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "coordinator/scheduler.h"
+#include "coordinator/test_spec.h"
+#include "protocol/messages.h"
+
+namespace testfarm::coordinator {
+
+struct CaseVerdict {
+  std::size_t test = 0;
+  JobState state = JobState::kFailed;  // kPassed, kFailed, kSkipped or kCancelled
+  std::string reason;                  // short, when the process state does not say it
+  std::string message;                 // gtest's failure or skip text
+  Millis duration{0};
+};
+
+struct JobVerdicts {
+  std::vector<CaseVerdict> decided;
+  std::vector<std::size_t> rerun_alone;  // batch cases to run again, one per process
+};
+
+// `job_tests` are indices into `tests`; `batch` says whether they shared one process.
+JobVerdicts Interpret(const std::vector<std::size_t>& job_tests, bool batch,
+                      const std::vector<TestSpec>& tests, const protocol::JobResult& result);
+
+}  // namespace testfarm::coordinator

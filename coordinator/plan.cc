@@ -1,0 +1,114 @@
+#include "coordinator/plan.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "coordinator/gtest.h"
+
+namespace testfarm::coordinator {
+
+namespace {
+
+TestSpec FromSuite(const SuiteSpec& suite, Millis default_timeout) {
+  TestSpec test;
+  test.name = suite.name;
+  test.suite = suite.name;
+  test.command = suite.command;
+  test.env = suite.env;
+  test.cwd = suite.cwd;
+  test.timeout = suite.timeout.value_or(default_timeout);
+  test.labels = suite.labels;
+  test.will_fail = suite.will_fail;
+  test.skip_return_code = suite.skip_return_code;
+  test.run_serial = suite.run_serial;
+  if (suite.disabled) test.skip_reason = "disabled";
+  return test;
+}
+
+std::string ListingFailure(const Listing& listing) {
+  if (!listing.state.passed()) return "listing its tests failed: " + listing.state.Describe();
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::string> ListCommand(const SuiteSpec& suite) {
+  std::vector<std::string> argv = suite.command;
+  argv.push_back("--gtest_list_tests");
+  return argv;
+}
+
+std::vector<TestSpec> ExpandSuites(const std::vector<SuiteSpec>& suites,
+                                   const std::vector<std::optional<Listing>>& listings,
+                                   Millis default_timeout) {
+  std::vector<TestSpec> tests;
+  for (std::size_t i = 0; i < suites.size(); ++i) {
+    TestSpec base = FromSuite(suites[i], default_timeout);
+    if (i >= listings.size() || !listings[i] || suites[i].disabled) {
+      tests.push_back(std::move(base));
+      continue;
+    }
+    const Listing& listing = *listings[i];
+    std::string failure = ListingFailure(listing);
+    Result<std::vector<GtestCase>> cases = failure.empty()
+                                               ? ParseGtestList(listing.out)
+                                               : Result<std::vector<GtestCase>>(Error{failure});
+    if (!cases) {
+      base.error = failure.empty() ? "not a GoogleTest listing: " + cases.error().message : failure;
+      base.error_output = listing.out + listing.err;
+      tests.push_back(std::move(base));
+      continue;
+    }
+    for (const GtestCase& gtest_case : *cases) {
+      TestSpec test = base;
+      test.name = suites[i].name + "::" + gtest_case.name;
+      test.gtest_case = gtest_case.name;
+      if (gtest_case.disabled) test.skip_reason = "disabled (DISABLED_)";
+      tests.push_back(std::move(test));
+    }
+  }
+  return tests;
+}
+
+bool GlobMatch(const std::string& pattern, const std::string& text) {
+  return ::fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
+}
+
+Result<std::vector<TestSpec>> Select(std::vector<TestSpec> tests, const Selection& selection) {
+  for (const std::string& pattern : selection.filters) {
+    bool any = std::any_of(tests.begin(), tests.end(),
+                           [&](const TestSpec& t) { return GlobMatch(pattern, t.name); });
+    if (!any) return Error{"--filter '" + pattern + "' matches no test"};
+  }
+  for (const std::string& label : selection.labels) {
+    bool any = std::any_of(tests.begin(), tests.end(), [&](const TestSpec& t) {
+      return std::find(t.labels.begin(), t.labels.end(), label) != t.labels.end();
+    });
+    if (!any) return Error{"--label '" + label + "' matches no test"};
+  }
+  auto keep = [&](const TestSpec& t) {
+    auto matches = [&](const std::string& p) { return GlobMatch(p, t.name); };
+    if (!selection.filters.empty() &&
+        std::none_of(selection.filters.begin(), selection.filters.end(), matches)) {
+      return false;
+    }
+    if (std::any_of(selection.excludes.begin(), selection.excludes.end(), matches)) return false;
+    if (!selection.labels.empty() &&
+        std::none_of(selection.labels.begin(), selection.labels.end(), [&](const auto& l) {
+          return std::find(t.labels.begin(), t.labels.end(), l) != t.labels.end();
+        })) {
+      return false;
+    }
+    return true;
+  };
+  std::vector<TestSpec> selected;
+  for (TestSpec& test : tests) {
+    if (keep(test)) selected.push_back(std::move(test));
+  }
+  if (selected.empty()) return Error{"the selection leaves no test to run"};
+  return selected;
+}
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,50 @@
+#pragma once
+// Planning: suites become tests (a GoogleTest suite one per case, from its listing), and the
+// user's selection (--filter, --exclude, --label) picks which run. Pure: the listings are run by
+// the caller and handed in.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/suite.h"
+#include "coordinator/test_spec.h"
+#include "shared/exit_state.h"
+#include "shared/result.h"
+
+namespace testfarm::coordinator {
+
+// How `command --gtest_list_tests` ended.
+struct Listing {
+  ExitState state = ExitState::Exited(0);
+  std::string out;
+  std::string err;
+};
+
+// The argv that lists a gtest suite's cases.
+std::vector<std::string> ListCommand(const SuiteSpec& suite);
+
+// `listings[i]` is set for the suites to expand as GoogleTest suites (kind resolved by the
+// caller), nullopt for plain suites. A listing that crashed, hung or printed garbage yields one
+// test named after the suite carrying the error and the output, so the run reports it and goes
+// on. `default_timeout` applies where a suite has none.
+std::vector<TestSpec> ExpandSuites(const std::vector<SuiteSpec>& suites,
+                                   const std::vector<std::optional<Listing>>& listings,
+                                   Millis default_timeout);
+
+struct Selection {
+  std::vector<std::string> filters;   // globs over full names; a test must match one (if any)
+  std::vector<std::string> excludes;  // globs; a test matching one is dropped
+  std::vector<std::string> labels;    // a test must carry one of them (if any)
+};
+
+// Shell-style glob: '*' matches any run of characters (including '/' and ':'), '?' one,
+// [...] a set.
+bool GlobMatch(const std::string& pattern, const std::string& text);
+
+// The tests the selection picks, in order. An error if a --filter pattern or --label matches
+// no test at all, or if nothing is left: a selection that selects nothing is a mistake, not a
+// green run.
+Result<std::vector<TestSpec>> Select(std::vector<TestSpec> tests, const Selection& selection);
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,545 @@
+#include "coordinator/report_writers.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include "shared/exit_state.h"
+
+namespace testfarm::coordinator {
+
+namespace {
+
+using Json = nlohmann::ordered_json;  // keeps keys in the documented order
+
+// ---------------------------------------------------------------------------------------------
+// Outcomes and names shared by the writers.
+
+// How a report counts in JUnit terms. A failure is the test saying no (an assertion, a non-zero
+// exit); an error is the test not finishing on its own terms (crash, timeout, leak, could not
+// start, worker lost).
+enum class Outcome { kPassed, kFailure, kError, kSkipped };
+
+Outcome OutcomeOf(const TestReport& report) {
+  switch (report.state) {
+    case JobState::kPassed:
+      return Outcome::kPassed;
+    case JobState::kFailed:
+      return std::string_view(StatusWord(report)) == "FAIL" ? Outcome::kFailure : Outcome::kError;
+    case JobState::kExpired:
+      return Outcome::kError;
+    case JobState::kCancelled:
+    case JobState::kNotRun:
+    case JobState::kSkipped:
+    case JobState::kPending:
+    case JobState::kLeased:
+      break;
+  }
+  return Outcome::kSkipped;
+}
+
+// The JSON report's lowercase status (also the trace events' category).
+const char* StatusKey(JobState state) {
+  switch (state) {
+    case JobState::kPassed:
+      return "passed";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kSkipped:
+      return "skipped";
+    case JobState::kCancelled:
+      return "cancelled";
+    case JobState::kExpired:
+      return "lost";
+    case JobState::kNotRun:
+    case JobState::kPending:
+    case JobState::kLeased:
+      break;
+  }
+  return "not_run";
+}
+
+// StatusReason, except that a skipped test's process ("exit 0" of a GTEST_SKIP) is not why it
+// was skipped: only the reason given counts.
+std::string Reason(const TestReport& report) {
+  if (report.state == JobState::kSkipped) return report.reason;
+  return StatusReason(report);
+}
+
+// Reason, never empty for a test that did not pass: JUnit's message attribute says why.
+std::string ReasonOrDefault(const TestReport& report) {
+  std::string reason = Reason(report);
+  if (!reason.empty()) return reason;
+  switch (report.state) {
+    case JobState::kCancelled:
+      return "cancelled";
+    case JobState::kSkipped:
+      return "skipped";
+    case JobState::kNotRun:
+    case JobState::kPending:
+    case JobState::kLeased:
+      return "not run";
+    case JobState::kExpired:
+      return "no result from worker";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kPassed:
+      break;
+  }
+  return {};
+}
+
+const std::string& SuiteOf(const TestReport& report) {
+  return report.suite.empty() ? report.name : report.suite;
+}
+
+int64_t NonNegative(Millis ms) {
+  return std::max<int64_t>(0, ms.count());
+}
+
+// ---------------------------------------------------------------------------------------------
+// XML text: valid UTF-8, only XML 1.0 characters, markup escaped.
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+struct Decoded {
+  std::size_t length;  // bytes consumed; for an invalid sequence its maximal valid prefix (>= 1)
+  char32_t code_point;
+  bool valid;
+};
+
+// Decodes the UTF-8 sequence at text[i] (i < text.size()). An invalid sequence consumes its
+// lead byte and the continuation bytes that were still acceptable ("maximal subpart", as the
+// Unicode standard recommends and nlohmann::json's replace handler does), so one bad sequence
+// becomes one U+FFFD and the byte that broke it is decoded afresh.
+Decoded DecodeUtf8(std::string_view text, std::size_t i) {
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  if (lead < 0x80) return {1, lead, true};
+  std::size_t continuation = 0;
+  char32_t code_point = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    continuation = 1;
+    code_point = lead & 0x1Fu;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    continuation = 2;
+    code_point = lead & 0x0Fu;
+    if (lead == 0xE0) low = 0xA0;   // overlong
+    if (lead == 0xED) high = 0x9F;  // UTF-16 surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    continuation = 3;
+    code_point = lead & 0x07u;
+    if (lead == 0xF0) low = 0x90;   // overlong
+    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return {1, 0, false};  // a continuation byte, C0/C1 (overlong) or F5..FF
+  }
+  for (std::size_t k = 1; k <= continuation; ++k) {
+    if (i + k >= text.size()) return {k, 0, false};
+    const unsigned char c = byte(i + k);
+    if (c < low || c > high) return {k, 0, false};
+    low = 0x80;
+    high = 0xBF;
+    code_point = (code_point << 6) | (c & 0x3Fu);
+  }
+  return {continuation + 1, code_point, true};
+}
+
+// XML 1.0's Char production.
+bool IsXmlChar(char32_t c) {
+  return c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
+         (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+// Appends `text` escaped for XML content or (`attribute`) a double-quoted attribute value.
+// Tab, newline and carriage return survive as character references where a parser would
+// otherwise normalise them (attributes: all three; content: carriage return).
+void AppendXml(std::string& out, std::string_view text, bool attribute) {
+  for (std::size_t i = 0; i < text.size();) {
+    const Decoded d = DecodeUtf8(text, i);
+    if (!d.valid || !IsXmlChar(d.code_point)) {
+      out += kReplacement;
+    } else if (d.code_point >= 0x80) {
+      out += text.substr(i, d.length);
+    } else {
+      switch (text[i]) {
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\'':
+          out += "&apos;";
+          break;
+        case '\r':
+          out += "&#13;";
+          break;
+        case '\n':
+          out += attribute ? "&#10;" : "\n";
+          break;
+        case '\t':
+          out += attribute ? "&#9;" : "\t";
+          break;
+        default:
+          out += text[i];
+      }
+    }
+    i += d.length;
+  }
+}
+
+void Attribute(std::string& out, std::string_view key, std::string_view value) {
+  out += ' ';
+  out += key;
+  out += "=\"";
+  AppendXml(out, value, true);
+  out += '"';
+}
+
+void Element(std::string& out, std::string_view indent, std::string_view tag,
+             std::string_view text) {
+  out += indent;
+  out += '<';
+  out += tag;
+  out += '>';
+  AppendXml(out, text, false);
+  out += "</";
+  out += tag;
+  out += ">\n";
+}
+
+// "1.234": seconds with millisecond precision.
+std::string Seconds(Millis ms) {
+  const int64_t total = NonNegative(ms);
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%lld.%03lld", static_cast<long long>(total / 1000),
+                static_cast<long long>(total % 1000));
+  return buffer;
+}
+
+struct Counts {
+  std::size_t tests = 0;
+  std::size_t failures = 0;
+  std::size_t errors = 0;
+  std::size_t skipped = 0;
+  Millis time{0};
+
+  void Add(const TestReport& report) {
+    ++tests;
+    switch (OutcomeOf(report)) {
+      case Outcome::kFailure:
+        ++failures;
+        break;
+      case Outcome::kError:
+        ++errors;
+        break;
+      case Outcome::kSkipped:
+        ++skipped;
+        break;
+      case Outcome::kPassed:
+        break;
+    }
+    time += Millis(NonNegative(report.duration));
+  }
+};
+
+void CountAttributes(std::string& out, const Counts& counts) {
+  Attribute(out, "tests", std::to_string(counts.tests));
+  Attribute(out, "failures", std::to_string(counts.failures));
+  Attribute(out, "errors", std::to_string(counts.errors));
+  Attribute(out, "skipped", std::to_string(counts.skipped));
+}
+
+// classname and name of a <testcase>: "Suite.Case" splits at its first '.' (gtest suite names,
+// typed "Prefix/Suite/0" included, never contain one; case names like "Even/0" may contain '/');
+// a plain suite is both.
+std::pair<std::string, std::string> JunitNames(const TestReport& report) {
+  if (report.case_name.empty()) return {SuiteOf(report), SuiteOf(report)};
+  const std::size_t dot = report.case_name.find('.');
+  if (dot == std::string::npos) return {SuiteOf(report), report.case_name};
+  return {report.case_name.substr(0, dot), report.case_name.substr(dot + 1)};
+}
+
+void AppendTestcase(std::string& out, const TestReport& report) {
+  const auto [classname, name] = JunitNames(report);
+  out += "    <testcase";
+  Attribute(out, "name", name);
+  Attribute(out, "classname", classname);
+  Attribute(out, "time", Seconds(report.duration));
+
+  std::string body;
+  const Outcome outcome = OutcomeOf(report);
+  const std::string reason = ReasonOrDefault(report);
+  if (outcome == Outcome::kFailure || outcome == Outcome::kError) {
+    const char* tag = outcome == Outcome::kFailure ? "failure" : "error";
+    body += "      <";
+    body += tag;
+    Attribute(body, "message", reason);
+    Attribute(body, "type", StatusWord(report));
+    body += '>';
+    AppendXml(body, report.message.empty() ? reason : report.message, false);
+    body += "</";
+    body += tag;
+    body += ">\n";
+  } else if (outcome == Outcome::kSkipped) {
+    body += "      <skipped";
+    Attribute(body, "message", reason);
+    if (report.message.empty()) {
+      body += "/>\n";
+    } else {
+      body += '>';
+      AppendXml(body, report.message, false);
+      body += "</skipped>\n";
+    }
+  }
+  // A batch's output is its whole process's; repeating it under every passing case of the
+  // batch would multiply the file's size for nothing, so only the cases that went wrong get it.
+  const bool with_output = report.result && (!report.batch || outcome == Outcome::kFailure ||
+                                             outcome == Outcome::kError);
+  if (with_output && !report.result->stdout_text.empty())
+    Element(body, "      ", "system-out", report.result->stdout_text);
+  if (with_output && !report.result->stderr_text.empty())
+    Element(body, "      ", "system-err", report.result->stderr_text);
+
+  if (body.empty()) {
+    out += "/>\n";
+  } else {
+    out += ">\n";
+    out += body;
+    out += "    </testcase>\n";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON.
+
+std::string Dump(const Json& json, int indent) {
+  // Invalid UTF-8 in captured output must not throw: it becomes U+FFFD.
+  return json.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+Json ProcessJson(const protocol::JobResult& result) {
+  const ExitState& state = result.state;
+  const ExitState::Kind kind = state.kind();
+  const bool exited = kind == ExitState::Kind::kExited || kind == ExitState::Kind::kLeaked;
+  Json process = Json::object();
+  process["outcome"] = KindName(kind);
+  process["exit_code"] = exited ? Json(state.exit_code()) : Json(nullptr);
+  process["signal"] =
+      kind == ExitState::Kind::kSignaled ? Json(SignalName(state.signal())) : Json(nullptr);
+  process["core_dumped"] = state.core_dumped();
+  process["detail"] = state.detail();
+  process["duration_ms"] = result.duration_ms;
+  process["stdout"] = result.stdout_text;
+  process["stderr"] = result.stderr_text;
+  process["stdout_dropped"] = result.stdout_dropped;
+  process["stderr_dropped"] = result.stderr_dropped;
+  return process;
+}
+
+Json AttemptJson(const TestReport& report) {
+  Json attempt = Json::object();
+  attempt["name"] = report.name;
+  attempt["suite"] = report.suite;
+  attempt["case"] = report.case_name.empty() ? Json(nullptr) : Json(report.case_name);
+  attempt["status"] = StatusKey(report.state);
+  attempt["status_word"] = StatusWord(report);
+  attempt["reason"] = Reason(report);
+  attempt["message"] = report.message;
+  attempt["duration_ms"] = NonNegative(report.duration);
+  attempt["worker"] = report.worker.empty() ? Json(nullptr) : Json(report.worker);
+  attempt["slot"] = report.slot;
+  attempt["started_ms"] = report.started_at.count();
+  attempt["finished_ms"] = report.finished_at.count();
+  attempt["attempt"] = report.attempt;
+  attempt["batch"] = report.batch;
+  attempt["process"] = report.result ? ProcessJson(*report.result) : Json(nullptr);
+  return attempt;
+}
+
+Json RunJson(const std::vector<TestReport>& reports, const RunInfo& info) {
+  // A test is counted once, by its last attempt (highest `attempt`; the later report on a tie).
+  std::map<std::string_view, const TestReport*> last;
+  for (const TestReport& report : reports) {
+    auto [it, inserted] = last.try_emplace(report.name, &report);
+    if (!inserted && report.attempt >= it->second->attempt) it->second = &report;
+  }
+  std::size_t passed = 0;
+  std::size_t failed = 0;
+  std::size_t skipped = 0;
+  for (const auto& [name, report] : last) {
+    const Outcome outcome = OutcomeOf(*report);
+    if (outcome == Outcome::kPassed) {
+      ++passed;
+    } else if (outcome == Outcome::kSkipped) {
+      ++skipped;
+    } else {
+      ++failed;
+    }
+  }
+  Json run = Json::object();
+  run["hostname"] = info.hostname;
+  run["started_utc"] = info.started_utc;
+  run["wall_ms"] = NonNegative(info.wall);
+  run["tests"] = last.size();
+  run["passed"] = passed;
+  run["failed"] = failed;
+  run["skipped"] = skipped;
+  return run;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chrome trace.
+
+constexpr int64_t kMicrosPerMilli = 1000;
+
+Json MetadataEvent(const char* name, int pid, uint32_t tid, Json args) {
+  Json event = Json::object();
+  event["name"] = name;
+  event["ph"] = "M";
+  event["pid"] = pid;
+  event["tid"] = tid;
+  event["args"] = std::move(args);
+  return event;
+}
+
+// Where an attempt sits on its slot's track, in milliseconds since the run started.
+struct Span {
+  int64_t start;
+  int64_t length;
+};
+
+// Lays attempts out: a lone process spans started_at..finished_at; the cases of a batch (same
+// worker, slot and process start) follow one another from the process's start, each as long as
+// its own duration, none reaching past the process's end.
+class TraceLayout {
+ public:
+  Span Place(const TestReport& report) {
+    const int64_t started = report.started_at.count();
+    const int64_t finished = report.finished_at.count();
+    const int64_t duration = NonNegative(report.duration);
+    if (!report.batch) return {started, finished > started ? finished - started : duration};
+    int64_t& cursor =
+        cursors_.try_emplace({report.worker, report.slot, started}, started).first->second;
+    Span span{cursor, duration};
+    if (finished > started) {
+      span.start = std::min(span.start, finished);
+      span.length = std::min(span.length, finished - span.start);
+    }
+    cursor = span.start + span.length;
+    return span;
+  }
+
+ private:
+  std::map<std::tuple<std::string, uint32_t, int64_t>, int64_t> cursors_;
+};
+
+}  // namespace
+
+std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info) {
+  std::vector<std::string_view> order;
+  std::map<std::string_view, std::vector<const TestReport*>> suites;
+  Counts total;
+  for (const TestReport& report : reports) {
+    auto [it, inserted] = suites.try_emplace(SuiteOf(report));
+    if (inserted) order.push_back(it->first);
+    it->second.push_back(&report);
+    total.Add(report);
+  }
+
+  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites";
+  Attribute(out, "name", "testfarm");
+  CountAttributes(out, total);
+  Attribute(out, "time", Seconds(info.wall));
+  out += ">\n";
+  for (std::string_view suite : order) {
+    const std::vector<const TestReport*>& cases = suites[suite];
+    Counts counts;
+    for (const TestReport* report : cases) counts.Add(*report);
+    out += "  <testsuite";
+    Attribute(out, "name", suite);
+    CountAttributes(out, counts);
+    Attribute(out, "time", Seconds(counts.time));
+    if (!info.started_utc.empty()) Attribute(out, "timestamp", info.started_utc);
+    if (!info.hostname.empty()) Attribute(out, "hostname", info.hostname);
+    out += ">\n";
+    for (const TestReport* report : cases) AppendTestcase(out, *report);
+    out += "  </testsuite>\n";
+  }
+  out += "</testsuites>\n";
+  return out;
+}
+
+std::string JsonReport(const std::vector<TestReport>& reports, const RunInfo& info) {
+  Json attempts = Json::array();
+  for (const TestReport& report : reports) attempts.push_back(AttemptJson(report));
+  Json root = Json::object();
+  root["testfarm_report"] = 1;
+  root["run"] = RunJson(reports, info);
+  root["attempts"] = std::move(attempts);
+  return Dump(root, 2) + "\n";
+}
+
+std::string ChromeTrace(const std::vector<TestReport>& reports, const RunInfo& info) {
+  // pids 1, 2, ... by worker name (stable whatever order the reports come in); tid = slot.
+  std::map<std::string_view, int> pids;
+  std::set<std::pair<std::string_view, uint32_t>> threads;
+  for (const TestReport& report : reports) {
+    if (report.worker.empty()) continue;  // never ran: nothing to draw
+    pids.try_emplace(report.worker, 0);
+    threads.emplace(report.worker, report.slot);
+  }
+  int next_pid = 1;
+  for (auto& [worker, pid] : pids) pid = next_pid++;
+
+  Json events = Json::array();
+  for (const auto& [worker, pid] : pids) {
+    events.push_back(MetadataEvent("process_name", pid, 0, {{"name", worker}}));
+    events.push_back(MetadataEvent("process_sort_index", pid, 0, {{"sort_index", pid}}));
+  }
+  for (const auto& [worker, slot] : threads) {
+    const int pid = pids.at(worker);
+    events.push_back(
+        MetadataEvent("thread_name", pid, slot, {{"name", "slot " + std::to_string(slot)}}));
+    events.push_back(MetadataEvent("thread_sort_index", pid, slot, {{"sort_index", slot}}));
+  }
+
+  TraceLayout layout;
+  for (const TestReport& report : reports) {
+    if (report.worker.empty()) continue;
+    const Span span = layout.Place(report);
+    Json event = Json::object();
+    event["name"] = report.name;
+    event["cat"] = StatusKey(report.state);
+    event["ph"] = "X";
+    event["ts"] = span.start * kMicrosPerMilli;
+    event["dur"] = span.length * kMicrosPerMilli;
+    event["pid"] = pids.at(report.worker);
+    event["tid"] = report.slot;
+    event["args"] = {{"status", StatusWord(report)}, {"reason", Reason(report)}};
+    events.push_back(std::move(event));
+  }
+
+  Json root = Json::object();
+  root["traceEvents"] = std::move(events);
+  root["displayTimeUnit"] = "ms";
+  root["otherData"] = {{"hostname", info.hostname}, {"started_utc", info.started_utc}};
+  return Dump(root, -1) + "\n";
+}
+
+}  // namespace testfarm::coordinator

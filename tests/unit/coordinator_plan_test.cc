@@ -1,0 +1,96 @@
+#include "coordinator/plan.h"
+
+#include <gtest/gtest.h>
+
+namespace testfarm::coordinator {
+namespace {
+
+SuiteSpec Suite(std::string name, std::vector<std::string> labels = {}) {
+  SuiteSpec s;
+  s.name = std::move(name);
+  s.command = {"/bin/" + s.name};
+  s.labels = std::move(labels);
+  return s;
+}
+
+std::vector<std::string> Names(const std::vector<TestSpec>& tests) {
+  std::vector<std::string> names;
+  for (const auto& t : tests) names.push_back(t.name);
+  return names;
+}
+
+TEST(ExpandSuites, GtestSuitesBecomeOneTestPerCase) {
+  std::vector<SuiteSpec> suites = {Suite("plain"), Suite("g")};
+  suites[1].timeout = Millis(5000);
+  std::vector<std::optional<Listing>> listings(2);
+  listings[1] = Listing{ExitState::Exited(0), "A.\n  x\n  DISABLED_y\nP/B.\n  z/0  # GetParam() = 1\n", ""};
+  auto tests = ExpandSuites(suites, listings, Millis(1000));
+  EXPECT_EQ(Names(tests), (std::vector<std::string>{"plain", "g::A.x", "g::A.DISABLED_y", "g::P/B.z/0"}));
+  EXPECT_EQ(tests[0].timeout, Millis(1000));
+  EXPECT_EQ(tests[1].timeout, Millis(5000));
+  EXPECT_EQ(tests[1].gtest_case, "A.x");
+  EXPECT_TRUE(tests[1].skip_reason.empty());
+  EXPECT_FALSE(tests[2].skip_reason.empty());
+  EXPECT_EQ(tests[1].command, suites[1].command) << "the filter is added per job";
+}
+
+TEST(ExpandSuites, AListingThatCrashedIsOneFailedTestWithItsOutput) {
+  std::vector<SuiteSpec> suites = {Suite("g")};
+  std::vector<std::optional<Listing>> listings = {
+      Listing{ExitState::Signaled(11, false), "partial", "boom"}};
+  auto tests = ExpandSuites(suites, listings, Millis(0));
+  ASSERT_EQ(tests.size(), 1u);
+  EXPECT_EQ(tests[0].name, "g");
+  EXPECT_EQ(tests[0].error, "listing its tests failed: SIGSEGV");
+  EXPECT_EQ(tests[0].error_output, "partialboom");
+}
+
+TEST(ExpandSuites, GarbageInsteadOfAListingIsAnError) {
+  std::vector<SuiteSpec> suites = {Suite("g")};
+  std::vector<std::optional<Listing>> listings = {Listing{ExitState::Exited(0), "  orphan case\n", ""}};
+  auto tests = ExpandSuites(suites, listings, Millis(0));
+  ASSERT_EQ(tests.size(), 1u);
+  EXPECT_NE(tests[0].error.find("not a GoogleTest listing"), std::string::npos) << tests[0].error;
+}
+
+TEST(ExpandSuites, DisabledSuitesAreSkippedWithoutListing) {
+  std::vector<SuiteSpec> suites = {Suite("off")};
+  suites[0].disabled = true;
+  auto tests = ExpandSuites(suites, {std::nullopt}, Millis(0));
+  ASSERT_EQ(tests.size(), 1u);
+  EXPECT_EQ(tests[0].skip_reason, "disabled");
+}
+
+TEST(Select, FiltersExcludesAndLabels) {
+  std::vector<SuiteSpec> suites = {Suite("fast_a", {"fast"}), Suite("fast_b", {"fast"}),
+                                   Suite("slow", {"slow"})};
+  auto tests = ExpandSuites(suites, {}, Millis(0));
+  auto picked = Select(tests, Selection{{"fast_*"}, {"*_b"}, {}});
+  ASSERT_TRUE(picked.ok());
+  EXPECT_EQ(Names(*picked), (std::vector<std::string>{"fast_a"}));
+  auto by_label = Select(tests, Selection{{}, {}, {"slow"}});
+  ASSERT_TRUE(by_label.ok());
+  EXPECT_EQ(Names(*by_label), (std::vector<std::string>{"slow"}));
+}
+
+TEST(Select, ASelectionThatSelectsNothingIsAnError) {
+  auto tests = ExpandSuites({Suite("a")}, {}, Millis(0));
+  auto none = Select(tests, Selection{{"zzz*"}, {}, {}});
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().message, "--filter 'zzz*' matches no test");
+  auto label = Select(tests, Selection{{}, {}, {"gpu"}});
+  ASSERT_FALSE(label.ok());
+  EXPECT_EQ(label.error().message, "--label 'gpu' matches no test");
+  auto excluded = Select(tests, Selection{{}, {"*"}, {}});
+  ASSERT_FALSE(excluded.ok());
+}
+
+TEST(GlobMatch, StarCrossesSeparators) {
+  EXPECT_TRUE(GlobMatch("bin::*", "bin::Suite/0.Case/1"));
+  EXPECT_TRUE(GlobMatch("*Case?", "bin::A.Case1"));
+  EXPECT_FALSE(GlobMatch("*Case?", "bin::A.Case12"));
+  EXPECT_TRUE(GlobMatch("bin::[AB].*", "bin::B.x"));
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
