@@ -55,6 +55,9 @@ std::vector<TestSpec> ExpandSuites(const std::vector<SuiteSpec>& suites,
     Result<std::vector<GtestCase>> cases = failure.empty()
                                                ? ParseGtestList(listing.out)
                                                : Result<std::vector<GtestCase>>(Error{failure});
+    if (cases && cases->empty()) {
+      cases = Error{"it listed no tests (is it a GoogleTest binary?)"};
+    }
     if (!cases) {
       base.error = failure.empty() ? "not a GoogleTest listing: " + cases.error().message : failure;
       base.error_output = listing.out + listing.err;

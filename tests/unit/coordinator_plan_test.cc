@@ -53,6 +53,18 @@ TEST(ExpandSuites, GarbageInsteadOfAListingIsAnError) {
   EXPECT_NE(tests[0].error.find("not a GoogleTest listing"), std::string::npos) << tests[0].error;
 }
 
+TEST(ExpandSuites, APlainBinaryDeclaredAsGtestIsAnErrorNotAnEmptySuite) {
+  std::vector<SuiteSpec> suites = {Suite("g")};
+  std::vector<std::optional<Listing>> silent = {Listing{ExitState::Exited(0), "", ""}};
+  auto tests = ExpandSuites(suites, silent, Millis(0));
+  ASSERT_EQ(tests.size(), 1u);
+  EXPECT_NE(tests[0].error.find("listed no tests"), std::string::npos) << tests[0].error;
+  std::vector<std::optional<Listing>> chatty = {Listing{ExitState::Exited(0), "hello\n", ""}};
+  tests = ExpandSuites(suites, chatty, Millis(0));
+  ASSERT_EQ(tests.size(), 1u);
+  EXPECT_NE(tests[0].error.find("not a GoogleTest listing"), std::string::npos) << tests[0].error;
+}
+
 TEST(ExpandSuites, DisabledSuitesAreSkippedWithoutListing) {
   std::vector<SuiteSpec> suites = {Suite("off")};
   suites[0].disabled = true;

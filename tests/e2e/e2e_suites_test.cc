@@ -1,0 +1,212 @@
+// End to end for real suites: GoogleTest binaries case by case and in batches, a manifest, a
+// CTest build directory, selection, `testfarm list`, and the report files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/child_process.h"
+
+namespace testfarm::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Fixture(const std::string& name) { return std::string(TESTFARM_FIXTURE_DIR) + "/" + name; }
+
+ChildResult Testfarm(std::vector<std::string> args, ChildOptions options = {}) {
+  args.insert(args.begin(), TESTFARM_BINARY);
+  return RunChild(args, options);
+}
+
+// The per-test line for `name` ("STATUS  duration  name  (reason)"), or a note saying none.
+std::string LineFor(const ChildResult& r, const std::string& name) {
+  std::istringstream lines(r.out);
+  std::string line;
+  std::regex per_test("^[A-Z]+ +[0-9.]+m?s  (\\S+)");
+  while (std::getline(lines, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, per_test) && m[1] == name) return line;
+  }
+  return "(no line for " + name + ")";
+}
+
+int CountLines(const std::string& text, const std::string& needle) {
+  int count = 0;
+  for (std::size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++count;
+  return count;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "tf-e2e-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+const std::string kGtest = Fixture("tf_gtest");
+std::string Case(const std::string& name) { return kGtest + "::" + name; }
+
+void ExpectTfGtestClassified(const ChildResult& r) {
+  EXPECT_NE(LineFor(r, Case("Basic.Passes")).rfind("PASS", 0), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Case("Basic.Fails")).rfind("FAIL", 0), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Case("Basic.Crashes")).rfind("CRASH", 0), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Case("Basic.Crashes")).find("SIGSEGV"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Case("Basic.Hangs")).rfind("TIMEOUT", 0), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Case("Basic.Skipped")).rfind("SKIP", 0), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Case("Basic.DISABLED_Ignored")).rfind("SKIP", 0), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Case("Small/Param.BelowThree/2")).rfind("FAIL", 0), std::string::npos);
+  EXPECT_NE(LineFor(r, Case("Typed/1.ZeroIsFalse")).rfind("PASS", 0), std::string::npos);
+  EXPECT_NE(r.out.find("tf_gtest: two plus two"), std::string::npos) << "failure message shown";
+  EXPECT_EQ(r.LastLine(), "7 passed, 4 failed, 2 skipped") << r.out;
+  EXPECT_EQ(r.exit_code, 1);
+}
+
+TEST(E2ESuites, GtestBinaryRunsOneProcessPerCase) {
+  auto r = Testfarm({"run", "-j", "2", "--timeout", "2s", "--kill-grace", "200ms", kGtest});
+  ExpectTfGtestClassified(r);
+}
+
+TEST(E2ESuites, BatchModeAttributesTheCrashToExactlyOneCase) {
+  auto r = Testfarm({"run", "-j", "2", "--isolation", "batch", "--timeout", "2s", "--kill-grace",
+                     "200ms", kGtest});
+  ExpectTfGtestClassified(r);
+  EXPECT_EQ(CountLines(r.out, "CRASH "), 2) << "one per-test line and one in the summary:\n" << r.out;
+}
+
+TEST(E2ESuites, BatchModeRunsEveryCaseOfABigSuiteOnce) {
+  auto r = Testfarm({"run", "-j", "2", "--isolation", "batch", Fixture("tf_gtest_1000"),
+                     Fixture("tf_gtest_pass")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::smatch m;
+  std::string last = r.LastLine();
+  ASSERT_TRUE(std::regex_match(last, m, std::regex("^([0-9]+) passed, 0 failed$"))) << last;
+  EXPECT_GE(std::stoi(m[1]), 1000);
+}
+
+TEST(E2ESuites, FilterExcludeAndList) {
+  auto list = Testfarm({"list", kGtest, "--filter", "*Basic.*", "--exclude", "*Hangs"});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find(Case("Basic.Passes") + "\n"), std::string::npos) << list.out;
+  EXPECT_EQ(list.out.find("Hangs"), std::string::npos) << list.out;
+  EXPECT_EQ(list.out.find("Typed"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find(Case("Basic.DISABLED_Ignored") + "  (skipped: disabled"), std::string::npos);
+
+  auto json = Testfarm({"list", "--json", kGtest, "--filter", "*Param*"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  auto parsed = nlohmann::json::parse(json.out);
+  ASSERT_EQ(parsed.size(), 3u);
+  EXPECT_EQ(parsed[0]["case"], "Small/Param.BelowThree/0");
+  EXPECT_EQ(parsed[0]["kind"], "gtest");
+
+  auto run = Testfarm({"run", kGtest, "--filter", "*.Passes", "--filter", "*.AlsoPasses"});
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_EQ(run.LastLine(), "2 passed, 0 failed");
+}
+
+TEST(E2ESuites, ASelectionOfNothingIsAnError) {
+  auto r = Testfarm({"run", kGtest, "--filter", "*NoSuchTest*"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--filter '*NoSuchTest*' matches no test"), std::string::npos) << r.err;
+}
+
+TEST(E2ESuites, ABinaryThatCrashesWhileListingIsAClearErrorForThatSuite) {
+  auto r = Testfarm({"run", Fixture("tf_gtest_listing_crash"), Fixture("tf_pass")});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  std::string line = LineFor(r, Fixture("tf_gtest_listing_crash"));
+  EXPECT_NE(line.find("listing its tests failed"), std::string::npos) << r.out;
+  EXPECT_EQ(r.LastLine(), "1 passed, 1 failed") << r.out;
+}
+
+TEST(E2ESuites, ManifestSuitesWithKindsLabelsAndEnv) {
+  TempDir dir;
+  fs::path manifest = dir.path() / "testfarm.toml";
+  std::ofstream(manifest) << "[defaults]\ntimeout = \"2s\"\n\n"
+                          << "[[suite]]\nname = \"gt\"\ncommand = \"" << kGtest << "\"\n"
+                          << "kind = \"gtest\"\nlabels = [\"unit\"]\n\n"
+                          << "[[suite]]\nname = \"env\"\ncommand = \"" << Fixture("tf_env") << "\"\n"
+                          << "labels = [\"smoke\"]\nenv = { EXTRA = \"1\" }\n";
+  auto r = Testfarm({"run", "--manifest", manifest.string(), "--label", "smoke"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "1 passed, 0 failed") << r.out;
+
+  auto list = Testfarm({"list", "--manifest", manifest.string(), "--filter", "gt::Basic.P*"});
+  EXPECT_EQ(list.out, "gt::Basic.Passes\n") << list.out << list.err;
+
+  std::ofstream(manifest) << "[[suite]]\nname = \"bad\"\ncommand = \"" << kGtest << "\"\ntimeout = \"soon\"\n";
+  auto bad = Testfarm({"run", "--manifest", manifest.string()});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("testfarm.toml:4:"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("timeout"), std::string::npos) << bad.err;
+}
+
+TEST(E2ESuites, ReportsAreWrittenAndAnUnwritablePathIsRefusedUpFront) {
+  TempDir dir;
+  std::string junit = (dir.path() / "junit.xml").string();
+  std::string json = (dir.path() / "report.json").string();
+  std::string trace = (dir.path() / "trace.json").string();
+  auto r = Testfarm({"run", "-j", "2", "--timeout", "2s", "--kill-grace", "200ms", "--junit", junit,
+                     "--json", json, "--trace", trace, kGtest, Fixture("tf_pass")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::ifstream junit_in(junit);
+  std::string xml((std::istreambuf_iterator<char>(junit_in)), {});
+  EXPECT_NE(xml.find("<testsuite name=\"" + kGtest + "\""), std::string::npos) << xml;
+  EXPECT_NE(xml.find("classname=\"Basic\""), std::string::npos);
+  auto report = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_EQ(report["attempts"].size(), 14u);
+  auto events = nlohmann::json::parse(std::ifstream(trace));
+  EXPECT_GE(events["traceEvents"].size(), 12u);
+
+  auto refused = Testfarm({"run", "--junit", "/no/such/dir/junit.xml", Fixture("tf_pass")});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("--junit: cannot write '/no/such/dir/junit.xml'"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.out, "") << "nothing ran";
+}
+
+TEST(E2ESuites, CtestImportHonoursProperties) {
+  if (!fs::exists("/usr/bin/cmake")) GTEST_SKIP() << "cmake is not installed";
+  TempDir dir;
+  fs::path src = dir.path() / "src";
+  fs::create_directories(src);
+  std::ofstream(src / "CMakeLists.txt")
+      << "cmake_minimum_required(VERSION 3.20)\nproject(p NONE)\nenable_testing()\n"
+      << "add_test(NAME passes COMMAND " << Fixture("tf_pass") << ")\n"
+      << "add_test(NAME expected_failure COMMAND " << Fixture("tf_fail") << ")\n"
+      << "set_tests_properties(expected_failure PROPERTIES WILL_FAIL TRUE LABELS slow)\n"
+      << "add_test(NAME skipper COMMAND " << Fixture("tf_fail") << " 77)\n"
+      << "set_tests_properties(skipper PROPERTIES SKIP_RETURN_CODE 77)\n"
+      << "add_test(NAME off COMMAND " << Fixture("tf_fail") << ")\n"
+      << "set_tests_properties(off PROPERTIES DISABLED TRUE)\n"
+      << "add_test(NAME env COMMAND " << Fixture("tf_env") << ")\n"
+      << "set_tests_properties(env PROPERTIES ENVIRONMENT \"A=1;B=2\" WORKING_DIRECTORY "
+      << dir.path().string() << " RUN_SERIAL TRUE)\n";
+  fs::path build = dir.path() / "build";
+  auto configure = RunChild({"/usr/bin/cmake", "-S", src.string(), "-B", build.string()});
+  ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
+  auto r = Testfarm({"run", "--ctest", build.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "3 passed, 0 failed, 2 skipped") << r.out;
+  EXPECT_NE(LineFor(r, "skipper").find("SKIP_RETURN_CODE"), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, "off").find("disabled"), std::string::npos) << r.out;
+  auto slow = Testfarm({"list", "--ctest", build.string(), "--label", "slow"});
+  EXPECT_EQ(slow.out, "expected_failure\n") << slow.out << slow.err;
+
+  auto missing = Testfarm({"run", "--ctest", (dir.path() / "nope").string()});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("is not a directory"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace testfarm::test
