@@ -4,8 +4,11 @@
 
 namespace testfarm::coordinator {
 
-std::size_t Batcher::AddSuite(std::vector<std::size_t> tests) {
+std::size_t Batcher::AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes) {
   Suite suite;
+  for (std::size_t i = 0; i < name_bytes.size() && i < tests.size(); ++i) {
+    suite.name_bytes[tests[i]] = name_bytes[i];
+  }
   suite.pending.assign(tests.begin(), tests.end());
   suite.all = std::move(tests);
   suites_.push_back(std::move(suite));
@@ -24,7 +27,8 @@ std::size_t Batcher::BatchSize(std::size_t index, unsigned total_slots) const {
   if (suite.observed_cases > 0) {
     // Mean case time in microseconds-ish resolution: gtest reports whole milliseconds, so a
     // suite of sub-millisecond cases has mean 0 and gets the largest batches.
-    auto mean = static_cast<double>(suite.observed.count()) / static_cast<double>(suite.observed_cases);
+    auto mean =
+        static_cast<double>(suite.observed.count()) / static_cast<double>(suite.observed_cases);
     double fit = mean <= 0 ? static_cast<double>(options_.max_batch)
                            : static_cast<double>(options_.target.count()) / mean;
     size = static_cast<std::size_t>(std::max(1.0, fit));
@@ -45,9 +49,20 @@ std::optional<std::vector<std::size_t>> Batcher::Next(unsigned total_slots) {
     Suite& suite = suites_[index];
     if (suite.pending.empty()) continue;
     std::size_t size = BatchSize(index, total_slots);
+    // Never more than the filter can name: each case adds its name and a ':'.
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < size; ++i) {
+      auto it = suite.name_bytes.find(suite.pending[i]);
+      bytes += (it == suite.name_bytes.end() ? 0 : it->second) + 1;
+      if (i > 0 && bytes > options_.max_filter_bytes) {
+        size = i;
+        break;
+      }
+    }
     std::vector<std::size_t> batch(suite.pending.begin(),
                                    suite.pending.begin() + static_cast<std::ptrdiff_t>(size));
-    suite.pending.erase(suite.pending.begin(), suite.pending.begin() + static_cast<std::ptrdiff_t>(size));
+    suite.pending.erase(suite.pending.begin(),
+                        suite.pending.begin() + static_cast<std::ptrdiff_t>(size));
     next_suite_ = (index + 1) % suites_.size();
     return batch;
   }
@@ -55,7 +70,8 @@ std::optional<std::vector<std::size_t>> Batcher::Next(unsigned total_slots) {
 }
 
 bool Batcher::empty() const {
-  return std::all_of(suites_.begin(), suites_.end(), [](const Suite& s) { return s.pending.empty(); });
+  return std::all_of(suites_.begin(), suites_.end(),
+                     [](const Suite& s) { return s.pending.empty(); });
 }
 
 std::vector<std::size_t> Batcher::Clear() {
@@ -69,7 +85,8 @@ std::vector<std::size_t> Batcher::Clear() {
 
 std::optional<std::size_t> Batcher::SuiteOf(std::size_t test) const {
   for (std::size_t i = 0; i < suites_.size(); ++i) {
-    if (std::find(suites_[i].all.begin(), suites_[i].all.end(), test) != suites_[i].all.end()) return i;
+    if (std::find(suites_[i].all.begin(), suites_[i].all.end(), test) != suites_[i].all.end())
+      return i;
   }
   return std::nullopt;
 }

@@ -8,6 +8,7 @@
 // slot gets one (a few large batches would leave slots idle at the end).
 #include <cstddef>
 #include <deque>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -19,14 +20,17 @@ struct BatcherOptions {
   Millis target{200};
   std::size_t first_batch = 4;  // while a suite's case time is unknown
   std::size_t max_batch = 256;
+  // A batch's --gtest_filter is one argv string, which Linux caps at 128 KiB.
+  std::size_t max_filter_bytes = 100 * 1024;
 };
 
 class Batcher {
  public:
   explicit Batcher(BatcherOptions options) : options_(options) {}
 
-  // Adds a suite's cases (test indices, in order). Returns the suite's id.
-  std::size_t AddSuite(std::vector<std::size_t> tests);
+  // Adds a suite's cases (test indices, in order) with the length of each case's name (what it
+  // adds to the filter). Returns the suite's id.
+  std::size_t AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes = {});
   // A case of `suite` took `duration`.
   void RecordDuration(std::size_t suite, Millis duration);
 
@@ -46,6 +50,7 @@ class Batcher {
   struct Suite {
     std::deque<std::size_t> pending;
     std::vector<std::size_t> all;
+    std::map<std::size_t, std::size_t> name_bytes;  // test -> length of its name
     Millis observed{0};
     std::size_t observed_cases = 0;
   };

@@ -1,10 +1,10 @@
 #include "coordinator/coordinator.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <spdlog/spdlog.h>
 
 #include "coordinator/gtest.h"
 #include "protocol/wire.h"
@@ -20,7 +20,9 @@ Verdict VerdictOf(const ExitState& state) {
   return Verdict::kFailed;
 }
 
-bool IsFailure(JobState state) { return state == JobState::kFailed || state == JobState::kExpired; }
+bool IsFailure(JobState state) {
+  return state == JobState::kFailed || state == JobState::kExpired;
+}
 
 // A result without its output and report, which can be megabytes.
 protocol::JobResult WithoutBulk(const protocol::JobResult& result) {
@@ -97,7 +99,9 @@ void Coordinator::PlanInitialJobs() {
     }
   }
   for (const std::string& suite : batch_order) {
-    std::size_t id = batcher_.AddSuite(batches[suite]);
+    std::vector<std::size_t> name_bytes;
+    for (std::size_t t : batches[suite]) name_bytes.push_back(tests_[t].gtest_case.size());
+    std::size_t id = batcher_.AddSuite(batches[suite], std::move(name_bytes));
     for (std::size_t t : batches[suite]) batch_suite_of_[t] = id;
   }
 }

@@ -47,15 +47,14 @@ ssize_t ReadSome(int fd, char* buffer, std::size_t size) {
 bool IsElfRegularFile(int fd) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  char magic[4];
+  constexpr char kElfMagic[] = {0x7f, 'E', 'L', 'F'};
+  char magic[sizeof kElfMagic];
   ssize_t n;
   do {
     n = ::pread(fd, magic, sizeof magic, 0);
   } while (n < 0 && errno == EINTR);
-  return n == sizeof magic && std::memcmp(magic,
-                                          "\x7f"
-                                          "ELF",
-                                          sizeof magic) == 0;
+  return n == static_cast<ssize_t>(sizeof magic) &&
+         std::memcmp(magic, kElfMagic, sizeof magic) == 0;
 }
 
 // --- ParseGtestList ------------------------------------------------------------------------

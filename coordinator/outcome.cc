@@ -80,7 +80,8 @@ JobVerdicts Interpret(const std::vector<std::size_t>& job_tests, bool batch,
   if (!result.report_error.empty()) {
     no_report = "gtest's JSON report: " + result.report_error;
   } else {
-    Result<std::vector<GtestCaseResult>> parsed = ParseGtestJson(result.report);
+    // gtest 1.12 keeps skip messages out of the JSON; its stdout has them.
+    Result<std::vector<GtestCaseResult>> parsed = ParseGtestJson(result.report, result.stdout_text);
     if (!parsed) {
       no_report = "gtest's JSON report is unreadable: " + parsed.error().message;
     } else {
@@ -90,8 +91,8 @@ JobVerdicts Interpret(const std::vector<std::size_t>& job_tests, bool batch,
   bool normal = EndedNormally(result.state);
   for (std::size_t t : job_tests) {
     auto it = reported.find(tests[t].gtest_case);
-    bool vouched = it != reported.end() &&
-                   (normal || it->second.status != GtestCaseResult::Status::kPassed);
+    bool vouched =
+        it != reported.end() && (normal || it->second.status != GtestCaseResult::Status::kPassed);
     if (vouched) {
       out.decided.push_back(FromGtest(t, it->second));
       continue;

@@ -93,6 +93,7 @@ std::string StatusReason(const TestReport& report) {
   if (report.state == JobState::kPassed) return {};
   if (!report.reason.empty()) return report.reason;
   if (!report.message.empty()) return Headline(report.message);
+  if (report.state == JobState::kSkipped) return {};  // a skip's process exit says nothing
   if (report.result) return report.result->state.Describe();
   return {};
 }

@@ -66,9 +66,10 @@ const char* StatusKey(JobState state) {
 }
 
 // StatusReason, except that a skipped test's process ("exit 0" of a GTEST_SKIP) is not why it
-// was skipped: only the reason given counts.
+// was skipped: only a reason given or its skip message counts.
 std::string Reason(const TestReport& report) {
-  if (report.state == JobState::kSkipped) return report.reason;
+  if (report.state == JobState::kSkipped && report.reason.empty() && report.message.empty())
+    return {};
   return StatusReason(report);
 }
 

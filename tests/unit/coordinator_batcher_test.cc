@@ -1,8 +1,8 @@
-#include "coordinator/batcher.h"
-
 #include <gtest/gtest.h>
 
 #include <numeric>
+
+#include "coordinator/batcher.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -25,7 +25,7 @@ TEST(Batcher, KnownDurationsSizeBatchesToTheTarget) {
   Batcher b(BatcherOptions{Millis(200), 4, 256});
   std::size_t suite = b.AddSuite(Range(0, 1000));
   for (int i = 0; i < 4; ++i) b.RecordDuration(suite, Millis(10));  // mean 10 ms
-  EXPECT_EQ(b.BatchSize(suite, 2), 20u);                           // 200 ms / 10 ms
+  EXPECT_EQ(b.BatchSize(suite, 2), 20u);                            // 200 ms / 10 ms
   auto batch = b.Next(2);
   ASSERT_TRUE(batch);
   EXPECT_EQ(batch->size(), 20u);
@@ -67,6 +67,20 @@ TEST(Batcher, SuitesTakeTurnsAndEveryCaseIsHandedOutOnce) {
   auto more = Range(100, 5);
   expected.insert(expected.end(), more.begin(), more.end());
   EXPECT_EQ(seen, expected);
+}
+
+TEST(Batcher, ABatchNeverOutgrowsWhatItsFilterCanName) {
+  BatcherOptions options{Millis(200), 4, 256};
+  options.max_filter_bytes = 100;
+  Batcher b(options);
+  std::size_t suite = b.AddSuite(Range(0, 50), std::vector<std::size_t>(50, 29));  // 30 bytes each
+  b.RecordDuration(suite, Millis(0));
+  auto batch = b.Next(1);
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->size(), 3u) << "3 x 30 bytes fit in 100, 4 do not";
+  Batcher huge(options);
+  huge.AddSuite({7}, {500});
+  EXPECT_EQ(huge.Next(1)->size(), 1u) << "a single case always goes, whatever its name";
 }
 
 TEST(Batcher, ClearReturnsWhatWasNeverHandedOut) {

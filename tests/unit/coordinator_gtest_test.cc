@@ -449,14 +449,13 @@ TEST(ParseGtestJson, NoCasesIsAnEmptyReport) {
 }
 
 TEST(ParseGtestJson, BytesThatAreNotUtf8AreReplaced) {
-  // gtest copies a message's bytes as they are; "\xff" and a lone "\xc3" are not UTF-8.
-  auto results = ParseGtestJson(
-      OneCase("\"status\": \"RUN\", \"time\": \"0s\", \"failures\": [{\"failure\": \"a\xff"
-              "b\xc3 caf\xc3\xa9\"}]"));
+  // gtest copies a message's bytes as they are; 0xFF and a lone 0xC3 are not UTF-8, "\303\251"
+  // (é) is, and each bad byte becomes U+FFFD ("\357\277\275").
+  auto results =
+      ParseGtestJson(OneCase(R"("status": "RUN", "time": "0s", "failures": [{"failure": ")"
+                             "a\377b\303 caf\303\251\"}]"));
   ASSERT_TRUE(results.ok()) << results.error().message;
-  EXPECT_EQ((*results)[0].message,
-            "a\xEF\xBF\xBD"
-            "b\xEF\xBF\xBD caf\xC3\xA9");
+  EXPECT_EQ((*results)[0].message, "a\357\277\275b\357\277\275 caf\303\251");
 }
 
 void ExpectJsonError(std::string_view json, std::string_view expected) {
@@ -518,9 +517,7 @@ class IsGtestBinaryTest : public ::testing::Test {
 
   // An ELF header, padding so `mark` starts at `offset`, the mark, more padding.
   std::string ElfWithMarkAt(std::size_t offset, std::string_view mark) {
-    std::string content =
-        "\x7f"
-        "ELF";
+    std::string content = "\177ELF";
     content.resize(offset, 'x');
     content += mark;
     content.resize(content.size() + 100, 'y');
@@ -567,9 +564,7 @@ TEST_F(IsGtestBinaryTest, MarkSplitAcrossChunksIsFound) {
 
 TEST_F(IsGtestBinaryTest, MarkBeyondTheCapIsNotSeen) {
   // Sparse: the file occupies no space, but reading it covers the whole cap.
-  std::string path = Write("big",
-                           "\x7f"
-                           "ELF");
+  std::string path = Write("big", "\177ELF");
   std::filesystem::resize_file(path, kGtestScanMaxBytes);
   std::ofstream(path, std::ios::binary | std::ios::app) << "--gtest_list_tests";
   EXPECT_FALSE(IsGtestBinary(path));
@@ -579,9 +574,7 @@ TEST_F(IsGtestBinaryTest, WhatCannotBeReadIsNot) {
   EXPECT_FALSE(IsGtestBinary((dir_ / "missing").string()));
   EXPECT_FALSE(IsGtestBinary(dir_.string()));
   EXPECT_FALSE(IsGtestBinary(Write("empty", "")));
-  EXPECT_FALSE(IsGtestBinary(Write("short",
-                                   "\x7f"
-                                   "E")));
+  EXPECT_FALSE(IsGtestBinary(Write("short", "\177E")));
   std::string fifo = (dir_ / "fifo").string();
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   EXPECT_FALSE(IsGtestBinary(fifo));  // and does not block waiting for a writer

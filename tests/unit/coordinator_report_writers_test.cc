@@ -98,7 +98,7 @@ TEST(JunitXml, ExactDocument) {
             "  <testsuite name=\"math\" tests=\"1\" failures=\"1\" errors=\"0\" skipped=\"0\" "
             "time=\"0.040\" timestamp=\"2026-11-26T13:05:00Z\" hostname=\"build-7\">\n"
             "    <testcase name=\"Small\" classname=\"Primes\" time=\"0.040\">\n"
-            "      <failure message=\"exit 1\" type=\"FAIL\">primes_test.cc:12\nExpected: 2\n"
+            "      <failure message=\"Expected: 2\" type=\"FAIL\">primes_test.cc:12\nExpected: 2\n"
             "  Actual: 3</failure>\n"
             "      <system-out>[ RUN      ] Primes.Small\n</system-out>\n"
             "    </testcase>\n"
@@ -189,11 +189,21 @@ TEST(JunitXml, EveryStatusMapsToFailureErrorOrSkipped) {
             std::string::npos);
   EXPECT_NE(Testcase(xml, "not_run").find("<skipped message=\"run stopped: --fail-fast\"/>"),
             std::string::npos);
-  EXPECT_NE(Testcase(xml, "c").find("<skipped message=\"skipped\">not on this platform</skipped>"),
+  EXPECT_NE(Testcase(xml, "c").find(
+                "<skipped message=\"not on this platform\">not on this platform</skipped>"),
             std::string::npos)
       << xml;
   EXPECT_NE(Testcase(xml, "disabled").find("<skipped message=\"skipped\"/>"), std::string::npos);
   EXPECT_NE(xml.find("tests=\"11\" failures=\"1\" errors=\"5\" skipped=\"4\""), std::string::npos);
+}
+
+TEST(JunitXml, ASkippedProcessesExitIsNotTheReason) {
+  TestReport skip = Report("gskip", "", JobState::kSkipped, ExitState::Exited(0));
+  std::string xml = JunitXml({skip}, Info());
+  EXPECT_NE(Testcase(xml, "gskip").find("<skipped message=\"skipped\"/>"), std::string::npos)
+      << xml;
+  json doc = json::parse(JsonReport({skip}, Info()));
+  EXPECT_EQ(doc["attempts"][0]["reason"], "");
 }
 
 TEST(JunitXml, CancelOfAFailedJobIsAnError) {
@@ -293,7 +303,7 @@ TEST(JunitXml, FailureTextIsTheMessageElseTheReason) {
   TestReport with_reason = Report("s", "A.r", JobState::kFailed, ExitState::Exited(1));
   with_reason.reason = "case did not report";
   std::string xml = JunitXml({with_message, with_reason}, Info());
-  EXPECT_NE(Testcase(xml, "m").find("<failure message=\"exit 1\" type=\"FAIL\">boom</failure>"),
+  EXPECT_NE(Testcase(xml, "m").find("<failure message=\"boom\" type=\"FAIL\">boom</failure>"),
             std::string::npos)
       << xml;
   EXPECT_NE(Testcase(xml, "r").find("<failure message=\"case did not report\" type=\"FAIL\">"
@@ -403,7 +413,7 @@ TEST(JsonReport, RunAndAttemptFields) {
   EXPECT_EQ(a["case"], "Primes.Small");
   EXPECT_EQ(a["status"], "failed");
   EXPECT_EQ(a["status_word"], "FAIL");
-  EXPECT_EQ(a["reason"], "exit 1");
+  EXPECT_EQ(a["reason"], "Expected: 2");  // StatusReason: the message's headline
   EXPECT_EQ(a["message"], "Expected: 2");
   EXPECT_EQ(a["duration_ms"], 40);
   EXPECT_EQ(a["worker"], "w1");
