@@ -8,6 +8,7 @@
 
 #include "coordinator/gtest.h"
 #include "protocol/wire.h"
+#include "shared/duration.h"
 
 namespace testfarm::coordinator {
 
@@ -76,7 +77,7 @@ Result<std::string> Coordinator::Bind(const std::string& endpoint) {
 JobId Coordinator::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt,
                           bool front) {
   const TestSpec& first = tests_[tests.front()];
-  JobId id = scheduler_.AddJob(first.timeout, first.run_serial, front);
+  JobId id = scheduler_.AddJob(first.timeout, first.run_serial, front, first.required_labels);
   if (jobs_.size() <= id) jobs_.resize(id + 1);
   jobs_[id] = Job{std::move(tests), batch, attempt};
   return id;
@@ -122,6 +123,7 @@ bool Coordinator::Done() const {
 
 void Coordinator::SendTo(const std::string& identity, const protocol::Message& message) {
   try {
+    if (auto it = workers_.find(identity); it != workers_.end()) it->second.liveness.Sent(clock_.Now());
     if (!protocol::Send(socket_, message, &identity)) {
       spdlog::error("coordinator: could not send {} to worker (queue full)",
                     protocol::TypeName(message));
@@ -131,13 +133,23 @@ void Coordinator::SendTo(const std::string& identity, const protocol::Message& m
     auto it = workers_.find(identity);
     std::string name = it == workers_.end() ? "unknown" : it->second.name;
     spdlog::warn("coordinator: worker {} unreachable ({}); requeueing its jobs", name, e.what());
-    ForgetWorker(identity, "the worker became unreachable");
+    ForgetWorker(identity, "the worker became unreachable", /*lost=*/true);
   }
 }
 
-void Coordinator::ForgetWorker(const std::string& identity, const std::string& why) {
+void Coordinator::ForgetWorker(const std::string& identity, const std::string& why, bool lost) {
   // While running, its jobs go back to the queue; once stopped, they end as cancelled.
-  for (JobId job : scheduler_.RemoveWorker(identity)) ReportJob(job, JobState::kCancelled, why);
+  Scheduler::Removal removal = scheduler_.RemoveWorker(identity, lost);
+  for (JobId job : removal.cancelled) ReportJob(job, JobState::kCancelled, why);
+  for (JobId job : removal.quarantined) {
+    std::string names;
+    for (const WorkerId& id : scheduler_.LostWorkers(job)) {
+      auto it = worker_names_.find(id);
+      names += (names.empty() ? "" : ", ") + (it == worker_names_.end() ? id : it->second);
+    }
+    ReportJob(job, JobState::kFailed, "worker lost: it was running when workers " + names +
+                                          " were lost; not retried");
+  }
   workers_.erase(identity);
 }
 
@@ -154,8 +166,10 @@ void Coordinator::OnHello(const std::string& identity, const protocol::Hello& he
     SendTo(identity, protocol::Bye{"run finished"});
     return;
   }
-  workers_[identity] = WorkerInfo{hello.worker_name, hello.slots};
-  scheduler_.AddWorker(identity, hello.slots);
+  workers_.emplace(identity, WorkerInfo{hello.worker_name, hello.slots,
+                                        Liveness(options_.liveness, clock_.Now())});
+  worker_names_[identity] = hello.worker_name;
+  scheduler_.AddWorker(identity, hello.slots, hello.labels);
   SendTo(identity, protocol::Welcome{"run"});
   reporter_.OnWorkerJoined(hello.worker_name, hello.slots);
 }
@@ -252,13 +266,14 @@ void Coordinator::OnResult(const std::string& identity, protocol::JobResult& res
 }
 
 void Coordinator::HandleMessage(const std::string& identity, protocol::Message& message) {
+  if (auto it = workers_.find(identity); it != workers_.end()) it->second.liveness.Heard(clock_.Now());
   if (auto* hello = std::get_if<protocol::Hello>(&message)) {
     OnHello(identity, *hello);
   } else if (auto* result = std::get_if<protocol::JobResult>(&message)) {
     OnResult(identity, *result);
   } else if (std::holds_alternative<protocol::Bye>(message)) {
     spdlog::info("coordinator: worker left");
-    ForgetWorker(identity, "the worker left");
+    ForgetWorker(identity, "the worker left", /*lost=*/false);
   } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
     spdlog::error("coordinator: worker reported an error: {}", error->text);
   } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
@@ -331,17 +346,66 @@ void Coordinator::AbandonOutstanding(const std::string& why) {
   for (JobId job : scheduler_.AbandonOutstanding()) ReportJob(job, JobState::kCancelled, why);
 }
 
+void Coordinator::CheckWorkers() {
+  SteadyTime now = clock_.Now();
+  std::vector<std::string> dead;
+  for (auto& [identity, info] : workers_) {
+    if (info.liveness.Dead(now)) {
+      dead.push_back(identity);
+    } else if (info.liveness.ShouldSendHeartbeat(now)) {
+      SendTo(identity, protocol::Heartbeat{});
+    }
+  }
+  for (const std::string& identity : dead) {
+    spdlog::warn("coordinator: worker {} silent for {} heartbeats; requeueing its jobs",
+                 worker_names_[identity], options_.liveness.liveness);
+    ForgetWorker(identity, "its worker was lost", /*lost=*/true);
+  }
+}
+
+bool Coordinator::DispatchOpen() {
+  if (dispatch_open_) return true;
+  bool waited = clock_.Now() >= started_ + options_.wait_workers;
+  if (workers_.size() >= options_.min_workers || (waited && !workers_.empty())) {
+    dispatch_open_ = true;
+  } else if (waited && options_.wait_workers.count() > 0) {
+    scheduler_.Stop("no worker joined within " + FormatDuration(options_.wait_workers));
+  }
+  return dispatch_open_;
+}
+
+void Coordinator::FailUnplaceable() {
+  if (clock_.Now() < started_ + options_.wait_workers) return;
+  for (JobId job : scheduler_.TakeUnplaceable()) {
+    std::string wanted;
+    for (const auto& [key, value] : tests_[jobs_[job].tests.front()].required_labels) {
+      wanted += (wanted.empty() ? "" : ", ") + key + "=" + value;
+    }
+    ReportJob(job, JobState::kFailed, "no connected worker has the labels it required_labels: " + wanted);
+  }
+}
+
 long Coordinator::PollTimeoutMs() const {
   std::optional<SteadyTime> next = scheduler_.NextDeadline();
   if (give_up_at_ && (!next || *give_up_at_ < *next)) next = give_up_at_;
+  for (const auto& [identity, info] : workers_) {
+    if (!next || info.liveness.NextDeadline() < *next) next = info.liveness.NextDeadline();
+  }
+  if (!dispatch_open_ && options_.wait_workers.count() > 0) {
+    SteadyTime wait_end = started_ + options_.wait_workers;
+    if (!next || wait_end < *next) next = wait_end;
+  }
   if (!next) return -1;
   return MillisUntil(*next, clock_.Now());
 }
 
 void Coordinator::Loop(int signal_fd) {
   while (!Done()) {
-    if (options_.batch) RefillBatches();
-    scheduler_.Dispatch();
+    if (DispatchOpen()) {
+      FailUnplaceable();
+      if (options_.batch) RefillBatches();
+      scheduler_.Dispatch();
+    }
     PerformActions();
     if (Done()) break;
     zmq_pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
@@ -349,6 +413,7 @@ void Coordinator::Loop(int signal_fd) {
     protocol::Poll(items, signal_fd >= 0 ? 2 : 1, PollTimeoutMs());
     if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
     if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
+    CheckWorkers();
     for (JobId job : scheduler_.OnTimers()) {
       ReportJob(job, JobState::kExpired, "no result from the worker within the test's timeout");
     }

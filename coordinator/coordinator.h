@@ -15,6 +15,7 @@
 #include "coordinator/scheduler.h"
 #include "coordinator/test_spec.h"
 #include "shared/clock.h"
+#include "shared/liveness.h"
 #include "shared/result.h"
 
 namespace testfarm::coordinator {
@@ -27,6 +28,13 @@ struct CoordinatorOptions {
   // --isolation batch: cases of one GoogleTest binary share processes.
   bool batch = false;
   BatcherOptions batcher;
+  // Heartbeats both ways; a worker silent for liveness x interval is dead and its jobs requeued.
+  LivenessOptions liveness;
+  // Nothing is dispatched until this many workers have joined, or `wait_workers` has passed
+  // (then the run goes on with whoever came; with nobody it stops). After `wait_workers`, tests
+  // whose required labels no connected worker has fail.
+  unsigned min_workers = 1;
+  Millis wait_workers{0};
 };
 
 class Coordinator {
@@ -45,6 +53,7 @@ class Coordinator {
   struct WorkerInfo {
     std::string name;
     unsigned slots = 0;
+    Liveness liveness;
   };
   struct Job {
     std::vector<std::size_t> tests;
@@ -62,7 +71,10 @@ class Coordinator {
   void OnHello(const std::string& identity, const protocol::Hello& hello);
   void OnResult(const std::string& identity, protocol::JobResult& result);
   void OnSignal(int signal_fd);
-  void ForgetWorker(const std::string& identity, const std::string& why);
+  void ForgetWorker(const std::string& identity, const std::string& why, bool lost);
+  void CheckWorkers();  // heartbeats out, dead workers out
+  bool DispatchOpen();
+  void FailUnplaceable();
   void PerformActions();
   void ReportJob(JobId job, JobState state, const std::string& reason);
   void Report(std::size_t test, JobState state, const protocol::JobResult* result,
@@ -82,6 +94,8 @@ class Coordinator {
   std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
   std::vector<Job> jobs_;                              // by scheduler JobId
   std::map<std::string, WorkerInfo> workers_;          // by ROUTER identity
+  std::map<std::string, std::string> worker_names_;    // every worker ever seen, for messages
+  bool dispatch_open_ = false;
   std::vector<bool> reported_;
   RunSummary summary_;
   SteadyTime started_;

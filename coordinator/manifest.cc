@@ -74,6 +74,7 @@ struct Fields {
   std::vector<std::string> args;
   std::optional<SuiteKind> kind;
   std::map<std::string, std::string> env;
+  std::map<std::string, std::string> required_labels;  // `requires`
   std::optional<std::string> cwd;
   std::optional<Millis> timeout;
   std::vector<std::string> labels;
@@ -139,8 +140,9 @@ class ManifestParser {
                                                std::string_view key, bool allow_empty) const;
   Result<Millis> ReadDuration(const toml::node& node, const Scope& scope,
                               std::string_view key) const;
-  Result<std::map<std::string, std::string>> ReadEnv(const toml::node& node,
-                                                     const Scope& scope) const;
+  // A table of strings (`env`, `requires`); `key_name` names it in errors.
+  Result<std::map<std::string, std::string>> ReadEnv(const toml::node& node, const Scope& scope,
+                                                     std::string_view key_name) const;
   Result<SuiteSpec> ReadSuite(const toml::node& node, std::size_t index);
   SuiteSpec Merge(Fields suite, int line) const;
 
@@ -208,21 +210,22 @@ Result<Millis> ManifestParser::ReadDuration(const toml::node& node, const Scope&
 }
 
 Result<std::map<std::string, std::string>> ManifestParser::ReadEnv(const toml::node& node,
-                                                                   const Scope& scope) const {
+                                                                   const Scope& scope,
+                                                                   std::string_view key_name) const {
   const auto* table = node.as_table();
   if (table == nullptr) {
-    return KeyError(node, scope, "env",
+    return KeyError(node, scope, key_name,
                     std::string("expected a table of strings, got ") + TypeName(node));
   }
   std::map<std::string, std::string> env;
   for (const auto& [key, value] : InDocumentOrder(*table)) {
     std::string name(key->str());
     if (name.empty() || name.find('=') != std::string::npos) {
-      return KeyError(*value, scope, "env", "invalid variable name '" + name + "'");
+      return KeyError(*value, scope, key_name, "invalid name '" + name + "'");
     }
     const auto* s = value->as_string();
     if (s == nullptr) {
-      return KeyError(*value, scope, "env",
+      return KeyError(*value, scope, key_name,
                       "value of '" + name + "' must be a string, got " + TypeName(*value));
     }
     env[name] = s->get();
@@ -258,10 +261,10 @@ std::optional<Error> ManifestParser::ReadKey(std::string_view key, const toml::n
     } else {
       return KeyError(value, scope, key, "expected \"gtest\", \"plain\" or \"auto\"");
     }
-  } else if (key == "env") {
-    Result<std::map<std::string, std::string>> env = ReadEnv(value, scope);
-    if (!env) return env.error();
-    out->env = std::move(*env);
+  } else if (key == "env" || key == "requires") {
+    Result<std::map<std::string, std::string>> table = ReadEnv(value, scope, key);
+    if (!table) return table.error();
+    (key == "env" ? out->env : out->required_labels) = std::move(*table);
   } else if (key == "timeout") {
     Result<Millis> timeout = ReadDuration(value, scope, key);
     if (!timeout) return timeout.error();
@@ -272,10 +275,10 @@ std::optional<Error> ManifestParser::ReadKey(std::string_view key, const toml::n
 
 std::optional<Error> ManifestParser::ReadTable(const toml::table& table, const Scope& scope,
                                                Fields* out) {
-  static const std::set<std::string_view> kSuiteKeys = {"name", "command", "args",   "kind", "env",
-                                                        "cwd",  "timeout", "labels", "data"};
-  static const std::set<std::string_view> kDefaultsKeys = {"kind",    "env",    "cwd",
-                                                           "timeout", "labels", "data"};
+  static const std::set<std::string_view> kSuiteKeys = {
+      "name", "command", "args", "kind", "env", "cwd", "timeout", "labels", "data", "requires"};
+  static const std::set<std::string_view> kDefaultsKeys = {"kind",   "env",  "cwd",     "timeout",
+                                                           "labels", "data", "requires"};
   const auto& known = scope.is_suite ? kSuiteKeys : kDefaultsKeys;
   for (const auto& [key, value] : InDocumentOrder(table)) {
     if (!known.contains(key->str())) {
@@ -296,6 +299,8 @@ SuiteSpec ManifestParser::Merge(Fields suite, int line) const {
   spec.kind = suite.kind.value_or(defaults_.kind.value_or(SuiteKind::kAuto));
   spec.env = defaults_.env;
   for (auto& [name, value] : suite.env) spec.env[name] = std::move(value);
+  spec.required_labels = defaults_.required_labels;
+  for (auto& [name, value] : suite.required_labels) spec.required_labels[name] = std::move(value);
   spec.cwd = suite.cwd.value_or(defaults_.cwd.value_or(""));
   spec.timeout = suite.timeout ? suite.timeout : defaults_.timeout;
   std::vector<std::string> labels = defaults_.labels;

@@ -20,6 +20,7 @@ TestSpec FromSuite(const SuiteSpec& suite, Millis default_timeout) {
   test.cwd = suite.cwd;
   test.timeout = suite.timeout.value_or(default_timeout);
   test.labels = suite.labels;
+  test.required_labels = suite.required_labels;
   test.will_fail = suite.will_fail;
   test.skip_return_code = suite.skip_return_code;
   test.run_serial = suite.run_serial;

@@ -14,9 +14,13 @@ Scheduler::Scheduler(const Clock& clock, SchedulerOptions options, std::vector<M
   }
 }
 
-JobId Scheduler::AddJob(Millis timeout, bool serial, bool front) {
+JobId Scheduler::AddJob(Millis timeout, bool serial, bool front, Labels required_labels) {
   JobId id = jobs_.size();
-  jobs_.push_back(Job{timeout, serial, JobState::kPending, 0});
+  Job job;
+  job.timeout = timeout;
+  job.serial = serial;
+  job.required_labels = std::move(required_labels);
+  jobs_.push_back(std::move(job));
   if (stopped_) {
     jobs_[id].state = JobState::kNotRun;
   } else if (front) {
@@ -58,34 +62,65 @@ bool Scheduler::HoldsSerial(const Worker& worker) const {
 std::deque<JobId>::iterator Scheduler::Eligible(const Worker& worker) {
   if (HoldsSerial(worker)) return queue_.end();
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (!CanTake(worker, *it)) continue;
     if (!jobs_[*it].serial || worker.outstanding.empty()) return it;
   }
   return queue_.end();
 }
 
-void Scheduler::AddWorker(const WorkerId& worker, unsigned slots) {
+void Scheduler::AddWorker(const WorkerId& worker, unsigned slots, Labels labels) {
   workers_[worker].slots = std::max(1u, slots);
+  workers_[worker].labels = std::move(labels);
 }
 
-std::vector<JobId> Scheduler::RemoveWorker(const WorkerId& worker) {
-  std::vector<JobId> cancelled;
+bool Scheduler::CanTake(const Worker& worker, JobId job) const {
+  for (const auto& [key, value] : jobs_[job].required_labels) {
+    auto it = worker.labels.find(key);
+    if (it == worker.labels.end() || it->second != value) return false;
+  }
+  return true;
+}
+
+std::vector<JobId> Scheduler::TakeUnplaceable() {
+  std::vector<JobId> unplaceable;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    bool placeable = std::any_of(workers_.begin(), workers_.end(),
+                                 [&](const auto& w) { return CanTake(w.second, *it); });
+    if (placeable) {
+      ++it;
+      continue;
+    }
+    Finish(*it, JobState::kFailed);
+    unplaceable.push_back(*it);
+    it = queue_.erase(it);
+  }
+  return unplaceable;
+}
+
+Scheduler::Removal Scheduler::RemoveWorker(const WorkerId& worker, bool lost) {
+  Removal removal;
   auto it = workers_.find(worker);
-  if (it == workers_.end()) return cancelled;
+  if (it == workers_.end()) return removal;
+  std::deque<LeaseId>& outstanding = it->second.outstanding;
+  std::size_t running = std::min<std::size_t>(it->second.slots, outstanding.size());
   // Requeue in reverse so the earliest-assigned job ends up at the front.
-  for (auto lease = it->second.outstanding.rbegin(); lease != it->second.outstanding.rend();
-       ++lease) {
-    JobId job = leases_.at(*lease).job;
-    leases_.erase(*lease);
+  for (std::size_t i = outstanding.size(); i-- > 0;) {
+    JobId job = leases_.at(outstanding[i]).job;
+    leases_.erase(outstanding[i]);
+    if (lost && i < running) jobs_[job].lost_on.push_back(worker);
     if (stopped_) {
       Finish(job, JobState::kCancelled);
-      cancelled.push_back(job);
+      removal.cancelled.push_back(job);
+    } else if (jobs_[job].lost_on.size() >= std::max(1u, options_.max_lost_workers)) {
+      Finish(job, JobState::kFailed);
+      removal.quarantined.push_back(job);
     } else {
       jobs_[job].state = JobState::kPending;
       queue_.push_front(job);
     }
   }
   workers_.erase(it);
-  return cancelled;
+  return removal;
 }
 
 void Scheduler::Dispatch() {

@@ -23,9 +23,11 @@ namespace testfarm::coordinator {
 using WorkerId = std::string;
 using JobId = uint64_t;
 using LeaseId = uint64_t;
+using Labels = std::map<std::string, std::string>;
 
 struct SchedulerOptions {
   unsigned max_failures = 0;  // stop after this many failed jobs; 0: never
+  unsigned max_lost_workers = 2;  // a job whose runs lost this many workers is not requeued
   unsigned prefetch = 2;      // jobs a worker may hold beyond its slots
   Millis kill_grace{2000};    // the worker's SIGTERM -> SIGKILL grace
   Millis lease_slack{10000};  // allowance for transport and bookkeeping
@@ -57,7 +59,7 @@ class Scheduler {
   // Adds a job at the back of the queue (or the front: re-runs go first). A serial job runs
   // alone on its worker: it is handed only to an idle worker, which then gets nothing else
   // until it reports. Returns the job's id.
-  JobId AddJob(Millis timeout, bool serial = false, bool front = false);
+  JobId AddJob(Millis timeout, bool serial = false, bool front = false, Labels required_labels = {});
   // How many more jobs the workers could take right now beyond those queued: lazily built jobs
   // (batches) are made only as fast as they can be handed out.
   std::size_t WantedJobs() const;
@@ -66,10 +68,24 @@ class Scheduler {
   // `count` tests failed (a job may hold several): counts towards --fail-fast / --max-fail.
   void RecordFailures(unsigned count);
 
-  void AddWorker(const WorkerId& worker, unsigned slots);
-  // A worker left or died: its outstanding jobs go back to the front of the queue, or, once the
-  // run has stopped, end as kCancelled; those are returned so they can be reported.
-  std::vector<JobId> RemoveWorker(const WorkerId& worker);
+  // `labels`: what the worker offers; a job goes only to a worker carrying every label it requires.
+  void AddWorker(const WorkerId& worker, unsigned slots, Labels labels = {});
+
+  struct Removal {
+    std::vector<JobId> cancelled;    // the run had stopped: they end as kCancelled
+    std::vector<JobId> quarantined;  // running when their max_lost_workers-th worker was lost:
+                                     // they end as kFailed and are not requeued
+  };
+  // A worker left (`lost` false) or died (`lost` true): its outstanding jobs go back to the
+  // front of the queue, except as Removal says. A job counts a lost worker only if it was
+  // running there (among the worker's first `slots` leases), not merely queued.
+  Removal RemoveWorker(const WorkerId& worker, bool lost = false);
+  // The names of the workers lost while running `job`.
+  const std::vector<WorkerId>& LostWorkers(JobId job) const { return jobs_[job].lost_on; }
+
+  // Queued jobs no connected worker can take (their required labels): for the caller to fail
+  // once it has waited long enough for such a worker. They are removed from the queue.
+  std::vector<JobId> TakeUnplaceable();
   bool HasWorker(const WorkerId& worker) const { return workers_.count(worker) != 0; }
 
   // Hands out jobs to every worker with credit. Call after any event.
@@ -106,6 +122,8 @@ class Scheduler {
   struct Job {
     Millis timeout{0};
     bool serial = false;
+    Labels required_labels;
+    std::vector<WorkerId> lost_on;
     JobState state = JobState::kPending;
     unsigned attempts = 0;
   };
@@ -116,8 +134,10 @@ class Scheduler {
   };
   struct Worker {
     unsigned slots = 1;
+    Labels labels;
     std::deque<LeaseId> outstanding;  // in assignment order
   };
+  bool CanTake(const Worker& worker, JobId job) const;
 
   // The first queued job `worker` may take, or queue_.end().
   std::deque<JobId>::iterator Eligible(const Worker& worker);

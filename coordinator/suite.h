@@ -24,6 +24,7 @@ struct SuiteSpec {
   std::string cwd;                         // empty: the coordinator's cwd
   std::optional<Millis> timeout;           // per test; nullopt: the run's --timeout
   std::vector<std::string> labels;
+  std::map<std::string, std::string> required_labels;  // worker labels a job needs (e.g. arch=x86_64)
   std::vector<std::string> data_files;     // files the suite needs (shipped to workers later)
 
   // CTest properties (plain suites). A disabled suite is reported as skipped, never run.

@@ -19,6 +19,7 @@ struct TestSpec {
   std::string cwd;                         // empty: the worker's cwd
   Millis timeout{0};                       // 0: none
   std::vector<std::string> labels;
+  std::map<std::string, std::string> required_labels;  // worker labels it needs, e.g. gpu=1
 
   bool will_fail = false;               // CTest WILL_FAIL: passes when it exits non-zero
   std::optional<int> skip_return_code;  // CTest SKIP_RETURN_CODE

@@ -374,3 +374,26 @@ TEST(ManifestFile, RelativePathResolvesAgainstTheCurrentDirectory) {
 
 }  // namespace
 }  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(ManifestRequires, DefaultsAndSuitesMergeRequiredLabels) {
+  std::vector<std::string> warnings;
+  auto suites = ParseManifestText(
+      "[defaults]\nrequires = { arch = \"x86_64\" }\n\n[[suite]]\ncommand = \"t\"\n"
+      "requires = { gpu = \"1\" }\n",
+      "testfarm.toml", "/base", &warnings);
+  ASSERT_TRUE(suites.ok()) << suites.error().message;
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_EQ((*suites)[0].required_labels,
+            (std::map<std::string, std::string>{{"arch", "x86_64"}, {"gpu", "1"}}));
+  auto bad = ParseManifestText("[[suite]]\ncommand = \"t\"\nrequires = { gpu = 1 }\n",
+                               "testfarm.toml", "/base", &warnings);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("testfarm.toml:3:"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("requires"), std::string::npos) << bad.error().message;
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator

@@ -235,6 +235,51 @@ TEST(Scheduler, ASerialJobRunsAloneOnItsWorker) {
   EXPECT_EQ(Assigns(s.TakeActions()).size(), 1u);
 }
 
+TEST(Scheduler, AJobThatLostTwoWorkersIsQuarantined) {
+  FakeClock clock;
+  Scheduler s(clock, Options(), std::vector<Millis>(2, Millis(0)));
+  s.AddWorker("a", 1);
+  s.AddWorker("b", 1);
+  s.AddWorker("c", 1);
+  s.Dispatch();
+  auto first = Assigns(s.TakeActions());
+  JobId killer = first[0].job;
+  ASSERT_TRUE(s.RemoveWorker(first[0].worker, /*lost=*/true).quarantined.empty());
+  s.Dispatch();
+  auto second = Assigns(s.TakeActions());
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].job, killer) << "requeued at the front";
+  auto removal = s.RemoveWorker(second[0].worker, /*lost=*/true);
+  EXPECT_EQ(removal.quarantined, std::vector<JobId>{killer});
+  EXPECT_EQ(s.state(killer), JobState::kFailed);
+  EXPECT_EQ(s.LostWorkers(killer).size(), 2u);
+  s.Dispatch();
+  EXPECT_TRUE(Assigns(s.TakeActions()).empty()) << "not requeued";
+}
+
+TEST(Scheduler, JobsGoOnlyToWorkersWithTheLabelsTheyRequire) {
+  FakeClock clock;
+  Scheduler s(clock, Options());
+  JobId gpu = s.AddJob(Millis(0), false, false, {{"gpu", "1"}});
+  JobId any = s.AddJob(Millis(0));
+  s.AddWorker("cpu", 2, {{"arch", "x86_64"}});
+  s.Dispatch();
+  auto assigns = Assigns(s.TakeActions());
+  ASSERT_EQ(assigns.size(), 1u);
+  EXPECT_EQ(assigns[0].job, any);
+  EXPECT_EQ(s.TakeUnplaceable(), std::vector<JobId>{gpu}) << "no connected worker has gpu=1";
+  EXPECT_EQ(s.state(gpu), JobState::kFailed);
+
+  JobId later = s.AddJob(Millis(0), false, false, {{"gpu", "1"}});
+  s.AddWorker("gpu-box", 1, {{"gpu", "1"}, {"arch", "x86_64"}});
+  EXPECT_TRUE(s.TakeUnplaceable().empty());
+  s.Dispatch();
+  auto more = Assigns(s.TakeActions());
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_EQ(more[0].job, later);
+  EXPECT_EQ(more[0].worker, "gpu-box");
+}
+
 TEST(Scheduler, AWorkerLostAfterStopHasItsJobsCancelledNotRequeued) {
   FakeClock clock;
   Scheduler s(clock, Options(), std::vector<Millis>(3, Millis(0)));
@@ -242,7 +287,7 @@ TEST(Scheduler, AWorkerLostAfterStopHasItsJobsCancelledNotRequeued) {
   s.Dispatch();
   s.TakeActions();
   s.Stop("interrupted");
-  auto cancelled = s.RemoveWorker("w");
+  auto cancelled = s.RemoveWorker("w").cancelled;
   EXPECT_EQ(cancelled, (std::vector<JobId>{1, 0}));
   EXPECT_TRUE(s.Done());
   EXPECT_EQ(s.state(0), JobState::kCancelled);
@@ -257,7 +302,10 @@ TEST(Scheduler, RemovedWorkersJobsGoBackToTheFrontOfTheQueue) {
   s.Dispatch();
   auto first = Assigns(s.TakeActions());
   ASSERT_EQ(first.size(), 2u);
-  EXPECT_TRUE(s.RemoveWorker("a").empty()) << "requeued, not finished";
+  auto removal = s.RemoveWorker("a", /*lost=*/true);
+  EXPECT_TRUE(removal.cancelled.empty() && removal.quarantined.empty()) << "requeued, not finished";
+  EXPECT_EQ(s.LostWorkers(first[0].job), std::vector<WorkerId>{"a"});
+  EXPECT_TRUE(s.LostWorkers(first[1].job).empty()) << "it was only queued there, not running";
   EXPECT_FALSE(s.OnResult("a", first[0].lease, Verdict::kPassed)) << "lease was revoked";
   s.AddWorker("b", 1);
   s.Dispatch();
