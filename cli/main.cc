@@ -11,26 +11,32 @@ namespace {
 
 // The options `run` and `list` share: where tests come from and which of them.
 void AddSourceOptions(CLI::App* command, testfarm::cli::SourceArgs* source) {
-  command->add_option("executables", source->executables,
-                      "Test executables: GoogleTest binaries (detected) run one test per case, "
-                      "others are one test each")
+  command
+      ->add_option("executables", source->executables,
+                   "Test executables: GoogleTest binaries (detected) run one test per case, "
+                   "others are one test each")
       ->type_name("PATH");
-  command->add_option("--manifest", source->manifest,
-                      "Suites from a testfarm.toml (default: ./testfarm.toml when no executable "
-                      "or --ctest is given)")
+  command
+      ->add_option("--manifest", source->manifest,
+                   "Suites from a testfarm.toml (default: ./testfarm.toml when no executable "
+                   "or --ctest is given)")
       ->type_name("FILE");
-  command->add_option("--ctest", source->ctest_dir,
-                      "Import the tests a CMake build directory registered with CTest")
+  command
+      ->add_option("--ctest", source->ctest_dir,
+                   "Import the tests a CMake build directory registered with CTest")
       ->type_name("BUILD_DIR");
-  command->add_option("--filter", source->filters,
-                      "Run only tests whose full name (suite or suite::Suite.Case) matches this "
-                      "glob; repeatable")
+  command
+      ->add_option("--filter", source->filters,
+                   "Run only tests whose full name (suite or suite::Suite.Case) matches this "
+                   "glob; repeatable")
       ->type_name("GLOB");
-  command->add_option("--exclude", source->excludes,
-                      "Skip tests whose full name matches this glob; repeatable")
+  command
+      ->add_option("--exclude", source->excludes,
+                   "Skip tests whose full name matches this glob; repeatable")
       ->type_name("GLOB");
-  command->add_option("--label", source->labels,
-                      "Run only tests carrying this label (manifest or CTest LABELS); repeatable")
+  command
+      ->add_option("--label", source->labels,
+                   "Run only tests carrying this label (manifest or CTest LABELS); repeatable")
       ->type_name("LABEL");
   command
       ->add_option("--timeout", source->timeout,
@@ -51,8 +57,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("testfarm ") + TESTFARM_VERSION);
   app.require_subcommand(1);
   std::string log_level = "warn";
-  app.add_option("--log-level", log_level, "Log verbosity: trace, debug, info, warn, error, off")
-      ->capture_default_str();
+  CLI::Option* log_option =
+      app.add_option("--log-level", log_level,
+                     "Log verbosity: trace, debug, info, warn, error, off (`worker`: info)")
+          ->capture_default_str();
 
   testfarm::cli::RunArgs run_args;
   CLI::App* run = app.add_subcommand(
@@ -89,6 +97,64 @@ int main(int argc, char** argv) {
                   "Write a Chrome trace-event file, one track per worker slot (open in Perfetto)")
       ->type_name("FILE");
 
+  run->add_option("--listen", run_args.listen,
+                  "Also accept remote workers (`testfarm worker --connect`) on this endpoint, "
+                  "e.g. tcp://127.0.0.1:7700 (port * picks a free one; the address in use is "
+                  "printed). Workers must see the test executables at the same paths")
+      ->type_name("tcp://ADDR:PORT");
+  run->add_option("--local-slots", run_args.local_slots,
+                  "Slots of the worker inside this process; 0 leaves the tests to remote "
+                  "workers (needs --listen). Default: --jobs");
+  run->add_option("--min-workers", run_args.min_workers,
+                  "With --listen: start no test before this many workers (the local one "
+                  "included) have joined, or --wait-workers has passed")
+      ->check(CLI::Range(1u, 100000u))
+      ->capture_default_str();
+  run->add_option("--wait-workers", run_args.wait_workers,
+                  "With --listen: how long to wait for --min-workers; with no worker by then the "
+                  "run stops. Tests whose required labels no worker has then fail")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  run->add_flag("--insecure", run_args.insecure,
+                "Allow --listen on a non-loopback address without authentication (a worker runs "
+                "whatever the coordinator sends it)");
+  run->add_option("--heartbeat", run_args.heartbeat,
+                  "Heartbeat interval with workers; one silent for --liveness intervals is dead "
+                  "and its tests run elsewhere")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  run->add_option("--liveness", run_args.liveness, "Heartbeats a worker may miss")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+
+  testfarm::cli::WorkerArgs worker_args;
+  CLI::App* worker = app.add_subcommand(
+      "worker",
+      "Serve runs for a coordinator (`testfarm run --listen`): one run after another, "
+      "reconnecting with backoff (1s up to 32s) when it is gone");
+  worker->add_option("--connect", worker_args.connect, "The coordinator's endpoint")
+      ->type_name("tcp://HOST:PORT")
+      ->required();
+  worker
+      ->add_option("--slots", worker_args.slots,
+                   "Tests run at once (default: half the hardware threads, 1 to 16)")
+      ->check(CLI::Range(1u, 1024u));
+  worker
+      ->add_option("--labels", worker_args.labels,
+                   "What this worker offers, for suites that require it: k=v,k2=v2")
+      ->type_name("LABELS");
+  worker->add_option("--name", worker_args.name, "Shown in reports (default: HOST:PID)");
+  worker->add_flag("--once", worker_args.once, "Exit after serving one run");
+  worker
+      ->add_option("--heartbeat", worker_args.heartbeat,
+                   "Heartbeat interval; a coordinator silent for --liveness intervals is gone: "
+                   "running tests are killed and the worker reconnects")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  worker->add_option("--liveness", worker_args.liveness, "Heartbeats the coordinator may miss")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+
   testfarm::cli::ListArgs list_args;
   CLI::App* list = app.add_subcommand("list", "Print the tests a run would run, and exit");
   AddSourceOptions(list, &list_args.source);
@@ -102,8 +168,8 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg.rfind('-', 0) == 0) continue;
-    if (arg != "run" && arg != "list") {
-      std::fprintf(stderr, "testfarm: error: unknown command '%s' (commands: run, list)\n",
+    if (arg != "run" && arg != "list" && arg != "worker") {
+      std::fprintf(stderr, "testfarm: error: unknown command '%s' (commands: run, list, worker)\n",
                    arg.c_str());
       return 2;
     }
@@ -122,11 +188,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "Run 'testfarm --help' or 'testfarm run --help' for usage.\n");
     return 2;
   }
+  if (worker->parsed() && log_option->count() == 0) log_level = "info";
   if (!testfarm::InitLogging(log_level)) {
     std::fprintf(stderr, "testfarm: error: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;
   }
   if (run->parsed()) return testfarm::cli::Run(run_args);
   if (list->parsed()) return testfarm::cli::List(list_args);
+  if (worker->parsed()) return testfarm::cli::Worker(worker_args);
   return 2;
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,7 +18,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "coordinator/console_reporter.h"
@@ -29,6 +29,7 @@
 #include "coordinator/report_writers.h"
 #include "shared/duration.h"
 #include "shared/unique_fd.h"
+#include "worker/daemon.h"
 #include "worker/run_local.h"
 #include "worker/subprocess_pool.h"
 #include "worker/worker_node.h"
@@ -150,7 +151,8 @@ Result<std::vector<SuiteSpec>> GatherSuites(const SourceArgs& args) {
   if (!manifest.empty()) {
     std::vector<std::string> warnings;
     auto declared = coordinator::ParseManifestFile(manifest, &warnings);
-    for (const std::string& warning : warnings) std::fprintf(stderr, "testfarm: warning: %s\n", warning.c_str());
+    for (const std::string& warning : warnings)
+      std::fprintf(stderr, "testfarm: warning: %s\n", warning.c_str());
     if (!declared) return declared.error();
     for (SuiteSpec& suite : *declared) {
       if (auto problem = CheckExecutable(suite.command.at(0)); problem && !suite.disabled) {
@@ -165,8 +167,9 @@ Result<std::vector<SuiteSpec>> GatherSuites(const SourceArgs& args) {
     for (SuiteSpec& suite : *imported) suites.push_back(std::move(suite));
   }
   if (suites.empty()) {
-    return Error{"nothing to run: give test executables, --manifest FILE or --ctest DIR "
-                 "(or run where a testfarm.toml is)"};
+    return Error{
+        "nothing to run: give test executables, --manifest FILE or --ctest DIR "
+        "(or run where a testfarm.toml is)"};
   }
   return suites;
 }
@@ -175,7 +178,8 @@ Result<std::vector<SuiteSpec>> GatherSuites(const SourceArgs& args) {
 // selection applies.
 Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
   auto timeout = ParseDuration(args.timeout);
-  if (!timeout) return Error{"--timeout: not a duration: '" + args.timeout + "' (try 30s, 500ms, 2m)"};
+  if (!timeout)
+    return Error{"--timeout: not a duration: '" + args.timeout + "' (try 30s, 500ms, 2m)"};
   auto suites = GatherSuites(args);
   if (!suites) return suites.error();
 
@@ -186,7 +190,8 @@ Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
     SuiteSpec& suite = (*suites)[i];
     if (suite.disabled || suite.command.empty()) continue;
     if (suite.kind == SuiteKind::kAuto) {
-      suite.kind = coordinator::IsGtestBinary(suite.command[0]) ? SuiteKind::kGtest : SuiteKind::kPlain;
+      suite.kind =
+          coordinator::IsGtestBinary(suite.command[0]) ? SuiteKind::kGtest : SuiteKind::kPlain;
     }
     if (suite.kind != SuiteKind::kGtest) continue;
     worker::LaunchSpec spec;
@@ -257,7 +262,70 @@ int WriteReports(const RunArgs& args, const coordinator::RunSummary& summary,
   return status;
 }
 
+// "tcp://HOST:PORT" (PORT a number, or '*' for any when listening). Returns the host.
+Result<std::string> TcpHost(const std::string& option, const std::string& endpoint) {
+  const std::string scheme = "tcp://";
+  std::size_t colon = endpoint.rfind(':');
+  if (endpoint.rfind(scheme, 0) != 0 || colon == std::string::npos || colon <= scheme.size() ||
+      colon + 1 == endpoint.size()) {
+    return Error{option + ": expected tcp://HOST:PORT, got '" + endpoint + "'"};
+  }
+  std::string port = endpoint.substr(colon + 1);
+  if (port != "*" && port.find_first_not_of("0123456789") != std::string::npos) {
+    return Error{option + ": '" + port + "' is not a port number in '" + endpoint + "'"};
+  }
+  return endpoint.substr(scheme.size(), colon - scheme.size());
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "[::1]" || host == "::1";
+}
+
+Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
+  std::map<std::string, std::string> labels;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(start, end - start);
+    std::size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Error{"--labels: expected KEY=VALUE[,KEY=VALUE...], got '" + item + "'"};
+    }
+    labels[item.substr(0, eq)] = item.substr(eq + 1);
+    start = end + 1;
+  }
+  return labels;
+}
+
 }  // namespace
+
+int Worker(const WorkerArgs& args) {
+  auto host = TcpHost("--connect", args.connect);
+  if (!host) return UsageError(host.error().message);
+  if (args.connect.back() == '*') return UsageError("--connect: a port number is needed, not '*'");
+  auto heartbeat = ParseDuration(args.heartbeat);
+  if (!heartbeat || heartbeat->count() == 0) {
+    return UsageError("--heartbeat: not a positive duration: '" + args.heartbeat + "'");
+  }
+  auto labels = ParseLabels(args.labels);
+  if (!labels) return UsageError(labels.error().message);
+  UniqueFd stop_fd = BlockTerminationSignals();
+  SteadyClock clock;
+  zmq::context_t context;
+  worker::DaemonOptions options;
+  options.once = args.once;
+  options.node.endpoint = args.connect;
+  options.node.name = args.name.empty() ? HostName() + ":" + std::to_string(::getpid()) : args.name;
+  options.node.slots =
+      args.slots != 0 ? args.slots : worker::DefaultSlots(std::thread::hardware_concurrency());
+  options.node.labels = std::move(*labels);
+  options.node.liveness = LivenessOptions{*heartbeat, args.liveness};
+  options.node.stop_fd = stop_fd.get();
+  spdlog::info("worker {}: {} slots, serving {}", options.node.name, options.node.slots,
+               args.connect);
+  return worker::RunDaemon(context, clock, options);
+}
 
 int List(const ListArgs& args) {
   auto tests = PlanTests(args.source);
@@ -299,6 +367,27 @@ int Run(const RunArgs& args) {
                                      {"--trace", args.trace}}) {
     if (auto problem = CheckWritable(option, path)) return UsageError(*problem);
   }
+  auto heartbeat = ParseDuration(args.heartbeat);
+  if (!heartbeat || heartbeat->count() == 0) {
+    return UsageError("--heartbeat: not a positive duration: '" + args.heartbeat + "'");
+  }
+  auto wait_workers = ParseDuration(args.wait_workers);
+  if (!wait_workers)
+    return UsageError("--wait-workers: not a duration: '" + args.wait_workers + "'");
+  if (!args.listen.empty()) {
+    auto host = TcpHost("--listen", args.listen);
+    if (!host) return UsageError(host.error().message);
+    if (!IsLoopback(*host) && !args.insecure) {
+      return UsageError("--listen " + args.listen +
+                        ": refusing to accept workers from the network without authentication; "
+                        "anyone who can connect could run commands on them. Bind a loopback "
+                        "address, or pass --insecure on a trusted network");
+    }
+  }
+  unsigned local_slots = args.local_slots.value_or(SlotCount(args.source));
+  if (args.listen.empty() && local_slots == 0) {
+    return UsageError("--local-slots 0 needs --listen: nothing else would run the tests");
+  }
   auto tests = PlanTests(args.source);
   if (!tests) return UsageError(tests.error().message);
 
@@ -312,16 +401,27 @@ int Run(const RunArgs& args) {
   options.scheduler.max_failures = args.fail_fast ? 1 : args.max_fail;
   options.batch = args.isolation == "batch";
   options.batcher.target = *batch_target;
+  options.liveness = LivenessOptions{*heartbeat, args.liveness};
+  options.min_workers = std::max(1u, args.min_workers);
+  options.wait_workers = args.listen.empty() ? Millis(0) : *wait_workers;
   coordinator::ConsoleReporter reporter(stdout, coordinator::ConsoleOptionsFromEnvironment());
   coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
+  if (!args.listen.empty()) {
+    auto listening = coordinator.Bind(args.listen);
+    if (!listening) return UsageError(listening.error().message);
+    std::printf("testfarm: listening on %s\n", listening->c_str());
+    std::fflush(stdout);
+  }
   auto endpoint = coordinator.Bind("inproc://testfarm-coordinator");
   if (!endpoint) return UsageError(endpoint.error().message);
 
   worker::WorkerNodeOptions worker_options;
   worker_options.endpoint = *endpoint;
   worker_options.name = "local";
-  worker_options.slots = SlotCount(args.source);
+  worker_options.slots = local_slots;
+  worker_options.liveness = options.liveness;
   std::thread worker_thread([&] {
+    if (local_slots == 0) return;  // --local-slots 0: remote workers only
     pthread_setname_np(pthread_self(), "tf-worker");
     try {
       worker::WorkerNode node(context, clock, worker_options);

@@ -2,6 +2,7 @@
 // `testfarm run` and `testfarm list`: gather suites (executables, a manifest, a CTest build
 // directory), list GoogleTest suites, select, and then either print the tests or run them with a
 // coordinator and an in-process worker over inproc://.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,7 @@ namespace testfarm::cli {
 // What to run: where the suites come from and which of their tests.
 struct SourceArgs {
   std::vector<std::string> executables;
-  std::string manifest;   // empty: ./testfarm.toml if present and nothing else was given
+  std::string manifest;  // empty: ./testfarm.toml if present and nothing else was given
   std::string ctest_dir;
   std::vector<std::string> filters;
   std::vector<std::string> excludes;
@@ -29,6 +30,24 @@ struct RunArgs {
   std::string junit;
   std::string json;
   std::string trace;
+  // The fleet.
+  std::string listen;                   // tcp://ADDR:PORT; empty: in-process worker only
+  std::optional<unsigned> local_slots;  // slots of the in-process worker; 0: none
+  unsigned min_workers = 1;
+  std::string wait_workers = "30s";
+  bool insecure = false;
+  std::string heartbeat = "1s";
+  unsigned liveness = 3;
+};
+
+struct WorkerArgs {
+  std::string connect;
+  unsigned slots = 0;  // 0: the default slot count
+  std::string labels;  // "k=v,k2=v2"
+  std::string name;    // default: host:pid
+  bool once = false;
+  std::string heartbeat = "1s";
+  unsigned liveness = 3;
 };
 
 struct ListArgs {
@@ -40,5 +59,7 @@ struct ListArgs {
 int Run(const RunArgs& args);
 // Exit codes: 0 listed, 2 bad input.
 int List(const ListArgs& args);
+// Exit codes: 0 stopped by a signal or done (--once), 1 socket failure, 2 bad input.
+int Worker(const WorkerArgs& args);
 
 }  // namespace testfarm::cli

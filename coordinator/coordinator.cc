@@ -123,7 +123,8 @@ bool Coordinator::Done() const {
 
 void Coordinator::SendTo(const std::string& identity, const protocol::Message& message) {
   try {
-    if (auto it = workers_.find(identity); it != workers_.end()) it->second.liveness.Sent(clock_.Now());
+    if (auto it = workers_.find(identity); it != workers_.end())
+      it->second.liveness.Sent(clock_.Now());
     if (!protocol::Send(socket_, message, &identity)) {
       spdlog::error("coordinator: could not send {} to worker (queue full)",
                     protocol::TypeName(message));
@@ -147,8 +148,8 @@ void Coordinator::ForgetWorker(const std::string& identity, const std::string& w
       auto it = worker_names_.find(id);
       names += (names.empty() ? "" : ", ") + (it == worker_names_.end() ? id : it->second);
     }
-    ReportJob(job, JobState::kFailed, "worker lost: it was running when workers " + names +
-                                          " were lost; not retried");
+    ReportJob(job, JobState::kFailed,
+              "worker lost: it was running when workers " + names + " were lost; not retried");
   }
   workers_.erase(identity);
 }
@@ -266,7 +267,8 @@ void Coordinator::OnResult(const std::string& identity, protocol::JobResult& res
 }
 
 void Coordinator::HandleMessage(const std::string& identity, protocol::Message& message) {
-  if (auto it = workers_.find(identity); it != workers_.end()) it->second.liveness.Heard(clock_.Now());
+  if (auto it = workers_.find(identity); it != workers_.end())
+    it->second.liveness.Heard(clock_.Now());
   if (auto* hello = std::get_if<protocol::Hello>(&message)) {
     OnHello(identity, *hello);
   } else if (auto* result = std::get_if<protocol::JobResult>(&message)) {
@@ -348,18 +350,21 @@ void Coordinator::AbandonOutstanding(const std::string& why) {
 
 void Coordinator::CheckWorkers() {
   SteadyTime now = clock_.Now();
+  // Collected first: sending may find a worker gone and forget it, which edits workers_.
   std::vector<std::string> dead;
+  std::vector<std::string> due;
   for (auto& [identity, info] : workers_) {
     if (info.liveness.Dead(now)) {
       dead.push_back(identity);
     } else if (info.liveness.ShouldSendHeartbeat(now)) {
-      SendTo(identity, protocol::Heartbeat{});
+      due.push_back(identity);
     }
   }
+  for (const std::string& identity : due) SendTo(identity, protocol::Heartbeat{});
   for (const std::string& identity : dead) {
     spdlog::warn("coordinator: worker {} silent for {} heartbeats; requeueing its jobs",
                  worker_names_[identity], options_.liveness.liveness);
-    ForgetWorker(identity, "its worker was lost", /*lost=*/true);
+    if (workers_.count(identity) != 0) ForgetWorker(identity, "its worker was lost", /*lost=*/true);
   }
 }
 
@@ -381,7 +386,7 @@ void Coordinator::FailUnplaceable() {
     for (const auto& [key, value] : tests_[jobs_[job].tests.front()].required_labels) {
       wanted += (wanted.empty() ? "" : ", ") + key + "=" + value;
     }
-    ReportJob(job, JobState::kFailed, "no connected worker has the labels it required_labels: " + wanted);
+    ReportJob(job, JobState::kFailed, "no connected worker has the labels it requires: " + wanted);
   }
 }
 
@@ -445,7 +450,9 @@ RunSummary Coordinator::Run(int signal_fd) {
   for (std::size_t t = 0; t < tests_.size(); ++t) {
     if (!reported_[t]) ++summary_.not_run;
   }
-  for (const auto& [identity, info] : workers_) SendTo(identity, protocol::Bye{"run finished"});
+  std::vector<std::string> identities;
+  for (const auto& [identity, info] : workers_) identities.push_back(identity);
+  for (const std::string& identity : identities) SendTo(identity, protocol::Bye{"run finished"});
   summary_.stop_reason = scheduler_.stop_reason();
   summary_.wall = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
   reporter_.OnRunEnd(summary_);

@@ -57,7 +57,8 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
     : clock_(clock),
       options_(std::move(options)),
       socket_(context, zmq::socket_type::dealer),
-      pool_(clock, PoolOptionsFor(options_)) {
+      pool_(clock, PoolOptionsFor(options_)),
+      coordinator_(options_.liveness, clock.Now()) {
   protocol::ConfigureSocket(socket_);
 }
 
@@ -67,10 +68,20 @@ void WorkerNode::Queue(protocol::Message message) {
 }
 
 void WorkerNode::FlushOutbox() {
-  while (!outbox_.empty() && protocol::Send(socket_, outbox_.front())) outbox_.pop_front();
+  while (!outbox_.empty() && protocol::Send(socket_, outbox_.front())) {
+    outbox_.pop_front();
+    coordinator_.Sent(clock_.Now());
+  }
+}
+
+long WorkerNode::PollTimeoutMs() const {
+  SteadyTime next = coordinator_.NextDeadline();
+  if (auto deadline = pool_.NextDeadline(); deadline && *deadline < next) next = *deadline;
+  return MillisUntil(next, clock_.Now());
 }
 
 void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
+  coordinator_.Heard(clock_.Now());
   if (auto* job = std::get_if<protocol::JobAssign>(&message)) {
     if (job->argv.empty()) {
       protocol::JobResult result;
@@ -96,11 +107,14 @@ void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
     }
   } else if (std::holds_alternative<protocol::Bye>(message)) {
     *bye = true;
-  } else if (std::holds_alternative<protocol::Welcome>(message) ||
-             std::holds_alternative<protocol::Heartbeat>(message)) {
-    // Nothing to do yet; liveness comes with the fleet.
+  } else if (std::holds_alternative<protocol::Welcome>(message)) {
+    if (!welcomed_)
+      spdlog::info("worker {}: joined the run at {}", options_.name, options_.endpoint);
+    welcomed_ = true;
+  } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
+    // Heard() above is all a heartbeat is for.
   } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
-    spdlog::error("worker {}: coordinator reported an error: {}", options_.name, error->text);
+    spdlog::error("worker {}: the coordinator refused a message: {}", options_.name, error->text);
   } else {
     spdlog::warn("worker {}: unexpected {} message; ignored", options_.name,
                  protocol::TypeName(message));
@@ -149,7 +163,8 @@ void WorkerNode::CollectFinished() {
 Result<RunEnd> WorkerNode::ServeOneRun() {
   try {
     socket_.connect(options_.endpoint);
-    protocol::Hello hello{options_.name, pool_.slots(), HostOs(), HostArch(), {}};
+    coordinator_ = Liveness(options_.liveness, clock_.Now());
+    protocol::Hello hello{options_.name, pool_.slots(), HostOs(), HostArch(), options_.labels};
     Queue(hello);
     bool bye = false;
     std::vector<int> fds;
@@ -165,16 +180,24 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       items.clear();
       short socket_events = ZMQ_POLLIN | (outbox_.empty() ? 0 : ZMQ_POLLOUT);
       items.push_back({socket_.handle(), 0, socket_events, 0});
+      if (options_.stop_fd >= 0) items.push_back({nullptr, options_.stop_fd, ZMQ_POLLIN, 0});
+      std::size_t first_pool_item = items.size();
       for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
-      long timeout = -1;
-      if (auto deadline = pool_.NextDeadline()) timeout = MillisUntil(*deadline, clock_.Now());
-      protocol::Poll(items.data(), items.size(), timeout);
-      for (std::size_t i = 1; i < items.size(); ++i) {
+      protocol::Poll(items.data(), items.size(), PollTimeoutMs());
+      if (options_.stop_fd >= 0 && items[1].revents != 0) return RunEnd::kStopped;
+      for (std::size_t i = first_pool_item; i < items.size(); ++i) {
         if (items[i].revents != 0) pool_.OnFdReady(items[i].fd);
       }
       pool_.OnTimers();
       CollectFinished();
       if (items[0].revents & ZMQ_POLLIN) HandleIncoming(&bye);
+      if (coordinator_.Dead(clock_.Now())) {
+        spdlog::warn("worker {}: no word from the coordinator at {} for {} heartbeats{}",
+                     options_.name, options_.endpoint, options_.liveness.liveness,
+                     pool_.running() > 0 ? "; killing its running tests" : "");
+        return RunEnd::kCoordinatorLost;
+      }
+      if (coordinator_.ShouldSendHeartbeat(clock_.Now())) Queue(protocol::Heartbeat{});
       FlushOutbox();
       if (bye) {
         waiting_.clear();

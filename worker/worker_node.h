@@ -10,6 +10,7 @@
 
 #include "protocol/messages.h"
 #include "shared/clock.h"
+#include "shared/liveness.h"
 #include "shared/result.h"
 #include "worker/subprocess_pool.h"
 
@@ -20,13 +21,18 @@ struct WorkerNodeOptions {
   std::string name;      // shown to the user; exported as TESTFARM_WORKER
   unsigned slots = 1;
   Millis leak_grace{500};
-  std::filesystem::path scratch_root;  // empty: the system temp dir
+  std::filesystem::path scratch_root;         // empty: the system temp dir
+  std::map<std::string, std::string> labels;  // announced; jobs may require them
+  LivenessOptions liveness;  // heartbeats to the coordinator; its silence ends the run
+  int stop_fd = -1;          // readable: stop now (a signalfd); -1: none
 };
 
 // What ended a ServeOneRun.
 enum class RunEnd {
   kCoordinatorSaidBye,
-  kContextClosed,  // the ZeroMQ context was shut down (the in-process worker's normal end)
+  kContextClosed,    // the ZeroMQ context was shut down (the in-process worker's normal end)
+  kCoordinatorLost,  // no word from the coordinator for liveness x interval
+  kStopped,          // stop_fd became readable
 };
 
 class WorkerNode {
@@ -34,8 +40,9 @@ class WorkerNode {
   WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOptions options);
 
   // Connects, says hello and runs jobs until the coordinator says bye (then cancels anything
-  // left, reports it, and returns) or the context is shut down (running jobs are killed).
-  // Any other socket failure is an error.
+  // left, reports it, and returns), falls silent, the context is shut down or stop_fd fires.
+  // Jobs still running then are killed when the node is destroyed. Any other socket failure is
+  // an error.
   Result<RunEnd> ServeOneRun();
 
  private:
@@ -45,6 +52,7 @@ class WorkerNode {
   void CollectFinished();
   void Queue(protocol::Message message);
   void FlushOutbox();
+  long PollTimeoutMs() const;
 
   const Clock& clock_;
   WorkerNodeOptions options_;
@@ -53,6 +61,8 @@ class WorkerNode {
   std::deque<protocol::JobAssign> waiting_;    // assigned, not yet started
   std::map<uint64_t, uint64_t> running_jobs_;  // lease -> job id
   std::deque<protocol::Message> outbox_;       // not yet accepted by the socket
+  Liveness coordinator_;
+  bool welcomed_ = false;
 };
 
 // "linux", "x86_64" for Hello.

@@ -99,4 +99,98 @@ ChildResult RunChild(const std::vector<std::string>& argv, const ChildOptions& o
   return result;
 }
 
+BackgroundChild::BackgroundChild(const std::vector<std::string>& argv) {
+  int out_pipe[2];
+  int err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return;
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  std::vector<std::string> args = argv;
+  std::vector<char*> argp;
+  for (std::string& s : args) argp.push_back(s.data());
+  argp.push_back(nullptr);
+  if (posix_spawn(&pid_, argp[0], &actions, &attr, argp.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  out_fd_ = out_pipe[0];
+  err_fd_ = err_pipe[0];
+}
+
+BackgroundChild::~BackgroundChild() {
+  if (pid_ > 0 && !finished_) {
+    kill(-pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (out_fd_ >= 0) close(out_fd_);
+  if (err_fd_ >= 0) close(err_fd_);
+}
+
+// One poll-and-read round; false when both pipes have reached EOF or `until` passed.
+bool BackgroundChild::ReadSome(std::chrono::steady_clock::time_point until) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      until - std::chrono::steady_clock::now());
+  if (left.count() <= 0 || (out_fd_ < 0 && err_fd_ < 0)) return false;
+  pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+  if (poll(fds, 2, static_cast<int>(left.count())) <= 0) return errno == EINTR;
+  for (int i = 0; i < 2; ++i) {
+    int& fd = i == 0 ? out_fd_ : err_fd_;
+    if (fd < 0 || fds[i].revents == 0) continue;
+    char buf[65536];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+      (i == 0 ? result_.out : result_.err).append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  return true;
+}
+
+bool BackgroundChild::WaitForOutput(const std::string& text, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (result_.out.find(text) == std::string::npos) {
+    if (!ReadSome(until)) return result_.out.find(text) != std::string::npos;
+  }
+  return true;
+}
+
+bool BackgroundChild::WaitForStderr(const std::string& text, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (result_.err.find(text) == std::string::npos) {
+    if (!ReadSome(until)) return result_.err.find(text) != std::string::npos;
+  }
+  return true;
+}
+
+ChildResult BackgroundChild::Finish(std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (out_fd_ >= 0 || err_fd_ >= 0) {
+    if (!ReadSome(until)) break;
+  }
+  if (out_fd_ >= 0 || err_fd_ >= 0) {
+    result_.timed_out = true;
+    kill(-pid_, SIGKILL);
+  }
+  int status = 0;
+  if (pid_ > 0) waitpid(pid_, &status, 0);
+  finished_ = true;
+  if (WIFEXITED(status)) result_.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result_.signal = WTERMSIG(status);
+  return result_;
+}
+
 }  // namespace testfarm::test

@@ -31,4 +31,32 @@ struct ChildOptions {
 
 ChildResult RunChild(const std::vector<std::string>& argv, const ChildOptions& options = {});
 
+// A child left running while the test does other things: its stdout and stderr are read as the
+// test waits for them, never by sleeping.
+class BackgroundChild {
+ public:
+  explicit BackgroundChild(const std::vector<std::string>& argv);
+  ~BackgroundChild();  // SIGKILLs the child's group if it still runs
+  BackgroundChild(const BackgroundChild&) = delete;
+  BackgroundChild& operator=(const BackgroundChild&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Reads until stdout contains `text`; false if the child ended or the deadline passed first.
+  bool WaitForOutput(const std::string& text, std::chrono::milliseconds deadline);
+  // The same for stderr.
+  bool WaitForStderr(const std::string& text, std::chrono::milliseconds deadline);
+  // Reads everything and waits for the exit (killing the group at the deadline).
+  ChildResult Finish(std::chrono::milliseconds deadline);
+  const std::string& out() const { return result_.out; }
+
+ private:
+  bool ReadSome(std::chrono::steady_clock::time_point until);
+
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  bool finished_ = false;
+  ChildResult result_;
+};
+
 }  // namespace testfarm::test

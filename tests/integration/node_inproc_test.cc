@@ -52,6 +52,15 @@ coordinator::TestSpec Spec(const std::string& fixture, Millis timeout = Millis(0
   return spec;
 }
 
+worker::WorkerNodeOptions NodeOptions(const std::string& endpoint, const std::string& name,
+                                      unsigned slots) {
+  worker::WorkerNodeOptions options;
+  options.endpoint = endpoint;
+  options.name = name;
+  options.slots = slots;
+  return options;
+}
+
 std::vector<zmq::message_t> RecvWithin(zmq::socket_t& socket, int timeout_ms) {
   socket.set(zmq::sockopt::rcvtimeo, timeout_ms);
   std::vector<zmq::message_t> frames;
@@ -72,7 +81,7 @@ TEST(NodeInproc, CoordinatorAndWorkerRunEveryTestOnce) {
   ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
 
   std::thread worker([&] {
-    worker::WorkerNode node(context, clock, {*endpoint, "w1", 2, Millis(500), {}});
+    worker::WorkerNode node(context, clock, NodeOptions(*endpoint, "w1", 2));
     auto served = node.ServeOneRun();
     EXPECT_TRUE(served.ok()) << served.error().message;
   });
@@ -126,7 +135,7 @@ TEST(NodeInproc, CoordinatorAnswersGarbageWithErrorsAndKeepsRunning) {
   }
 
   std::thread worker([&] {
-    worker::WorkerNode node(context, clock, {*endpoint, "good", 1, Millis(500), {}});
+    worker::WorkerNode node(context, clock, NodeOptions(*endpoint, "good", 1));
     EXPECT_TRUE(node.ServeOneRun().ok());
   });
   run.join();
@@ -141,7 +150,7 @@ TEST(NodeInproc, WorkerSurvivesGarbageFromItsCoordinator) {
   zmq::socket_t fake(context, zmq::socket_type::router);
   fake.bind("inproc://fake-coordinator");
   std::thread worker([&] {
-    worker::WorkerNode node(context, clock, {"inproc://fake-coordinator", "w", 1, Millis(500), {}});
+    worker::WorkerNode node(context, clock, NodeOptions("inproc://fake-coordinator", "w", 1));
     EXPECT_TRUE(node.ServeOneRun().ok());
   });
 

@@ -1,0 +1,204 @@
+// End to end for the fleet on loopback: a coordinator with --listen and separate worker
+// processes. Every test must be reported exactly once whatever happens to the workers.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/child_process.h"
+
+namespace testfarm::test {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+std::string Fixture(const std::string& name) {
+  return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "tf-fleet-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// A coordinator on an ephemeral loopback port; returns it once it says where it listens.
+std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string> args,
+                                                  std::string* endpoint) {
+  std::vector<std::string> argv = {TESTFARM_BINARY, "run",   "--listen",     "tcp://127.0.0.1:*",
+                                   "--heartbeat",   "100ms", "--kill-grace", "200ms"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = std::make_unique<BackgroundChild>(argv);
+  if (!child->WaitForOutput("\n", milliseconds(30000))) return child;
+  std::smatch m;
+  std::string out = child->out();
+  if (std::regex_search(out, m, std::regex("listening on (tcp://[0-9.:]+)"))) *endpoint = m[1];
+  return child;
+}
+
+std::unique_ptr<BackgroundChild> StartWorker(const std::string& endpoint, const std::string& name,
+                                             std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {TESTFARM_BINARY, "worker", "--connect",   endpoint, "--once",
+                                   "--name",        name,     "--heartbeat", "100ms"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return std::make_unique<BackgroundChild>(argv);
+}
+
+int Count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+// A manifest of `count` suites that each sleep `ms` milliseconds.
+fs::path SleepManifest(const TempDir& dir, int count, int ms) {
+  fs::path manifest = dir.path() / "testfarm.toml";
+  std::ofstream out(manifest);
+  for (int i = 0; i < count; ++i) {
+    out << "[[suite]]\nname = \"sleep" << i << "\"\ncommand = \"" << Fixture("tf_sleep")
+        << "\"\nargs = [\"" << ms << "\"]\n\n";
+  }
+  return manifest;
+}
+
+TEST(E2EFleet, ThreeWorkersRunEveryTestExactlyOnce) {
+  std::vector<std::string> args = {"--local-slots", "0", "--min-workers", "3"};
+  for (int i = 0; i < 150; ++i) args.push_back(Fixture(i % 3 ? "tf_pass" : "tf_env"));
+  args.push_back(Fixture("tf_gtest_pass"));
+  std::string endpoint;
+  auto coordinator = StartCoordinator(args, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  auto a = StartWorker(endpoint, "a", {"--slots", "2"});
+  auto b = StartWorker(endpoint, "b", {"--slots", "2"});
+  auto c = StartWorker(endpoint, "c", {"--slots", "1"});
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "170 passed, 0 failed") << r.out;
+  EXPECT_EQ(Count(r.out, "\nPASS "), 170) << r.out;
+  for (auto* w : {a.get(), b.get(), c.get()}) {
+    ChildResult wr = w->Finish(milliseconds(20000));
+    EXPECT_EQ(wr.exit_code, 0) << wr.err;
+  }
+}
+
+TEST(E2EFleet, AWorkerKilledMidRunHasItsTestsRunElsewhere) {
+  TempDir dir;
+  fs::path manifest = SleepManifest(dir, 12, 300);
+  std::string endpoint;
+  auto coordinator = StartCoordinator(
+      {"--manifest", manifest.string(), "--local-slots", "0", "--min-workers", "2"}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  auto doomed = StartWorker(endpoint, "doomed", {"--slots", "2"});
+  auto survivor = StartWorker(endpoint, "survivor", {"--slots", "2"});
+  ASSERT_TRUE(coordinator->WaitForOutput("PASS", milliseconds(30000))) << coordinator->out();
+  kill(doomed->pid(), SIGKILL);
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "12 passed, 0 failed") << r.out;
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_EQ(Count(r.out, "  sleep" + std::to_string(i) + "\n"), 1) << "sleep" << i << "\n"
+                                                                     << r.out;
+  }
+  EXPECT_EQ(survivor->Finish(milliseconds(20000)).exit_code, 0);
+}
+
+TEST(E2EFleet, ATestThatKillsItsWorkersIsQuarantinedAfterTwo) {
+  std::string endpoint;
+  auto coordinator =
+      StartCoordinator({"--local-slots", "0", "--min-workers", "3", Fixture("tf_kill_parent"),
+                        Fixture("tf_pass"), Fixture("tf_pass"), Fixture("tf_pass")},
+                       &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  std::vector<std::unique_ptr<BackgroundChild>> workers;
+  for (const char* name : {"w1", "w2", "w3"})
+    workers.push_back(StartWorker(endpoint, name, {"--slots", "1"}));
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "3 passed, 1 failed") << r.out;
+  EXPECT_NE(r.out.find("worker lost"), std::string::npos) << r.out;
+  EXPECT_EQ(Count(r.out, "tf_kill_parent  ("), 2) << "its line and the summary's:\n" << r.out;
+}
+
+TEST(E2EFleet, RequiredLabelsPickTheWorkerOrFailAfterTheWait) {
+  TempDir dir;
+  fs::path manifest = dir.path() / "testfarm.toml";
+  std::ofstream(manifest) << "[[suite]]\nname = \"needs_gpu\"\ncommand = \"" << Fixture("tf_pass")
+                          << "\"\nrequires = { gpu = \"1\" }\n\n[[suite]]\nname = \"anywhere\"\n"
+                          << "command = \"" << Fixture("tf_pass") << "\"\n";
+  // No worker offers gpu=1: after --wait-workers the test fails with the reason.
+  std::string endpoint;
+  auto alone =
+      StartCoordinator({"--manifest", manifest.string(), "--wait-workers", "500ms"}, &endpoint);
+  ChildResult r = alone->Finish(milliseconds(30000));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("no connected worker has the labels it requires: gpu=1"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.LastLine(), "1 passed, 1 failed") << r.out;
+
+  // A worker with the label joins: the test goes to it.
+  auto with_gpu = StartCoordinator(
+      {"--manifest", manifest.string(), "--min-workers", "2", "--wait-workers", "30s"}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << with_gpu->out();
+  auto gpu = StartWorker(endpoint, "gpu-box", {"--labels", "gpu=1,arch=x86_64"});
+  ChildResult ok = with_gpu->Finish(milliseconds(30000));
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_EQ(ok.LastLine(), "2 passed, 0 failed") << ok.out;
+  EXPECT_EQ(gpu->Finish(milliseconds(20000)).exit_code, 0);
+}
+
+TEST(E2EFleet, BadFleetInputIsExit2WithAClearLine) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {{"run", "--listen", "tcp://0.0.0.0:*", Fixture("tf_pass")}, "without authentication"},
+      {{"run", "--listen", "localhost:7700", Fixture("tf_pass")}, "expected tcp://HOST:PORT"},
+      {{"run", "--local-slots", "0", Fixture("tf_pass")}, "--local-slots 0 needs --listen"},
+      {{"worker", "--connect", "nowhere"}, "expected tcp://HOST:PORT"},
+      {{"worker", "--connect", "tcp://127.0.0.1:x"}, "'x' is not a port number"},
+      {{"worker", "--connect", "tcp://127.0.0.1:1", "--labels", "gpu"},
+       "--labels: expected KEY=VALUE"},
+      {{"worker"}, "--connect"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = c.args;
+    argv.insert(argv.begin(), TESTFARM_BINARY);
+    ChildResult r = RunChild(argv);
+    EXPECT_EQ(r.exit_code, 2) << c.expected << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos)
+        << "wanted '" << c.expected << "' in " << r.err;
+  }
+}
+
+TEST(E2EFleet, AWorkerWithNoCoordinatorKeepsRetryingUntilStopped) {
+  // Port 1 on loopback: nothing listens there.
+  BackgroundChild worker({TESTFARM_BINARY, "worker", "--connect", "tcp://127.0.0.1:1",
+                          "--heartbeat", "100ms", "--name", "lonely"});
+  ASSERT_TRUE(
+      worker.WaitForStderr("reconnecting to tcp://127.0.0.1:1 in 1.00s", milliseconds(20000)));
+  ASSERT_TRUE(
+      worker.WaitForStderr("reconnecting to tcp://127.0.0.1:1 in 2.00s", milliseconds(20000)))
+      << "the delay doubles";
+  kill(worker.pid(), SIGTERM);
+  ChildResult r = worker.Finish(milliseconds(20000));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("no word from the coordinator"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace testfarm::test
