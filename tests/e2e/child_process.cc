@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 extern char** environ;
@@ -22,84 +23,19 @@ std::string ChildResult::LastLine() const {
 }
 
 ChildResult RunChild(const std::vector<std::string>& argv, const ChildOptions& options) {
-  ChildResult result;
-  int out_pipe[2];
-  int err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return result;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
-
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  for (const std::string& extra : options.extra_env) env_strings.push_back(extra);
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> argp;
-  for (std::string& s : args) argp.push_back(s.data());
-  argp.push_back(nullptr);
-
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, argp[0], &actions, &attr, argp.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  if (rc != 0) {
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    result.err = std::string("spawn failed: ") + std::strerror(rc);
-    return result;
+  auto start = std::chrono::steady_clock::now();
+  BackgroundChild child(argv, options.extra_env);
+  if (!options.signal_after_text.empty() &&
+      child.WaitForOutput(options.signal_after_text, options.deadline)) {
+    kill(child.pid(), options.signal_on_text);
   }
-
-  auto deadline = std::chrono::steady_clock::now() + options.deadline;
-  bool signalled = false;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      result.timed_out = true;
-      kill(-pid, SIGKILL);
-      break;
-    }
-    if (poll(fds, 2, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buf[65536];
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-    if (!signalled && !options.signal_after_text.empty() &&
-        result.out.find(options.signal_after_text) != std::string::npos) {
-      signalled = true;
-      kill(pid, options.signal_on_text);
-    }
-  }
-  for (auto& f : fds)
-    if (f.fd >= 0) close(f.fd);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
-  return result;
+  auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  return child.Finish(std::max(std::chrono::milliseconds(0), options.deadline - spent));
 }
 
-BackgroundChild::BackgroundChild(const std::vector<std::string>& argv) {
+BackgroundChild::BackgroundChild(const std::vector<std::string>& argv,
+                                 const std::vector<std::string>& extra_env) {
   int out_pipe[2];
   int err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return;
@@ -116,11 +52,20 @@ BackgroundChild::BackgroundChild(const std::vector<std::string>& argv) {
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&attr, 0);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp;
+  for (std::string& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
   std::vector<std::string> args = argv;
   std::vector<char*> argp;
   for (std::string& s : args) argp.push_back(s.data());
   argp.push_back(nullptr);
-  if (posix_spawn(&pid_, argp[0], &actions, &attr, argp.data(), environ) != 0) pid_ = -1;
+  if (int rc = posix_spawn(&pid_, argp[0], &actions, &attr, argp.data(), envp.data()); rc != 0) {
+    pid_ = -1;
+    result_.err = std::string("spawn failed: ") + std::strerror(rc);
+  }
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   close(out_pipe[1]);
@@ -185,9 +130,10 @@ ChildResult BackgroundChild::Finish(std::chrono::milliseconds deadline) {
     result_.timed_out = true;
     kill(-pid_, SIGKILL);
   }
-  int status = 0;
-  if (pid_ > 0) waitpid(pid_, &status, 0);
   finished_ = true;
+  if (pid_ <= 0) return result_;  // never started: exit_code stays -1
+  int status = 0;
+  waitpid(pid_, &status, 0);
   if (WIFEXITED(status)) result_.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result_.signal = WTERMSIG(status);
   return result_;

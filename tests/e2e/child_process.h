@@ -35,7 +35,8 @@ ChildResult RunChild(const std::vector<std::string>& argv, const ChildOptions& o
 // test waits for them, never by sleeping.
 class BackgroundChild {
  public:
-  explicit BackgroundChild(const std::vector<std::string>& argv);
+  explicit BackgroundChild(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& extra_env = {});
   ~BackgroundChild();  // SIGKILLs the child's group if it still runs
   BackgroundChild(const BackgroundChild&) = delete;
   BackgroundChild& operator=(const BackgroundChild&) = delete;

@@ -12,29 +12,13 @@
 #include <vector>
 
 #include "tests/e2e/child_process.h"
+#include "tests/e2e/e2e_support.h"
 
 namespace testfarm::test {
 namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
-
-std::string Fixture(const std::string& name) {
-  return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tf-fleet-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // A coordinator on an ephemeral loopback port; returns it once it says where it listens.
 std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string> args,
@@ -56,12 +40,6 @@ std::unique_ptr<BackgroundChild> StartWorker(const std::string& endpoint, const 
                                    "--name",        name,     "--heartbeat", "100ms"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return std::make_unique<BackgroundChild>(argv);
-}
-
-int Count(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
-  return n;
 }
 
 // A manifest of `count` suites that each sleep `ms` milliseconds.

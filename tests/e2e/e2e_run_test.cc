@@ -12,48 +12,17 @@
 #include <vector>
 
 #include "tests/e2e/child_process.h"
+#include "tests/e2e/e2e_support.h"
 
 namespace testfarm::test {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string Fixture(const std::string& name) {
-  return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
-}
-
 ChildResult Testfarm(std::vector<std::string> args, ChildOptions options = {}) {
   args.insert(args.begin(), TESTFARM_BINARY);
   return RunChild(args, options);
 }
-
-// The per-test line for `name`, e.g. "CRASH        3ms  /path/tf_segv  (SIGSEGV)".
-std::string LineFor(const ChildResult& r, const std::string& name) {
-  std::size_t pos = 0;
-  while (pos < r.out.size()) {
-    std::size_t nl = r.out.find('\n', pos);
-    std::string line = r.out.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    std::regex per_test("^[A-Z]+ +[0-9.]+m?s  (\\S+)");
-    std::smatch m;
-    if (std::regex_search(line, m, per_test) && m[1] == name) return line;
-    if (nl == std::string::npos) break;
-    pos = nl + 1;
-  }
-  return "(no line for " + name + ")";
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tf-e2e-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 TEST(E2E, AllPassingExitsZeroWithSummary) {
   auto r = Testfarm(

@@ -11,52 +11,22 @@
 #include <vector>
 
 #include "tests/e2e/child_process.h"
+#include "tests/e2e/e2e_support.h"
 
 namespace testfarm::test {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string Fixture(const std::string& name) { return std::string(TESTFARM_FIXTURE_DIR) + "/" + name; }
-
 ChildResult Testfarm(std::vector<std::string> args, ChildOptions options = {}) {
   args.insert(args.begin(), TESTFARM_BINARY);
   return RunChild(args, options);
 }
 
-// The per-test line for `name` ("STATUS  duration  name  (reason)"), or a note saying none.
-std::string LineFor(const ChildResult& r, const std::string& name) {
-  std::istringstream lines(r.out);
-  std::string line;
-  std::regex per_test("^[A-Z]+ +[0-9.]+m?s  (\\S+)");
-  while (std::getline(lines, line)) {
-    std::smatch m;
-    if (std::regex_search(line, m, per_test) && m[1] == name) return line;
-  }
-  return "(no line for " + name + ")";
-}
-
-int CountLines(const std::string& text, const std::string& needle) {
-  int count = 0;
-  for (std::size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++count;
-  return count;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tf-e2e-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 const std::string kGtest = Fixture("tf_gtest");
-std::string Case(const std::string& name) { return kGtest + "::" + name; }
+std::string Case(const std::string& name) {
+  return kGtest + "::" + name;
+}
 
 void ExpectTfGtestClassified(const ChildResult& r) {
   EXPECT_NE(LineFor(r, Case("Basic.Passes")).rfind("PASS", 0), std::string::npos) << r.out;
@@ -65,7 +35,8 @@ void ExpectTfGtestClassified(const ChildResult& r) {
   EXPECT_NE(LineFor(r, Case("Basic.Crashes")).find("SIGSEGV"), std::string::npos) << r.out;
   EXPECT_NE(LineFor(r, Case("Basic.Hangs")).rfind("TIMEOUT", 0), std::string::npos) << r.out;
   EXPECT_NE(LineFor(r, Case("Basic.Skipped")).rfind("SKIP", 0), std::string::npos) << r.out;
-  EXPECT_NE(LineFor(r, Case("Basic.DISABLED_Ignored")).rfind("SKIP", 0), std::string::npos) << r.out;
+  EXPECT_NE(LineFor(r, Case("Basic.DISABLED_Ignored")).rfind("SKIP", 0), std::string::npos)
+      << r.out;
   EXPECT_NE(LineFor(r, Case("Small/Param.BelowThree/2")).rfind("FAIL", 0), std::string::npos);
   EXPECT_NE(LineFor(r, Case("Typed/1.ZeroIsFalse")).rfind("PASS", 0), std::string::npos);
   EXPECT_NE(r.out.find("tf_gtest: two plus two"), std::string::npos) << "failure message shown";
@@ -82,7 +53,7 @@ TEST(E2ESuites, BatchModeAttributesTheCrashToExactlyOneCase) {
   auto r = Testfarm({"run", "-j", "2", "--isolation", "batch", "--timeout", "2s", "--kill-grace",
                      "200ms", kGtest});
   ExpectTfGtestClassified(r);
-  EXPECT_EQ(CountLines(r.out, "CRASH "), 2) << "one per-test line and one in the summary:\n" << r.out;
+  EXPECT_EQ(Count(r.out, "CRASH "), 2) << "one per-test line and one in the summary:\n" << r.out;
 }
 
 TEST(E2ESuites, BatchModeRunsEveryCaseOfABigSuiteOnce) {
@@ -101,7 +72,8 @@ TEST(E2ESuites, FilterExcludeAndList) {
   EXPECT_NE(list.out.find(Case("Basic.Passes") + "\n"), std::string::npos) << list.out;
   EXPECT_EQ(list.out.find("Hangs"), std::string::npos) << list.out;
   EXPECT_EQ(list.out.find("Typed"), std::string::npos) << list.out;
-  EXPECT_NE(list.out.find(Case("Basic.DISABLED_Ignored") + "  (skipped: disabled"), std::string::npos);
+  EXPECT_NE(list.out.find(Case("Basic.DISABLED_Ignored") + "  (skipped: disabled"),
+            std::string::npos);
 
   auto json = Testfarm({"list", "--json", kGtest, "--filter", "*Param*"});
   ASSERT_EQ(json.exit_code, 0) << json.err;
@@ -135,7 +107,8 @@ TEST(E2ESuites, ManifestSuitesWithKindsLabelsAndEnv) {
   std::ofstream(manifest) << "[defaults]\ntimeout = \"2s\"\n\n"
                           << "[[suite]]\nname = \"gt\"\ncommand = \"" << kGtest << "\"\n"
                           << "kind = \"gtest\"\nlabels = [\"unit\"]\n\n"
-                          << "[[suite]]\nname = \"env\"\ncommand = \"" << Fixture("tf_env") << "\"\n"
+                          << "[[suite]]\nname = \"env\"\ncommand = \"" << Fixture("tf_env")
+                          << "\"\n"
                           << "labels = [\"smoke\"]\nenv = { EXTRA = \"1\" }\n";
   auto r = Testfarm({"run", "--manifest", manifest.string(), "--label", "smoke"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -144,7 +117,8 @@ TEST(E2ESuites, ManifestSuitesWithKindsLabelsAndEnv) {
   auto list = Testfarm({"list", "--manifest", manifest.string(), "--filter", "gt::Basic.P*"});
   EXPECT_EQ(list.out, "gt::Basic.Passes\n") << list.out << list.err;
 
-  std::ofstream(manifest) << "[[suite]]\nname = \"bad\"\ncommand = \"" << kGtest << "\"\ntimeout = \"soon\"\n";
+  std::ofstream(manifest) << "[[suite]]\nname = \"bad\"\ncommand = \"" << kGtest
+                          << "\"\ntimeout = \"soon\"\n";
   auto bad = Testfarm({"run", "--manifest", manifest.string()});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("testfarm.toml:4:"), std::string::npos) << bad.err;

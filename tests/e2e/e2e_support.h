@@ -1,0 +1,57 @@
+#pragma once
+// What every end-to-end test file needs: fixture paths, a temporary directory, and finding a
+// test's line in testfarm's output.
+#include <stdlib.h>
+
+#include <filesystem>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "tests/e2e/child_process.h"
+
+namespace testfarm::test {
+
+inline std::string Fixture(const std::string& name) {
+  return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tf-e2e-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The per-test line for `name` ("STATUS  duration  name  (reason)"), or a note saying none.
+inline std::string LineFor(const std::string& out, const std::string& name) {
+  std::istringstream lines(out);
+  std::string line;
+  static const std::regex per_test("^[A-Z]+ +[0-9.]+m?s  (\\S+)");
+  while (std::getline(lines, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, per_test) && m[1] == name) return line;
+  }
+  return "(no line for " + name + ")";
+}
+
+inline std::string LineFor(const ChildResult& r, const std::string& name) {
+  return LineFor(r.out, name);
+}
+
+// How often `needle` occurs in `text`.
+inline int Count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+}  // namespace testfarm::test
