@@ -37,7 +37,7 @@ std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string> args,
 std::unique_ptr<BackgroundChild> StartWorker(const std::string& endpoint, const std::string& name,
                                              std::vector<std::string> extra = {}) {
   std::vector<std::string> argv = {TESTFARM_BINARY, "worker", "--connect",   endpoint, "--once",
-                                   "--name",        name,     "--heartbeat", "100ms"};
+                                   "--name",        name,     "--heartbeat", "300ms"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return std::make_unique<BackgroundChild>(argv);
 }
@@ -166,7 +166,7 @@ TEST(E2EFleet, BadFleetInputIsExit2WithAClearLine) {
 TEST(E2EFleet, AWorkerWithNoCoordinatorKeepsRetryingUntilStopped) {
   // Port 1 on loopback: nothing listens there.
   BackgroundChild worker({TESTFARM_BINARY, "worker", "--connect", "tcp://127.0.0.1:1",
-                          "--heartbeat", "100ms", "--name", "lonely"});
+                          "--heartbeat", "300ms", "--name", "lonely"});
   ASSERT_TRUE(
       worker.WaitForStderr("reconnecting to tcp://127.0.0.1:1 in 1.00s", milliseconds(20000)));
   ASSERT_TRUE(
