@@ -350,6 +350,14 @@ void Coordinator::AbandonOutstanding(const std::string& why) {
 
 void Coordinator::CheckWorkers() {
   SteadyTime now = clock_.Now();
+  // This loop wakes at least once per interval. If it did not (the process was suspended or
+  // starved of CPU), the workers' silence is ours, not theirs: start counting again.
+  if (last_check_ && now - *last_check_ > 2 * options_.liveness.interval) {
+    spdlog::warn("coordinator: this process did not run for {}; not counting it against workers",
+                 FormatDuration(std::chrono::duration_cast<Millis>(now - *last_check_)));
+    for (auto& [identity, info] : workers_) info.liveness.Heard(now);
+  }
+  last_check_ = now;
   // Collected first: sending may find a worker gone and forget it, which edits workers_.
   std::vector<std::string> dead;
   std::vector<std::string> due;

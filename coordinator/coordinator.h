@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "coordinator/batcher.h"
@@ -101,6 +100,7 @@ class Coordinator {
   SteadyTime started_;
   std::optional<SteadyTime> give_up_at_;  // set once the run is stopping
   std::optional<SteadyTime> first_signal_at_;
+  std::optional<SteadyTime> last_check_;  // the last CheckWorkers()
   static constexpr Millis kSecondSignalAfter{1000};
 };
 

@@ -164,6 +164,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
   try {
     socket_.connect(options_.endpoint);
     coordinator_ = Liveness(options_.liveness, clock_.Now());
+    last_wake_ = clock_.Now();
     protocol::Hello hello{options_.name, pool_.slots(), HostOs(), HostArch(), options_.labels};
     Queue(hello);
     bool bye = false;
@@ -191,13 +192,22 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       pool_.OnTimers();
       CollectFinished();
       if (items[0].revents & ZMQ_POLLIN) HandleIncoming(&bye);
-      if (coordinator_.Dead(clock_.Now())) {
+      SteadyTime now = clock_.Now();
+      // The loop wakes at least once per interval; a longer gap means this process was not
+      // running (suspended, starved), which is no evidence against the coordinator.
+      if (now - last_wake_ > 2 * options_.liveness.interval) coordinator_.Heard(now);
+      last_wake_ = now;
+      if (coordinator_.Dead(now)) {
         spdlog::warn("worker {}: no word from the coordinator at {} for {} heartbeats{}",
                      options_.name, options_.endpoint, options_.liveness.liveness,
                      pool_.running() > 0 ? "; killing its running tests" : "");
         return RunEnd::kCoordinatorLost;
       }
-      if (coordinator_.ShouldSendHeartbeat(clock_.Now())) Queue(protocol::Heartbeat{});
+      if (coordinator_.ShouldSendHeartbeat(now)) {
+        // While the socket cannot deliver (no connection yet), one queued message is enough.
+        if (outbox_.empty()) Queue(protocol::Heartbeat{});
+        coordinator_.Sent(now);
+      }
       FlushOutbox();
       if (bye) {
         waiting_.clear();

@@ -62,6 +62,7 @@ class WorkerNode {
   std::map<uint64_t, uint64_t> running_jobs_;  // lease -> job id
   std::deque<protocol::Message> outbox_;       // not yet accepted by the socket
   Liveness coordinator_;
+  SteadyTime last_wake_;
   bool welcomed_ = false;
 };
 
