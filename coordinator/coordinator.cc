@@ -427,6 +427,11 @@ void Coordinator::Loop(int signal_fd) {
     if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
     if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
     CheckWorkers();
+    // Without --listen nobody else can come: a run whose every worker is gone stops.
+    if (dispatch_open_ && workers_.empty() && options_.wait_workers.count() == 0 &&
+        !scheduler_.stopped()) {
+      scheduler_.Stop("every worker was lost");
+    }
     for (JobId job : scheduler_.OnTimers()) {
       ReportJob(job, JobState::kExpired, "no result from the worker within the test's timeout");
     }

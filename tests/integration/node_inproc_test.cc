@@ -3,6 +3,7 @@
 // and the run must finish with every test reported exactly once.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <zmq.hpp>
@@ -27,7 +28,14 @@ class RecordingReporter final : public coordinator::Reporter {
  public:
   void OnRunStart(std::size_t) override {}
   void OnWorkerJoined(const std::string& name, unsigned slots) override {
+    std::lock_guard<std::mutex> lock(mutex_);
     joined.push_back(name + "/" + std::to_string(slots));
+    joined_cv_.notify_all();
+  }
+  // Waits (bounded) until a worker has joined; false if none did in time.
+  bool WaitForJoin(std::chrono::milliseconds bound) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return joined_cv_.wait_for(lock, bound, [&] { return !joined.empty(); });
   }
   void OnTestFinished(const TestReport& report, std::size_t) override { reports.push_back(report); }
   void OnRunEnd(const coordinator::RunSummary& s) override { summary = s; }
@@ -38,9 +46,13 @@ class RecordingReporter final : public coordinator::Reporter {
     return nullptr;
   }
 
-  std::vector<std::string> joined;
+  std::vector<std::string> joined;  // read it only after the run ended
   std::vector<TestReport> reports;
   coordinator::RunSummary summary;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable joined_cv_;
 };
 
 coordinator::TestSpec Spec(const std::string& fixture, Millis timeout = Millis(0)) {
@@ -142,6 +154,39 @@ TEST(NodeInproc, CoordinatorAnswersGarbageWithErrorsAndKeepsRunning) {
   worker.join();
   EXPECT_EQ(summary.passed, 1u);
   EXPECT_EQ(reporter.reports.size(), 1u);
+}
+
+TEST(NodeInproc, ARunWhoseOnlyWorkerIsLostStopsInsteadOfWaitingForever) {
+  zmq::context_t context;
+  zmq::context_t worker_context;  // the worker's own, so it can die alone
+  SteadyClock clock;
+  RecordingReporter reporter;
+  coordinator::CoordinatorOptions options;
+  options.liveness = LivenessOptions{Millis(100), 3};
+  options.scheduler.kill_grace = Millis(100);
+  options.stop_slack = Millis(200);
+  coordinator::Coordinator coord(
+      context, clock, {Spec("tf_hang"), Spec("tf_pass"), Spec("tf_pass")}, options, reporter);
+  auto endpoint = coord.Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+  coordinator::RunSummary summary;
+  std::thread run([&] { summary = coord.Run(-1); });
+  std::thread worker([&] {
+    auto worker_options = NodeOptions(*endpoint, "doomed", 1);
+    worker_options.liveness = options.liveness;
+    worker::WorkerNode node(worker_context, clock, worker_options);
+    auto end = node.ServeOneRun();
+    ASSERT_TRUE(end.ok()) << end.error().message;
+    EXPECT_EQ(*end, worker::RunEnd::kContextClosed);
+  });
+  // Its first test hangs; the worker then dies with it running.
+  ASSERT_TRUE(reporter.WaitForJoin(std::chrono::seconds(10)));
+  worker_context.shutdown();
+  worker.join();
+  run.join();
+  EXPECT_EQ(summary.stop_reason, "every worker was lost");
+  EXPECT_EQ(summary.passed + summary.failed + summary.skipped(), 3u);
+  EXPECT_EQ(summary.passed, 0u);
 }
 
 TEST(NodeInproc, WorkerSurvivesGarbageFromItsCoordinator) {
