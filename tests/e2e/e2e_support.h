@@ -9,27 +9,13 @@
 #include <string>
 
 #include "tests/e2e/child_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace testfarm::test {
 
 inline std::string Fixture(const std::string& name) {
   return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tf-e2e-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // The per-test line for `name` ("STATUS  duration  name  (reason)"), or a note saying none.
 inline std::string LineFor(const std::string& out, const std::string& name) {

@@ -23,11 +23,14 @@
 #include <vector>
 
 #include "coordinator/ctest_import.h"
+#include "tests/support/temp_dir.h"
 
 extern char** environ;
 
 namespace testfarm::coordinator {
 namespace {
+
+using testfarm::test::TempDir;
 
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
@@ -36,23 +39,6 @@ using ::testing::Pair;
 using namespace std::chrono_literals;
 
 // A temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "testfarm-ctest-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = fs::canonical(pattern);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 struct RunResult {
   int exit_code = -1;  // -1: did not exit normally (killed, timed out, not started)

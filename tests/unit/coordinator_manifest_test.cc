@@ -8,9 +8,12 @@
 #include <vector>
 
 #include "coordinator/manifest.h"
+#include "tests/support/temp_dir.h"
 
 namespace testfarm::coordinator {
 namespace {
+
+using testfarm::test::TempDir;
 
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
@@ -306,21 +309,6 @@ TEST(Manifest, WarningsMayBeNull) {
 }
 
 // A temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "testfarm-manifest-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data()) ? pattern : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 TEST(ManifestFile, ResolvesAgainstTheFilesFolder) {
   TempDir dir;
