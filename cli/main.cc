@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
   testfarm::cli::RunArgs run_args;
   CLI::App* run = app.add_subcommand(
       "run",
-      "Run tests on this machine: a coordinator plus an in-process worker.\n"
+      "Run tests: a coordinator plus a worker inside this process, and with --listen\n"
+      "remote workers too.\n"
       "A plain test passes when it exits 0 (and leaves no process holding its output open).");
   AddSourceOptions(run, &run_args.source);
   run->add_option("--kill-grace", run_args.kill_grace,
