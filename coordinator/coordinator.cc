@@ -376,6 +376,15 @@ void Coordinator::CheckWorkers() {
   }
 }
 
+void Coordinator::StopIfNoWorkerCanCome() {
+  // Without --listen nobody else can come: a run whose every worker is gone stops (else it
+  // would wait on a socket no one will ever write to).
+  if (dispatch_open_ && workers_.empty() && options_.wait_workers.count() == 0 &&
+      !scheduler_.stopped()) {
+    scheduler_.Stop("every worker was lost");
+  }
+}
+
 bool Coordinator::DispatchOpen() {
   if (dispatch_open_) return true;
   bool waited = clock_.Now() >= started_ + options_.wait_workers;
@@ -419,7 +428,8 @@ void Coordinator::Loop(int signal_fd) {
       if (options_.batch) RefillBatches();
       scheduler_.Dispatch();
     }
-    PerformActions();
+    PerformActions();  // a send may find the last worker gone
+    StopIfNoWorkerCanCome();
     if (Done()) break;
     zmq_pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, signal_fd, ZMQ_POLLIN, 0}};
@@ -427,11 +437,7 @@ void Coordinator::Loop(int signal_fd) {
     if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
     if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
     CheckWorkers();
-    // Without --listen nobody else can come: a run whose every worker is gone stops.
-    if (dispatch_open_ && workers_.empty() && options_.wait_workers.count() == 0 &&
-        !scheduler_.stopped()) {
-      scheduler_.Stop("every worker was lost");
-    }
+    StopIfNoWorkerCanCome();
     for (JobId job : scheduler_.OnTimers()) {
       ReportJob(job, JobState::kExpired, "no result from the worker within the test's timeout");
     }

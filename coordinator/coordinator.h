@@ -73,6 +73,7 @@ class Coordinator {
   void ForgetWorker(const std::string& identity, const std::string& why, bool lost);
   void CheckWorkers();  // heartbeats out, dead workers out
   bool DispatchOpen();
+  void StopIfNoWorkerCanCome();
   void FailUnplaceable();
   void PerformActions();
   void ReportJob(JobId job, JobState state, const std::string& reason);
