@@ -126,11 +126,12 @@ void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t runni
 
 void ConsoleReporter::OnRunEnd(const RunSummary& summary) {
   ClearProgress();
-  if (!summary.failures.empty()) {
+  std::vector<const TestReport*> failures = summary.Failures();
+  if (!failures.empty()) {
     std::fprintf(out_, "\nFailed tests:\n");
-    for (const TestReport& report : summary.failures) {
-      std::fprintf(out_, "  %-8s %s%s\n", StatusWord(report), report.name.c_str(),
-                   Parenthesized(StatusReason(report)).c_str());
+    for (const TestReport* report : failures) {
+      std::fprintf(out_, "  %-8s %s%s\n", StatusWord(*report), report->name.c_str(),
+                   Parenthesized(StatusReason(*report)).c_str());
     }
   }
   if (!summary.stop_reason.empty()) {

@@ -223,10 +223,9 @@ void Coordinator::Report(std::size_t test, JobState state, const protocol::JobRe
       break;
     default:
       ++summary_.failed;
-      summary_.failures.push_back(report);
       break;
   }
-  summary_.reports.push_back(report);
+  summary_.reports.push_back(std::move(report));
   reporter_.OnTestFinished(summary_.reports.back(), scheduler_.outstanding());
 }
 

@@ -209,9 +209,8 @@ Result<Millis> ManifestParser::ReadDuration(const toml::node& node, const Scope&
   return *duration;
 }
 
-Result<std::map<std::string, std::string>> ManifestParser::ReadEnv(const toml::node& node,
-                                                                   const Scope& scope,
-                                                                   std::string_view key_name) const {
+Result<std::map<std::string, std::string>> ManifestParser::ReadEnv(
+    const toml::node& node, const Scope& scope, std::string_view key_name) const {
   const auto* table = node.as_table();
   if (table == nullptr) {
     return KeyError(node, scope, key_name,

@@ -20,15 +20,15 @@ struct TestReport {
   JobState state = JobState::kPending;
   std::optional<protocol::JobResult> result;  // the process that ran it (a batch's is shared);
                                               // absent for expired, skipped or not-run tests
-  std::string reason;     // short: why it failed or was skipped, when the result does not say
-  std::string message;    // long: gtest's failure messages for this case
-  Millis duration{0};     // the case's own time (gtest's JSON), else the process's
-  std::string worker;     // the worker's name
+  std::string reason;   // short: why it failed or was skipped, when the result does not say
+  std::string message;  // long: gtest's failure messages for this case
+  Millis duration{0};   // the case's own time (gtest's JSON), else the process's
+  std::string worker;   // the worker's name
   uint32_t slot = 0;
-  Millis started_at{0};   // when its process started / ended, since the run started
+  Millis started_at{0};  // when its process started / ended, since the run started
   Millis finished_at{0};
-  unsigned attempt = 1;   // 2 for a case re-run alone after its batch could not report it
-  bool batch = false;     // it ran inside a batch of cases
+  unsigned attempt = 1;  // 2 for a case re-run alone after its batch could not report it
+  bool batch = false;    // it ran inside a batch of cases
 };
 
 struct RunSummary {
@@ -40,11 +40,18 @@ struct RunSummary {
   bool interrupted = false;
   std::string stop_reason;
   Millis wall{0};
-  std::vector<TestReport> failures;  // in the order they finished
-  std::vector<TestReport> reports;   // every reported attempt, in the order they finished
+  std::vector<TestReport> reports;  // every reported attempt, in the order they finished
 
   std::size_t skipped() const { return skipped_tests + cancelled + not_run; }
   std::size_t total() const { return passed + failed + skipped(); }
+  // The failed reports, in the order they finished.
+  std::vector<const TestReport*> Failures() const {
+    std::vector<const TestReport*> out;
+    for (const TestReport& r : reports) {
+      if (r.state == JobState::kFailed || r.state == JobState::kExpired) out.push_back(&r);
+    }
+    return out;
+  }
 };
 
 // "PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "LEAK", "CANCEL", "LOST", "SKIP".

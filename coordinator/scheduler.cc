@@ -165,7 +165,9 @@ void Scheduler::ForgetLease(LeaseId lease_id) {
   ArmRunningDeadlines(worker->second);
 }
 
-void Scheduler::Finish(JobId job, JobState state) { jobs_[job].state = state; }
+void Scheduler::Finish(JobId job, JobState state) {
+  jobs_[job].state = state;
+}
 
 void Scheduler::MaybeStopForFailures() {
   if (options_.max_failures != 0 && failures_ >= options_.max_failures) {

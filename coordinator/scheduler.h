@@ -26,11 +26,11 @@ using LeaseId = uint64_t;
 using Labels = std::map<std::string, std::string>;
 
 struct SchedulerOptions {
-  unsigned max_failures = 0;  // stop after this many failed jobs; 0: never
+  unsigned max_failures = 0;      // stop after this many failed jobs; 0: never
   unsigned max_lost_workers = 2;  // a job whose runs lost this many workers is not requeued
-  unsigned prefetch = 2;      // jobs a worker may hold beyond its slots
-  Millis kill_grace{2000};    // the worker's SIGTERM -> SIGKILL grace
-  Millis lease_slack{10000};  // allowance for transport and bookkeeping
+  unsigned prefetch = 2;          // jobs a worker may hold beyond its slots
+  Millis kill_grace{2000};        // the worker's SIGTERM -> SIGKILL grace
+  Millis lease_slack{10000};      // allowance for transport and bookkeeping
 };
 
 struct AssignAction {
@@ -49,7 +49,16 @@ enum class Verdict { kPassed, kFailed, kCancelled };
 
 // A job's final state.
 // kSkipped: the test said so (GTEST_SKIP, SKIP_RETURN_CODE) or is disabled.
-enum class JobState { kPending, kLeased, kPassed, kFailed, kCancelled, kExpired, kNotRun, kSkipped };
+enum class JobState {
+  kPending,
+  kLeased,
+  kPassed,
+  kFailed,
+  kCancelled,
+  kExpired,
+  kNotRun,
+  kSkipped
+};
 
 class Scheduler {
  public:
@@ -59,7 +68,8 @@ class Scheduler {
   // Adds a job at the back of the queue (or the front: re-runs go first). A serial job runs
   // alone on its worker: it is handed only to an idle worker, which then gets nothing else
   // until it reports. Returns the job's id.
-  JobId AddJob(Millis timeout, bool serial = false, bool front = false, Labels required_labels = {});
+  JobId AddJob(Millis timeout, bool serial = false, bool front = false,
+               Labels required_labels = {});
   // How many more jobs the workers could take right now beyond those queued: lazily built jobs
   // (batches) are made only as fast as they can be handed out.
   std::size_t WantedJobs() const;

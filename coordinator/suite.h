@@ -17,20 +17,21 @@ enum class SuiteKind {
 };
 
 struct SuiteSpec {
-  std::string name;                        // unique display name; tests are "name" or "name::Suite.Case"
-  std::vector<std::string> command;        // argv: command[0] is the executable, the rest its args
+  std::string name;                  // unique display name; tests are "name" or "name::Suite.Case"
+  std::vector<std::string> command;  // argv: command[0] is the executable, the rest its args
   SuiteKind kind = SuiteKind::kAuto;
   std::map<std::string, std::string> env;  // added to the worker's environment
   std::string cwd;                         // empty: the coordinator's cwd
   std::optional<Millis> timeout;           // per test; nullopt: the run's --timeout
   std::vector<std::string> labels;
-  std::map<std::string, std::string> required_labels;  // worker labels a job needs (e.g. arch=x86_64)
-  std::vector<std::string> data_files;     // files the suite needs (shipped to workers later)
+  std::map<std::string, std::string>
+      required_labels;                  // worker labels a job needs (e.g. arch=x86_64)
+  std::vector<std::string> data_files;  // files the suite needs (shipped to workers later)
 
   // CTest properties (plain suites). A disabled suite is reported as skipped, never run.
-  bool will_fail = false;                // passes when it fails
-  std::optional<int> skip_return_code;   // this exit code means "skipped"
-  bool run_serial = false;               // runs alone on its worker
+  bool will_fail = false;               // passes when it fails
+  std::optional<int> skip_return_code;  // this exit code means "skipped"
+  bool run_serial = false;              // runs alone on its worker
   bool disabled = false;
 
   std::string origin;  // where it was declared, for messages: "testfarm.toml:12", "ctest build/"

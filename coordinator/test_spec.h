@@ -11,10 +11,10 @@
 namespace testfarm::coordinator {
 
 struct TestSpec {
-  std::string name;        // "suite" or "suite::Suite.Case", as shown to the user
-  std::string suite;       // the suite's name
-  std::string gtest_case;  // "Suite.Case" for a GoogleTest case; empty for a plain suite
-  std::vector<std::string> command;        // the suite's argv: command[0] is the executable
+  std::string name;                  // "suite" or "suite::Suite.Case", as shown to the user
+  std::string suite;                 // the suite's name
+  std::string gtest_case;            // "Suite.Case" for a GoogleTest case; empty for a plain suite
+  std::vector<std::string> command;  // the suite's argv: command[0] is the executable
   std::map<std::string, std::string> env;  // added to the worker's environment
   std::string cwd;                         // empty: the worker's cwd
   Millis timeout{0};                       // 0: none

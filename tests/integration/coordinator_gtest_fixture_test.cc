@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "coordinator/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -62,11 +63,9 @@ std::vector<std::string> Names(const std::vector<GtestCase>& cases) {
 class GtestFixtureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tf_gtest_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    ASSERT_FALSE(temp_.path().empty());
+    dir_ = temp_.path();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Runs `fixture` on `cases` the way testfarm does: a filter and GTEST_OUTPUT=json.
   Ran RunCases(const std::string& fixture, const std::vector<std::string>& cases) {
@@ -83,6 +82,7 @@ class GtestFixtureTest : public ::testing::Test {
     return text.str();
   }
 
+  test::TempDir temp_{"tf_gtest_"};  // removed with the fixture
   std::filesystem::path dir_;
 };
 

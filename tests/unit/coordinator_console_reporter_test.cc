@@ -58,7 +58,8 @@ TEST(ConsoleReporter, PlainLinesAndExactSummary) {
   RunSummary summary;
   summary.passed = 1;
   summary.failed = 1;
-  summary.failures.push_back(crash);
+  summary.reports.push_back(Finished("a", JobState::kPassed, ExitState::Exited(0), 12));
+  summary.reports.push_back(crash);
   summary.wall = Millis(1600);
   reporter.OnRunEnd(summary);
   std::string text = out.text();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "coordinator/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -503,11 +504,9 @@ TEST(GtestFilterFor, JoinsWithColons) {
 class IsGtestBinaryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tf_gtest_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    ASSERT_FALSE(temp_.path().empty());
+    dir_ = temp_.path();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string Write(const std::string& name, const std::string& content) {
     std::string path = (dir_ / name).string();
@@ -524,6 +523,7 @@ class IsGtestBinaryTest : public ::testing::Test {
     return Write("elf", content);
   }
 
+  test::TempDir temp_{"tf_gtest_"};  // removed with the fixture
   std::filesystem::path dir_;
 };
 
