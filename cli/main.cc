@@ -116,9 +116,17 @@ int main(int argc, char** argv) {
                   "run stops. Tests whose required labels no worker has then fail")
       ->type_name("DURATION")
       ->capture_default_str();
+  run->add_option("--key", run_args.key,
+                  "With --listen: this coordinator's CurveZMQ secret key (`testfarm keygen`); "
+                  "connections are encrypted and only --worker-keys may join")
+      ->type_name("FILE");
+  run->add_option("--worker-keys", run_args.worker_keys,
+                  "The workers' public keys allowed to join: one per line, optionally followed "
+                  "by a label (`cat *.pub` makes one)")
+      ->type_name("FILE");
   run->add_flag("--insecure", run_args.insecure,
-                "Allow --listen on a non-loopback address without authentication (a worker runs "
-                "whatever the coordinator sends it)");
+                "Allow --listen on a non-loopback address without keys (a worker runs whatever "
+                "the coordinator sends it, so anyone who can connect gets tests run for them)");
   run->add_option("--heartbeat", run_args.heartbeat,
                   "Heartbeat interval with workers; one silent for --liveness intervals is dead "
                   "and its tests run elsewhere")
@@ -145,6 +153,15 @@ int main(int argc, char** argv) {
                    "What this worker offers, for suites that require it: k=v,k2=v2")
       ->type_name("LABELS");
   worker->add_option("--name", worker_args.name, "Shown in reports (default: HOST:PID)");
+  worker->add_option("--key", worker_args.key, "This worker's CurveZMQ secret key (`testfarm keygen`)")
+      ->type_name("FILE");
+  worker
+      ->add_option("--coordinator-key", worker_args.coordinator_key,
+                   "The coordinator's public key: this worker talks to no other")
+      ->type_name("FILE");
+  worker->add_flag("--insecure", worker_args.insecure,
+                   "Allow connecting to a non-loopback address without keys (whoever answers "
+                   "there can run commands on this machine)");
   worker->add_flag("--once", worker_args.once, "Exit after serving one run");
   worker
       ->add_option("--heartbeat", worker_args.heartbeat,
@@ -155,6 +172,16 @@ int main(int argc, char** argv) {
   worker->add_option("--liveness", worker_args.liveness, "Heartbeats the coordinator may miss")
       ->check(CLI::Range(1u, 1000u))
       ->capture_default_str();
+
+  testfarm::cli::KeygenArgs keygen_args;
+  CLI::App* keygen = app.add_subcommand(
+      "keygen",
+      "Write a CurveZMQ key pair: NAME.key (secret, mode 0600) and NAME.pub (public). Give the\n"
+      "coordinator's .pub to workers (--coordinator-key) and the workers' .pub files to the\n"
+      "coordinator (--worker-keys)");
+  keygen->add_option("name", keygen_args.base, "Path and base name of the two files")
+      ->type_name("NAME")
+      ->required();
 
   testfarm::cli::ListArgs list_args;
   CLI::App* list = app.add_subcommand("list", "Print the tests a run would run, and exit");
@@ -169,8 +196,9 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg.rfind('-', 0) == 0) continue;
-    if (arg != "run" && arg != "list" && arg != "worker") {
-      std::fprintf(stderr, "testfarm: error: unknown command '%s' (commands: run, list, worker)\n",
+    if (arg != "run" && arg != "list" && arg != "worker" && arg != "keygen") {
+      std::fprintf(stderr,
+                   "testfarm: error: unknown command '%s' (commands: run, list, worker, keygen)\n",
                    arg.c_str());
       return 2;
     }
@@ -197,5 +225,6 @@ int main(int argc, char** argv) {
   if (run->parsed()) return testfarm::cli::Run(run_args);
   if (list->parsed()) return testfarm::cli::List(list_args);
   if (worker->parsed()) return testfarm::cli::Worker(worker_args);
+  if (keygen->parsed()) return testfarm::cli::Keygen(keygen_args);
   return 2;
 }

@@ -27,6 +27,7 @@
 #include "coordinator/manifest.h"
 #include "coordinator/plan.h"
 #include "coordinator/report_writers.h"
+#include "protocol/curve.h"
 #include "shared/duration.h"
 #include "shared/unique_fd.h"
 #include "worker/daemon.h"
@@ -298,7 +299,53 @@ Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) 
   return labels;
 }
 
+// Both files or neither; each read and checked before anything starts.
+struct Security {
+  std::optional<protocol::KeyPair> keys;
+  std::string peer_key;                        // worker: the coordinator's public key
+  std::vector<protocol::AllowedKey> allowed;  // coordinator: the workers' public keys
+};
+
+Result<Security> LoadSecurity(const std::string& key_option, const std::string& key,
+                              const std::string& peer_option, const std::string& peer,
+                              bool peer_is_allow_list) {
+  Security security;
+  if (key.empty() && peer.empty()) return security;
+  if (key.empty() || peer.empty()) {
+    return Error{key_option + " and " + peer_option + " go together: give both or neither"};
+  }
+  if (!protocol::CurveAvailable()) {
+    return Error{key_option + ": this libzmq was built without CurveZMQ support"};
+  }
+  auto keys = protocol::ReadSecretKeyFile(key);
+  if (!keys) return Error{key_option + ": " + keys.error().message};
+  security.keys = std::move(*keys);
+  if (peer_is_allow_list) {
+    auto allowed = protocol::ReadAllowList(peer);
+    if (!allowed) return Error{peer_option + ": " + allowed.error().message};
+    security.allowed = std::move(*allowed);
+  } else {
+    auto peer_key = protocol::ReadPublicKeyFile(peer);
+    if (!peer_key) return Error{peer_option + ": " + peer_key.error().message};
+    security.peer_key = std::move(*peer_key);
+  }
+  return security;
+}
+
 }  // namespace
+
+int Keygen(const KeygenArgs& args) {
+  if (!protocol::CurveAvailable()) {
+    return UsageError("keygen: this libzmq was built without CurveZMQ support");
+  }
+  auto keys = protocol::GenerateKeyPair();
+  if (!keys) return UsageError(keys.error().message);
+  auto written = protocol::WriteKeyPair(*keys, args.base);
+  if (!written) return UsageError(written.error().message);
+  std::printf("testfarm: wrote %s (secret, keep it private) and %s (public)\n",
+              written->first.c_str(), written->second.c_str());
+  return kExitPassed;
+}
 
 int Worker(const WorkerArgs& args) {
   auto host = TcpHost("--connect", args.connect);
@@ -310,6 +357,15 @@ int Worker(const WorkerArgs& args) {
   }
   auto labels = ParseLabels(args.labels);
   if (!labels) return UsageError(labels.error().message);
+  auto security =
+      LoadSecurity("--key", args.key, "--coordinator-key", args.coordinator_key, false);
+  if (!security) return UsageError(security.error().message);
+  if (!security->keys && !IsLoopback(*host) && !args.insecure) {
+    return UsageError("--connect " + args.connect +
+                      ": refusing to take commands from the network without authentication; "
+                      "anyone who can pose as the coordinator could run commands here. Give "
+                      "--key and --coordinator-key, or pass --insecure on a trusted network");
+  }
   UniqueFd stop_fd = BlockTerminationSignals();
   SteadyClock clock;
   zmq::context_t context;
@@ -322,6 +378,8 @@ int Worker(const WorkerArgs& args) {
   options.node.labels = std::move(*labels);
   options.node.liveness = LivenessOptions{*heartbeat, args.liveness};
   options.node.stop_fd = stop_fd.get();
+  options.node.keys = security->keys;
+  options.node.coordinator_key = security->peer_key;
   spdlog::info("worker {}: {} slots, serving {}", options.node.name, options.node.slots,
                args.connect);
   return worker::RunDaemon(context, clock, options);
@@ -374,14 +432,20 @@ int Run(const RunArgs& args) {
   auto wait_workers = ParseDuration(args.wait_workers);
   if (!wait_workers)
     return UsageError("--wait-workers: not a duration: '" + args.wait_workers + "'");
+  auto security = LoadSecurity("--key", args.key, "--worker-keys", args.worker_keys, true);
+  if (!security) return UsageError(security.error().message);
+  if (security->keys && args.listen.empty()) {
+    return UsageError("--key and --worker-keys are for remote workers: they need --listen");
+  }
   if (!args.listen.empty()) {
     auto host = TcpHost("--listen", args.listen);
     if (!host) return UsageError(host.error().message);
-    if (!IsLoopback(*host) && !args.insecure) {
+    if (!security->keys && !IsLoopback(*host) && !args.insecure) {
       return UsageError("--listen " + args.listen +
                         ": refusing to accept workers from the network without authentication; "
-                        "anyone who can connect could run commands on them. Bind a loopback "
-                        "address, or pass --insecure on a trusted network");
+                        "anyone who can connect could run commands on them. Give --key and "
+                        "--worker-keys (see `testfarm keygen`), bind a loopback address, or pass "
+                        "--insecure on a trusted network");
     }
   }
   unsigned local_slots = args.local_slots.value_or(SlotCount(args.source));
@@ -404,6 +468,8 @@ int Run(const RunArgs& args) {
   options.liveness = LivenessOptions{*heartbeat, args.liveness};
   options.min_workers = std::max(1u, args.min_workers);
   options.wait_workers = args.listen.empty() ? Millis(0) : *wait_workers;
+  options.keys = security->keys;
+  options.allowed_workers = security->allowed;
   coordinator::ConsoleReporter reporter(stdout, coordinator::ConsoleOptionsFromEnvironment());
   coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
   if (!args.listen.empty()) {
@@ -420,6 +486,10 @@ int Run(const RunArgs& args) {
   worker_options.name = "local";
   worker_options.slots = local_slots;
   worker_options.liveness = options.liveness;
+  if (security->keys) {  // the in-process worker holds the coordinator's own keys
+    worker_options.keys = security->keys;
+    worker_options.coordinator_key = security->keys->public_key;
+  }
   std::thread worker_thread([&] {
     if (local_slots == 0) return;  // --local-slots 0: remote workers only
     pthread_setname_np(pthread_self(), "tf-worker");

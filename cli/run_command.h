@@ -36,6 +36,8 @@ struct RunArgs {
   unsigned min_workers = 1;
   std::string wait_workers = "30s";
   bool insecure = false;
+  std::string key;          // this coordinator's secret key file
+  std::string worker_keys;  // the allow-list of worker public keys
   std::string heartbeat = "1s";
   unsigned liveness = 3;
 };
@@ -46,8 +48,15 @@ struct WorkerArgs {
   std::string labels;  // "k=v,k2=v2"
   std::string name;    // default: host:pid
   bool once = false;
+  std::string key;              // this worker's secret key file
+  std::string coordinator_key;  // the coordinator's public key file
+  bool insecure = false;
   std::string heartbeat = "1s";
   unsigned liveness = 3;
+};
+
+struct KeygenArgs {
+  std::string base;  // writes BASE.key and BASE.pub
 };
 
 struct ListArgs {
@@ -61,5 +70,7 @@ int Run(const RunArgs& args);
 int List(const ListArgs& args);
 // Exit codes: 0 stopped by a signal or done (--once), 1 socket failure, 2 bad input.
 int Worker(const WorkerArgs& args);
+// Exit codes: 0 written, 2 cannot write (or a key is already there).
+int Keygen(const KeygenArgs& args);
 
 }  // namespace testfarm::cli

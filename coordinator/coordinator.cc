@@ -63,6 +63,23 @@ Coordinator::Coordinator(zmq::context_t& context, const Clock& clock, std::vecto
   protocol::ConfigureSocket(socket_);
   // Sending to a worker that is gone must fail loudly, not vanish.
   socket_.set(zmq::sockopt::router_mandatory, 1);
+  if (options_.keys) {
+    std::vector<protocol::AllowedKey> allowed = options_.allowed_workers;
+    allowed.push_back({options_.keys->public_key, "local"});
+    zap_.emplace(context, allowed);
+    protocol::MakeCurveServer(socket_, *options_.keys);
+  }
+  monitor_.emplace(context, socket_);
+}
+
+void Coordinator::CheckHandshakes() {
+  if (zap_) zap_->HandleRequests();
+  for (const protocol::HandshakeFailure& failure : monitor_->TakeFailures()) {
+    // A refused peer retries: say each kind of failure once.
+    if (handshake_failures_logged_.insert(failure.why).second) {
+      spdlog::warn("coordinator: refused a connection on {}: {}", failure.endpoint, failure.why);
+    }
+  }
 }
 
 Result<std::string> Coordinator::Bind(const std::string& endpoint) {
@@ -351,7 +368,7 @@ void Coordinator::CheckWorkers() {
   SteadyTime now = clock_.Now();
   // This loop wakes at least once per interval. If it did not (the process was suspended or
   // starved of CPU), the workers' silence is ours, not theirs: start counting again.
-  if (last_check_ && now - *last_check_ > 2 * options_.liveness.interval) {
+  if (last_check_ && now - *last_check_ > 2 * options_.liveness.interval && !workers_.empty()) {
     spdlog::warn("coordinator: this process did not run for {}; not counting it against workers",
                  FormatDuration(std::chrono::duration_cast<Millis>(now - *last_check_)));
     for (auto& [identity, info] : workers_) info.liveness.Heard(now);
@@ -430,11 +447,17 @@ void Coordinator::Loop(int signal_fd) {
     PerformActions();  // a send may find the last worker gone
     StopIfNoWorkerCanCome();
     if (Done()) break;
-    zmq_pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+    zmq_pollitem_t items[4] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {monitor_->handle(), 0, ZMQ_POLLIN, 0},
+                               {zap_ ? zap_->handle() : nullptr, -1, ZMQ_POLLIN, 0},
                                {nullptr, signal_fd, ZMQ_POLLIN, 0}};
-    protocol::Poll(items, signal_fd >= 0 ? 2 : 1, PollTimeoutMs());
+    // Unused entries (no ZAP handler, no signal fd) are left out from the end.
+    if (!zap_) std::swap(items[2], items[3]);
+    std::size_t count = 2 + (zap_ ? 1 : 0) + (signal_fd >= 0 ? 1 : 0);
+    protocol::Poll(items, count, PollTimeoutMs());
     if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
-    if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
+    CheckHandshakes();
+    if (signal_fd >= 0 && (items[count - 1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
     CheckWorkers();
     StopIfNoWorkerCanCome();
     for (JobId job : scheduler_.OnTimers()) {

@@ -4,6 +4,8 @@
 // the scheduler, the batcher and Interpret decide.
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -13,6 +15,9 @@
 #include "coordinator/report.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/test_spec.h"
+#include "coordinator/zap_handler.h"
+#include "protocol/curve.h"
+#include "protocol/handshake_monitor.h"
 #include "shared/clock.h"
 #include "shared/liveness.h"
 #include "shared/result.h"
@@ -34,6 +39,10 @@ struct CoordinatorOptions {
   // whose required labels no connected worker has fail.
   unsigned min_workers = 1;
   Millis wait_workers{0};
+  // CurveZMQ: with `keys`, only workers holding a key in `allowed_workers` (or these keys
+  // themselves, as the in-process worker does) may connect.
+  std::optional<protocol::KeyPair> keys;
+  std::vector<protocol::AllowedKey> allowed_workers;
 };
 
 class Coordinator {
@@ -84,7 +93,12 @@ class Coordinator {
   void AbandonOutstanding(const std::string& why);
   long PollTimeoutMs() const;
 
+  void CheckHandshakes();
+
+  std::optional<ZapHandler> zap_;  // before socket_: it must exist before anyone connects
   zmq::socket_t socket_;
+  std::optional<protocol::HandshakeMonitor> monitor_;
+  std::set<std::string> handshake_failures_logged_;
   const Clock& clock_;
   std::vector<TestSpec> tests_;
   CoordinatorOptions options_;

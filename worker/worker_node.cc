@@ -57,9 +57,22 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
     : clock_(clock),
       options_(std::move(options)),
       socket_(context, zmq::socket_type::dealer),
+      monitor_(context, socket_),
       pool_(clock, PoolOptionsFor(options_)),
       coordinator_(options_.liveness, clock.Now()) {
   protocol::ConfigureSocket(socket_);
+  // A refused or unreachable coordinator is retried by the socket: back off to 2 s between tries.
+  socket_.set(zmq::sockopt::reconnect_ivl_max, 2000);
+  if (options_.keys) protocol::MakeCurveClient(socket_, *options_.keys, options_.coordinator_key);
+}
+
+void WorkerNode::CheckHandshakes() {
+  for (const protocol::HandshakeFailure& failure : monitor_.TakeFailures()) {
+    // The socket retries on its own: say each kind of failure once per connection attempt.
+    if (!handshake_failures_logged_.insert(failure.why).second) continue;
+    spdlog::error("worker {}: cannot join the coordinator at {}: {}", options_.name,
+                  options_.endpoint, failure.why);
+  }
 }
 
 void WorkerNode::Queue(protocol::Message message) {
@@ -181,11 +194,13 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       items.clear();
       short socket_events = ZMQ_POLLIN | (outbox_.empty() ? 0 : ZMQ_POLLOUT);
       items.push_back({socket_.handle(), 0, socket_events, 0});
+      items.push_back({monitor_.handle(), 0, ZMQ_POLLIN, 0});
       if (options_.stop_fd >= 0) items.push_back({nullptr, options_.stop_fd, ZMQ_POLLIN, 0});
       std::size_t first_pool_item = items.size();
       for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
       protocol::Poll(items.data(), items.size(), PollTimeoutMs());
-      if (options_.stop_fd >= 0 && items[1].revents != 0) return RunEnd::kStopped;
+      if (options_.stop_fd >= 0 && items[2].revents != 0) return RunEnd::kStopped;
+      if (items[1].revents != 0) CheckHandshakes();
       for (std::size_t i = first_pool_item; i < items.size(); ++i) {
         if (items[i].revents != 0) pool_.OnFdReady(items[i].fd);
       }

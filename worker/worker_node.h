@@ -5,9 +5,13 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <zmq.hpp>
 
+#include "protocol/curve.h"
+#include "protocol/handshake_monitor.h"
 #include "protocol/messages.h"
 #include "shared/clock.h"
 #include "shared/liveness.h"
@@ -25,6 +29,9 @@ struct WorkerNodeOptions {
   std::map<std::string, std::string> labels;  // announced; jobs may require them
   LivenessOptions liveness;  // heartbeats to the coordinator; its silence ends the run
   int stop_fd = -1;          // readable: stop now (a signalfd); -1: none
+  // CurveZMQ: this worker's keys and the only coordinator key it talks to.
+  std::optional<protocol::KeyPair> keys;
+  std::string coordinator_key;
 };
 
 // What ended a ServeOneRun.
@@ -56,7 +63,11 @@ class WorkerNode {
 
   const Clock& clock_;
   WorkerNodeOptions options_;
+  void CheckHandshakes();
+
   zmq::socket_t socket_;
+  protocol::HandshakeMonitor monitor_;
+  std::set<std::string> handshake_failures_logged_;
   SubprocessPool pool_;
   std::deque<protocol::JobAssign> waiting_;    // assigned, not yet started
   std::map<uint64_t, uint64_t> running_jobs_;  // lease -> job id

@@ -147,6 +147,7 @@ TEST(E2EFleet, BadFleetInputIsExit2WithAClearLine) {
   };
   std::vector<Case> cases = {
       {{"run", "--listen", "tcp://0.0.0.0:*", Fixture("tf_pass")}, "without authentication"},
+      {{"worker", "--connect", "tcp://192.0.2.1:7700"}, "without authentication"},
       {{"run", "--listen", "localhost:7700", Fixture("tf_pass")}, "expected tcp://HOST:PORT"},
       {{"run", "--local-slots", "0", Fixture("tf_pass")}, "--local-slots 0 needs --listen"},
       {{"worker", "--connect", "nowhere"}, "expected tcp://HOST:PORT"},
@@ -154,6 +155,107 @@ TEST(E2EFleet, BadFleetInputIsExit2WithAClearLine) {
       {{"worker", "--connect", "tcp://127.0.0.1:1", "--labels", "gpu"},
        "--labels: expected KEY=VALUE"},
       {{"worker"}, "--connect"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = c.args;
+    argv.insert(argv.begin(), TESTFARM_BINARY);
+    ChildResult r = RunChild(argv);
+    EXPECT_EQ(r.exit_code, 2) << c.expected << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos)
+        << "wanted '" << c.expected << "' in " << r.err;
+  }
+}
+
+// `testfarm keygen DIR/NAME` for each name; returns false (with the output) if one failed.
+::testing::AssertionResult Keygen(const TempDir& dir, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    ChildResult r = RunChild({TESTFARM_BINARY, "keygen", (dir.path() / name).string()});
+    if (r.exit_code != 0) return ::testing::AssertionFailure() << r.out << r.err;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(E2EFleet, OnlyWorkersWithAnAllowedKeyJoinAndTheRunIsUnharmed) {
+  TempDir dir;
+  ASSERT_TRUE(Keygen(dir, {"coord", "good", "stranger"}));
+  auto key = [&](const char* file) { return (dir.path() / file).string(); };
+  std::vector<std::string> args = {"--local-slots", "0", "--key", key("coord.key"),
+                                   "--worker-keys", key("good.pub")};
+  for (int i = 0; i < 20; ++i) args.push_back(Fixture("tf_pass"));
+  std::string endpoint;
+  auto coordinator = StartCoordinator(args, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+
+  // A worker whose key is not on the list, and one with no key at all, are refused and say so.
+  BackgroundChild stranger({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "stranger",
+                            "--key", key("stranger.key"), "--coordinator-key", key("coord.pub")});
+  BackgroundChild keyless({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "keyless"});
+  EXPECT_TRUE(stranger.WaitForStderr("cannot join the coordinator at " + endpoint +
+                                         ": the peer refused our key",
+                                     milliseconds(20000)));
+  EXPECT_TRUE(keyless.WaitForStderr("cannot join the coordinator at " + endpoint,
+                                    milliseconds(20000)));
+  // A worker given the wrong coordinator key will not talk to it either.
+  BackgroundChild fooled({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "fooled",
+                          "--key", key("good.key"), "--coordinator-key", key("stranger.pub")});
+  EXPECT_TRUE(fooled.WaitForStderr("cannot join the coordinator at " + endpoint,
+                                   milliseconds(20000)));
+
+  auto good = StartWorker(endpoint, "good",
+                          {"--key", key("good.key"), "--coordinator-key", key("coord.pub")});
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "20 passed, 0 failed") << r.out;
+  EXPECT_EQ(Count(r.out, "\nPASS "), 20) << r.out;
+  EXPECT_EQ(Count(r.out, " joined with "), 1) << "only the allowed worker joins:\n" << r.out;
+  EXPECT_NE(r.out.find("worker good joined"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("coordinator: refused a worker at 127.0.0.1: key not allowed"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(good->Finish(milliseconds(20000)).exit_code, 0);
+  for (BackgroundChild* refused : {&stranger, &keyless, &fooled}) {
+    kill(refused->pid(), SIGTERM);
+    ChildResult wr = refused->Finish(milliseconds(20000));
+    EXPECT_EQ(wr.exit_code, 0) << wr.err;
+    EXPECT_EQ(wr.err.find("joined the run"), std::string::npos) << wr.err;
+  }
+}
+
+TEST(E2EFleet, BadKeyInputIsExit2WithAClearLine) {
+  TempDir dir;
+  ASSERT_TRUE(Keygen(dir, {"coord", "w"}));
+  auto key = [&](const char* file) { return (dir.path() / file).string(); };
+  std::ofstream(dir.path() / "bad.key") << "# not a key\nhello\n";
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::string listen = "tcp://127.0.0.1:*";
+  std::vector<Case> cases = {
+      {{"keygen", key("coord")}, "already exists; not overwriting a key"},
+      {{"keygen", (dir.path() / "no" / "such" / "dir").string()}, "cannot write"},
+      {{"run", "--listen", listen, "--key", key("missing.key"), "--worker-keys", key("w.pub"),
+        Fixture("tf_pass")},
+       "--key: cannot read key file " + key("missing.key") + ": No such file or directory"},
+      {{"run", "--listen", listen, "--key", key("bad.key"), "--worker-keys", key("w.pub"),
+        Fixture("tf_pass")},
+       "--key: " + key("bad.key") + ": expected a secret key file"},
+      {{"run", "--listen", listen, "--key", key("coord.pub"), "--worker-keys", key("w.pub"),
+        Fixture("tf_pass")},
+       "expected a secret key file"},
+      {{"run", "--listen", listen, "--key", key("coord.key"), "--worker-keys", key("bad.key"),
+        Fixture("tf_pass")},
+       "--worker-keys: " + key("bad.key") + ":2: expected a worker's public key"},
+      {{"run", "--listen", listen, "--key", key("coord.key"), Fixture("tf_pass")},
+       "--key and --worker-keys go together"},
+      {{"run", "--key", key("coord.key"), "--worker-keys", key("w.pub"), Fixture("tf_pass")},
+       "they need --listen"},
+      {{"worker", "--connect", "tcp://192.0.2.1:7700"}, "refusing to take commands"},
+      {{"worker", "--connect", "tcp://127.0.0.1:7700", "--key", key("w.key"), "--coordinator-key",
+        key("nope.pub")},
+       "--coordinator-key: cannot read public key file"},
+      {{"worker", "--connect", "tcp://127.0.0.1:7700", "--key", key("w.key")},
+       "--key and --coordinator-key go together"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> argv = c.args;
