@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
   run->add_option("--listen", run_args.listen,
                   "Also accept remote workers (`testfarm worker --connect`) on this endpoint, "
                   "e.g. tcp://127.0.0.1:7700 (port * picks a free one; the address in use is "
-                  "printed). Workers must see the test executables at the same paths")
+                  "printed). Each test's executable, the libraries it loads from the build tree "
+                  "and its data files are hashed (SHA-256) and shipped to workers that lack them")
       ->type_name("tcp://ADDR:PORT");
   run->add_option("--local-slots", run_args.local_slots,
                   "Slots of the worker inside this process; 0 leaves the tests to remote "
@@ -153,12 +154,27 @@ int main(int argc, char** argv) {
                    "What this worker offers, for suites that require it: k=v,k2=v2")
       ->type_name("LABELS");
   worker->add_option("--name", worker_args.name, "Shown in reports (default: HOST:PID)");
-  worker->add_option("--key", worker_args.key, "This worker's CurveZMQ secret key (`testfarm keygen`)")
+  worker
+      ->add_option("--key", worker_args.key,
+                   "This worker's CurveZMQ secret key (`testfarm keygen`)")
       ->type_name("FILE");
   worker
       ->add_option("--coordinator-key", worker_args.coordinator_key,
                    "The coordinator's public key: this worker talks to no other")
       ->type_name("FILE");
+  worker
+      ->add_option("--cache-dir", worker_args.cache_dir,
+                   "Where fetched test files are kept, by content; workers may share one "
+                   "(default: $XDG_CACHE_HOME/testfarm or ~/.cache/testfarm)")
+      ->type_name("DIR");
+  worker
+      ->add_option("--cache-size", worker_args.cache_size,
+                   "Bound on the cache; least recently used files go first (k, M, G, T)")
+      ->type_name("SIZE")
+      ->capture_default_str();
+  worker->add_flag("--shared-fs", worker_args.shared_fs,
+                   "This machine sees the coordinator's files at the same paths: run them in "
+                   "place when their SHA-256 matches (else fetch them; a stale file never runs)");
   worker->add_flag("--insecure", worker_args.insecure,
                    "Allow connecting to a non-loopback address without keys (whoever answers "
                    "there can run commands on this machine)");

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -30,6 +31,7 @@
 #include "protocol/curve.h"
 #include "shared/duration.h"
 #include "shared/unique_fd.h"
+#include "worker/blob_cache.h"
 #include "worker/daemon.h"
 #include "worker/run_local.h"
 #include "worker/subprocess_pool.h"
@@ -302,7 +304,7 @@ Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) 
 // Both files or neither; each read and checked before anything starts.
 struct Security {
   std::optional<protocol::KeyPair> keys;
-  std::string peer_key;                        // worker: the coordinator's public key
+  std::string peer_key;                       // worker: the coordinator's public key
   std::vector<protocol::AllowedKey> allowed;  // coordinator: the workers' public keys
 };
 
@@ -332,6 +334,37 @@ Result<Security> LoadSecurity(const std::string& key_option, const std::string& 
   return security;
 }
 
+// "10G", "512M", "64k", "1000": bytes, with binary multiples.
+std::optional<uint64_t> ParseByteSize(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::size_t end = 0;
+  uint64_t value = 0;
+  try {
+    value = std::stoull(text, &end);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::string unit = text.substr(end);
+  static const std::map<std::string, int> kShifts = {{"", 0},   {"k", 10}, {"K", 10},
+                                                     {"M", 20}, {"G", 30}, {"T", 40}};
+  auto shift = kShifts.find(unit);
+  if (shift == kShifts.end() || text[0] == '-' || value > (UINT64_MAX >> shift->second)) {
+    return std::nullopt;
+  }
+  return value << shift->second;
+}
+
+// $XDG_CACHE_HOME/testfarm, else ~/.cache/testfarm, else a per-user directory in /tmp.
+std::filesystem::path DefaultCacheDir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && xdg[0] == '/') {
+    return std::filesystem::path(xdg) / "testfarm";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] == '/') {
+    return std::filesystem::path(home) / ".cache" / "testfarm";
+  }
+  return std::filesystem::path("/tmp") / ("testfarm-cache-" + std::to_string(::getuid()));
+}
+
 }  // namespace
 
 int Keygen(const KeygenArgs& args) {
@@ -357,8 +390,7 @@ int Worker(const WorkerArgs& args) {
   }
   auto labels = ParseLabels(args.labels);
   if (!labels) return UsageError(labels.error().message);
-  auto security =
-      LoadSecurity("--key", args.key, "--coordinator-key", args.coordinator_key, false);
+  auto security = LoadSecurity("--key", args.key, "--coordinator-key", args.coordinator_key, false);
   if (!security) return UsageError(security.error().message);
   if (!security->keys && !IsLoopback(*host) && !args.insecure) {
     return UsageError("--connect " + args.connect +
@@ -366,10 +398,21 @@ int Worker(const WorkerArgs& args) {
                       "anyone who can pose as the coordinator could run commands here. Give "
                       "--key and --coordinator-key, or pass --insecure on a trusted network");
   }
+  auto cache_size = ParseByteSize(args.cache_size);
+  if (!cache_size || *cache_size == 0) {
+    return UsageError("--cache-size: expected a size such as 10G, 512M or 1000000, got '" +
+                      args.cache_size + "'");
+  }
+  std::filesystem::path cache_dir =
+      args.cache_dir.empty() ? DefaultCacheDir() : std::filesystem::path(args.cache_dir);
+  auto cache = worker::BlobCache::Open({cache_dir, *cache_size});
+  if (!cache) return UsageError("--cache-dir: " + cache.error().message);
   UniqueFd stop_fd = BlockTerminationSignals();
   SteadyClock clock;
   zmq::context_t context;
   worker::DaemonOptions options;
+  options.node.cache = &*cache;
+  options.node.shared_fs = args.shared_fs;
   options.once = args.once;
   options.node.endpoint = args.connect;
   options.node.name = args.name.empty() ? HostName() + ":" + std::to_string(::getpid()) : args.name;
@@ -470,6 +513,7 @@ int Run(const RunArgs& args) {
   options.wait_workers = args.listen.empty() ? Millis(0) : *wait_workers;
   options.keys = security->keys;
   options.allowed_workers = security->allowed;
+  options.ship_artifacts = !args.listen.empty();
   coordinator::ConsoleReporter reporter(stdout, coordinator::ConsoleOptionsFromEnvironment());
   coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
   if (!args.listen.empty()) {
@@ -486,7 +530,8 @@ int Run(const RunArgs& args) {
   worker_options.name = "local";
   worker_options.slots = local_slots;
   worker_options.liveness = options.liveness;
-  if (security->keys) {  // the in-process worker holds the coordinator's own keys
+  worker_options.shared_fs = true;  // it sees the very files the coordinator hashed
+  if (security->keys) {             // the in-process worker holds the coordinator's own keys
     worker_options.keys = security->keys;
     worker_options.coordinator_key = security->keys->public_key;
   }

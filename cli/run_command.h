@@ -51,6 +51,9 @@ struct WorkerArgs {
   std::string key;              // this worker's secret key file
   std::string coordinator_key;  // the coordinator's public key file
   bool insecure = false;
+  std::string cache_dir;  // empty: the default
+  std::string cache_size = "10G";
+  bool shared_fs = false;
   std::string heartbeat = "1s";
   unsigned liveness = 3;
 };

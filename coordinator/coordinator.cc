@@ -1,14 +1,19 @@
 #include "coordinator/coordinator.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "coordinator/gtest.h"
 #include "protocol/wire.h"
 #include "shared/duration.h"
+#include "shared/unique_fd.h"
 
 namespace testfarm::coordinator {
 
@@ -104,7 +109,10 @@ void Coordinator::PlanInitialJobs() {
   std::map<std::string, std::vector<std::size_t>> batches;  // suite -> its cases
   std::vector<std::string> batch_order;
   for (std::size_t t = 0; t < tests_.size(); ++t) {
-    const TestSpec& test = tests_[t];
+    TestSpec& test = tests_[t];
+    if (options_.ship_artifacts && test.error.empty() && test.skip_reason.empty()) {
+      if (auto set = artifacts_.For(test); !set) test.error = set.error().message;
+    }
     if (!test.error.empty()) {
       Report(t, JobState::kFailed, nullptr, test.error, test.error_output, Millis(0), {}, 1, false);
     } else if (!test.skip_reason.empty()) {
@@ -294,8 +302,10 @@ void Coordinator::HandleMessage(const std::string& identity, protocol::Message& 
     ForgetWorker(identity, "the worker left", /*lost=*/false);
   } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
     spdlog::error("coordinator: worker reported an error: {}", error->text);
+  } else if (auto* fetch = std::get_if<protocol::Fetch>(&message)) {
+    OnFetch(identity, *fetch);
   } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
-    // Liveness is tracked by later work; a heartbeat needs no answer today.
+    // Heard() above is all a heartbeat is for.
   } else {
     spdlog::warn("coordinator: unexpected {} message from a worker; ignored",
                  protocol::TypeName(message));
@@ -304,9 +314,53 @@ void Coordinator::HandleMessage(const std::string& identity, protocol::Message& 
   }
 }
 
+void Coordinator::OnFetch(const std::string& identity, const protocol::Fetch& fetch) {
+  protocol::Chunk chunk;
+  chunk.sha256 = fetch.sha256;
+  chunk.offset = fetch.offset;
+  const std::filesystem::path* path = artifacts_.PathOf(fetch.sha256);
+  if (workers_.count(identity) == 0) {
+    chunk.error = "not a worker of this run";
+  } else if (path == nullptr) {
+    chunk.error = "no file of this run has that content";
+  } else {
+    UniqueFd fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+      chunk.error = "cannot read " + path->string() + ": " + std::strerror(errno);
+    } else {
+      chunk.size = static_cast<uint64_t>(st.st_size);
+      uint64_t available = chunk.size > fetch.offset ? chunk.size - fetch.offset : 0;
+      chunk.data.resize(std::min<uint64_t>(available, fetch.length));
+      ssize_t n =
+          ::pread(fd.get(), chunk.data.data(), chunk.data.size(), static_cast<off_t>(fetch.offset));
+      if (n < 0) {
+        chunk.error = "cannot read " + path->string() + ": " + std::strerror(errno);
+        chunk.data.clear();
+      } else {
+        chunk.data.resize(static_cast<std::size_t>(n));
+      }
+    }
+  }
+  SendTo(identity, chunk);
+}
+
 void Coordinator::HandleIncoming() {
   while (auto incoming = protocol::Receive(socket_, /*router=*/true)) {
     if (auto* error = std::get_if<protocol::DecodeError>(&incoming->message)) {
+      if (error->code == protocol::DecodeError::Code::kWrongVersion) {
+        // Said once per connection: the worker retries until one of the two is upgraded.
+        if (version_mismatches_logged_.insert(incoming->identity).second) {
+          spdlog::error(
+              "coordinator: a worker speaks another protocol version ({}); it cannot "
+              "join until testfarm on both sides is the same version",
+              error->message);
+        }
+        SendTo(incoming->identity,
+               protocol::ErrorReply{"this coordinator speaks testfarm protocol version " +
+                                    std::to_string(protocol::kVersion)});
+        continue;
+      }
       spdlog::warn("coordinator: bad frame dropped: {}: {}", protocol::CodeName(error->code),
                    error->message);
       SendTo(incoming->identity, protocol::ErrorReply{error->message});
@@ -336,6 +390,14 @@ void Coordinator::PerformActions() {
       message.cwd = first.cwd;
       message.timeout_ms = static_cast<uint64_t>(first.timeout.count());
       message.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());
+      if (options_.ship_artifacts) {
+        auto set = artifacts_.For(first);  // computed when the run was planned
+        if (set && !(*set)->files.empty()) {
+          message.artifact_root = (*set)->root;
+          message.artifacts = (*set)->files;
+          message.library_dirs = (*set)->library_dirs;
+        }
+      }
       SendTo(assign->worker, message);
     } else {
       const auto& cancel = std::get<CancelAction>(action);

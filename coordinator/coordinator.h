@@ -10,6 +10,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "coordinator/artifacts.h"
 #include "coordinator/batcher.h"
 #include "coordinator/outcome.h"
 #include "coordinator/report.h"
@@ -43,6 +44,8 @@ struct CoordinatorOptions {
   // themselves, as the in-process worker does) may connect.
   std::optional<protocol::KeyPair> keys;
   std::vector<protocol::AllowedKey> allowed_workers;
+  // Jobs name the files they need (content-addressed) and workers fetch the ones they lack.
+  bool ship_artifacts = false;
 };
 
 class Coordinator {
@@ -78,6 +81,7 @@ class Coordinator {
   void HandleMessage(const std::string& identity, protocol::Message& message);
   void OnHello(const std::string& identity, const protocol::Hello& hello);
   void OnResult(const std::string& identity, protocol::JobResult& result);
+  void OnFetch(const std::string& identity, const protocol::Fetch& fetch);
   void OnSignal(int signal_fd);
   void ForgetWorker(const std::string& identity, const std::string& why, bool lost);
   void CheckWorkers();  // heartbeats out, dead workers out
@@ -99,12 +103,14 @@ class Coordinator {
   zmq::socket_t socket_;
   std::optional<protocol::HandshakeMonitor> monitor_;
   std::set<std::string> handshake_failures_logged_;
+  std::set<std::string> version_mismatches_logged_;  // by identity
   const Clock& clock_;
   std::vector<TestSpec> tests_;
   CoordinatorOptions options_;
   Reporter& reporter_;
   Scheduler scheduler_;
   Batcher batcher_;
+  ArtifactCatalog artifacts_;
   std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
   std::vector<Job> jobs_;                              // by scheduler JobId
   std::map<std::string, WorkerInfo> workers_;          // by ROUTER identity

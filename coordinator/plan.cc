@@ -21,6 +21,7 @@ TestSpec FromSuite(const SuiteSpec& suite, Millis default_timeout) {
   test.timeout = suite.timeout.value_or(default_timeout);
   test.labels = suite.labels;
   test.required_labels = suite.required_labels;
+  test.data_files = suite.data_files;
   test.will_fail = suite.will_fail;
   test.skip_return_code = suite.skip_return_code;
   test.run_serial = suite.run_serial;

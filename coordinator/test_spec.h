@@ -20,6 +20,7 @@ struct TestSpec {
   Millis timeout{0};                       // 0: none
   std::vector<std::string> labels;
   std::map<std::string, std::string> required_labels;  // worker labels it needs, e.g. gpu=1
+  std::vector<std::string> data_files;  // shipped with the executable to remote workers
 
   bool will_fail = false;               // CTest WILL_FAIL: passes when it exits non-zero
   std::optional<int> skip_return_code;  // CTest SKIP_RETURN_CODE

@@ -48,8 +48,8 @@ void ZapHandler::HandleRequests() {
       spdlog::warn("coordinator: refused a worker at {}: {}{}", request.address, reply.status_text,
                    request.public_key.empty() ? "" : " (" + request.public_key + ")");
     }
-    const std::string parts[] = {"1.0", request.request_id, reply.status_code,
-                                 reply.status_text, reply.user_id, ""};
+    const std::string parts[] = {
+        "1.0", request.request_id, reply.status_code, reply.status_text, reply.user_id, ""};
     for (std::size_t i = 0; i < std::size(parts); ++i) {
       socket_.send(zmq::buffer(parts[i]),
                    i + 1 < std::size(parts) ? zmq::send_flags::sndmore : zmq::send_flags::none);

@@ -17,6 +17,7 @@
 #include "msgpack/parse.hpp"
 #include "msgpack/sbuffer.hpp"
 #include "msgpack/unpack.hpp"  // completes the parser's helper types
+#include "shared/sha256.h"
 
 namespace testfarm::protocol {
 
@@ -260,6 +261,33 @@ void Fields(Io& io, M& m) {
   io.U64("timeout_ms", m.timeout_ms, Need::kOptional);
   io.U64("kill_grace_ms", m.kill_grace_ms, Need::kOptional);
   io.Str("report_env", m.report_env, Need::kOptional);
+  io.Str("artifact_root", m.artifact_root, Need::kOptional);
+  io.Records("artifacts", m.artifacts, Need::kOptional);
+  io.StrArray("library_dirs", m.library_dirs, Need::kOptional);
+}
+
+template <typename Io, Is<ArtifactFile> M>
+void Fields(Io& io, M& m) {
+  io.Str("path", m.path, Need::kRequired);
+  io.Str("sha256", m.sha256, Need::kRequired);
+  io.U64("size", m.size, Need::kRequired);
+  io.Bool("executable", m.executable, Need::kOptional);
+}
+
+template <typename Io, Is<Fetch> M>
+void Fields(Io& io, M& m) {
+  io.Str("sha256", m.sha256, Need::kRequired);
+  io.U64("offset", m.offset, Need::kRequired);
+  io.U32("length", m.length, Need::kRequired);
+}
+
+template <typename Io, Is<Chunk> M>
+void Fields(Io& io, M& m) {
+  io.Str("sha256", m.sha256, Need::kRequired);
+  io.U64("offset", m.offset, Need::kRequired);
+  io.U64("size", m.size, Need::kRequired);
+  io.Bin("data", m.data, Need::kOptional);
+  io.Str("error", m.error, Need::kOptional);
 }
 
 template <typename Io, Is<JobResult> M>
@@ -301,8 +329,49 @@ std::optional<std::string> Invalid(const Hello& m) {
   if (m.slots == 0) return "slots must be at least 1";
   return std::nullopt;
 }
+// A relative path that stays inside its root: no empty, '.' or '..' parts, not absolute.
+bool IsSafeRelativePath(std::string_view path) {
+  if (path.empty() || path.front() == '/') return false;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == ".." || part.find('\0') != part.npos) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 std::optional<std::string> Invalid(const JobAssign& m) {
   if (m.argv.empty()) return "argv must not be empty";
+  if (!m.artifacts.empty() && (m.artifact_root.empty() || m.artifact_root.front() != '/')) {
+    return "artifact_root must be an absolute path";
+  }
+  for (const ArtifactFile& file : m.artifacts) {
+    if (!IsSafeRelativePath(file.path)) {
+      return "artifact path '" + Printable(file.path) + "' is not a relative path inside its root";
+    }
+    if (!IsSha256Hex(file.sha256))
+      return "artifact sha256 '" + Printable(file.sha256) + "' is not a digest";
+  }
+  for (const std::string& dir : m.library_dirs) {
+    if (dir != "." && !IsSafeRelativePath(dir)) {
+      return "library dir '" + Printable(dir) + "' is not a relative path inside its root";
+    }
+  }
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const Fetch& m) {
+  if (!IsSha256Hex(m.sha256)) return "sha256 is not a digest";
+  if (m.length == 0 || m.length > kMaxChunkBytes) {
+    return "length must be 1.." + std::to_string(kMaxChunkBytes);
+  }
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const Chunk& m) {
+  if (!IsSha256Hex(m.sha256)) return "sha256 is not a digest";
+  if (m.data.size() > kMaxChunkBytes) return "data exceeds " + std::to_string(kMaxChunkBytes);
   return std::nullopt;
 }
 template <typename M>
@@ -336,6 +405,18 @@ class FieldCounter {
   void StrMap(const char*, const T&, Need) {
     ++count_;
   }
+  template <typename T>
+  void Bin(const char*, const T&, Need) {
+    ++count_;
+  }
+  template <typename T>
+  void Bool(const char*, const T&, Need) {
+    ++count_;
+  }
+  template <typename T>
+  void Records(const char*, const T&, Need) {
+    ++count_;
+  }
   void Exit(const ExitState&) { count_ += 4; }  // as many keys as FieldWriter::Exit writes
   uint32_t count() const { return count_; }
 
@@ -364,15 +445,33 @@ class FieldWriter {
       PackStr(value);
     }
   }
+  void Bin(const char* key, const std::string& v, Need) {
+    Key(key).pack_bin(Size(v.size()));
+    packer_.pack_bin_body(v.data(), Size(v.size()));
+  }
+  void Bool(const char* key, bool v, Need) {
+    if (v) {
+      Key(key).pack_true();
+    } else {
+      Key(key).pack_false();
+    }
+  }
+  // An array of records, each a map written by its own field list.
+  template <typename R>
+  void Records(const char* key, const std::vector<R>& v, Need) {
+    Key(key).pack_array(Size(v.size()));
+    for (const R& record : v) {
+      FieldCounter counter;
+      Fields(counter, record);
+      packer_.pack_map(counter.count());
+      Fields(*this, record);
+    }
+  }
   void Exit(const ExitState& state) {
     Key("outcome");
     PackStr(KindName(state.kind()));
     Key("value").pack_int(state.raw_value());
-    if (state.core_dumped()) {
-      Key("core_dumped").pack_true();
-    } else {
-      Key("core_dumped").pack_false();
-    }
+    Bool("core_dumped", state.core_dumped(), Need::kOptional);
     Key("detail");
     PackStr(state.detail());
   }
@@ -415,6 +514,14 @@ class FieldReader {
   }
   void StrArray(const char* key, std::vector<std::string>& out, Need need);
   void StrMap(const char* key, std::map<std::string, std::string>& out, Need need);
+  void Bin(const char* key, std::string& out, Need need) {
+    if (const Node* n = Take(key, need, Node::Kind::kBin, "binary (msgpack bin)")) out = n->bytes;
+  }
+  void Bool(const char* key, bool& out, Need need) {
+    if (const Node* n = Take(key, need, Node::Kind::kBool, "a boolean")) out = n->boolean;
+  }
+  template <typename R>
+  void Records(const char* key, std::vector<R>& out, Need need);
   void Exit(ExitState& out);
 
   std::optional<DecodeError>& error() { return error_; }
@@ -422,7 +529,6 @@ class FieldReader {
  private:
   const Node* Take(const char* key, Need need, Node::Kind kind, const char* kind_text);
   void I32(const char* key, int& out);
-  void Bool(const char* key, bool& out);
   void Set(Code code, std::string message) {
     if (!error_) error_ = Fail(code, std::string(type_) + ": " + message);
   }
@@ -502,8 +608,30 @@ void FieldReader::I32(const char* key, int& out) {
   }
 }
 
-void FieldReader::Bool(const char* key, bool& out) {
-  if (const Node* n = Take(key, Need::kOptional, Node::Kind::kBool, "a boolean")) out = n->boolean;
+template <typename R>
+void FieldReader::Records(const char* key, std::vector<R>& out, Need need) {
+  const Node* n = Take(key, need, Node::Kind::kArray, "an array of maps");
+  if (n == nullptr) return;
+  std::vector<R> records;
+  for (std::size_t i = 0; i < n->children.size(); ++i) {
+    const Node& item = n->children[i];
+    if (item.kind != Node::Kind::kMap) return WrongType(key, "an array of maps");
+    KeyIndex index;
+    if (auto error = index.Build(item)) {
+      return Set(error->code, std::string(key) + "[" + std::to_string(i) + "]: " + error->message);
+    }
+    R record;
+    FieldReader reader(index, type_);
+    Fields(reader, record);
+    if (reader.error()) {
+      // "job: field 'x'..." becomes "job: artifacts[3]: field 'x'...".
+      std::string message = reader.error()->message.substr(std::string(type_).size() + 2);
+      return Set(reader.error()->code,
+                 std::string(key) + "[" + std::to_string(i) + "]: " + message);
+    }
+    records.push_back(std::move(record));
+  }
+  out = std::move(records);
 }
 
 void FieldReader::Exit(ExitState& out) {
@@ -513,7 +641,7 @@ void FieldReader::Exit(ExitState& out) {
   std::string detail;
   Str("outcome", outcome, Need::kRequired);
   I32("value", value);
-  Bool("core_dumped", core_dumped);
+  Bool("core_dumped", core_dumped, Need::kOptional);
   Str("detail", detail, Need::kOptional);
   if (error_) return;
   ExitState::Kind kind;

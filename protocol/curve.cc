@@ -71,7 +71,9 @@ Result<std::string> KeyOnLine(const std::filesystem::path& path, const Line& lin
 
 }  // namespace
 
-bool CurveAvailable() { return zmq_has("curve") != 0; }
+bool CurveAvailable() {
+  return zmq_has("curve") != 0;
+}
 
 Result<KeyPair> GenerateKeyPair() {
   char public_key[kZ85KeyChars + 1];

@@ -28,6 +28,12 @@ const char* Name(const Bye&) {
 const char* Name(const ErrorReply&) {
   return "error";
 }
+const char* Name(const Fetch&) {
+  return "fetch";
+}
+const char* Name(const Chunk&) {
+  return "chunk";
+}
 }  // namespace
 
 const char* TypeName(const Message& message) {

@@ -12,11 +12,13 @@
 namespace testfarm::protocol {
 
 // One source of truth for the protocol version. Frame 0 of every message is kHeader.
-inline constexpr int kVersion = 1;
+inline constexpr int kVersion = 2;
 inline constexpr const char* kName = "testfarm";
-inline constexpr const char* kHeader = "testfarm/1";
+inline constexpr const char* kHeader = "testfarm/2";
 // Largest frame a peer accepts; also set as ZMQ_MAXMSGSIZE on every socket.
 inline constexpr std::size_t kMaxFrameBytes = 64u << 20;
+// Largest piece of a blob one `chunk` carries.
+inline constexpr uint32_t kMaxChunkBytes = 1u << 20;
 
 // worker -> coordinator: first message after connecting.
 struct Hello {
@@ -34,6 +36,15 @@ struct Welcome {
   friend bool operator==(const Welcome&, const Welcome&) = default;
 };
 
+// One file a job needs, named by its content.
+struct ArtifactFile {
+  std::string path;    // relative to the job's artifact root: '/'-separated, no '.' or '..'
+  std::string sha256;  // 64 lowercase hex digits
+  uint64_t size = 0;
+  bool executable = false;
+  friend bool operator==(const ArtifactFile&, const ArtifactFile&) = default;
+};
+
 // coordinator -> worker: run one job. `lease` identifies this attempt.
 struct JobAssign {
   uint64_t lease = 0;
@@ -48,6 +59,13 @@ struct JobAssign {
   // PREFIX followed by a path in the job's TMPDIR (e.g. "GTEST_OUTPUT=json:"); the worker sends
   // the file's content back in JobResult::report.
   std::string report_env;
+  // Non-empty: the files the job needs, as they are under `artifact_root` on the coordinator.
+  // A worker that does not see them there (with these hashes) fetches them and runs the job in
+  // its own copy of the tree: argv items, cwd and env values under artifact_root are rewritten,
+  // and `library_dirs` (relative) go first on LD_LIBRARY_PATH.
+  std::string artifact_root;
+  std::vector<ArtifactFile> artifacts;
+  std::vector<std::string> library_dirs;
   friend bool operator==(const JobAssign&, const JobAssign&) = default;
 };
 
@@ -73,6 +91,24 @@ struct Cancel {
   friend bool operator==(const Cancel&, const Cancel&) = default;
 };
 
+// worker -> coordinator: send bytes [offset, offset + length) of a blob.
+struct Fetch {
+  std::string sha256;
+  uint64_t offset = 0;
+  uint32_t length = 0;  // at most kMaxChunkBytes
+  friend bool operator==(const Fetch&, const Fetch&) = default;
+};
+
+// coordinator -> worker: the answer to a Fetch.
+struct Chunk {
+  std::string sha256;
+  uint64_t offset = 0;
+  uint64_t size = 0;  // the whole blob's size
+  std::string data;   // msgpack bin
+  std::string error;  // non-empty: the blob cannot be served (the data is empty)
+  friend bool operator==(const Chunk&, const Chunk&) = default;
+};
+
 // both ways.
 struct Heartbeat {
   friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
@@ -90,8 +126,8 @@ struct ErrorReply {
   friend bool operator==(const ErrorReply&, const ErrorReply&) = default;
 };
 
-using Message =
-    std::variant<Hello, Welcome, JobAssign, JobResult, Cancel, Heartbeat, Bye, ErrorReply>;
+using Message = std::variant<Hello, Welcome, JobAssign, JobResult, Cancel, Heartbeat, Bye,
+                             ErrorReply, Fetch, Chunk>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

@@ -59,6 +59,10 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
       socket_(context, zmq::socket_type::dealer),
       monitor_(context, socket_),
       pool_(clock, PoolOptionsFor(options_)),
+      artifacts_(ArtifactStoreOptions{
+          .cache = options_.cache,
+          .shared_fs = options_.shared_fs,
+          .scratch_root = options_.scratch_root.empty() ? SystemTempDir() : options_.scratch_root}),
       coordinator_(options_.liveness, clock.Now()) {
   protocol::ConfigureSocket(socket_);
   // A refused or unreachable coordinator is retried by the socket: back off to 2 s between tries.
@@ -96,15 +100,11 @@ long WorkerNode::PollTimeoutMs() const {
 void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
   coordinator_.Heard(clock_.Now());
   if (auto* job = std::get_if<protocol::JobAssign>(&message)) {
-    if (job->argv.empty()) {
-      protocol::JobResult result;
-      result.lease = job->lease;
-      result.job_id = job->job_id;
-      result.state = ExitState::SpawnFailed(EINVAL, "the job has no command");
-      Queue(std::move(result));
-      return;
-    }
+    if (job->argv.empty())
+      return FailJob(*job, ExitState::SpawnFailed(EINVAL, "the job has no command"));
     waiting_.push_back(std::move(*job));
+  } else if (auto* chunk = std::get_if<protocol::Chunk>(&message)) {
+    artifacts_.OnChunk(*chunk);
   } else if (auto* cancel = std::get_if<protocol::Cancel>(&message)) {
     auto queued = std::find_if(waiting_.begin(), waiting_.end(),
                                [&](const auto& j) { return j.lease == cancel->lease; });
@@ -137,6 +137,16 @@ void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
 void WorkerNode::HandleIncoming(bool* bye) {
   while (auto incoming = protocol::Receive(socket_, /*router=*/false)) {
     if (auto* error = std::get_if<protocol::DecodeError>(&incoming->message)) {
+      if (error->code == protocol::DecodeError::Code::kWrongVersion) {
+        spdlog::error(
+            "worker {}: the coordinator at {} speaks another protocol version ({}); "
+            "it cannot serve it until testfarm on both sides is the same version",
+            options_.name, options_.endpoint, error->message);
+        // Nothing it says can be understood: the silence ends this run and a retry follows.
+        Queue(protocol::ErrorReply{"this worker speaks testfarm protocol version " +
+                                   std::to_string(protocol::kVersion)});
+        continue;
+      }
       spdlog::warn("worker {}: bad frame dropped: {}: {}", options_.name,
                    protocol::CodeName(error->code), error->message);
       Queue(protocol::ErrorReply{error->message});
@@ -146,10 +156,32 @@ void WorkerNode::HandleIncoming(bool* bye) {
   }
 }
 
+void WorkerNode::FailJob(const protocol::JobAssign& job, ExitState state) {
+  protocol::JobResult result;
+  result.lease = job.lease;
+  result.job_id = job.job_id;
+  result.state = std::move(state);
+  Queue(std::move(result));
+}
+
+void WorkerNode::SendFetches() {
+  for (protocol::Fetch& fetch : artifacts_.TakeFetches()) Queue(std::move(fetch));
+}
+
 void WorkerNode::StartQueuedJobs() {
-  while (!waiting_.empty() && pool_.HasFreeSlot()) {
-    protocol::JobAssign job = std::move(waiting_.front());
-    waiting_.pop_front();
+  // In order, except that a job whose files are still being fetched lets later ones go first.
+  for (auto it = waiting_.begin(); it != waiting_.end() && pool_.HasFreeSlot();) {
+    ArtifactStore::Prepared prepared = artifacts_.Prepare(*it);
+    if (prepared.status == ArtifactStore::Status::kWaiting) {
+      ++it;
+      continue;
+    }
+    protocol::JobAssign job = std::move(*it);
+    it = waiting_.erase(it);
+    if (prepared.status == ArtifactStore::Status::kFailed) {
+      FailJob(job, ExitState::SpawnFailed(EIO, prepared.error));
+      continue;
+    }
     LaunchSpec spec;
     spec.argv = std::move(job.argv);
     spec.env = std::move(job.env);
@@ -185,6 +217,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
     std::vector<zmq_pollitem_t> items;
     while (true) {
       StartQueuedJobs();
+      SendFetches();
       // A job that could not start, or a cancel of one that had just exited, finishes without
       // any fd becoming ready: report it now, not after the next wake-up.
       CollectFinished();

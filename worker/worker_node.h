@@ -16,6 +16,7 @@
 #include "shared/clock.h"
 #include "shared/liveness.h"
 #include "shared/result.h"
+#include "worker/artifact_store.h"
 #include "worker/subprocess_pool.h"
 
 namespace testfarm::worker {
@@ -32,6 +33,10 @@ struct WorkerNodeOptions {
   // CurveZMQ: this worker's keys and the only coordinator key it talks to.
   std::optional<protocol::KeyPair> keys;
   std::string coordinator_key;
+  // Artifacts: where fetched blobs are kept (none: only files seen at the coordinator's paths
+  // can run), and whether to use those paths when their hashes match.
+  BlobCache* cache = nullptr;
+  bool shared_fs = false;
 };
 
 // What ended a ServeOneRun.
@@ -56,6 +61,8 @@ class WorkerNode {
   void HandleIncoming(bool* bye);
   void HandleMessage(protocol::Message& message, bool* bye);
   void StartQueuedJobs();
+  void SendFetches();
+  void FailJob(const protocol::JobAssign& job, ExitState state);
   void CollectFinished();
   void Queue(protocol::Message message);
   void FlushOutbox();
@@ -69,6 +76,7 @@ class WorkerNode {
   protocol::HandshakeMonitor monitor_;
   std::set<std::string> handshake_failures_logged_;
   SubprocessPool pool_;
+  ArtifactStore artifacts_;
   std::deque<protocol::JobAssign> waiting_;    // assigned, not yet started
   std::map<uint64_t, uint64_t> running_jobs_;  // lease -> job id
   std::deque<protocol::Message> outbox_;       // not yet accepted by the socket

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
 #include <vector>
@@ -39,7 +41,8 @@ std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string> args,
 std::unique_ptr<BackgroundChild> StartWorker(const std::string& endpoint, const std::string& name,
                                              std::vector<std::string> extra = {}) {
   std::vector<std::string> argv = {TESTFARM_BINARY, "worker", "--connect", endpoint,
-                                   "--once",        "--name", name};
+                                   "--once",        "--name", name,        "--cache-dir",
+                                   WorkerCacheDir()};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return std::make_unique<BackgroundChild>(argv);
 }
@@ -179,8 +182,8 @@ TEST(E2EFleet, OnlyWorkersWithAnAllowedKeyJoinAndTheRunIsUnharmed) {
   TempDir dir;
   ASSERT_TRUE(Keygen(dir, {"coord", "good", "stranger"}));
   auto key = [&](const char* file) { return (dir.path() / file).string(); };
-  std::vector<std::string> args = {"--local-slots", "0", "--key", key("coord.key"),
-                                   "--worker-keys", key("good.pub")};
+  std::vector<std::string> args = {"--local-slots", "0", "--key", key("coord.key"), "--worker-keys",
+                                   key("good.pub")};
   for (int i = 0; i < 20; ++i) args.push_back(Fixture("tf_pass"));
   std::string endpoint;
   auto coordinator = StartCoordinator(args, &endpoint);
@@ -190,16 +193,16 @@ TEST(E2EFleet, OnlyWorkersWithAnAllowedKeyJoinAndTheRunIsUnharmed) {
   BackgroundChild stranger({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "stranger",
                             "--key", key("stranger.key"), "--coordinator-key", key("coord.pub")});
   BackgroundChild keyless({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "keyless"});
-  EXPECT_TRUE(stranger.WaitForStderr("cannot join the coordinator at " + endpoint +
-                                         ": the peer refused our key",
-                                     milliseconds(20000)));
-  EXPECT_TRUE(keyless.WaitForStderr("cannot join the coordinator at " + endpoint,
-                                    milliseconds(20000)));
+  EXPECT_TRUE(stranger.WaitForStderr(
+      "cannot join the coordinator at " + endpoint + ": the peer refused our key",
+      milliseconds(20000)));
+  EXPECT_TRUE(
+      keyless.WaitForStderr("cannot join the coordinator at " + endpoint, milliseconds(20000)));
   // A worker given the wrong coordinator key will not talk to it either.
   BackgroundChild fooled({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "fooled",
                           "--key", key("good.key"), "--coordinator-key", key("stranger.pub")});
-  EXPECT_TRUE(fooled.WaitForStderr("cannot join the coordinator at " + endpoint,
-                                   milliseconds(20000)));
+  EXPECT_TRUE(
+      fooled.WaitForStderr("cannot join the coordinator at " + endpoint, milliseconds(20000)));
 
   auto good = StartWorker(endpoint, "good",
                           {"--key", key("good.key"), "--coordinator-key", key("coord.pub")});
@@ -265,6 +268,80 @@ TEST(E2EFleet, BadKeyInputIsExit2WithAClearLine) {
     EXPECT_NE(r.err.find(c.expected), std::string::npos)
         << "wanted '" << c.expected << "' in " << r.err;
   }
+}
+
+// A manifest whose suites need shipping: an executable loading libraries from the build tree, a
+// data file read from the suite's working directory, and a GoogleTest binary.
+fs::path ShippingManifest(const TempDir& dir) {
+  fs::create_directories(dir.path() / "data");
+  std::ofstream(dir.path() / "data" / "input.txt") << "hello\n";
+  fs::path manifest = dir.path() / "testfarm.toml";
+  std::ofstream(manifest)
+      << "[[suite]]\nname = \"deps\"\ncommand = \"" << Fixture("tf_uses_deps") << "\"\n\n"
+      << "[[suite]]\nname = \"data\"\ncommand = \"/bin/sh\"\ncwd = \".\"\n"
+      << "data = [\"data/input.txt\"]\n"
+      // Passes only with the data file in its working directory; prints where that is.
+      << "args = [\"-c\", \"pwd; test \\\"$(cat data/input.txt)\\\" = hello\"]\n\n"
+      << "[[suite]]\nname = \"gtest\"\ncommand = \"" << Fixture("tf_gtest_pass") << "\"\n";
+  return manifest;
+}
+
+TEST(E2EFleet, AWorkerRunsShippedFilesFromItsOwnCopyUnlessTheyMatchOnASharedFilesystem) {
+  TempDir dir;
+  fs::path manifest = ShippingManifest(dir);
+  for (bool shared_fs : {false, true}) {
+    std::string endpoint;
+    auto coordinator = StartCoordinator({"--local-slots", "0", "--manifest", manifest.string(),
+                                         "--json", (dir.path() / "report.json").string()},
+                                        &endpoint);
+    ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+    std::vector<std::string> extra;
+    if (shared_fs) extra.push_back("--shared-fs");
+    auto worker = StartWorker(endpoint, "w", extra);
+    ChildResult r = coordinator->Finish(milliseconds(60000));
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(r.LastLine(), "22 passed, 0 failed") << r.out;
+    ChildResult wr = worker->Finish(milliseconds(20000));
+    EXPECT_EQ(wr.exit_code, 0) << wr.err;
+    std::ifstream report(dir.path() / "report.json");
+    nlohmann::json json = nlohmann::json::parse(report);
+    std::string data_cwd;
+    for (const auto& attempt : json["attempts"]) {
+      if (attempt["name"] == "data") data_cwd = attempt["process"]["stdout"];
+    }
+    if (shared_fs) {
+      EXPECT_EQ(data_cwd, dir.path().string() + "\n") << "run in place";
+    } else {
+      EXPECT_NE(data_cwd.find("/testfarm-suites-"), std::string::npos) << data_cwd;
+    }
+  }
+}
+
+TEST(E2EFleet, AWorkerThatCannotSeeTheCoordinatorsFilesGetsThemShipped) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (a mount namespace hides the files)";
+  if (RunChild({"/usr/bin/unshare", "--mount", "true"}).exit_code != 0) {
+    GTEST_SKIP() << "cannot create a mount namespace (unshare --mount failed)";
+  }
+  TempDir dir;
+  TempDir cache;
+  fs::path manifest = ShippingManifest(dir);
+  std::string endpoint;
+  auto coordinator =
+      StartCoordinator({"--local-slots", "0", "--manifest", manifest.string()}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  // The worker's machine has neither the fixtures (executables and libraries) nor the data.
+  std::string hide = "mount -t tmpfs none " + std::string(TESTFARM_FIXTURE_DIR) +
+                     " && mount -t tmpfs none " + dir.path().string() + " && exec " +
+                     TESTFARM_BINARY + " worker --once --name isolated --connect " + endpoint +
+                     " --cache-dir " + cache.path().string();
+  BackgroundChild worker(
+      {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", hide});
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "22 passed, 0 failed") << r.out;
+  EXPECT_EQ(Count(r.out, "\nPASS "), 22) << r.out;
+  ChildResult wr = worker.Finish(milliseconds(20000));
+  EXPECT_EQ(wr.exit_code, 0) << wr.err;
 }
 
 TEST(E2EFleet, AWorkerWithNoCoordinatorKeepsRetryingUntilStopped) {

@@ -17,6 +17,13 @@ inline std::string Fixture(const std::string& name) {
   return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
 }
 
+// The blob cache of the workers the tests start (shared by all of them, as workers on one
+// machine may share one), so that tests never write to the user's ~/.cache.
+inline std::string WorkerCacheDir() {
+  static TempDir dir;
+  return (dir.path() / "cache").string();
+}
+
 // The per-test line for `name` ("STATUS  duration  name  (reason)"), or a note saying none.
 inline std::string LineFor(const std::string& out, const std::string& name) {
   std::istringstream lines(out);

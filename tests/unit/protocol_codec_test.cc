@@ -190,7 +190,17 @@ TEST(CodecRoundTrip, JobAssignWithBigNumbers) {
                             .cwd = "/tmp/" + kOddBytes,
                             .timeout_ms = uint64_t{1} << 40,
                             .kill_grace_ms = 2000,
-                            .report_env = "GTEST_OUTPUT=json:"});
+                            .report_env = "GTEST_OUTPUT=json:",
+                            .artifact_root = "/build/" + kOddBytes,
+                            .artifacts = {{.path = "bin/t",
+                                           .sha256 = std::string(64, 'a'),
+                                           .size = uint64_t{1} << 40,
+                                           .executable = true},
+                                          {.path = "lib/libx.so.1",
+                                           .sha256 = std::string(64, '0'),
+                                           .size = 0,
+                                           .executable = false}},
+                            .library_dirs = {"lib", "."}});
 }
 
 TEST(CodecRoundTrip, JobResultEveryExitKind) {
@@ -228,6 +238,17 @@ TEST(CodecRoundTrip, SmallMessages) {
   ExpectRoundTrip(Bye{.reason = "run finished " + kOddBytes});
   ExpectRoundTrip(Bye{});
   ExpectRoundTrip(ErrorReply{.text = "bad_field: " + kOddBytes});
+  ExpectRoundTrip(Fetch{.sha256 = std::string(64, 'f'), .offset = uint64_t{1} << 40, .length = 1});
+  ExpectRoundTrip(Chunk{.sha256 = std::string(64, 'e'),
+                        .offset = 5,
+                        .size = 1 << 20,
+                        .data = kOddBytes + std::string(1, '\0'),
+                        .error = ""});
+  ExpectRoundTrip(Chunk{.sha256 = std::string(64, 'e'),
+                        .offset = 0,
+                        .size = 0,
+                        .data = "",
+                        .error = "cannot read /x: gone"});
 }
 
 TEST(CodecTypeNames, AreTheWireNames) {
@@ -239,6 +260,8 @@ TEST(CodecTypeNames, AreTheWireNames) {
   EXPECT_STREQ(TypeName(Heartbeat{}), "heartbeat");
   EXPECT_STREQ(TypeName(Bye{}), "bye");
   EXPECT_STREQ(TypeName(ErrorReply{}), "error");
+  EXPECT_STREQ(TypeName(Fetch{}), "fetch");
+  EXPECT_STREQ(TypeName(Chunk{}), "chunk");
 }
 
 TEST(CodecCodeNames, AreDistinct) {
@@ -264,13 +287,13 @@ TEST(CodecHeader, RejectsOtherNames) {
         "Testfarm/1", "other/1", "testfarm//1", "testfarm/01", "testfarm/1 ", "testfarm:1"}) {
     EXPECT_TRUE(IsError(Decode(header, body), Code::kBadHeader)) << "header '" << header << "'";
   }
-  EXPECT_TRUE(IsError(Decode(std::string("testfarm/1\0", 11), body), Code::kBadHeader));
+  EXPECT_TRUE(IsError(Decode(std::string("testfarm/2\0", 11), body), Code::kBadHeader));
   EXPECT_TRUE(IsError(Decode("testfarm/" + std::string(100, '1'), body), Code::kBadHeader));
 }
 
 TEST(CodecHeader, OtherVersionNamesBothVersions) {
   const std::string body = EncodeBody(Heartbeat{});
-  EXPECT_TRUE(IsError(Decode("testfarm/2", body), Code::kWrongVersion, "version 2, we speak 1"));
+  EXPECT_TRUE(IsError(Decode("testfarm/3", body), Code::kWrongVersion, "version 3, we speak 2"));
   EXPECT_TRUE(IsError(Decode("testfarm/0", body), Code::kWrongVersion, "version 0"));
   // Too big for any integer type: still a version, just not ours.
   EXPECT_TRUE(IsError(Decode("testfarm/99999999999999999999999", body), Code::kWrongVersion,
@@ -303,7 +326,11 @@ TEST(CodecMalformed, EveryTruncationOfEveryType) {
                 .argv = {"a", "b"},
                 .env = {{"K", "V"}},
                 .cwd = "",
-                .report_env = "X=y:"},
+                .report_env = "X=y:",
+                .artifact_root = "/b",
+                .artifacts =
+                    {{.path = "t", .sha256 = std::string(64, '1'), .size = 3, .executable = true}},
+                .library_dirs = {"lib"}},
       JobResult{.lease = 1,
                 .state = ExitState::Signaled(6, true),
                 .stdout_text = "out",
@@ -314,6 +341,8 @@ TEST(CodecMalformed, EveryTruncationOfEveryType) {
       Heartbeat{},
       Bye{.reason = "done"},
       ErrorReply{.text = "oops"},
+      Fetch{.sha256 = std::string(64, '2'), .offset = 9, .length = 4},
+      Chunk{.sha256 = std::string(64, '3'), .offset = 0, .size = 2, .data = "ab", .error = ""},
   };
   for (const Message& message : messages) {
     const std::string body = EncodeBody(message);
@@ -525,6 +554,76 @@ TEST(CodecFields, SemanticRules) {
                       Code::kBadField, "worker_name"));
   EXPECT_TRUE(IsError(DecodeEntries(With(MinimalJob(), "argv", Pack::StrArray({}))),
                       Code::kBadField, "argv"));
+}
+
+// A job carrying one artifact record; `record` replaces its packed map.
+Entries JobWithArtifact(std::string record) {
+  return With(With(MinimalJob(), "artifact_root", Pack::Str("/build")), "artifacts",
+              Pack::ArrayHeader(1) + std::move(record));
+}
+std::string ArtifactRecord(const std::string& path, const std::string& sha, std::string size) {
+  return Pack::MapHeader(3) + Pack::Str("path") + Pack::Str(path) + Pack::Str("sha256") +
+         Pack::Str(sha) + Pack::Str("size") + std::move(size);
+}
+
+TEST(CodecFields, ArtifactsAreCheckedRecordByRecord) {
+  const std::string sha(64, 'a');
+  auto ok = DecodeEntries(JobWithArtifact(ArtifactRecord("bin/t", sha, Pack::Uint(1))));
+  ASSERT_TRUE(std::holds_alternative<Message>(ok));
+  const auto& job = std::get<JobAssign>(std::get<Message>(ok));
+  ASSERT_EQ(job.artifacts.size(), 1u);
+  EXPECT_EQ(job.artifacts[0].path, "bin/t");
+  EXPECT_FALSE(job.artifacts[0].executable);  // optional, defaults to false
+
+  // Each problem names the record and the field.
+  EXPECT_TRUE(IsError(DecodeEntries(JobWithArtifact(ArtifactRecord("t", sha, Pack::Str("1")))),
+                      Code::kBadField, "artifacts[0]: field 'size'"));
+  EXPECT_TRUE(IsError(
+      DecodeEntries(JobWithArtifact(Pack::MapHeader(1) + Pack::Str("path") + Pack::Str("t"))),
+      Code::kMissingField, "artifacts[0]: missing required field 'sha256'"));
+  EXPECT_TRUE(IsError(DecodeEntries(JobWithArtifact(Pack::Str("t"))), Code::kBadField,
+                      "'artifacts' must be an array of maps"));
+  // Paths must stay inside the root; digests must be digests.
+  for (const char* path : {"/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", ""}) {
+    EXPECT_TRUE(IsError(DecodeEntries(JobWithArtifact(ArtifactRecord(path, sha, Pack::Uint(1)))),
+                        Code::kBadField, "not a relative path inside its root"))
+        << path;
+  }
+  EXPECT_TRUE(IsError(
+      DecodeEntries(JobWithArtifact(ArtifactRecord("t", std::string(64, 'A'), Pack::Uint(1)))),
+      Code::kBadField, "is not a digest"));
+  EXPECT_TRUE(IsError(DecodeEntries(With(JobWithArtifact(ArtifactRecord("t", sha, Pack::Uint(1))),
+                                         "artifact_root", Pack::Str("relative"))),
+                      Code::kBadField, "artifact_root must be an absolute path"));
+  EXPECT_TRUE(IsError(DecodeEntries(With(MinimalJob(), "library_dirs", Pack::StrArray({"../lib"}))),
+                      Code::kBadField, "library dir"));
+}
+
+TEST(CodecFields, FetchAndChunkLimits) {
+  const std::string sha(64, 'c');
+  Entries fetch = {{"type", Pack::Str("fetch")},
+                   {"sha256", Pack::Str(sha)},
+                   {"offset", Pack::Uint(0)},
+                   {"length", Pack::Uint(kMaxChunkBytes)}};
+  EXPECT_TRUE(std::holds_alternative<Message>(DecodeEntries(fetch)));
+  EXPECT_TRUE(IsError(DecodeEntries(With(fetch, "length", Pack::Uint(kMaxChunkBytes + 1))),
+                      Code::kBadField, "length must be"));
+  EXPECT_TRUE(IsError(DecodeEntries(With(fetch, "length", Pack::Uint(0))), Code::kBadField,
+                      "length must be"));
+  EXPECT_TRUE(IsError(DecodeEntries(With(fetch, "sha256", Pack::Str("../../etc/passwd"))),
+                      Code::kBadField, "not a digest"));
+  Entries chunk = {{"type", Pack::Str("chunk")},
+                   {"sha256", Pack::Str(sha)},
+                   {"offset", Pack::Uint(0)},
+                   {"size", Pack::Uint(2)},
+                   {"data", Pack::Bin("ab")}};
+  EXPECT_TRUE(std::holds_alternative<Message>(DecodeEntries(chunk)));
+  // Blob bytes travel as bin, never str.
+  EXPECT_TRUE(IsError(DecodeEntries(With(chunk, "data", Pack::Str("ab"))), Code::kBadField,
+                      "'data' must be binary"));
+  EXPECT_TRUE(
+      IsError(DecodeEntries(With(chunk, "data", Pack::Bin(std::string(kMaxChunkBytes + 1, 'x')))),
+              Code::kBadField, "data exceeds"));
 }
 
 TEST(CodecFields, ErrorNamesTheMessageType) {

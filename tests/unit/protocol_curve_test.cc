@@ -1,10 +1,9 @@
-#include "protocol/curve.h"
-
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
 
+#include "protocol/curve.h"
 #include "tests/support/temp_dir.h"
 
 namespace testfarm::protocol {
@@ -48,11 +47,13 @@ TEST(CurveKeys, AnExistingKeyIsNeverOverwritten) {
   TempDir dir;
   auto first = WriteKeyPair(*GenerateKeyPair(), dir.path() / "k");
   ASSERT_TRUE(first);
-  std::string before = std::string(std::istreambuf_iterator<char>(std::ifstream(first->first).rdbuf()), {});
+  std::string before =
+      std::string(std::istreambuf_iterator<char>(std::ifstream(first->first).rdbuf()), {});
   auto second = WriteKeyPair(*GenerateKeyPair(), dir.path() / "k");
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message.find("already exists"), std::string::npos);
-  std::string after = std::string(std::istreambuf_iterator<char>(std::ifstream(first->first).rdbuf()), {});
+  std::string after =
+      std::string(std::istreambuf_iterator<char>(std::ifstream(first->first).rdbuf()), {});
   EXPECT_EQ(before, after);
 }
 
@@ -66,7 +67,8 @@ TEST(CurveKeys, BadKeyFilesNameTheFileAndLine) {
   EXPECT_NE(missing.error().message.find("nope.key"), std::string::npos);
   EXPECT_NE(missing.error().message.find("No such file"), std::string::npos);
 
-  auto not_z85 = ReadSecretKeyFile(Write(dir, "a.key", "# c\n" + keys.public_key + "\nnot-a-key\n"));
+  auto not_z85 =
+      ReadSecretKeyFile(Write(dir, "a.key", "# c\n" + keys.public_key + "\nnot-a-key\n"));
   ASSERT_FALSE(not_z85);
   EXPECT_NE(not_z85.error().message.find("a.key:3: expected a secret key"), std::string::npos)
       << not_z85.error().message;
@@ -83,7 +85,8 @@ TEST(CurveKeys, BadKeyFilesNameTheFileAndLine) {
   ASSERT_FALSE(only_public);
   EXPECT_NE(only_public.error().message.find("expected a secret key file"), std::string::npos);
 
-  auto two_publics = ReadPublicKeyFile(Write(dir, "d.pub", keys.public_key + "\n" + keys.public_key));
+  auto two_publics =
+      ReadPublicKeyFile(Write(dir, "d.pub", keys.public_key + "\n" + keys.public_key));
   ASSERT_FALSE(two_publics);
   EXPECT_NE(two_publics.error().message.find("d.pub"), std::string::npos);
 }
@@ -92,8 +95,8 @@ TEST(CurveKeys, AllowListTakesLabelsAndCommentsAndRejectsJunk) {
   TempDir dir;
   auto a = *GenerateKeyPair();
   auto b = *GenerateKeyPair();
-  auto list = ReadAllowList(
-      Write(dir, "workers", "# fleet\n\n" + a.public_key + " build host 7\n" + b.public_key + "\n"));
+  auto list = ReadAllowList(Write(
+      dir, "workers", "# fleet\n\n" + a.public_key + " build host 7\n" + b.public_key + "\n"));
   ASSERT_TRUE(list) << list.error().message;
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].label, "build host 7");

@@ -117,13 +117,19 @@ std::string Mutate(std::string body, std::mt19937& rng) {
 TEST(CodecRobustness, MutatedMessagesNeverThrowAndRoundTripWhenAccepted) {
   const Message seeds[] = {
       Hello{.worker_name = "w", .slots = 4, .os = "linux", .arch = "", .labels = {{"a", "b"}}},
-      JobAssign{.lease = 1,
-                .job_id = 2,
-                .name = "n",
-                .argv = {"x", "y"},
-                .env = {{"K", "V"}},
-                .cwd = "/",
-                .report_env = "GTEST_OUTPUT=json:"},
+      JobAssign{
+          .lease = 1,
+          .job_id = 2,
+          .name = "n",
+          .argv = {"x", "y"},
+          .env = {{"K", "V"}},
+          .cwd = "/",
+          .report_env = "GTEST_OUTPUT=json:",
+          .artifact_root = "/b",
+          .artifacts =
+              {{.path = "bin/t", .sha256 = std::string(64, 'd'), .size = 7, .executable = true}},
+          .library_dirs = {"lib"}},
+      Chunk{.sha256 = std::string(64, 'e'), .offset = 1, .size = 9, .data = "xyz", .error = ""},
       JobResult{.lease = 3,
                 .state = ExitState::Signaled(9, false),
                 .stdout_text = "out",

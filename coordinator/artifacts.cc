@@ -1,0 +1,128 @@
+#include "coordinator/artifacts.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "coordinator/elf_deps.h"
+#include "shared/sha256.h"
+
+namespace testfarm::coordinator {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// `path` made absolute against `base` (or the current directory) and lexically normal.
+fs::path Absolute(const std::string& path, const std::string& base) {
+  fs::path p(path);
+  if (p.is_relative()) p = (base.empty() ? fs::current_path() : fs::path(base)) / p;
+  return p.lexically_normal();
+}
+
+}  // namespace
+
+fs::path CommonRoot(const std::vector<fs::path>& paths) {
+  if (paths.empty()) return "/";
+  fs::path root = paths.front();
+  for (const fs::path& path : paths) {
+    fs::path common;
+    auto a = root.begin();
+    auto b = path.begin();
+    for (; a != root.end() && b != path.end() && *a == *b; ++a, ++b) common /= *a;
+    root = common;
+  }
+  return root.empty() ? fs::path("/") : root;
+}
+
+Result<protocol::ArtifactFile> ArtifactCatalog::Describe(const fs::path& file) {
+  if (auto it = files_.find(file); it != files_.end()) return it->second;
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    return Error{"cannot ship " + file.string() + ": " + std::strerror(errno)};
+  }
+  if (!S_ISREG(st.st_mode)) return Error{"cannot ship " + file.string() + ": not a regular file"};
+  auto digest = Sha256File(file);
+  if (!digest) return Error{"cannot ship: " + digest.error().message};
+  hashed_bytes_ += static_cast<uint64_t>(st.st_size);
+  protocol::ArtifactFile described;
+  described.sha256 = *digest;
+  described.size = static_cast<uint64_t>(st.st_size);
+  described.executable = (st.st_mode & 0111) != 0;
+  blobs_.emplace(*digest, file);
+  files_.emplace(file, described);
+  return described;
+}
+
+Result<ArtifactSet> ArtifactCatalog::Build(const TestSpec& test) {
+  std::vector<fs::path> files;
+  std::set<fs::path> libraries;
+  const std::string& command = test.command.empty() ? std::string() : test.command.front();
+  // A bare name is looked up on the worker's PATH; a system path is the worker's own.
+  if (command.find('/') != std::string::npos) {
+    fs::path executable = Absolute(command, test.cwd);
+    if (!IsSystemPath(executable.string())) {
+      files.push_back(executable);
+      auto found = BuildTreeLibraries(executable);
+      if (!found) return Error{"cannot ship: " + found.error().message};
+      for (const fs::path& library : *found) {
+        files.push_back(library.lexically_normal());
+        libraries.insert(files.back());
+      }
+    }
+  }
+  for (const std::string& data : test.data_files) {
+    fs::path path = Absolute(data, test.cwd);
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      for (auto it = fs::recursive_directory_iterator(path, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it->is_regular_file(ec)) files.push_back(it->path().lexically_normal());
+      }
+      if (ec) return Error{"cannot ship " + path.string() + ": " + ec.message()};
+    } else {
+      files.push_back(path);
+    }
+  }
+  ArtifactSet set;
+  if (files.empty()) return set;
+  std::vector<fs::path> anchors = files;
+  for (fs::path& anchor : anchors) anchor = anchor.parent_path();
+  if (!test.cwd.empty()) anchors.push_back(Absolute(test.cwd, ""));
+  fs::path root = CommonRoot(anchors);
+  set.root = root.string();
+  std::set<std::string> seen;
+  std::set<std::string> library_dirs;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    std::string relative = files[i].lexically_relative(root).string();
+    if (!seen.insert(relative).second) continue;
+    auto described = Describe(files[i]);
+    if (!described) return described.error();
+    protocol::ArtifactFile file = *described;
+    file.path = relative;
+    set.files.push_back(std::move(file));
+    if (libraries.contains(files[i])) {
+      library_dirs.insert(files[i].parent_path().lexically_relative(root).string());
+    }
+  }
+  set.library_dirs.assign(library_dirs.begin(), library_dirs.end());
+  return set;
+}
+
+Result<const ArtifactSet*> ArtifactCatalog::For(const TestSpec& test) {
+  std::string key = (test.command.empty() ? "" : test.command.front()) + '\0' + test.cwd;
+  for (const std::string& data : test.data_files) key += '\0' + data;
+  if (auto it = sets_.find(key); it != sets_.end()) return &it->second;
+  auto built = Build(test);
+  if (!built) return built.error();
+  return &sets_.emplace(key, std::move(*built)).first->second;
+}
+
+const fs::path* ArtifactCatalog::PathOf(const std::string& sha256) const {
+  auto it = blobs_.find(sha256);
+  return it == blobs_.end() ? nullptr : &it->second;
+}
+
+}  // namespace testfarm::coordinator

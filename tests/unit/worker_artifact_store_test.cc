@@ -1,0 +1,239 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "shared/sha256.h"
+#include "tests/support/temp_dir.h"
+#include "worker/artifact_store.h"
+
+namespace testfarm::worker {
+namespace {
+
+namespace fs = std::filesystem;
+using test::TempDir;
+
+std::string Read(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A coordinator's side, in memory: the files of one suite under `root`, served chunk by chunk.
+struct FakeCoordinator {
+  std::string root;
+  std::map<std::string, std::string> content;  // relative path -> bytes
+  std::map<std::string, std::string> by_sha;   // sha -> bytes served (may be tampered with)
+
+  protocol::JobAssign Job(std::vector<std::string> argv) {
+    protocol::JobAssign job;
+    job.lease = 1;
+    job.argv = std::move(argv);
+    job.artifact_root = root;
+    for (const auto& [path, bytes] : content) {
+      std::string sha = Sha256Hex(bytes);
+      by_sha[sha] = bytes;
+      job.artifacts.push_back({path, sha, bytes.size(), path.starts_with("bin/")});
+    }
+    return job;
+  }
+  protocol::Chunk Answer(const protocol::Fetch& fetch) {
+    protocol::Chunk chunk;
+    chunk.sha256 = fetch.sha256;
+    chunk.offset = fetch.offset;
+    auto it = by_sha.find(fetch.sha256);
+    if (it == by_sha.end()) {
+      chunk.error = "unknown blob";
+      return chunk;
+    }
+    chunk.size = it->second.size();
+    chunk.data = it->second.substr(fetch.offset, fetch.length);
+    return chunk;
+  }
+  // Answers every request until the store has nothing more to ask; returns the requests made.
+  int Serve(ArtifactStore& store) {
+    int requests = 0;
+    for (auto fetches = store.TakeFetches(); !fetches.empty(); fetches = store.TakeFetches()) {
+      for (const protocol::Fetch& fetch : fetches) {
+        ++requests;
+        store.OnChunk(Answer(fetch));
+      }
+    }
+    return requests;
+  }
+};
+
+struct Fixture {
+  TempDir dir;
+  BlobCache cache = *BlobCache::Open({dir.path() / "cache", 1 << 30});
+  ArtifactStoreOptions Options(bool shared_fs = false) {
+    ArtifactStoreOptions options;
+    options.cache = &cache;
+    options.shared_fs = shared_fs;
+    options.scratch_root = dir.path();
+    options.window = 4;
+    options.chunk_bytes = 1000;
+    return options;
+  }
+};
+
+TEST(ArtifactStore, FetchesInChunksWithinTheWindowAndRunsFromItsOwnCopy) {
+  Fixture f;
+  FakeCoordinator coordinator{"/nonexistent/build", {}, {}};
+  coordinator.content["bin/t"] = std::string(10'500, 'x');
+  coordinator.content["lib/libt.so"] = "library";
+  coordinator.content["data/in.txt"] = "";
+  protocol::JobAssign job =
+      coordinator.Job({"/nonexistent/build/bin/t", "--data=/nonexistent/build/data", "/dev/null"});
+  job.cwd = "/nonexistent/build/work";
+  job.env = {{"DATA", "/nonexistent/build/data/in.txt"}};
+  job.library_dirs = {"lib"};
+  ArtifactStore store(f.Options());
+
+  auto first = store.Prepare(job);
+  EXPECT_EQ(first.status, ArtifactStore::Status::kWaiting);
+  auto fetches = store.TakeFetches();
+  EXPECT_EQ(fetches.size(), 4u) << "no more than the window in flight";
+  EXPECT_TRUE(store.TakeFetches().empty());
+  for (const auto& fetch : fetches) store.OnChunk(coordinator.Answer(fetch));
+  coordinator.Serve(store);
+  EXPECT_EQ(store.in_flight(), 0u);
+  EXPECT_EQ(store.fetched_bytes(), 10'500u + 7u);
+
+  auto ready = store.Prepare(job);
+  ASSERT_EQ(ready.status, ArtifactStore::Status::kReady) << ready.error;
+  ASSERT_NE(job.argv[0], "/nonexistent/build/bin/t");
+  const std::string copy = fs::path(job.argv[0]).parent_path().parent_path().string();
+  EXPECT_EQ(job.argv[0], copy + "/bin/t");
+  EXPECT_EQ(job.argv[1], "--data=/nonexistent/build/data") << "only whole values are paths";
+  EXPECT_EQ(job.argv[2], "/dev/null");
+  EXPECT_EQ(job.cwd, copy + "/work");
+  EXPECT_TRUE(fs::is_directory(job.cwd)) << "the working directory exists in the copy";
+  EXPECT_EQ(job.env["DATA"], copy + "/data/in.txt");
+  EXPECT_TRUE(job.env["LD_LIBRARY_PATH"].starts_with(copy + "/lib")) << job.env["LD_LIBRARY_PATH"];
+  EXPECT_EQ(Read(job.argv[0]), coordinator.content["bin/t"]);
+  EXPECT_EQ(Read(copy + "/data/in.txt"), "");
+  struct stat st {};
+  ASSERT_EQ(::stat(job.argv[0].c_str(), &st), 0);
+  EXPECT_NE(st.st_mode & 0100, 0u) << "the executable stays executable";
+
+  // A second job of the same suite reuses the copy without fetching anything.
+  protocol::JobAssign again = coordinator.Job({"/nonexistent/build/bin/t"});
+  EXPECT_EQ(store.Prepare(again).status, ArtifactStore::Status::kReady);
+  EXPECT_EQ(again.argv[0], copy + "/bin/t");
+  EXPECT_TRUE(store.TakeFetches().empty());
+
+  // Another worker on the same cache finds every blob there: nothing to fetch.
+  ArtifactStore other(f.Options());
+  protocol::JobAssign third = coordinator.Job({"/nonexistent/build/bin/t"});
+  EXPECT_EQ(other.Prepare(third).status, ArtifactStore::Status::kReady);
+  EXPECT_TRUE(other.TakeFetches().empty());
+}
+
+TEST(ArtifactStore, ABlobThatFailsVerificationIsFetchedAgainAndNeverRun) {
+  Fixture f;
+  FakeCoordinator coordinator{"/nonexistent/b", {{"bin/t", "the real bytes"}}, {}};
+  protocol::JobAssign job = coordinator.Job({"/nonexistent/b/bin/t"});
+  const std::string sha = job.artifacts[0].sha256;
+  ArtifactStore store(f.Options());
+  ASSERT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
+
+  // Corrupted once, then right: the second attempt is used.
+  coordinator.by_sha[sha] = "the fake bytes";
+  for (const auto& fetch : store.TakeFetches()) store.OnChunk(coordinator.Answer(fetch));
+  EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting) << "fetching again";
+  coordinator.by_sha[sha] = "the real bytes";
+  coordinator.Serve(store);
+  auto ready = store.Prepare(job);
+  ASSERT_EQ(ready.status, ArtifactStore::Status::kReady) << ready.error;
+  EXPECT_EQ(Read(job.argv[0]), "the real bytes");
+
+  // Always corrupted: given up after three attempts, with the reason.
+  FakeCoordinator liar{"/nonexistent/c", {{"bin/u", "good"}}, {}};
+  protocol::JobAssign doomed = liar.Job({"/nonexistent/c/bin/u"});
+  liar.by_sha[doomed.artifacts[0].sha256] = "evil";
+  ASSERT_EQ(store.Prepare(doomed).status, ArtifactStore::Status::kWaiting);
+  EXPECT_EQ(liar.Serve(store), 3);
+  auto failed = store.Prepare(doomed);
+  EXPECT_EQ(failed.status, ArtifactStore::Status::kFailed);
+  EXPECT_NE(failed.error.find("cannot fetch bin/u"), std::string::npos) << failed.error;
+  EXPECT_NE(failed.error.find("hash mismatch"), std::string::npos) << failed.error;
+  EXPECT_NE(failed.error.find("3 attempts"), std::string::npos) << failed.error;
+  EXPECT_FALSE(f.cache.Find(doomed.artifacts[0].sha256)) << "a bad blob never enters the cache";
+}
+
+TEST(ArtifactStore, ABlobTheCoordinatorCannotServeFailsTheJobWithItsReason) {
+  Fixture f;
+  FakeCoordinator coordinator{"/nonexistent/d", {{"bin/t", "bytes"}}, {}};
+  protocol::JobAssign job = coordinator.Job({"/nonexistent/d/bin/t"});
+  coordinator.by_sha.clear();
+  ArtifactStore store(f.Options());
+  ASSERT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
+  coordinator.Serve(store);
+  auto failed = store.Prepare(job);
+  EXPECT_EQ(failed.status, ArtifactStore::Status::kFailed);
+  EXPECT_NE(failed.error.find("the coordinator says: unknown blob"), std::string::npos)
+      << failed.error;
+}
+
+TEST(ArtifactStore, OnASharedFilesystemMatchingFilesRunInPlaceAndStaleOnesAreFetched) {
+  Fixture f;
+  fs::path root = f.dir.path() / "build";
+  fs::create_directories(root / "bin");
+  std::ofstream(root / "bin" / "t") << "version 1";
+  FakeCoordinator coordinator{root.string(), {{"bin/t", "version 1"}}, {}};
+  protocol::JobAssign job = coordinator.Job({(root / "bin" / "t").string()});
+  ArtifactStore store(f.Options(/*shared_fs=*/true));
+  EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kReady);
+  EXPECT_EQ(job.argv[0], (root / "bin" / "t").string()) << "runs in place";
+
+  // The file on this machine is rebuilt: the coordinator's version is fetched instead.
+  std::ofstream(root / "bin" / "t") << "version 2";
+  FakeCoordinator rebuilt{root.string(), {{"bin/t", "version 3"}}, {}};
+  protocol::JobAssign stale = rebuilt.Job({(root / "bin" / "t").string()});
+  EXPECT_EQ(store.Prepare(stale).status, ArtifactStore::Status::kWaiting);
+  rebuilt.Serve(store);
+  ASSERT_EQ(store.Prepare(stale).status, ArtifactStore::Status::kReady);
+  EXPECT_NE(stale.argv[0], (root / "bin" / "t").string());
+  EXPECT_EQ(Read(stale.argv[0]), "version 3");
+
+  // Without a cache (the in-process worker) a mismatch is an error, never a stale run.
+  ArtifactStoreOptions no_cache = f.Options(true);
+  no_cache.cache = nullptr;
+  ArtifactStore local(no_cache);
+  protocol::JobAssign again = rebuilt.Job({(root / "bin" / "t").string()});
+  auto failed = local.Prepare(again);
+  EXPECT_EQ(failed.status, ArtifactStore::Status::kFailed);
+  EXPECT_NE(failed.error.find("do not match the coordinator's"), std::string::npos) << failed.error;
+}
+
+TEST(RelocateJob, UnderTheRootDirectoryOnlyTheShippedFilesMove) {
+  protocol::JobAssign job;
+  job.artifact_root = "/";
+  job.artifacts = {{"opt/t", std::string(64, 'a'), 1, true}};
+  job.argv = {"/opt/t", "/dev/null", "/opt/other"};
+  RelocateJob(job, "/w/s");
+  EXPECT_EQ(job.argv, (std::vector<std::string>{"/w/s/opt/t", "/dev/null", "/opt/other"}));
+}
+
+TEST(ArtifactSetId, DependsOnRootPathsContentAndMode) {
+  protocol::JobAssign a;
+  a.artifact_root = "/b";
+  a.artifacts = {{"t", std::string(64, 'a'), 1, true}};
+  protocol::JobAssign b = a;
+  EXPECT_EQ(ArtifactSetId(a), ArtifactSetId(b));
+  b.artifacts[0].executable = false;
+  EXPECT_NE(ArtifactSetId(a), ArtifactSetId(b));
+  b = a;
+  b.artifacts[0].sha256 = std::string(64, 'b');
+  EXPECT_NE(ArtifactSetId(a), ArtifactSetId(b));
+  b = a;
+  b.artifact_root = "/c";
+  EXPECT_NE(ArtifactSetId(a), ArtifactSetId(b));
+}
+
+}  // namespace
+}  // namespace testfarm::worker

@@ -1,0 +1,272 @@
+#include "worker/artifact_store.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "shared/sha256.h"
+
+namespace testfarm::worker {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int64_t Nanos(const struct timespec& t) {
+  return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec;
+}
+
+std::string Short(const std::string& sha256) {
+  return sha256.substr(0, 12);
+}
+
+}  // namespace
+
+std::string ArtifactSetId(const protocol::JobAssign& job) {
+  Sha256 hash;
+  hash.Update(job.artifact_root);
+  for (const protocol::ArtifactFile& file : job.artifacts) {
+    hash.Update(std::string_view("\0", 1));
+    hash.Update(file.path);
+    hash.Update(std::string_view("\0", 1));
+    hash.Update(file.sha256);
+    hash.Update(file.executable ? "x" : "-");
+  }
+  return hash.HexDigest();
+}
+
+void RelocateJob(protocol::JobAssign& job, const std::string& dir) {
+  const std::string& root = job.artifact_root;
+  std::set<std::string> files;
+  for (const protocol::ArtifactFile& file : job.artifacts) {
+    files.insert((fs::path(root) / file.path).string());
+  }
+  // Under "/" only the shipped files themselves move: "/dev/null" must stay what it is.
+  auto relocate = [&](std::string& value) {
+    if (value == root) {
+      value = dir;
+    } else if (root != "/" && value.starts_with(root + "/")) {
+      value = dir + value.substr(root.size());
+    } else if (root == "/" && files.contains(value)) {
+      value = dir + value;
+    }
+  };
+  for (std::string& arg : job.argv) relocate(arg);
+  relocate(job.cwd);
+  for (auto& [name, value] : job.env) relocate(value);
+  if (!job.library_dirs.empty()) {
+    std::string path;
+    for (const std::string& lib : job.library_dirs) {
+      path += (path.empty() ? "" : ":") + (lib == "." ? dir : dir + "/" + lib);
+    }
+    std::string inherited;
+    if (auto it = job.env.find("LD_LIBRARY_PATH"); it != job.env.end()) {
+      inherited = it->second;
+    } else if (const char* env = std::getenv("LD_LIBRARY_PATH")) {
+      inherited = env;
+    }
+    job.env["LD_LIBRARY_PATH"] = inherited.empty() ? path : path + ":" + inherited;
+  }
+}
+
+ArtifactStore::ArtifactStore(ArtifactStoreOptions options) : options_(std::move(options)) {}
+
+bool ArtifactStore::MatchesAtRoot(const protocol::JobAssign& job) {
+  for (const protocol::ArtifactFile& file : job.artifacts) {
+    fs::path path = fs::path(job.artifact_root) / file.path;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<uint64_t>(st.st_size) != file.size) {
+      return false;
+    }
+    Seen& seen = seen_[path];
+    if (seen.sha256.empty() || seen.device != st.st_dev || seen.inode != st.st_ino ||
+        seen.size != st.st_size || seen.mtime_ns != Nanos(st.st_mtim) ||
+        seen.ctime_ns != Nanos(st.st_ctim)) {
+      auto digest = Sha256File(path);
+      if (!digest) return false;
+      seen = Seen{st.st_dev, st.st_ino, st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), *digest};
+    }
+    if (seen.sha256 != file.sha256) {
+      spdlog::warn("{} differs from the coordinator's copy (sha256 {} here, {} there)",
+                   path.string(), Short(seen.sha256), Short(file.sha256));
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string ArtifactStore::Stage(const std::string& sha256, const fs::path& blob) {
+  // A link of our own: the cache may evict its entry (another worker sharing it, or a later
+  // blob of ours) while this run still needs the file.
+  fs::path staged = work_.path() / "staging" / sha256;
+  auto linked = LinkOrCopy(blob, staged);
+  if (!linked) return linked.error().message;
+  staged_[sha256] = staged;
+  return {};
+}
+
+std::optional<fs::path> ArtifactStore::Staged(const protocol::ArtifactFile& file,
+                                              std::string* error) {
+  if (auto it = staged_.find(file.sha256); it != staged_.end()) return it->second;
+  if (auto it = downloads_.find(file.sha256); it != downloads_.end()) {
+    if (!it->second.error.empty()) *error = it->second.error;
+    return std::nullopt;
+  }
+  if (auto cached = options_.cache->Find(file.sha256, file.size)) {
+    *error = Stage(file.sha256, *cached);
+    if (error->empty()) return staged_.at(file.sha256);
+    return std::nullopt;
+  }
+  Download& download = downloads_[file.sha256];
+  download.size = file.size;
+  download.path = file.path;
+  Restart(file.sha256, download);
+  return std::nullopt;
+}
+
+void ArtifactStore::Restart(const std::string& sha256, Download& download) {
+  ++download.attempts;
+  download.next_offset = 0;
+  auto pending = options_.cache->Begin(sha256, download.size);
+  if (!pending) {
+    download.error = "cannot store " + download.path + ": " + pending.error().message;
+    return;
+  }
+  download.pending = std::move(*pending);
+  if (download.size == 0) {  // nothing to fetch
+    auto committed = options_.cache->Commit(std::move(download.pending));
+    if (!committed) {
+      download.error = committed.error().message;
+      return;
+    }
+    download.error = Stage(sha256, *committed);
+    if (download.error.empty()) downloads_.erase(sha256);
+    return;
+  }
+  queue_.push_back(sha256);
+}
+
+Result<fs::path> ArtifactStore::Materialize(const protocol::JobAssign& job, const std::string& id) {
+  fs::path dir = work_.path() / id.substr(0, 16);
+  for (const protocol::ArtifactFile& file : job.artifacts) {
+    auto linked = LinkOrCopy(staged_.at(file.sha256), dir / file.path);
+    if (!linked) return linked.error();
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  // The test's working directory exists in the copy even when no shipped file is in it.
+  if (job.cwd == job.artifact_root || job.cwd.starts_with(job.artifact_root + "/")) {
+    fs::create_directories(dir / fs::path(job.cwd).lexically_relative(job.artifact_root), ec);
+  }
+  if (ec) return Error{"cannot create " + dir.string() + ": " + ec.message()};
+  return dir;
+}
+
+ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
+  if (job.artifacts.empty()) return {};
+  std::string id = ArtifactSetId(job);
+  if (auto it = suites_.find(id); it != suites_.end()) {
+    if (!it->second.error.empty()) return {Status::kFailed, it->second.error};
+    if (!it->second.dir.empty()) RelocateJob(job, it->second.dir.string());
+    return {};
+  }
+  if (options_.shared_fs && MatchesAtRoot(job)) {
+    suites_[id] = Suite{};
+    return {};
+  }
+  if (options_.cache == nullptr) {
+    std::string error = "the files under " + job.artifact_root +
+                        " do not match the coordinator's (changed since the run started?)";
+    suites_[id] = Suite{{}, error};
+    return {Status::kFailed, error};
+  }
+  if (!work_.valid() && work_error_.empty()) {
+    auto created = ScratchDir::Create(options_.scratch_root, "testfarm-suites-");
+    if (created) {
+      work_ = std::move(*created);
+    } else {
+      work_error_ = created.error().message;
+    }
+  }
+  if (!work_error_.empty()) return {Status::kFailed, work_error_};
+  bool missing = false;
+  for (const protocol::ArtifactFile& file : job.artifacts) {
+    std::string error;
+    if (!Staged(file, &error)) missing = true;
+    if (!error.empty()) {
+      suites_[id] = Suite{{}, error};
+      return {Status::kFailed, error};
+    }
+  }
+  if (missing) return {Status::kWaiting, {}};
+  auto dir = Materialize(job, id);
+  if (!dir) {
+    suites_[id] = Suite{{}, dir.error().message};
+    return {Status::kFailed, dir.error().message};
+  }
+  suites_[id] = Suite{*dir, {}};
+  RelocateJob(job, dir->string());
+  return {};
+}
+
+std::vector<protocol::Fetch> ArtifactStore::TakeFetches() {
+  std::vector<protocol::Fetch> fetches;
+  while (in_flight_ < options_.window && !queue_.empty()) {
+    auto it = downloads_.find(queue_.front());
+    if (it == downloads_.end() || !it->second.error.empty() ||
+        it->second.next_offset >= it->second.size) {
+      queue_.pop_front();
+      continue;
+    }
+    Download& download = it->second;
+    uint64_t length =
+        std::min<uint64_t>(options_.chunk_bytes, download.size - download.next_offset);
+    fetches.push_back({it->first, download.next_offset, static_cast<uint32_t>(length)});
+    download.next_offset += length;
+    ++in_flight_;
+  }
+  return fetches;
+}
+
+void ArtifactStore::OnChunk(const protocol::Chunk& chunk) {
+  if (in_flight_ > 0) --in_flight_;
+  auto it = downloads_.find(chunk.sha256);
+  if (it == downloads_.end() || !it->second.error.empty()) return;  // late, or given up
+  Download& download = it->second;
+  auto give_up = [&](const std::string& why) {
+    download.error =
+        "cannot fetch " + download.path + " (sha256 " + Short(chunk.sha256) + "): " + why;
+    download.pending.Discard();
+    spdlog::error("{}", download.error);
+  };
+  if (!chunk.error.empty()) return give_up("the coordinator says: " + chunk.error);
+  if (chunk.size != download.size) {
+    return give_up("the coordinator has " + std::to_string(chunk.size) + " bytes, the job said " +
+                   std::to_string(download.size));
+  }
+  if (chunk.data.empty())
+    return give_up("an empty chunk at offset " + std::to_string(chunk.offset));
+  auto written = download.pending.Write(chunk.offset, chunk.data);
+  if (!written) return give_up(written.error().message);
+  fetched_bytes_ += chunk.data.size();
+  if (download.pending.written() < download.size) return;
+  auto committed = options_.cache->Commit(std::move(download.pending));
+  if (committed) {
+    if (std::string error = Stage(chunk.sha256, *committed); !error.empty()) return give_up(error);
+    downloads_.erase(it);
+    return;
+  }
+  // A blob that does not hash to its name is discarded and fetched again, never run.
+  if (download.attempts >= options_.max_attempts) {
+    return give_up(committed.error().message + " (" + std::to_string(download.attempts) +
+                   " attempts)");
+  }
+  spdlog::warn("{} ({}): {}; fetching it again", download.path, Short(chunk.sha256),
+               committed.error().message);
+  Restart(chunk.sha256, download);
+}
+
+}  // namespace testfarm::worker

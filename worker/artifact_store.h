@@ -1,0 +1,100 @@
+#pragma once
+// The worker's side of artifact shipping. A job that names artifacts runs from files whose
+// hashes match: the coordinator's own paths when this worker shares its filesystem (--shared-fs)
+// and they match, else a private copy of the suite's tree built from the blob cache. Missing blobs
+// are fetched in chunks with at most `window` requests in flight (credit-based flow control);
+// each is verified before it enters the cache, and one that fails verification is fetched again,
+// up to `max_attempts` times, and never run.
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "protocol/messages.h"
+#include "worker/blob_cache.h"
+#include "worker/scratch_dir.h"
+
+namespace testfarm::worker {
+
+struct ArtifactStoreOptions {
+  BlobCache* cache = nullptr;  // none: only files seen at the coordinator's paths can be used
+  bool shared_fs = false;      // use the coordinator's paths when their hashes match
+  std::filesystem::path scratch_root;  // where this worker's copies of suites go
+  unsigned window = 16;                // chunk requests in flight
+  uint32_t chunk_bytes = 256 * 1024;
+  unsigned max_attempts = 3;
+};
+
+class ArtifactStore {
+ public:
+  explicit ArtifactStore(ArtifactStoreOptions options);
+
+  enum class Status { kReady, kWaiting, kFailed };
+  struct Prepared {
+    Status status = Status::kReady;
+    std::string error;  // kFailed: why the job cannot run
+  };
+  // kReady: `job` can start as it now is (argv, cwd and env rewritten to this worker's copy when
+  // it runs from one). kWaiting: blobs are being fetched; ask again after OnChunk.
+  Prepared Prepare(protocol::JobAssign& job);
+
+  // The fetch requests to send now (none while `window` are unanswered).
+  std::vector<protocol::Fetch> TakeFetches();
+  void OnChunk(const protocol::Chunk& chunk);
+
+  unsigned in_flight() const { return in_flight_; }
+  uint64_t fetched_bytes() const { return fetched_bytes_; }
+
+ private:
+  struct Download {
+    uint64_t size = 0;
+    std::string path;  // a name for messages
+    PendingBlob pending;
+    uint64_t next_offset = 0;  // next byte to request
+    unsigned attempts = 0;
+    std::string error;  // non-empty: given up
+  };
+  struct Suite {
+    std::filesystem::path dir;  // empty: runs from the coordinator's paths
+    std::string error;
+  };
+  struct Seen {  // a file at the coordinator's path, hashed once per version
+    dev_t device = 0;
+    ino_t inode = 0;
+    off_t size = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+    std::string sha256;
+  };
+
+  bool MatchesAtRoot(const protocol::JobAssign& job);
+  // The blob's path in this worker's staging area, fetching it if needed (nullopt meanwhile).
+  std::optional<std::filesystem::path> Staged(const protocol::ArtifactFile& file,
+                                              std::string* error);
+  Result<std::filesystem::path> Materialize(const protocol::JobAssign& job, const std::string& id);
+  void Restart(const std::string& sha256, Download& download);
+  // Empty on success, else why the blob could not be linked.
+  std::string Stage(const std::string& sha256, const std::filesystem::path& blob);
+
+  ArtifactStoreOptions options_;
+  ScratchDir work_;  // staging/ (links that outlive cache eviction) and one dir per suite
+  std::string work_error_;
+  std::map<std::string, Suite> suites_;  // by artifact-set id
+  std::map<std::string, std::filesystem::path> staged_;
+  std::map<std::string, Download> downloads_;
+  std::deque<std::string> queue_;  // downloads with bytes still to request, in order
+  std::map<std::filesystem::path, Seen> seen_;
+  unsigned in_flight_ = 0;
+  uint64_t fetched_bytes_ = 0;
+};
+
+// The id of a job's artifact set: a digest of its root and files.
+std::string ArtifactSetId(const protocol::JobAssign& job);
+
+// Rewrites argv items, cwd and env values that name `root` or a path under it to `dir`, and puts
+// `library_dirs` (under `dir`) first on LD_LIBRARY_PATH.
+void RelocateJob(protocol::JobAssign& job, const std::string& dir);
+
+}  // namespace testfarm::worker
