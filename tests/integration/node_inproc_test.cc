@@ -156,6 +156,37 @@ TEST(NodeInproc, CoordinatorAnswersGarbageWithErrorsAndKeepsRunning) {
   EXPECT_EQ(reporter.reports.size(), 1u);
 }
 
+TEST(NodeInproc, AnOversizedFrameIsRefusedAndTheRunGoesOn) {
+  zmq::context_t context;
+  SteadyClock clock;
+  RecordingReporter reporter;
+  coordinator::Coordinator coord(context, clock, {Spec("tf_pass")}, {}, reporter);
+  auto endpoint = coord.Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+  coordinator::RunSummary summary;
+  std::thread run([&] { summary = coord.Run(-1); });
+
+  // Over ZMQ_MAXMSGSIZE: the coordinator's socket drops the connection before reading it all.
+  zmq::socket_t hostile(context, zmq::socket_type::dealer);
+  hostile.set(zmq::sockopt::linger, 0);
+  hostile.connect(*endpoint);
+  std::string huge(protocol::kMaxFrameBytes + 8192, 'x');
+  std::vector<zmq::const_buffer> parts = {zmq::buffer(std::string_view(protocol::kHeader)),
+                                          zmq::buffer(huge)};
+  zmq::send_multipart(hostile, parts);
+  auto reply = RecvWithin(hostile, 2000);
+  EXPECT_TRUE(reply.empty()) << "an oversized message gets no answer";
+
+  std::thread worker([&] {
+    worker::WorkerNode node(context, clock, NodeOptions(*endpoint, "good", 1));
+    EXPECT_TRUE(node.ServeOneRun().ok());
+  });
+  run.join();
+  worker.join();
+  EXPECT_EQ(summary.passed, 1u);
+  EXPECT_EQ(reporter.reports.size(), 1u);
+}
+
 TEST(NodeInproc, ARunWhoseOnlyWorkerIsLostStopsInsteadOfWaitingForever) {
   zmq::context_t context;
   zmq::context_t worker_context;  // the worker's own, so it can die alone
