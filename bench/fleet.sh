@@ -44,7 +44,8 @@ start_coordinator() {  # output-file manifest extra-args...
 
 start_workers() {  # endpoint count
   for i in $(seq "$2"); do
-    "$testfarm" --log-level warn worker --connect "$1" --slots "$slots" --once --name "w$i" &
+    "$testfarm" --log-level warn worker --connect "$1" --slots "$slots" --once --name "w$i" \
+      --cache-dir "$work/cache" &
     pids+=($!)
   done
 }

@@ -58,11 +58,11 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
       options_(std::move(options)),
       socket_(context, zmq::socket_type::dealer),
       monitor_(context, socket_),
-      pool_(clock, PoolOptionsFor(options_)),
       artifacts_(ArtifactStoreOptions{
           .cache = options_.cache,
           .shared_fs = options_.shared_fs,
           .scratch_root = options_.scratch_root.empty() ? SystemTempDir() : options_.scratch_root}),
+      pool_(clock, PoolOptionsFor(options_)),
       coordinator_(options_.liveness, clock.Now()) {
   protocol::ConfigureSocket(socket_);
   // A refused or unreachable coordinator is retried by the socket: back off to 2 s between tries.

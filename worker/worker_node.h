@@ -75,8 +75,9 @@ class WorkerNode {
   zmq::socket_t socket_;
   protocol::HandshakeMonitor monitor_;
   std::set<std::string> handshake_failures_logged_;
-  SubprocessPool pool_;
+  // Before pool_: the pool (and the tests it kills) goes first, then the copies they ran from.
   ArtifactStore artifacts_;
+  SubprocessPool pool_;
   std::deque<protocol::JobAssign> waiting_;    // assigned, not yet started
   std::map<uint64_t, uint64_t> running_jobs_;  // lease -> job id
   std::deque<protocol::Message> outbox_;       // not yet accepted by the socket

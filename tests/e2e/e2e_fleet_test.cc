@@ -60,7 +60,7 @@ fs::path SleepManifest(const TempDir& dir, int count, int ms) {
 
 TEST(E2EFleet, ThreeWorkersRunEveryTestExactlyOnce) {
   std::vector<std::string> args = {"--local-slots", "0", "--min-workers", "3"};
-  for (int i = 0; i < 150; ++i) args.push_back(Fixture(i % 3 ? "tf_pass" : "tf_env"));
+  for (int i = 0; i < 280; ++i) args.push_back(Fixture(i % 3 ? "tf_pass" : "tf_env"));
   args.push_back(Fixture("tf_gtest_pass"));
   std::string endpoint;
   auto coordinator = StartCoordinator(args, &endpoint);
@@ -70,8 +70,8 @@ TEST(E2EFleet, ThreeWorkersRunEveryTestExactlyOnce) {
   auto c = StartWorker(endpoint, "c", {"--slots", "1"});
   ChildResult r = coordinator->Finish(milliseconds(60000));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_EQ(r.LastLine(), "170 passed, 0 failed") << r.out;
-  EXPECT_EQ(Count(r.out, "\nPASS "), 170) << r.out;
+  EXPECT_EQ(r.LastLine(), "300 passed, 0 failed") << r.out;
+  EXPECT_EQ(Count(r.out, "\nPASS "), 300) << r.out;
   for (auto* w : {a.get(), b.get(), c.get()}) {
     ChildResult wr = w->Finish(milliseconds(20000));
     EXPECT_EQ(wr.exit_code, 0) << wr.err;
