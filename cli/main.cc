@@ -128,6 +128,31 @@ int main(int argc, char** argv) {
   run->add_flag("--insecure", run_args.insecure,
                 "Allow --listen on a non-loopback address without keys (a worker runs whatever "
                 "the coordinator sends it, so anyone who can connect gets tests run for them)");
+  // A flag that takes its value only as --coverage=FILE: `--coverage build/t` must never take
+  // a test executable for the output file.
+  CLI::Option* coverage =
+      run->add_flag("--coverage", run_args.coverage_output,
+                    "Collect LLVM source coverage (tests built with -fprofile-instr-generate "
+                    "-fcoverage-mapping) from every worker and write it to FILE (default: "
+                    "coverage.json, coverage.lcov or coverage-html by --coverage-format)")
+          ->type_name("[=FILE]");
+  run->add_option("--coverage-format", run_args.coverage_format,
+                  "json: llvm-cov export (llvm.coverage.json.export); lcov: for genhtml and "
+                  "Codecov; html: llvm-cov show, a directory")
+      ->check(CLI::IsMember({"json", "lcov", "html"}))
+      ->capture_default_str()
+      ->needs(coverage);
+  run->add_flag("--coverage-summary", run_args.coverage_summary,
+                "With --coverage: print line, region and branch totals per file at the end")
+      ->needs(coverage);
+  run->add_option("--llvm-profdata", run_args.llvm_profdata,
+                  "The llvm-profdata to use (default: llvm-profdata or llvm-profdata-NN on PATH)")
+      ->type_name("PATH")
+      ->needs(coverage);
+  run->add_option("--llvm-cov", run_args.llvm_cov,
+                  "The llvm-cov to use (default: llvm-cov or llvm-cov-NN on PATH)")
+      ->type_name("PATH")
+      ->needs(coverage);
   run->add_option("--heartbeat", run_args.heartbeat,
                   "Heartbeat interval with workers; one silent for --liveness intervals is dead "
                   "and its tests run elsewhere")
@@ -175,6 +200,11 @@ int main(int argc, char** argv) {
   worker->add_flag("--shared-fs", worker_args.shared_fs,
                    "This machine sees the coordinator's files at the same paths: run them in "
                    "place when their SHA-256 matches (else fetch them; a stale file never runs)");
+  worker
+      ->add_option("--llvm-profdata", worker_args.llvm_profdata,
+                   "For coverage runs: the llvm-profdata that merges this worker's profiles "
+                   "(default: llvm-profdata or llvm-profdata-NN on PATH)")
+      ->type_name("PATH");
   worker->add_flag("--insecure", worker_args.insecure,
                    "Allow connecting to a non-loopback address without keys (whoever answers "
                    "there can run commands on this machine)");
@@ -238,6 +268,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "testfarm: error: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;
   }
+  run_args.coverage = coverage->count() > 0;
+  // CLI11 gives a bare value flag "true" (write ./true as such to mean a file of that name).
+  if (run_args.coverage_output == "true") run_args.coverage_output.clear();
   if (run->parsed()) return testfarm::cli::Run(run_args);
   if (list->parsed()) return testfarm::cli::List(list_args);
   if (worker->parsed()) return testfarm::cli::Worker(worker_args);

@@ -23,6 +23,7 @@
 
 #include "coordinator/console_reporter.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/coverage.h"
 #include "coordinator/ctest_import.h"
 #include "coordinator/gtest.h"
 #include "coordinator/manifest.h"
@@ -30,10 +31,12 @@
 #include "coordinator/report_writers.h"
 #include "protocol/curve.h"
 #include "shared/duration.h"
+#include "shared/llvm_tools.h"
 #include "shared/unique_fd.h"
 #include "worker/blob_cache.h"
 #include "worker/daemon.h"
 #include "worker/run_local.h"
+#include "worker/scratch_dir.h"
 #include "worker/subprocess_pool.h"
 #include "worker/worker_node.h"
 
@@ -200,6 +203,8 @@ Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
     worker::LaunchSpec spec;
     spec.argv = coordinator::ListCommand(suite);
     spec.env = suite.env;
+    // An instrumented binary would otherwise leave default.profraw in its working directory.
+    spec.env["LLVM_PROFILE_FILE"] = "/dev/null";
     spec.cwd = suite.cwd;
     spec.timeout = kListTimeout;
     spec.kill_grace = Millis(1000);
@@ -365,6 +370,63 @@ std::filesystem::path DefaultCacheDir() {
   return std::filesystem::path("/tmp") / ("testfarm-cache-" + std::to_string(::getuid()));
 }
 
+// Runs a tool to completion with the same launching as tests; stdout goes to a file through
+// the shell's redirection (llvm-cov writes its export to stdout, which can be large).
+coordinator::CommandResult RunTool(const std::vector<std::string>& argv,
+                                   const std::string& stdout_file) {
+  worker::LaunchSpec spec;
+  if (stdout_file.empty()) {
+    spec.argv = argv;
+  } else {
+    spec.argv = {"/bin/sh", "-c", "out=$1; shift; exec \"$@\" >\"$out\"", "sh", stdout_file};
+    spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
+  }
+  std::vector<worker::LaunchSpec> specs;
+  specs.push_back(std::move(spec));
+  worker::FinishedJob done = std::move(worker::RunToCompletion(std::move(specs), 1).front());
+  return {done.state.passed(), done.state.Describe(), done.err.text};
+}
+
+// After the run: merge, export and report. Returns the exit status it adds (0 or kExitUsage).
+int WriteCoverage(const RunArgs& args, const coordinator::RunSummary& summary,
+                  const coordinator::CoverageObjects& objects, const std::string& llvm_profdata,
+                  const std::string& llvm_cov, const std::filesystem::path& work_dir,
+                  SteadyTime tests_done) {
+  const coordinator::CoverageSummary& collected = summary.coverage;
+  coordinator::CoverageExport how;
+  how.llvm_profdata = llvm_profdata;
+  how.llvm_cov = llvm_cov;
+  how.format = args.coverage_format;
+  how.output = args.coverage_output;
+  how.summary = args.coverage_summary;
+  how.work_dir = work_dir;
+  for (const std::string& empty : collected.empty) {
+    std::fprintf(stderr, "testfarm: coverage: no profile from %s\n", empty.c_str());
+  }
+  for (const std::string& bad : collected.bad) {
+    std::fprintf(stderr, "testfarm: coverage: corrupt profile skipped: %s\n", bad.c_str());
+  }
+  for (const std::string& error : collected.errors) {
+    std::fprintf(stderr, "testfarm: coverage: %s\n", error.c_str());
+  }
+  auto outcome = coordinator::ExportCoverage(collected, objects, how, RunTool);
+  if (!outcome) {
+    std::fprintf(stderr, "testfarm: error: coverage: %s\n", outcome.error().message.c_str());
+    return kExitUsage;
+  }
+  for (const std::string& warning : outcome->warnings) {
+    std::fprintf(stderr, "testfarm: coverage: %s\n", warning.c_str());
+  }
+  auto elapsed = std::chrono::duration_cast<Millis>(SteadyClock().Now() - tests_done);
+  std::printf("%s", outcome->summary.c_str());
+  std::printf(
+      "coverage: %s written %s after the last test; %zu profiles merged, %zu empty, %zu "
+      "corrupt\n",
+      args.coverage_output.c_str(), FormatDuration(elapsed).c_str(),
+      static_cast<std::size_t>(collected.merged), collected.empty.size(), collected.bad.size());
+  return 0;
+}
+
 }  // namespace
 
 int Keygen(const KeygenArgs& args) {
@@ -413,6 +475,12 @@ int Worker(const WorkerArgs& args) {
   worker::DaemonOptions options;
   options.node.cache = &*cache;
   options.node.shared_fs = args.shared_fs;
+  // Needed only when a run asks for coverage; a worker without it says so in those runs.
+  if (auto profdata = FindLlvmTool("llvm-profdata", args.llvm_profdata, "--llvm-profdata")) {
+    options.node.llvm_profdata = *profdata;
+  } else if (!args.llvm_profdata.empty()) {
+    return UsageError(profdata.error().message);
+  }
   options.once = args.once;
   options.node.endpoint = args.connect;
   options.node.name = args.name.empty() ? HostName() + ":" + std::to_string(::getpid()) : args.name;
@@ -495,8 +563,44 @@ int Run(const RunArgs& args) {
   if (args.listen.empty() && local_slots == 0) {
     return UsageError("--local-slots 0 needs --listen: nothing else would run the tests");
   }
+  RunArgs resolved = args;
+  std::string llvm_profdata;
+  std::string llvm_cov;
+  if (args.coverage) {
+    // The tools are checked before any test runs: a coverage run without them is wasted.
+    auto profdata = FindLlvmTool("llvm-profdata", args.llvm_profdata, "--llvm-profdata");
+    if (!profdata) return UsageError("--coverage: " + profdata.error().message);
+    auto cov = FindLlvmTool("llvm-cov", args.llvm_cov, "--llvm-cov");
+    if (!cov) return UsageError("--coverage: " + cov.error().message);
+    llvm_profdata = *profdata;
+    llvm_cov = *cov;
+    if (resolved.coverage_output.empty()) {
+      resolved.coverage_output = args.coverage_format == "html"   ? "coverage-html"
+                                 : args.coverage_format == "lcov" ? "coverage.lcov"
+                                                                  : "coverage.json";
+    }
+    if (args.coverage_format != "html") {
+      if (auto problem = CheckWritable("--coverage", resolved.coverage_output)) {
+        return UsageError(*problem);
+      }
+    }
+  }
   auto tests = PlanTests(args.source);
   if (!tests) return UsageError(tests.error().message);
+  coordinator::CoverageObjects coverage_objects;
+  std::optional<worker::ScratchDir> coverage_dir;
+  if (args.coverage) {
+    coverage_objects = coordinator::FindCoverageObjects(*tests);
+    for (const std::string& path : coverage_objects.uninstrumented) {
+      std::fprintf(stderr,
+                   "testfarm: warning: --coverage: %s has no coverage mapping (build it with "
+                   "-fprofile-instr-generate -fcoverage-mapping); its tests run without coverage\n",
+                   path.c_str());
+    }
+    auto dir = worker::ScratchDir::Create(worker::SystemTempDir(), "testfarm-profiles-");
+    if (!dir) return UsageError("--coverage: " + dir.error().message);
+    coverage_dir = std::move(*dir);
+  }
 
   UniqueFd signal_fd = BlockTerminationSignals();
   SteadyClock clock;
@@ -514,6 +618,8 @@ int Run(const RunArgs& args) {
   options.keys = security->keys;
   options.allowed_workers = security->allowed;
   options.ship_artifacts = !args.listen.empty();
+  options.coverage = args.coverage;
+  if (coverage_dir) options.profile_dir = coverage_dir->path();
   coordinator::ConsoleReporter reporter(stdout, coordinator::ConsoleOptionsFromEnvironment());
   coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
   if (!args.listen.empty()) {
@@ -531,7 +637,8 @@ int Run(const RunArgs& args) {
   worker_options.slots = local_slots;
   worker_options.liveness = options.liveness;
   worker_options.shared_fs = true;  // it sees the very files the coordinator hashed
-  if (security->keys) {             // the in-process worker holds the coordinator's own keys
+  worker_options.llvm_profdata = llvm_profdata;
+  if (security->keys) {  // the in-process worker holds the coordinator's own keys
     worker_options.keys = security->keys;
     worker_options.coordinator_key = security->keys->public_key;
   }
@@ -554,8 +661,16 @@ int Run(const RunArgs& args) {
   context.shutdown();
   worker_thread.join();
 
+  SteadyTime tests_done = clock.Now() - summary.coverage.collect;
   info.wall = summary.wall;
   if (int status = WriteReports(args, summary, info); status != 0) return status;
+  if (args.coverage && !summary.interrupted) {
+    if (int status = WriteCoverage(resolved, summary, coverage_objects, llvm_profdata, llvm_cov,
+                                   coverage_dir->path(), tests_done);
+        status != 0) {
+      return status;
+    }
+  }
   if (summary.interrupted) return kExitInterrupted;
   return summary.passed + summary.skipped_tests == summary.total() ? kExitPassed : kExitFailed;
 }

@@ -40,6 +40,13 @@ struct RunArgs {
   std::string worker_keys;  // the allow-list of worker public keys
   std::string heartbeat = "1s";
   unsigned liveness = 3;
+  // Coverage.
+  bool coverage = false;
+  std::string coverage_output;  // empty: coverage.json, coverage.lcov or coverage-html
+  std::string coverage_format = "json";
+  bool coverage_summary = false;
+  std::string llvm_profdata;  // empty: found on PATH
+  std::string llvm_cov;
 };
 
 struct WorkerArgs {
@@ -54,6 +61,7 @@ struct WorkerArgs {
   std::string cache_dir;  // empty: the default
   std::string cache_size = "10G";
   bool shared_fs = false;
+  std::string llvm_profdata;  // empty: found on PATH (needed only for coverage runs)
   std::string heartbeat = "1s";
   unsigned liveness = 3;
 };

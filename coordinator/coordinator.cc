@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "coordinator/gtest.h"
 #include "protocol/wire.h"
@@ -273,6 +274,12 @@ void Coordinator::OnResult(const std::string& identity, protocol::JobResult& res
     return;
   }
   const Job job = jobs_[*job_id];
+  summary_.coverage.raw_profiles += result.profiles;
+  if (options_.coverage && result.profiles_empty > 0) {
+    const TestSpec& first = tests_[job.tests.front()];
+    std::string name = job.tests.size() == 1 ? first.name : first.suite + " (batch)";
+    summary_.coverage.empty.push_back(name + " (" + result.state.Describe() + ")");
+  }
   JobVerdicts verdicts = Interpret(job.tests, job.batch, tests_, result);
   unsigned failures = 0;
   for (CaseVerdict& v : verdicts.decided) {
@@ -304,6 +311,8 @@ void Coordinator::HandleMessage(const std::string& identity, protocol::Message& 
     spdlog::error("coordinator: worker reported an error: {}", error->text);
   } else if (auto* fetch = std::get_if<protocol::Fetch>(&message)) {
     OnFetch(identity, *fetch);
+  } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
+    OnProfileChunk(identity, *profile);
   } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
     // Heard() above is all a heartbeat is for.
   } else {
@@ -343,6 +352,77 @@ void Coordinator::OnFetch(const std::string& identity, const protocol::Fetch& fe
     }
   }
   SendTo(identity, chunk);
+}
+
+void Coordinator::OnProfileChunk(const std::string& identity, protocol::ProfileChunk& chunk) {
+  auto it = profiles_.find(identity);
+  if (it == profiles_.end() || it->second.done) {
+    spdlog::warn("coordinator: unasked-for coverage profile from worker {}; dropped",
+                 worker_names_[identity]);
+    return;
+  }
+  ProfileDownload& download = it->second;
+  CoverageSummary& coverage = summary_.coverage;
+  auto fail = [&](const std::string& why) {
+    coverage.errors.push_back(download.name + ": " + why);
+    download.done = true;
+    download.data.clear();
+  };
+  if (chunk.offset != download.data.size() || chunk.size > (uint64_t{1} << 32) ||
+      chunk.offset + chunk.data.size() > chunk.size) {
+    return fail("profile chunks out of order or beyond the stated size");
+  }
+  download.data += chunk.data;
+  if (!chunk.last) return;
+  download.done = true;
+  coverage.merged += chunk.merged;
+  for (const std::string& bad : chunk.bad) coverage.bad.push_back(download.name + ": " + bad);
+  if (!chunk.error.empty()) coverage.errors.push_back(download.name + ": " + chunk.error);
+  if (download.data.size() != chunk.size) return fail("profile incomplete");
+  if (download.data.empty()) return;
+  std::ofstream out(download.path, std::ios::binary);
+  out.write(download.data.data(), static_cast<std::streamsize>(download.data.size()));
+  out.close();
+  if (!out) return fail("cannot write " + download.path.string());
+  coverage.profiles.push_back(download.path);
+  download.data.clear();
+}
+
+void Coordinator::CollectProfiles(int signal_fd) {
+  SteadyTime start = clock_.Now();
+  std::vector<std::string> identities;
+  for (const auto& [identity, info] : workers_) identities.push_back(identity);
+  for (const std::string& identity : identities) {
+    std::string file = "worker-" + std::to_string(profiles_.size()) + ".profdata";
+    profiles_[identity] =
+        ProfileDownload{workers_.at(identity).name, options_.profile_dir / file, {}, false};
+    SendTo(identity, protocol::ProfileRequest{});
+  }
+  auto waiting = [&] {
+    for (const auto& [identity, download] : profiles_) {
+      if (!download.done && workers_.count(identity) != 0) return true;
+    }
+    return false;
+  };
+  // Bounded like the rest of the run: a worker that dies or falls silent is forgotten by
+  // CheckWorkers, and a signal stops the wait.
+  while (waiting()) {
+    zmq_pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, signal_fd, ZMQ_POLLIN, 0}};
+    protocol::Poll(items, signal_fd >= 0 ? 2 : 1, PollTimeoutMs());
+    if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
+    CheckHandshakes();
+    if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) {
+      spdlog::warn("coordinator: interrupted while collecting coverage profiles");
+      summary_.interrupted = true;
+      break;
+    }
+    CheckWorkers();
+  }
+  for (const auto& [identity, download] : profiles_) {
+    if (!download.done) summary_.coverage.errors.push_back(download.name + ": profile lost");
+  }
+  summary_.coverage.collect = std::chrono::duration_cast<Millis>(clock_.Now() - start);
 }
 
 void Coordinator::HandleIncoming() {
@@ -390,6 +470,7 @@ void Coordinator::PerformActions() {
       message.cwd = first.cwd;
       message.timeout_ms = static_cast<uint64_t>(first.timeout.count());
       message.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());
+      message.coverage = options_.coverage;
       if (options_.ship_artifacts) {
         auto set = artifacts_.For(first);  // computed when the run was planned
         if (set && !(*set)->files.empty()) {
@@ -543,6 +624,7 @@ RunSummary Coordinator::Run(int signal_fd) {
   try {
     Loop(signal_fd);
     PerformActions();
+    if (options_.coverage && !summary_.interrupted) CollectProfiles(signal_fd);
   } catch (const zmq::error_t& e) {
     spdlog::error("coordinator: socket failure: {}", e.what());
     scheduler_.Stop(std::string("socket failure: ") + e.what());

@@ -46,6 +46,10 @@ struct CoordinatorOptions {
   std::vector<protocol::AllowedKey> allowed_workers;
   // Jobs name the files they need (content-addressed) and workers fetch the ones they lack.
   bool ship_artifacts = false;
+  // Coverage: tests write LLVM profiles; at the end each worker sends its merged profile, which
+  // is kept in `profile_dir`.
+  bool coverage = false;
+  std::filesystem::path profile_dir;
 };
 
 class Coordinator {
@@ -82,6 +86,8 @@ class Coordinator {
   void OnHello(const std::string& identity, const protocol::Hello& hello);
   void OnResult(const std::string& identity, protocol::JobResult& result);
   void OnFetch(const std::string& identity, const protocol::Fetch& fetch);
+  void OnProfileChunk(const std::string& identity, protocol::ProfileChunk& chunk);
+  void CollectProfiles(int signal_fd);
   void OnSignal(int signal_fd);
   void ForgetWorker(const std::string& identity, const std::string& why, bool lost);
   void CheckWorkers();  // heartbeats out, dead workers out
@@ -104,6 +110,13 @@ class Coordinator {
   std::optional<protocol::HandshakeMonitor> monitor_;
   std::set<std::string> handshake_failures_logged_;
   std::set<std::string> version_mismatches_logged_;  // by identity
+  struct ProfileDownload {
+    std::string name;
+    std::filesystem::path path;
+    std::string data;
+    bool done = false;
+  };
+  std::map<std::string, ProfileDownload> profiles_;  // by worker identity, once requested
   const Clock& clock_;
   std::vector<TestSpec> tests_;
   CoordinatorOptions options_;

@@ -112,21 +112,23 @@ class ElfFile {
   }
 
   // The NUL-terminated string at `index` in the string table of `table_size` bytes at
-  // `table_offset` (already checked to lie within the file). Read in chunks: a dynamic string
-  // table also holds every exported symbol's name, and only a few strings are wanted.
+  // `table_offset` (already checked to lie within the file), called `table_name` in messages.
+  // Read in chunks: a dynamic string table also holds every exported symbol's name, and only a
+  // few strings are wanted.
   Result<std::string> String(std::uint64_t table_offset, std::uint64_t table_size,
-                             std::uint64_t index, std::string_view what) const {
+                             std::uint64_t index, std::string_view what,
+                             std::string_view table_name) const {
     if (index >= table_size) {
       return Malformed(std::string(what) + " string at " + std::to_string(index) +
-                       " lies outside the dynamic string table (" + std::to_string(table_size) +
-                       " bytes)");
+                       " lies outside the " + std::string(table_name) + " (" +
+                       std::to_string(table_size) + " bytes)");
     }
     std::string text;
     std::uint64_t at = index;
     char chunk[512];
     while (at < table_size) {
       std::uint64_t length = std::min<std::uint64_t>(sizeof chunk, table_size - at);
-      if (std::optional<Error> error = Read(table_offset + at, length, chunk, "dynamic strings")) {
+      if (std::optional<Error> error = Read(table_offset + at, length, chunk, table_name)) {
         return *error;
       }
       std::string_view piece(chunk, static_cast<std::size_t>(length));
@@ -140,7 +142,7 @@ class ElfFile {
       at += length;
     }
     return Malformed(std::string(what) + " string at " + std::to_string(index) +
-                     " is not terminated within the dynamic string table");
+                     " is not terminated within the " + std::string(table_name));
   }
 
  private:
@@ -202,7 +204,8 @@ std::optional<Error> DecodeDynamic(const ElfFile& file,
                        : tag == DT_RPATH  ? "DT_RPATH"
                        : tag == DT_SONAME ? "DT_SONAME"
                                           : "DT_RUNPATH";
-    Result<std::string> text = file.String(table_offset, table_size, entry.d_un.d_val, what);
+    Result<std::string> text =
+        file.String(table_offset, table_size, entry.d_un.d_val, what, "dynamic string table");
     if (!text) return text.error();
     if (tag == DT_NEEDED) {
       info->dynamic.needed.push_back(std::move(*text));
@@ -288,41 +291,56 @@ Result<ElfInfo> ReadThroughProgramHeaders(const ElfFile& file, const typename El
                         " is in no PT_LOAD segment of the file");
 }
 
+// The ELF header and the section headers (none when e_shoff is 0).
 template <typename Elf>
-Result<ElfInfo> ReadElfInfoAs(const ElfFile& file) {
-  using Ehdr = typename Elf::Ehdr;
+struct Headers {
+  typename Elf::Ehdr header{};
+  std::vector<typename Elf::Shdr> sections;
+};
+
+template <typename Elf>
+Result<Headers<Elf>> ReadHeaders(const ElfFile& file) {
   using Shdr = typename Elf::Shdr;
-  Ehdr header{};
-  if (std::optional<Error> error = file.Read(0, sizeof header, &header, "ELF header")) {
+  Headers<Elf> headers;
+  if (std::optional<Error> error =
+          file.Read(0, sizeof headers.header, &headers.header, "ELF header")) {
     return *error;
   }
+  const typename Elf::Ehdr& header = headers.header;
+  if (header.e_shoff == 0) return headers;
+  if (header.e_shentsize != sizeof(Shdr)) {
+    return file.Malformed("section header entry size " + std::to_string(header.e_shentsize) +
+                          ", expected " + std::to_string(sizeof(Shdr)));
+  }
+  std::uint64_t count = header.e_shnum;
+  if (count == 0) {  // 0 or more than SHN_LORESERVE sections: the count is section 0's sh_size
+    Shdr first{};
+    if (std::optional<Error> error =
+            file.Read(header.e_shoff, sizeof first, &first, "section header 0")) {
+      return *error;
+    }
+    count = first.sh_size;
+  }
+  if (count > kMaxSections) {
+    return file.Malformed(std::to_string(count) + " section headers (at most " +
+                          std::to_string(kMaxSections) + ")");
+  }
+  Result<std::vector<Shdr>> read = file.ReadArray<Shdr>(header.e_shoff, count, "section headers");
+  if (!read) return read.error();
+  headers.sections = std::move(*read);
+  return headers;
+}
+
+template <typename Elf>
+Result<ElfInfo> ReadElfInfoAs(const ElfFile& file) {
+  using Shdr = typename Elf::Shdr;
+  Result<Headers<Elf>> headers = ReadHeaders<Elf>(file);
+  if (!headers) return headers.error();
+  const typename Elf::Ehdr& header = headers->header;
+  const std::vector<Shdr>& sections = headers->sections;
   ElfInfo info;
   info.elf_class = header.e_ident[EI_CLASS];
   info.machine = header.e_machine;
-
-  std::vector<Shdr> sections;
-  if (header.e_shoff != 0) {
-    if (header.e_shentsize != sizeof(Shdr)) {
-      return file.Malformed("section header entry size " + std::to_string(header.e_shentsize) +
-                            ", expected " + std::to_string(sizeof(Shdr)));
-    }
-    std::uint64_t count = header.e_shnum;
-    if (count == 0) {  // 0 or more than SHN_LORESERVE sections: the count is section 0's sh_size
-      Shdr first{};
-      if (std::optional<Error> error =
-              file.Read(header.e_shoff, sizeof first, &first, "section header 0")) {
-        return *error;
-      }
-      count = first.sh_size;
-    }
-    if (count > kMaxSections) {
-      return file.Malformed(std::to_string(count) + " section headers (at most " +
-                            std::to_string(kMaxSections) + ")");
-    }
-    Result<std::vector<Shdr>> read = file.ReadArray<Shdr>(header.e_shoff, count, "section headers");
-    if (!read) return read.error();
-    sections = std::move(*read);
-  }
 
   for (const Shdr& section : sections) {
     if (section.sh_type != SHT_DYNAMIC) continue;
@@ -349,8 +367,11 @@ Result<ElfInfo> ReadElfInfoAs(const ElfFile& file) {
   return ReadThroughProgramHeaders<Elf>(file, header, sections, std::move(info));
 }
 
-// nullopt when the open file is not an ELF file.
-Result<std::optional<ElfInfo>> ReadElfInfoFrom(int fd, const fs::path& path) {
+// Runs `read(file, Elf64{})` or `read(file, Elf32{})`, a Result<T>, on the open file `fd` as
+// its ELF class says; nullopt when it is not an ELF file. Errors: unreadable, not a regular
+// file, a bad identification, big-endian.
+template <typename T, typename Reader>
+Result<std::optional<T>> ReadElfFrom(int fd, const fs::path& path, const Reader& read) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     return Error{"cannot read " + path.string() + ": " + std::strerror(errno)};
@@ -358,9 +379,9 @@ Result<std::optional<ElfInfo>> ReadElfInfoFrom(int fd, const fs::path& path) {
   if (!S_ISREG(st.st_mode)) return Error{"cannot read " + path.string() + ": not a regular file"};
   ElfFile file(fd, static_cast<std::uint64_t>(st.st_size), path);
   unsigned char ident[EI_NIDENT] = {};
-  if (file.size() < SELFMAG) return std::optional<ElfInfo>();
+  if (file.size() < SELFMAG) return std::optional<T>();
   if (std::optional<Error> error = file.Read(0, SELFMAG, ident, "ELF magic")) return *error;
-  if (std::memcmp(ident, ELFMAG, SELFMAG) != 0) return std::optional<ElfInfo>();
+  if (std::memcmp(ident, ELFMAG, SELFMAG) != 0) return std::optional<T>();
   if (std::optional<Error> error = file.Read(0, EI_NIDENT, ident, "ELF identification")) {
     return *error;
   }
@@ -379,16 +400,69 @@ Result<std::optional<ElfInfo>> ReadElfInfoFrom(int fd, const fs::path& path) {
   if (ident[EI_CLASS] != ELFCLASS64 && ident[EI_CLASS] != ELFCLASS32) {
     return file.Malformed("invalid class " + std::to_string(ident[EI_CLASS]));
   }
-  Result<ElfInfo> info =
-      ident[EI_CLASS] == ELFCLASS64 ? ReadElfInfoAs<Elf64>(file) : ReadElfInfoAs<Elf32>(file);
-  if (!info) return info.error();
-  return std::optional<ElfInfo>(std::move(*info));
+  Result<T> result = ident[EI_CLASS] == ELFCLASS64 ? read(file, Elf64{}) : read(file, Elf32{});
+  if (!result) return result.error();
+  return std::optional<T>(std::move(*result));
+}
+
+template <typename T, typename Reader>
+Result<std::optional<T>> ReadElf(const fs::path& path, const Reader& read) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO must not block
+  if (!fd) return Error{"cannot read " + path.string() + ": " + std::strerror(errno)};
+  return ReadElfFrom<T>(fd.get(), path, read);
+}
+
+constexpr auto kReadElfInfo = [](const ElfFile& file, auto elf) {
+  return ReadElfInfoAs<decltype(elf)>(file);
+};
+
+Result<std::optional<ElfInfo>> ReadElfInfoFrom(int fd, const fs::path& path) {
+  return ReadElfFrom<ElfInfo>(fd, path, kReadElfInfo);
 }
 
 Result<std::optional<ElfInfo>> ReadElfInfo(const fs::path& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO must not block
-  if (!fd) return Error{"cannot read " + path.string() + ": " + std::strerror(errno)};
-  return ReadElfInfoFrom(fd.get(), path);
+  return ReadElf<ElfInfo>(path, kReadElfInfo);
+}
+
+// --- HasSection ----------------------------------------------------------------------------
+
+// Whether a section is named `name`, by the section header string table: e_shstrndx, or
+// section 0's sh_link when that is SHN_XINDEX. No section headers or no string table (SHN_UNDEF)
+// -> no names, false.
+template <typename Elf>
+Result<bool> HasSectionAs(const ElfFile& file, const std::string& name) {
+  using Shdr = typename Elf::Shdr;
+  Result<Headers<Elf>> headers = ReadHeaders<Elf>(file);
+  if (!headers) return headers.error();
+  const std::vector<Shdr>& sections = headers->sections;
+  std::uint64_t index = headers->header.e_shstrndx;
+  if (sections.empty() || index == SHN_UNDEF) return false;
+  if (index == SHN_XINDEX) {
+    index = sections[0].sh_link;
+  } else if (index >= SHN_LORESERVE) {
+    return file.Malformed("e_shstrndx " + Hex(index) + " is a reserved section index");
+  }
+  if (index >= sections.size()) {
+    return file.Malformed("the section name string table is section " + std::to_string(index) +
+                          " of " + std::to_string(sections.size()));
+  }
+  const Shdr& table = sections[index];
+  if (table.sh_type != SHT_STRTAB) {
+    return file.Malformed("the section name string table, section " + std::to_string(index) +
+                          ", is not a string table");
+  }
+  if (table.sh_offset > file.size() || table.sh_size > file.size() - table.sh_offset) {
+    return file.Truncated("section name string table", table.sh_offset, table.sh_size);
+  }
+  // Section 0 (SHN_UNDEF) is no section: its fields hold the extended counts.
+  for (std::size_t i = 1; i < sections.size(); ++i) {
+    Result<std::string> section_name =
+        file.String(table.sh_offset, table.sh_size, sections[i].sh_name,
+                    "section " + std::to_string(i) + " name", "section name string table");
+    if (!section_name) return section_name.error();
+    if (*section_name == name) return true;
+  }
+  return false;
 }
 
 // --- BuildTreeLibraries --------------------------------------------------------------------
@@ -536,6 +610,15 @@ Result<std::optional<ElfDynamic>> ReadElfDynamic(const std::filesystem::path& fi
   if (!info) return info.error();
   if (!*info) return std::optional<ElfDynamic>();
   return std::optional<ElfDynamic>(std::move((*info)->dynamic));
+}
+
+Result<bool> HasSection(const std::filesystem::path& file, const std::string& name) {
+  Result<std::optional<bool>> found =
+      ReadElf<bool>(file, [&name](const ElfFile& elf_file, auto elf) {
+        return HasSectionAs<decltype(elf)>(elf_file, name);
+      });
+  if (!found) return found.error();
+  return found->value_or(false);  // not an ELF file: no sections
 }
 
 Result<std::vector<std::filesystem::path>> BuildTreeLibraries(

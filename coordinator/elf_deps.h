@@ -1,8 +1,9 @@
 #pragma once
 // The shared libraries a test executable loads from the build tree, so that a coordinator can
 // ship them along with the executable to workers that do not share its filesystem. The ELF
-// files are parsed here (headers and the dynamic section only, read with pread), and the
-// dynamic loader's search is replayed: DT_RPATH, DT_RUNPATH and $ORIGIN, as glibc's ld.so does.
+// files are parsed here (headers, the dynamic section and section names only, read with pread),
+// and the dynamic loader's search is replayed: DT_RPATH, DT_RUNPATH and $ORIGIN, as glibc's
+// ld.so does. HasSection tells whether a file has a section of a given name (e.g. coverage).
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -28,6 +29,14 @@ struct ElfDynamic {
 // is wrong); a big-endian ELF file is an error too ("unsupported").
 // ELF files without a dynamic section (static binaries) give an empty ElfDynamic.
 Result<std::optional<ElfDynamic>> ReadElfDynamic(const std::filesystem::path& file);
+
+// Whether the ELF file `file` has a section named `name` (e.g. "__llvm_covmap": built with
+// clang's -fcoverage-mapping), by the section header string table (e_shstrndx, or section 0's
+// sh_link when that is SHN_XINDEX). ELFCLASS32 and ELFCLASS64, little-endian. A file that is not
+// ELF, or has no section headers or no section name string table, has none: false.
+// Error: unreadable, or an ELF file that is malformed/truncated (the message names the file);
+// a big-endian ELF file is an error too ("unsupported"), as for ReadElfDynamic.
+Result<bool> HasSection(const std::filesystem::path& file, const std::string& name);
 
 // The shared libraries `executable` loads from outside the system, found the way ld.so would:
 // each DT_NEEDED name (containing no '/') is looked up in the DT_RPATH dirs of the object that

@@ -2,6 +2,7 @@
 // What a run reports: one TestReport per finished test, a RunSummary at the end, and the
 // Reporter interface that receives them (console today; JUnit/JSON reporters plug in here).
 #include <cstddef>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,17 @@ struct TestReport {
   bool batch = false;    // it ran inside a batch of cases
 };
 
+// What a --coverage run collected (the merged profiles, not yet exported).
+struct CoverageSummary {
+  std::vector<std::filesystem::path> profiles;  // one indexed profile per worker that had any
+  uint64_t raw_profiles = 0;                    // non-empty raw profiles the tests left
+  uint64_t merged = 0;                          // of those, merged by the workers
+  std::vector<std::string> empty;               // "test (why)": empty or missing profiles
+  std::vector<std::string> bad;                 // "worker: test: file: why": not mergeable
+  std::vector<std::string> errors;              // "worker: why": profiles that were lost
+  Millis collect{0};  // from the end of the last test to the last profile received
+};
+
 struct RunSummary {
   std::size_t passed = 0;
   std::size_t failed = 0;
@@ -41,6 +53,7 @@ struct RunSummary {
   std::string stop_reason;
   Millis wall{0};
   std::vector<TestReport> reports;  // every reported attempt, in the order they finished
+  CoverageSummary coverage;
 
   std::size_t skipped() const { return skipped_tests + cancelled + not_run; }
   std::size_t total() const { return passed + failed + skipped(); }

@@ -264,6 +264,7 @@ void Fields(Io& io, M& m) {
   io.Str("artifact_root", m.artifact_root, Need::kOptional);
   io.Records("artifacts", m.artifacts, Need::kOptional);
   io.StrArray("library_dirs", m.library_dirs, Need::kOptional);
+  io.Bool("coverage", m.coverage, Need::kOptional);
 }
 
 template <typename Io, Is<ArtifactFile> M>
@@ -303,11 +304,27 @@ void Fields(Io& io, M& m) {
   io.U64("stderr_dropped", m.stderr_dropped, Need::kOptional);
   io.Str("report", m.report, Need::kOptional);
   io.Str("report_error", m.report_error, Need::kOptional);
+  io.U32("profiles", m.profiles, Need::kOptional);
+  io.U32("profiles_empty", m.profiles_empty, Need::kOptional);
 }
 
 template <typename Io, Is<Cancel> M>
 void Fields(Io& io, M& m) {
   io.U64("lease", m.lease, Need::kRequired);
+}
+
+template <typename Io, Is<ProfileRequest> M>
+void Fields(Io&, M&) {}
+
+template <typename Io, Is<ProfileChunk> M>
+void Fields(Io& io, M& m) {
+  io.U64("offset", m.offset, Need::kRequired);
+  io.U64("size", m.size, Need::kRequired);
+  io.Bin("data", m.data, Need::kOptional);
+  io.Bool("last", m.last, Need::kOptional);
+  io.U32("merged", m.merged, Need::kOptional);
+  io.StrArray("bad", m.bad, Need::kOptional);
+  io.Str("error", m.error, Need::kOptional);
 }
 
 template <typename Io, Is<Heartbeat> M>
@@ -367,6 +384,10 @@ std::optional<std::string> Invalid(const Fetch& m) {
   if (m.length == 0 || m.length > kMaxChunkBytes) {
     return "length must be 1.." + std::to_string(kMaxChunkBytes);
   }
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const ProfileChunk& m) {
+  if (m.data.size() > kMaxChunkBytes) return "data exceeds " + std::to_string(kMaxChunkBytes);
   return std::nullopt;
 }
 std::optional<std::string> Invalid(const Chunk& m) {

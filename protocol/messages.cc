@@ -34,6 +34,12 @@ const char* Name(const Fetch&) {
 const char* Name(const Chunk&) {
   return "chunk";
 }
+const char* Name(const ProfileRequest&) {
+  return "profile_request";
+}
+const char* Name(const ProfileChunk&) {
+  return "profile";
+}
 }  // namespace
 
 const char* TypeName(const Message& message) {

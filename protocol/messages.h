@@ -66,6 +66,9 @@ struct JobAssign {
   std::string artifact_root;
   std::vector<ArtifactFile> artifacts;
   std::vector<std::string> library_dirs;
+  // Coverage: the job writes LLVM profiles (LLVM_PROFILE_FILE, one per process) which the
+  // worker keeps for the run's merged profile.
+  bool coverage = false;
   friend bool operator==(const JobAssign&, const JobAssign&) = default;
 };
 
@@ -82,6 +85,10 @@ struct JobResult {
   uint64_t stderr_dropped = 0;
   std::string report;        // the report file's content, when one was asked for
   std::string report_error;  // non-empty: why there is no report (missing, unreadable, too big)
+  // Coverage: raw profiles the job left, and processes whose profile is empty or missing
+  // (killed before they could write it).
+  uint32_t profiles = 0;
+  uint32_t profiles_empty = 0;
   friend bool operator==(const JobResult&, const JobResult&) = default;
 };
 
@@ -109,6 +116,24 @@ struct Chunk {
   friend bool operator==(const Chunk&, const Chunk&) = default;
 };
 
+// coordinator -> worker: the run's tests are done; send the merged coverage profile.
+struct ProfileRequest {
+  friend bool operator==(const ProfileRequest&, const ProfileRequest&) = default;
+};
+
+// worker -> coordinator: a piece of the worker's merged (indexed) coverage profile, in order.
+struct ProfileChunk {
+  uint64_t offset = 0;
+  uint64_t size = 0;  // the whole profile's size (0: the worker has none)
+  std::string data;   // msgpack bin, at most kMaxChunkBytes
+  bool last = false;
+  // In the last chunk: raw profiles merged into it, and those that could not be ("file: why").
+  uint32_t merged = 0;
+  std::vector<std::string> bad;
+  std::string error;  // non-empty: the worker could not produce its profile
+  friend bool operator==(const ProfileChunk&, const ProfileChunk&) = default;
+};
+
 // both ways.
 struct Heartbeat {
   friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
@@ -127,7 +152,7 @@ struct ErrorReply {
 };
 
 using Message = std::variant<Hello, Welcome, JobAssign, JobResult, Cancel, Heartbeat, Bye,
-                             ErrorReply, Fetch, Chunk>;
+                             ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

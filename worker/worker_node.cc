@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
 #include <vector>
 
 #include "protocol/wire.h"
@@ -63,6 +64,15 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
           .shared_fs = options_.shared_fs,
           .scratch_root = options_.scratch_root.empty() ? SystemTempDir() : options_.scratch_root}),
       pool_(clock, PoolOptionsFor(options_)),
+      coverage_(CoverageOptions{
+          .llvm_profdata = options_.llvm_profdata,
+          .scratch_root = options_.scratch_root.empty() ? SystemTempDir() : options_.scratch_root,
+          .batch = 64}),
+      merges_(clock, PoolOptions{.slots = 1,
+                                 .worker_name = options_.name,
+                                 .scratch_root = options_.scratch_root,
+                                 .leak_grace = options_.leak_grace,
+                                 .output_cap = 1u << 20}),
       coordinator_(options_.liveness, clock.Now()) {
   protocol::ConfigureSocket(socket_);
   // A refused or unreachable coordinator is retried by the socket: back off to 2 s between tries.
@@ -94,6 +104,7 @@ void WorkerNode::FlushOutbox() {
 long WorkerNode::PollTimeoutMs() const {
   SteadyTime next = coordinator_.NextDeadline();
   if (auto deadline = pool_.NextDeadline(); deadline && *deadline < next) next = *deadline;
+  if (auto deadline = merges_.NextDeadline(); deadline && *deadline < next) next = *deadline;
   return MillisUntil(next, clock_.Now());
 }
 
@@ -105,6 +116,8 @@ void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
     waiting_.push_back(std::move(*job));
   } else if (auto* chunk = std::get_if<protocol::Chunk>(&message)) {
     artifacts_.OnChunk(*chunk);
+  } else if (std::holds_alternative<protocol::ProfileRequest>(message)) {
+    profile_requested_ = true;
   } else if (auto* cancel = std::get_if<protocol::Cancel>(&message)) {
     auto queued = std::find_if(waiting_.begin(), waiting_.end(),
                                [&](const auto& j) { return j.lease == cancel->lease; });
@@ -189,20 +202,80 @@ void WorkerNode::StartQueuedJobs() {
     spec.timeout = Millis(static_cast<long long>(job.timeout_ms));
     spec.kill_grace = Millis(static_cast<long long>(job.kill_grace_ms));
     spec.report_env = std::move(job.report_env);
-    running_jobs_[job.lease] = job.job_id;
+    if (job.coverage) {
+      auto profile = coverage_.ProfileFileFor(job.lease);
+      if (!profile) {
+        FailJob(job, ExitState::SpawnFailed(EIO, "coverage: " + profile.error().message));
+        continue;
+      }
+      spec.env["LLVM_PROFILE_FILE"] = *profile;
+    }
+    running_jobs_[job.lease] = Running{job.job_id, job.name, job.coverage};
     pool_.Start(job.lease, std::move(spec));
   }
 }
 
 void WorkerNode::CollectFinished() {
   for (FinishedJob& finished : pool_.TakeFinished()) {
-    uint64_t job_id = 0;
+    Running job;
     if (auto it = running_jobs_.find(finished.token); it != running_jobs_.end()) {
-      job_id = it->second;
+      job = it->second;
       running_jobs_.erase(it);
     }
-    Queue(ResultOf(finished, job_id));
+    protocol::JobResult result = ResultOf(finished, job.job_id);
+    if (job.coverage) {
+      bool exited = finished.state.kind() == ExitState::Kind::kExited;
+      auto profiles = coverage_.TakeJob(finished.token, job.name, exited);
+      result.profiles = profiles.kept;
+      result.profiles_empty = profiles.empty;
+    }
+    Queue(std::move(result));
   }
+  RunMerges();
+}
+
+void WorkerNode::RunMerges() {
+  for (FinishedJob& merge : merges_.TakeFinished()) coverage_.OnMergeFinished(merge);
+  if (merges_.HasFreeSlot()) {
+    if (auto spec = coverage_.NextMerge(profile_requested_)) merges_.Start(++next_merge_, *spec);
+  }
+  if (profile_requested_ && !profile_sent_ && coverage_.Idle() && merges_.running() == 0 &&
+      running_jobs_.empty()) {
+    SendProfile();
+  }
+}
+
+void WorkerNode::SendProfile() {
+  profile_sent_ = true;
+  protocol::ProfileChunk last;
+  last.last = true;
+  last.merged = coverage_.merged_count();
+  last.bad = coverage_.bad();
+  last.error = coverage_.error();
+  std::filesystem::path merged = coverage_.merged();
+  if (!merged.empty()) {
+    std::ifstream in(merged, std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      last.error = "cannot read " + merged.string();
+    } else {
+      last.size = data.size();
+      // In pieces: each message stays far below the frame limit.
+      for (std::size_t offset = 0; offset < data.size(); offset += protocol::kMaxChunkBytes) {
+        protocol::ProfileChunk chunk;
+        chunk.offset = offset;
+        chunk.size = data.size();
+        chunk.data = data.substr(offset, protocol::kMaxChunkBytes);
+        if (offset + protocol::kMaxChunkBytes >= data.size()) {
+          last.offset = chunk.offset;
+          last.data = std::move(chunk.data);
+          break;
+        }
+        Queue(std::move(chunk));
+      }
+    }
+  }
+  Queue(std::move(last));
 }
 
 Result<RunEnd> WorkerNode::ServeOneRun() {
@@ -224,6 +297,8 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       FlushOutbox();
       fds.clear();
       pool_.CollectFds(&fds);
+      std::size_t pool_fds = fds.size();
+      merges_.CollectFds(&fds);
       items.clear();
       short socket_events = ZMQ_POLLIN | (outbox_.empty() ? 0 : ZMQ_POLLOUT);
       items.push_back({socket_.handle(), 0, socket_events, 0});
@@ -235,9 +310,15 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       if (options_.stop_fd >= 0 && items[2].revents != 0) return RunEnd::kStopped;
       if (items[1].revents != 0) CheckHandshakes();
       for (std::size_t i = first_pool_item; i < items.size(); ++i) {
-        if (items[i].revents != 0) pool_.OnFdReady(items[i].fd);
+        if (items[i].revents == 0) continue;
+        if (i - first_pool_item < pool_fds) {
+          pool_.OnFdReady(items[i].fd);
+        } else {
+          merges_.OnFdReady(items[i].fd);
+        }
       }
       pool_.OnTimers();
+      merges_.OnTimers();
       CollectFinished();
       if (items[0].revents & ZMQ_POLLIN) HandleIncoming(&bye);
       SteadyTime now = clock_.Now();

@@ -17,6 +17,7 @@
 #include "shared/liveness.h"
 #include "shared/result.h"
 #include "worker/artifact_store.h"
+#include "worker/coverage_collector.h"
 #include "worker/subprocess_pool.h"
 
 namespace testfarm::worker {
@@ -37,6 +38,9 @@ struct WorkerNodeOptions {
   // can run), and whether to use those paths when their hashes match.
   BlobCache* cache = nullptr;
   bool shared_fs = false;
+  // Coverage: the tool that merges raw profiles (empty: jobs asking for coverage say it is
+  // missing).
+  std::string llvm_profdata;
 };
 
 // What ended a ServeOneRun.
@@ -62,6 +66,8 @@ class WorkerNode {
   void HandleMessage(protocol::Message& message, bool* bye);
   void StartQueuedJobs();
   void SendFetches();
+  void RunMerges();
+  void SendProfile();
   void FailJob(const protocol::JobAssign& job, ExitState state);
   void CollectFinished();
   void Queue(protocol::Message message);
@@ -78,9 +84,19 @@ class WorkerNode {
   // Before pool_: the pool (and the tests it kills) goes first, then the copies they ran from.
   ArtifactStore artifacts_;
   SubprocessPool pool_;
-  std::deque<protocol::JobAssign> waiting_;    // assigned, not yet started
-  std::map<uint64_t, uint64_t> running_jobs_;  // lease -> job id
-  std::deque<protocol::Message> outbox_;       // not yet accepted by the socket
+  CoverageCollector coverage_;
+  SubprocessPool merges_;  // one slot: background llvm-profdata merges
+  uint64_t next_merge_ = 0;
+  bool profile_requested_ = false;
+  bool profile_sent_ = false;
+  std::deque<protocol::JobAssign> waiting_;  // assigned, not yet started
+  struct Running {
+    uint64_t job_id = 0;
+    std::string name;
+    bool coverage = false;
+  };
+  std::map<uint64_t, Running> running_jobs_;  // by lease
+  std::deque<protocol::Message> outbox_;      // not yet accepted by the socket
   Liveness coordinator_;
   SteadyTime last_wake_;
   bool welcomed_ = false;

@@ -23,6 +23,10 @@
 #include <vector>
 
 #include "coordinator/elf_deps.h"
+
+#ifndef TESTFARM_COVERAGE_FIXTURES
+#error "TESTFARM_COVERAGE_FIXTURES (1 or 0) comes from tests/fixtures/CMakeLists.txt"
+#endif
 #include "shared/unique_fd.h"
 #include "tests/support/temp_dir.h"
 
@@ -36,6 +40,7 @@ using ::testing::IsEmpty;
 
 const fs::path kFixtures = TESTFARM_FIXTURE_DIR;
 const fs::path kLib = kFixtures / "lib";
+const fs::path kCov = kFixtures / "cov";  // the coverage fixtures (tests/fixtures/coverage)
 
 std::string ReadBytes(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -66,15 +71,23 @@ struct CraftSpec {
   std::vector<std::string> needed;
   std::optional<std::string> rpath;
   std::optional<std::string> runpath;
+  bool shstrndx_escape = false;  // e_shstrndx SHN_XINDEX, the index in section 0's sh_link
 };
 
 struct Crafted {
   std::string bytes;
-  std::size_t shoff = 0;         // section headers: [null, .dynstr, .dynamic]
+  std::size_t shoff = 0;         // section headers: [null, .dynstr, .dynamic, .shstrtab]
   std::size_t dynamic = 0;       // .dynamic
   std::size_t dynstr = 0;        // .dynstr
   std::size_t strtab_entry = 0;  // the DT_STRTAB entry in .dynamic
+  std::size_t shstrtab = 0;      // .shstrtab, after the section headers
 };
+
+constexpr std::size_t kCraftedSections = 4;
+constexpr std::size_t kCraftedShstrndx = 3;
+// .shstrtab's contents, and where each section's name starts in it.
+constexpr char kSectionNames[] = "\0.dynstr\0.dynamic\0.shstrtab";
+constexpr std::uint32_t kDynstrName = 1, kDynamicName = 9, kShstrtabName = 18;
 
 constexpr std::uint64_t kBase = 0x10000;
 
@@ -108,7 +121,8 @@ Crafted CraftAs(const CraftSpec& spec) {
   add_entry(DT_NULL, 0);
   std::size_t dynamic_size = entries.size() * sizeof(Dyn);
   out.shoff = out.dynamic + dynamic_size;
-  std::size_t size = out.shoff + (spec.section_headers ? 3 * sizeof(Shdr) : 0);
+  out.shstrtab = out.shoff + kCraftedSections * sizeof(Shdr);
+  std::size_t size = spec.section_headers ? out.shstrtab + sizeof kSectionNames : out.shoff;
   if (!spec.dynamic) size = out.dynstr;
 
   out.bytes.assign(size, '\0');
@@ -130,7 +144,8 @@ Crafted CraftAs(const CraftSpec& spec) {
   if (spec.section_headers && spec.dynamic) {
     header.e_shoff = static_cast<decltype(header.e_shoff)>(out.shoff);
     header.e_shentsize = sizeof(Shdr);
-    header.e_shnum = 3;
+    header.e_shnum = kCraftedSections;
+    header.e_shstrndx = spec.shstrndx_escape ? SHN_XINDEX : kCraftedShstrndx;
   }
   put(0, header);
 
@@ -153,18 +168,30 @@ Crafted CraftAs(const CraftSpec& spec) {
   std::memcpy(out.bytes.data() + out.dynstr, strings.data(), strings.size());
   std::memcpy(out.bytes.data() + out.dynamic, entries.data(), dynamic_size);
   if (spec.section_headers) {
+    Shdr null{};
+    if (spec.shstrndx_escape) null.sh_link = kCraftedShstrndx;
     Shdr dynstr{};
+    dynstr.sh_name = kDynstrName;
     dynstr.sh_type = SHT_STRTAB;
     dynstr.sh_offset = static_cast<decltype(dynstr.sh_offset)>(out.dynstr);
     dynstr.sh_size = static_cast<decltype(dynstr.sh_size)>(strings.size());
     Shdr dynamic_section{};
+    dynamic_section.sh_name = kDynamicName;
     dynamic_section.sh_type = SHT_DYNAMIC;
     dynamic_section.sh_offset = static_cast<decltype(dynamic_section.sh_offset)>(out.dynamic);
     dynamic_section.sh_size = static_cast<decltype(dynamic_section.sh_size)>(dynamic_size);
     dynamic_section.sh_link = 1;
     dynamic_section.sh_entsize = sizeof(Dyn);
+    Shdr names{};
+    names.sh_name = kShstrtabName;
+    names.sh_type = SHT_STRTAB;
+    names.sh_offset = static_cast<decltype(names.sh_offset)>(out.shstrtab);
+    names.sh_size = sizeof kSectionNames;
+    put(out.shoff, null);
     put(out.shoff + sizeof(Shdr), dynstr);
     put(out.shoff + 2 * sizeof(Shdr), dynamic_section);
+    put(out.shoff + 3 * sizeof(Shdr), names);
+    std::memcpy(out.bytes.data() + out.shstrtab, kSectionNames, sizeof kSectionNames);
   }
   return out;
 }
@@ -206,6 +233,20 @@ class ElfDepsTest : public ::testing::Test {
     Result<std::optional<ElfDynamic>> dynamic = ReadElfDynamic(file);
     EXPECT_FALSE(dynamic.ok()) << file << " was read";
     return dynamic.ok() ? std::string() : dynamic.error().message;
+  }
+
+  // HasSection's answer for `file`, which must be one.
+  bool Has(const fs::path& file, const std::string& name) {
+    Result<bool> has = HasSection(file, name);
+    EXPECT_TRUE(has.ok()) << has.error().message;
+    return has.ok() && *has;
+  }
+
+  // HasSection's error for `file`, which must be one.
+  std::string SectionError(const fs::path& file, const std::string& name = ".dynamic") {
+    Result<bool> has = HasSection(file, name);
+    EXPECT_FALSE(has.ok()) << file << " was read";
+    return has.ok() ? std::string() : has.error().message;
   }
 
   // An executable for this machine needing `needed`, with these path lists.
@@ -628,6 +669,248 @@ TEST_F(ElfDepsTest, CorruptedFilesNeverCrash) {
   }
   EXPECT_GT(errors, 0);
   EXPECT_THAT(Libraries(file), ElementsAre(kLib / "libtf_dep_mid.so", kLib / "libtf_dep_leaf.so"));
+}
+
+// --- HasSection ----------------------------------------------------------------------------
+
+TEST_F(ElfDepsTest, HasSectionOfTheFixtures) {
+  for (const fs::path& file :
+       {kFixtures / "tf_uses_deps", kLib / "libtf_dep_leaf.so", kCov / "tf_cov_uninstrumented"}) {
+    SCOPED_TRACE(file);
+    EXPECT_TRUE(Has(file, ".dynamic"));
+    EXPECT_TRUE(Has(file, ".text"));
+    EXPECT_TRUE(Has(file, ".shstrtab"));
+    EXPECT_FALSE(Has(file, "__llvm_covmap"));
+    EXPECT_FALSE(Has(file, ".dyn"));  // whole names only
+    EXPECT_FALSE(Has(file, ".dynamic2"));
+  }
+}
+
+TEST_F(ElfDepsTest, InstrumentedFixturesHaveCoverageMapping) {
+  if (!TESTFARM_COVERAGE_FIXTURES) GTEST_SKIP() << "no clang++: coverage fixtures not built";
+  for (const fs::path& file :
+       {kCov / "tf_cov_gtest", kCov / "tf_cov_plain", kCov / "lib" / "libtf_cov.so"}) {
+    SCOPED_TRACE(file);
+    EXPECT_TRUE(Has(file, "__llvm_covmap"));
+    EXPECT_TRUE(Has(file, "__llvm_prf_cnts"));
+  }
+  // They load the instrumented library through RUNPATH $ORIGIN/lib.
+  EXPECT_THAT(Libraries(kCov / "tf_cov_gtest"), ElementsAre(kCov / "lib" / "libtf_cov.so"));
+  EXPECT_THAT(Libraries(kCov / "tf_cov_plain"), ElementsAre(kCov / "lib" / "libtf_cov.so"));
+  EXPECT_THAT(Libraries(kCov / "tf_cov_uninstrumented"), IsEmpty());
+}
+
+TEST_F(ElfDepsTest, InstrumentedFixtureRunsAndWritesAProfile) {
+  if (!TESTFARM_COVERAGE_FIXTURES) GTEST_SKIP() << "no clang++: coverage fixtures not built";
+  std::string command = "LLVM_PROFILE_FILE='" + (dir_.path() / "%p.profraw").string() + "' " +
+                        (kCov / "tf_cov_plain").string() + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[256] = {};
+  std::string out;
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
+  EXPECT_EQ(::pclose(pipe), 0) << out;
+  EXPECT_THAT(out, HasSubstr("tf_cov_plain: negative 6 sat 1"));
+  std::size_t profiles = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir_.path())) {
+    if (entry.path().extension() == ".profraw" && entry.file_size() > 0) ++profiles;
+  }
+  EXPECT_EQ(profiles, 1u);
+}
+
+TEST_F(ElfDepsTest, HasSectionOfCrafted64And32BitFiles) {
+  for (unsigned char elf_class : {ELFCLASS64, ELFCLASS32}) {
+    for (bool escape : {false, true}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "class " << int{elf_class} << ", SHN_XINDEX escape " << escape);
+      CraftSpec spec = Spec({"libone.so"}, "/x");
+      spec.elf_class = elf_class;
+      spec.shstrndx_escape = escape;
+      fs::path file = Write("crafted", Craft(spec).bytes);
+      EXPECT_TRUE(Has(file, ".dynamic"));
+      EXPECT_TRUE(Has(file, ".dynstr"));
+      EXPECT_TRUE(Has(file, ".shstrtab"));
+      EXPECT_FALSE(Has(file, "__llvm_covmap"));
+      EXPECT_FALSE(Has(file, ".dyn"));
+      EXPECT_FALSE(Has(file, ""));  // section 0 is no section
+      EXPECT_THAT(Dynamic(file).needed, ElementsAre("libone.so"));
+    }
+  }
+}
+
+TEST_F(ElfDepsTest, HasSectionThroughTheShnXindexEscapeOfARealFile) {
+  std::string bytes = ReadBytes(kFixtures / "tf_uses_deps");
+  Elf64_Ehdr header{};
+  ASSERT_GE(bytes.size(), sizeof header);
+  std::memcpy(&header, bytes.data(), sizeof header);
+  ASSERT_NE(header.e_shstrndx, SHN_UNDEF);
+  Elf64_Word index = header.e_shstrndx;
+  header.e_shstrndx = SHN_XINDEX;
+  std::memcpy(bytes.data(), &header, sizeof header);
+  std::size_t link = header.e_shoff + offsetof(Elf64_Shdr, sh_link);
+  std::memcpy(bytes.data() + link, &index, sizeof index);
+  fs::path file = Write("escaped", bytes);
+  EXPECT_TRUE(Has(file, ".dynamic"));
+  EXPECT_FALSE(Has(file, "__llvm_covmap"));
+  Elf64_Word bad = header.e_shnum;
+  std::memcpy(bytes.data() + link, &bad, sizeof bad);
+  EXPECT_THAT(SectionError(Write("escaped", bytes)), HasSubstr("section name string table"));
+}
+
+TEST_F(ElfDepsTest, FilesWithoutSectionNamesHaveNoSections) {
+  std::string bytes = ReadBytes(kFixtures / "tf_uses_deps");
+  Elf64_Ehdr header{};
+  ASSERT_GE(bytes.size(), sizeof header);
+  std::memcpy(&header, bytes.data(), sizeof header);
+  Elf64_Ehdr no_names = header;
+  no_names.e_shstrndx = SHN_UNDEF;
+  std::memcpy(bytes.data(), &no_names, sizeof no_names);
+  EXPECT_FALSE(Has(Write("no_names", bytes), ".dynamic"));
+  Elf64_Ehdr no_sections = header;
+  no_sections.e_shoff = 0;
+  std::memcpy(bytes.data(), &no_sections, sizeof no_sections);
+  EXPECT_FALSE(Has(Write("no_sections", bytes), ".dynamic"));
+  // Crafted, without section headers.
+  CraftSpec spec = Spec({"libone.so"}, std::nullopt);
+  spec.section_headers = false;
+  EXPECT_FALSE(Has(Write("crafted", Craft(spec).bytes), ".dynamic"));
+}
+
+TEST_F(ElfDepsTest, NonElfFilesHaveNoSections) {
+  for (const std::string& bytes : {std::string("#!/bin/sh\necho hello\n"), std::string(),
+                                   std::string("\x7f"
+                                               "EL"),
+                                   std::string("ELF\x7f and more")}) {
+    EXPECT_FALSE(Has(Write("script", bytes), ".dynamic"));
+    EXPECT_FALSE(Has(Write("script", bytes), "__llvm_covmap"));
+  }
+}
+
+TEST_F(ElfDepsTest, HasSectionOfMissingTruncatedOrGarbageFilesIsAnError) {
+  fs::path missing = dir_.path() / "missing";
+  EXPECT_THAT(SectionError(missing), HasSubstr(missing.string()));
+  EXPECT_THAT(SectionError(dir_.path()), HasSubstr("not a regular file"));
+
+  std::string bytes = ReadBytes(kFixtures / "tf_uses_deps");
+  fs::path header = Write("header", bytes.substr(0, 20));
+  EXPECT_THAT(SectionError(header), HasSubstr("ELF header"));
+  // Every cut: the section headers are at the end, so each one is an error.
+  fs::path cut = Write("cut", bytes);
+  for (std::size_t size = bytes.size() - 1; size >= SELFMAG;
+       size -= std::min<std::size_t>(size, 13)) {
+    ASSERT_EQ(::truncate(cut.c_str(), static_cast<off_t>(size)), 0);
+    Result<bool> has = HasSection(cut, "__llvm_covmap");
+    ASSERT_FALSE(has.ok()) << "cut at " << size;
+    ASSERT_THAT(has.error().message, HasSubstr(cut.string()));
+  }
+
+  fs::path garbage = Write("garbage", std::string(ELFMAG) + std::string(4096, '\xab'));
+  EXPECT_THAT(SectionError(garbage), HasSubstr(garbage.string()));
+  fs::path ident = Write("ident", bytes.substr(0, EI_NIDENT) + std::string(4096, '\xff'));
+  EXPECT_THAT(SectionError(ident), HasSubstr(ident.string()));
+  std::string big = bytes;
+  big[EI_DATA] = ELFDATA2MSB;
+  EXPECT_THAT(SectionError(Write("big", big)), HasSubstr("unsupported"));
+}
+
+TEST_F(ElfDepsTest, MalformedSectionNamesAreErrors) {
+  for (unsigned char elf_class : {ELFCLASS64, ELFCLASS32}) {
+    SCOPED_TRACE(::testing::Message() << "class " << int{elf_class});
+    CraftSpec spec = Spec({"libone.so"}, "/x");
+    spec.elf_class = elf_class;
+    Crafted good = Craft(spec);
+    const bool is64 = elf_class == ELFCLASS64;
+    const std::size_t shentsize = is64 ? sizeof(Elf64_Shdr) : sizeof(Elf32_Shdr);
+    const std::size_t shstrndx =
+        is64 ? offsetof(Elf64_Ehdr, e_shstrndx) : offsetof(Elf32_Ehdr, e_shstrndx);
+    const std::size_t names = good.shoff + kCraftedShstrndx * shentsize;  // .shstrtab's header
+    const std::size_t sh_type =
+        is64 ? offsetof(Elf64_Shdr, sh_type) : offsetof(Elf32_Shdr, sh_type);
+    const std::size_t sh_offset =
+        is64 ? offsetof(Elf64_Shdr, sh_offset) : offsetof(Elf32_Shdr, sh_offset);
+    const std::size_t sh_size =
+        is64 ? offsetof(Elf64_Shdr, sh_size) : offsetof(Elf32_Shdr, sh_size);
+    auto patch = [&](std::size_t at, const auto& value) {
+      std::string bytes = good.bytes;
+      std::memcpy(bytes.data() + at, &value, sizeof value);
+      return Write("bad", bytes);
+    };
+    // e_shstrndx past the sections, or a reserved index other than SHN_XINDEX.
+    fs::path file = patch(shstrndx, std::uint16_t{kCraftedSections});
+    EXPECT_THAT(SectionError(file), HasSubstr("section name string table is section 4 of 4"));
+    EXPECT_THAT(SectionError(file), HasSubstr(file.string()));
+    EXPECT_THAT(SectionError(patch(shstrndx, std::uint16_t{SHN_LORESERVE})), HasSubstr("reserved"));
+    // SHN_XINDEX with section 0's sh_link 0: section 0, which is no string table.
+    EXPECT_THAT(SectionError(patch(shstrndx, std::uint16_t{SHN_XINDEX})),
+                HasSubstr("section 0, is not a string table"));
+    // The table is not a string table, or lies (partly) beyond the end of the file.
+    EXPECT_THAT(SectionError(patch(names + sh_type, std::uint32_t{SHT_PROGBITS})),
+                HasSubstr("not a string table"));
+    std::uint64_t far = std::uint64_t{1} << 30;
+    EXPECT_THAT(SectionError(is64 ? patch(names + sh_offset, far)
+                                  : patch(names + sh_offset, static_cast<std::uint32_t>(far))),
+                HasSubstr("section name string table at offset"));
+    EXPECT_THAT(SectionError(is64 ? patch(names + sh_size, std::uint64_t{100})
+                                  : patch(names + sh_size, std::uint32_t{100})),
+                HasSubstr("section name string table"));
+    // A name outside the table, or not terminated within it.
+    EXPECT_THAT(SectionError(patch(good.shoff + shentsize, std::uint32_t{1000})),
+                HasSubstr("lies outside the section name string table"));
+    std::string unterminated = good.bytes;
+    unterminated.back() = 'x';  // ".shstrtab", the last name, now runs to the table's end
+    EXPECT_TRUE(Has(Write("bad", unterminated), ".dynamic"));  // found before it
+    EXPECT_THAT(SectionError(Write("bad", unterminated), "__llvm_covmap"),
+                HasSubstr("not terminated within the section name string table"));
+  }
+}
+
+// Random corruption of a real executable's header, section headers and section name string
+// table gives an answer or an error naming the file, never a crash (also run under ASan+UBSan).
+TEST_F(ElfDepsTest, HasSectionOfCorruptedFilesNeverCrashes) {
+  std::string bytes = ReadBytes(kFixtures / "tf_uses_deps");
+  Elf64_Ehdr header{};
+  ASSERT_GE(bytes.size(), sizeof header);
+  std::memcpy(&header, bytes.data(), sizeof header);
+  ASSERT_EQ(header.e_ident[EI_CLASS], ELFCLASS64);
+  ASSERT_LT(header.e_shstrndx, header.e_shnum);
+  Elf64_Shdr names{};
+  std::memcpy(&names, bytes.data() + header.e_shoff + header.e_shstrndx * sizeof names,
+              sizeof names);
+  struct Region {
+    std::size_t offset, size;
+  };
+  const std::vector<Region> regions = {{0, sizeof header},
+                                       {header.e_shoff, bytes.size() - header.e_shoff},
+                                       {names.sh_offset, names.sh_size}};
+  fs::path file = Write("corrupt", bytes);
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  std::mt19937 random(20240612);
+  int errors = 0;
+  for (int round = 0; round < 3000; ++round) {
+    const Region& region = regions[random() % regions.size()];
+    std::vector<std::pair<std::size_t, char>> changed;
+    int flips = 1 + static_cast<int>(random() % 4);
+    for (int k = 0; k < flips; ++k) {
+      std::size_t at = region.offset + random() % region.size;
+      char value = static_cast<char>(random() % 3 == 0 ? 0xff : random() % 3 == 0 ? 0 : random());
+      changed.emplace_back(at, value);
+    }
+    for (auto [at, value] : changed) {
+      ASSERT_EQ(::pwrite(fd.get(), &value, 1, static_cast<off_t>(at)), 1);
+    }
+    Result<bool> has = HasSection(file, "__llvm_covmap");
+    if (!has.ok()) {
+      ++errors;
+      EXPECT_THAT(has.error().message, HasSubstr(file.string()));
+    }
+    for (auto [at, value] : changed) {
+      ASSERT_EQ(::pwrite(fd.get(), bytes.data() + at, 1, static_cast<off_t>(at)), 1);
+    }
+  }
+  EXPECT_GT(errors, 0);
+  EXPECT_TRUE(Has(file, ".dynamic"));
+  EXPECT_FALSE(Has(file, "__llvm_covmap"));
 }
 
 }  // namespace

@@ -200,7 +200,8 @@ TEST(CodecRoundTrip, JobAssignWithBigNumbers) {
                                            .sha256 = std::string(64, '0'),
                                            .size = 0,
                                            .executable = false}},
-                            .library_dirs = {"lib", "."}});
+                            .library_dirs = {"lib", "."},
+                            .coverage = true});
 }
 
 TEST(CodecRoundTrip, JobResultEveryExitKind) {
@@ -239,6 +240,14 @@ TEST(CodecRoundTrip, SmallMessages) {
   ExpectRoundTrip(Bye{});
   ExpectRoundTrip(ErrorReply{.text = "bad_field: " + kOddBytes});
   ExpectRoundTrip(Fetch{.sha256 = std::string(64, 'f'), .offset = uint64_t{1} << 40, .length = 1});
+  ExpectRoundTrip(ProfileRequest{});
+  ExpectRoundTrip(ProfileChunk{.offset = 3,
+                               .size = 1 << 20,
+                               .data = kOddBytes,
+                               .last = true,
+                               .merged = 1000,
+                               .bad = {"1.profraw: truncated"},
+                               .error = ""});
   ExpectRoundTrip(Chunk{.sha256 = std::string(64, 'e'),
                         .offset = 5,
                         .size = 1 << 20,
@@ -262,6 +271,8 @@ TEST(CodecTypeNames, AreTheWireNames) {
   EXPECT_STREQ(TypeName(ErrorReply{}), "error");
   EXPECT_STREQ(TypeName(Fetch{}), "fetch");
   EXPECT_STREQ(TypeName(Chunk{}), "chunk");
+  EXPECT_STREQ(TypeName(ProfileRequest{}), "profile_request");
+  EXPECT_STREQ(TypeName(ProfileChunk{}), "profile");
 }
 
 TEST(CodecCodeNames, AreDistinct) {
@@ -330,19 +341,24 @@ TEST(CodecMalformed, EveryTruncationOfEveryType) {
                 .artifact_root = "/b",
                 .artifacts =
                     {{.path = "t", .sha256 = std::string(64, '1'), .size = 3, .executable = true}},
-                .library_dirs = {"lib"}},
+                .library_dirs = {"lib"},
+                .coverage = true},
       JobResult{.lease = 1,
                 .state = ExitState::Signaled(6, true),
                 .stdout_text = "out",
                 .stderr_text = "",
                 .report = "r",
-                .report_error = ""},
+                .report_error = "",
+                .profiles = 2,
+                .profiles_empty = 1},
       Cancel{.lease = 1},
       Heartbeat{},
       Bye{.reason = "done"},
       ErrorReply{.text = "oops"},
       Fetch{.sha256 = std::string(64, '2'), .offset = 9, .length = 4},
       Chunk{.sha256 = std::string(64, '3'), .offset = 0, .size = 2, .data = "ab", .error = ""},
+      ProfileChunk{.offset = 0, .size = 2, .data = "ab", .last = true, .merged = 2, .bad = {"x"},
+                   .error = ""},
   };
   for (const Message& message : messages) {
     const std::string body = EncodeBody(message);

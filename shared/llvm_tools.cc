@@ -1,0 +1,53 @@
+#include "shared/llvm_tools.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <vector>
+
+namespace testfarm {
+
+namespace {
+
+std::string OnPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    std::size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate)) {
+      return candidate;
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::string> FindLlvmTool(const std::string& name, const std::string& explicit_path,
+                                 const std::string& option) {
+  if (!explicit_path.empty()) {
+    std::string found =
+        explicit_path.find('/') == std::string::npos ? OnPath(explicit_path) : explicit_path;
+    if (found.empty() || ::access(found.c_str(), X_OK) != 0) {
+      return Error{option + ": '" + explicit_path + "' is not an executable"};
+    }
+    return found;
+  }
+  if (std::string found = OnPath(name); !found.empty()) return found;
+  for (int version = 19; version >= 11; --version) {
+    if (std::string found = OnPath(name + "-" + std::to_string(version)); !found.empty()) {
+      return found;
+    }
+  }
+  return Error{name + " not found (looked on PATH for " + name + " and " + name +
+               "-19 ... -11); install LLVM (Debian: apt-get install llvm) or give " + option};
+}
+
+}  // namespace testfarm
