@@ -1,6 +1,8 @@
 #include "cli/run_command.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -285,8 +287,18 @@ Result<std::string> TcpHost(const std::string& option, const std::string& endpoi
   return endpoint.substr(scheme.size(), colon - scheme.size());
 }
 
+// A literal loopback address (127.0.0.0/8, ::1) or "localhost". Names are not resolved: a
+// name that merely starts with "127." is not loopback, and neither is ZeroMQ's "src;dst" form.
 bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "[::1]" || host == "::1";
+  if (host == "localhost") return true;
+  std::string address = host;
+  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  in_addr v4{};
+  if (::inet_pton(AF_INET, address.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, address.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
@@ -570,7 +582,7 @@ int Run(const RunArgs& args) {
     // The tools are checked before any test runs: a coverage run without them is wasted.
     auto profdata = FindLlvmTool("llvm-profdata", args.llvm_profdata, "--llvm-profdata");
     if (!profdata) return UsageError("--coverage: " + profdata.error().message);
-    auto cov = FindLlvmTool("llvm-cov", args.llvm_cov, "--llvm-cov");
+    auto cov = FindSiblingLlvmTool("llvm-cov", *profdata, args.llvm_cov, "--llvm-cov");
     if (!cov) return UsageError("--coverage: " + cov.error().message);
     llvm_profdata = *profdata;
     llvm_cov = *cov;
@@ -622,6 +634,7 @@ int Run(const RunArgs& args) {
   if (coverage_dir) options.profile_dir = coverage_dir->path();
   coordinator::ConsoleReporter reporter(stdout, coordinator::ConsoleOptionsFromEnvironment());
   coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
+  coordinator.Prepare();  // before any worker connects: hashing can take a while
   if (!args.listen.empty()) {
     auto listening = coordinator.Bind(args.listen);
     if (!listening) return UsageError(listening.error().message);

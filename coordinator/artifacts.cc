@@ -88,6 +88,13 @@ Result<ArtifactSet> ArtifactCatalog::Build(const TestSpec& test) {
   }
   ArtifactSet set;
   if (files.empty()) return set;
+  // Every job names its files; a list this long would not fit a message's value budget.
+  constexpr std::size_t kMaxFiles = 10000;
+  if (files.size() > kMaxFiles) {
+    return Error{"cannot ship " + std::to_string(files.size()) + " files (more than " +
+                 std::to_string(kMaxFiles) + "): declare fewer data files, or use workers " +
+                 "with --shared-fs"};
+  }
   std::vector<fs::path> anchors = files;
   for (fs::path& anchor : anchors) anchor = anchor.parent_path();
   if (!test.cwd.empty()) anchors.push_back(Absolute(test.cwd, ""));

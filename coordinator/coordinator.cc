@@ -106,14 +106,21 @@ JobId Coordinator::AddJob(std::vector<std::size_t> tests, bool batch, unsigned a
   return id;
 }
 
+void Coordinator::Prepare() {
+  if (prepared_) return;
+  prepared_ = true;
+  if (!options_.ship_artifacts) return;
+  for (TestSpec& test : tests_) {
+    if (!test.error.empty() || !test.skip_reason.empty()) continue;
+    if (auto set = artifacts_.For(test); !set) test.error = set.error().message;
+  }
+}
+
 void Coordinator::PlanInitialJobs() {
   std::map<std::string, std::vector<std::size_t>> batches;  // suite -> its cases
   std::vector<std::string> batch_order;
   for (std::size_t t = 0; t < tests_.size(); ++t) {
-    TestSpec& test = tests_[t];
-    if (options_.ship_artifacts && test.error.empty() && test.skip_reason.empty()) {
-      if (auto set = artifacts_.For(test); !set) test.error = set.error().message;
-    }
+    const TestSpec& test = tests_[t];
     if (!test.error.empty()) {
       Report(t, JobState::kFailed, nullptr, test.error, test.error_output, Millis(0), {}, 1, false);
     } else if (!test.skip_reason.empty()) {
@@ -165,6 +172,13 @@ void Coordinator::SendTo(const std::string& identity, const protocol::Message& m
 }
 
 void Coordinator::ForgetWorker(const std::string& identity, const std::string& why, bool lost) {
+  // Its merged profile goes with it: say so rather than write a coverage.json that silently
+  // lacks those tests. (Once its profile was asked for, CollectProfiles says it.)
+  if (options_.coverage && raw_profiles_[identity] > 0 && profiles_.count(identity) == 0) {
+    summary_.coverage.errors.push_back(
+        worker_names_[identity] + " left or was lost (" + why + "): the coverage of " +
+        std::to_string(raw_profiles_[identity]) + " profiles of its tests is missing");
+  }
   // While running, its jobs go back to the queue; once stopped, they end as cancelled.
   Scheduler::Removal removal = scheduler_.RemoveWorker(identity, lost);
   for (JobId job : removal.cancelled) ReportJob(job, JobState::kCancelled, why);
@@ -275,6 +289,7 @@ void Coordinator::OnResult(const std::string& identity, protocol::JobResult& res
   }
   const Job job = jobs_[*job_id];
   summary_.coverage.raw_profiles += result.profiles;
+  raw_profiles_[identity] += result.profiles;
   if (options_.coverage && result.profiles_empty > 0) {
     const TestSpec& first = tests_[job.tests.front()];
     std::string name = job.tests.size() == 1 ? first.name : first.suite + " (batch)";
@@ -309,6 +324,11 @@ void Coordinator::HandleMessage(const std::string& identity, protocol::Message& 
     ForgetWorker(identity, "the worker left", /*lost=*/false);
   } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
     spdlog::error("coordinator: worker reported an error: {}", error->text);
+    // A worker that cannot answer the profile request (an older testfarm) will never send one.
+    if (auto it = profiles_.find(identity); it != profiles_.end() && !it->second.done) {
+      summary_.coverage.errors.push_back(it->second.name + ": " + error->text);
+      it->second.done = true;
+    }
   } else if (auto* fetch = std::get_if<protocol::Fetch>(&message)) {
     OnFetch(identity, *fetch);
   } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
@@ -404,12 +424,16 @@ void Coordinator::CollectProfiles(int signal_fd) {
     }
     return false;
   };
-  // Bounded like the rest of the run: a worker that dies or falls silent is forgotten by
-  // CheckWorkers, and a signal stops the wait.
-  while (waiting()) {
+  // Bounded: a worker that dies or falls silent is forgotten by CheckWorkers, a signal stops
+  // the wait, and so does kProfileWait.
+  SteadyTime deadline = start + kProfileWait;
+  while (waiting() && clock_.Now() < deadline) {
     zmq_pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, signal_fd, ZMQ_POLLIN, 0}};
-    protocol::Poll(items, signal_fd >= 0 ? 2 : 1, PollTimeoutMs());
+    SteadyTime wake = deadline;
+    for (const auto& [identity, info] : workers_)
+      wake = std::min(wake, info.liveness.NextDeadline());
+    protocol::Poll(items, signal_fd >= 0 ? 2 : 1, MillisUntil(wake, clock_.Now()));
     if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
     CheckHandshakes();
     if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) {
@@ -420,7 +444,12 @@ void Coordinator::CollectProfiles(int signal_fd) {
     CheckWorkers();
   }
   for (const auto& [identity, download] : profiles_) {
-    if (!download.done) summary_.coverage.errors.push_back(download.name + ": profile lost");
+    if (!download.done) {
+      summary_.coverage.errors.push_back(
+          download.name +
+          ": its profile never came (the worker was lost, or did not answer within " +
+          FormatDuration(kProfileWait) + ")");
+    }
   }
   summary_.coverage.collect = std::chrono::duration_cast<Millis>(clock_.Now() - start);
 }
@@ -618,6 +647,7 @@ void Coordinator::Loop(int signal_fd) {
 }
 
 RunSummary Coordinator::Run(int signal_fd) {
+  Prepare();
   started_ = clock_.Now();
   reporter_.OnRunStart(tests_.size());
   PlanInitialJobs();

@@ -60,6 +60,10 @@ class Coordinator {
   // Binds the ROUTER socket. Returns the bound endpoint (with the port resolved) or an error.
   Result<std::string> Bind(const std::string& endpoint);
 
+  // Hashes what remote workers will fetch (with ship_artifacts): slow for big binaries, so it is
+  // done before any worker connects. Run() calls it if the caller did not.
+  void Prepare();
+
   // Runs until every test has a final state. `signal_fd` (or -1) becomes readable when the user
   // interrupts: the first signal stops the run gracefully, a second gives up waiting.
   RunSummary Run(int signal_fd);
@@ -117,6 +121,9 @@ class Coordinator {
     bool done = false;
   };
   std::map<std::string, ProfileDownload> profiles_;  // by worker identity, once requested
+  std::map<std::string, uint64_t> raw_profiles_;     // by worker identity: its tests' profiles
+  bool prepared_ = false;
+  static constexpr Millis kProfileWait{10 * 60 * 1000};  // bound on collecting profiles
   const Clock& clock_;
   std::vector<TestSpec> tests_;
   CoordinatorOptions options_;

@@ -601,7 +601,8 @@ bool IsSystemPath(const std::string& path) {
   if (ec) return false;
   auto it = canonical.begin();
   if (it == canonical.end() || *it != "/" || ++it == canonical.end()) return false;
-  static const std::set<std::string> kSystemTops = {"lib", "lib32", "lib64", "libx32", "usr"};
+  static const std::set<std::string> kSystemTops = {"bin",   "sbin",   "lib", "lib32",
+                                                    "lib64", "libx32", "usr"};
   return kSystemTops.contains(it->string());
 }
 

@@ -63,8 +63,8 @@ Result<bool> HasSection(const std::filesystem::path& file, const std::string& na
 Result<std::vector<std::filesystem::path>> BuildTreeLibraries(
     const std::filesystem::path& executable);
 
-// Under /lib, /lib32, /lib64, /libx32 or /usr once symlinks are resolved: the system's own
-// files, which every worker has (and which are never shipped).
+// Under /bin, /sbin, /lib, /lib32, /lib64, /libx32 or /usr once symlinks are resolved: the
+// system's own files, which every worker has (and which are never shipped).
 bool IsSystemPath(const std::string& path);
 
 }  // namespace testfarm::coordinator

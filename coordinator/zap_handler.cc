@@ -44,7 +44,9 @@ void ZapHandler::HandleRequests() {
     request.mechanism = text(5);
     if (request.mechanism == "CURVE") request.public_key = protocol::Z85Of(text(6));
     ZapReply reply = DecideZap(request, allowed_);
-    if (reply.status_code != "200" && refusals_logged_.insert(request.public_key).second) {
+    // Each refused key is said once; past a thousand (a peer making up keys) they go unlogged.
+    if (reply.status_code != "200" && refusals_logged_.size() < 1000 &&
+        refusals_logged_.insert(request.public_key).second) {
       spdlog::warn("coordinator: refused a worker at {}: {}{}", request.address, reply.status_text,
                    request.public_key.empty() ? "" : " (" + request.public_key + ")");
     }

@@ -12,9 +12,9 @@
 namespace testfarm::protocol {
 
 // One source of truth for the protocol version. Frame 0 of every message is kHeader.
-inline constexpr int kVersion = 2;
+inline constexpr int kVersion = 3;
 inline constexpr const char* kName = "testfarm";
-inline constexpr const char* kHeader = "testfarm/2";
+inline constexpr const char* kHeader = "testfarm/3";
 // Largest frame a peer accepts; also set as ZMQ_MAXMSGSIZE on every socket.
 inline constexpr std::size_t kMaxFrameBytes = 64u << 20;
 // Largest piece of a blob one `chunk` carries.

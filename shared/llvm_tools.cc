@@ -41,13 +41,31 @@ Result<std::string> FindLlvmTool(const std::string& name, const std::string& exp
     return found;
   }
   if (std::string found = OnPath(name); !found.empty()) return found;
-  for (int version = 19; version >= 11; --version) {
+  for (int version = 30; version >= 11; --version) {
     if (std::string found = OnPath(name + "-" + std::to_string(version)); !found.empty()) {
       return found;
     }
   }
   return Error{name + " not found (looked on PATH for " + name + " and " + name +
-               "-19 ... -11); install LLVM (Debian: apt-get install llvm) or give " + option};
+               "-30 ... -11); install LLVM (Debian: apt-get install llvm) or give " + option};
+}
+
+Result<std::string> FindSiblingLlvmTool(const std::string& name, const std::string& sibling,
+                                        const std::string& explicit_path,
+                                        const std::string& option) {
+  if (explicit_path.empty()) {
+    std::filesystem::path path(sibling);
+    std::string base = path.filename().string();
+    std::size_t dash = base.find_last_of('-');
+    std::string suffix;
+    if (dash != std::string::npos &&
+        base.find_first_not_of("0123456789", dash + 1) == std::string::npos) {
+      suffix = base.substr(dash);
+    }
+    std::filesystem::path candidate = path.parent_path() / (name + suffix);
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return FindLlvmTool(name, explicit_path, option);
 }
 
 }  // namespace testfarm

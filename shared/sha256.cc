@@ -23,7 +23,9 @@ Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
   Reset();
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx_->md); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(ctx_->md);
+}
 
 void Sha256::Reset() {
   if (EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) {

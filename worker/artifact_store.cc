@@ -116,9 +116,8 @@ std::optional<fs::path> ArtifactStore::Staged(const protocol::ArtifactFile& file
     return std::nullopt;
   }
   if (auto cached = options_.cache->Find(file.sha256, file.size)) {
-    *error = Stage(file.sha256, *cached);
-    if (error->empty()) return staged_.at(file.sha256);
-    return std::nullopt;
+    // Evicted by another worker sharing the cache since Find: fetch it like any other miss.
+    if (Stage(file.sha256, *cached).empty()) return staged_.at(file.sha256);
   }
   Download& download = downloads_[file.sha256];
   download.size = file.size;
@@ -152,8 +151,13 @@ void ArtifactStore::Restart(const std::string& sha256, Download& download) {
 Result<fs::path> ArtifactStore::Materialize(const protocol::JobAssign& job, const std::string& id) {
   fs::path dir = work_.path() / id.substr(0, 16);
   for (const protocol::ArtifactFile& file : job.artifacts) {
-    auto linked = LinkOrCopy(staged_.at(file.sha256), dir / file.path);
-    if (!linked) return linked.error();
+    // Executables and libraries are linked (tests do not write those); data files are copies of
+    // their own, writable like the originals, so a test that writes one (as root, say) can
+    // never change the cached blob that other runs and workers trust by its hash.
+    auto made = file.executable
+                    ? LinkOrCopy(staged_.at(file.sha256), dir / file.path)
+                    : LinkOrCopy(staged_.at(file.sha256), dir / file.path, true, mode_t{0644});
+    if (!made) return made.error();
   }
   std::error_code ec;
   fs::create_directories(dir, ec);

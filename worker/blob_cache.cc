@@ -450,7 +450,8 @@ uint64_t BlobCache::TotalBytes() const {
 // ---------------------------------------------------------------------------------------------
 // LinkOrCopy
 
-Result<bool> LinkOrCopy(const fs::path& blob, const fs::path& dest) {
+Result<bool> LinkOrCopy(const fs::path& blob, const fs::path& dest, bool force_copy,
+                        std::optional<mode_t> copy_mode) {
   if (!dest.has_filename()) {
     return Error{"cannot link " + blob.string() + " to " + dest.string() + ": not a file name"};
   }
@@ -463,7 +464,7 @@ Result<bool> LinkOrCopy(const fs::path& blob, const fs::path& dest) {
   // A short temp name (dest's own name may be near NAME_MAX) next to dest, so rename is atomic.
   const fs::path temp_dir = parent.empty() ? fs::path(".") : parent;
   fs::path made;
-  bool copy = false;
+  bool copy = force_copy;
   for (int attempt = 0; attempt < kMaxNameAttempts && made.empty(); ++attempt) {
     fs::path name = temp_dir / (".testfarm-link." + UniqueSuffix() + ".tmp");
     if (!copy) {
@@ -490,6 +491,10 @@ Result<bool> LinkOrCopy(const fs::path& blob, const fs::path& dest) {
   // (a harmless ENOENT); but if dest already was a link to the same file, rename() does nothing
   // and leaves it, and this removes it.
   TempPath temp(made);
+  // A copy is the caller's own; a link keeps the blob's mode (never make a blob writable).
+  if (copy && copy_mode && ::chmod(made.c_str(), *copy_mode) != 0) {
+    return Error{"cannot set the mode of " + dest.string() + ": " + ErrnoText(errno)};
+  }
   if (::rename(made.c_str(), dest.c_str()) != 0) {
     return Error{"cannot replace " + dest.string() + ": " + ErrnoText(errno)};
   }

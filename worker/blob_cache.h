@@ -125,10 +125,12 @@ class BlobCache {
 };
 
 // Makes `dest` a copy of `blob`: a hard link when possible, else (EXDEV, EPERM, EMLINK) a copy
-// with the same mode. Creates dest's parent directories. If dest exists it is replaced atomically
-// (link or copy to a temp name in dest's directory, then rename). True on success.
+// with the same mode; with `force_copy` always a copy, given `copy_mode` if set. Creates dest's
+// parent directories. If dest exists it is replaced atomically (link or copy to a temp name in
+// dest's directory, then rename). True on success.
 // A hard link shares the blob's inode: whoever may write to it (root, or its owner after a chmod)
-// could change the cached blob too.
-Result<bool> LinkOrCopy(const std::filesystem::path& blob, const std::filesystem::path& dest);
+// could change the cached blob too — so files a test might write are better copied.
+Result<bool> LinkOrCopy(const std::filesystem::path& blob, const std::filesystem::path& dest,
+                        bool force_copy = false, std::optional<mode_t> copy_mode = std::nullopt);
 
 }  // namespace testfarm::worker

@@ -72,7 +72,7 @@ std::optional<LaunchSpec> CoverageCollector::NextMerge(bool flushing) {
                "--failure-mode=all",   "-o",    merging_out_.string()};
   if (merged_count_ > 0) spec.argv.push_back(merged_.string());
   for (const Raw& raw : in_merge_) spec.argv.push_back(raw.path.string());
-  spec.timeout = Millis(0);
+  spec.timeout = Millis(5 * 60 * 1000);  // a stuck merge must not hold the run's end forever
   merging_ = true;
   return spec;
 }

@@ -38,8 +38,8 @@ struct WorkerNodeOptions {
   // can run), and whether to use those paths when their hashes match.
   BlobCache* cache = nullptr;
   bool shared_fs = false;
-  // Coverage: the tool that merges raw profiles (empty: jobs asking for coverage say it is
-  // missing).
+  // Coverage: the tool that merges raw profiles (empty: the profile this worker sends at the
+  // end of a coverage run carries an error saying it is missing).
   std::string llvm_profdata;
 };
 

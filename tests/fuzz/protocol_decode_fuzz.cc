@@ -138,7 +138,7 @@ int WriteSeeds(const std::string& dir) {
   }
   // Headers the decoder must reject, so those paths are in the corpus from the start.
   const std::string heartbeat = EncodeBody(Heartbeat{});
-  bool ok = WriteFile(dir + "/seed-wrong-version", FuzzInput("testfarm/3", heartbeat)) &&
+  bool ok = WriteFile(dir + "/seed-wrong-version", FuzzInput("testfarm/4", heartbeat)) &&
             WriteFile(dir + "/seed-bad-header", FuzzInput("other/1", heartbeat));
   std::printf("wrote %d seeds to %s\n", n + 2, dir.c_str());
   return ok ? 0 : 1;

@@ -247,7 +247,7 @@ TEST(NodeInproc, WorkerSurvivesGarbageFromItsCoordinator) {
   };
   send({"garbage"});
   expect_error_reply();
-  send({"testfarm/3", protocol::EncodeBody(protocol::Heartbeat{})});
+  send({"testfarm/4", protocol::EncodeBody(protocol::Heartbeat{})});
   expect_error_reply();
   send({protocol::kHeader, "\xff\xff\xff"});
   expect_error_reply();

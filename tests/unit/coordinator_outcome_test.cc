@@ -1,6 +1,6 @@
-#include "coordinator/outcome.h"
-
 #include <gtest/gtest.h>
+
+#include "coordinator/outcome.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -42,8 +42,8 @@ std::string Json(const std::vector<std::pair<std::string, std::string>>& cases) 
     if (failure == "SKIP") failures.clear();
     if (!suites.empty()) suites += ",";
     suites += R"({"name": ")" + suite + R"(", "tests": 1, "testsuite": [{"name": ")" + name +
-              R"(", "status": "RUN", "result": ")" + result + R"(", "time": "0.012s", "classname": ")" +
-              suite + "\"" + failures + "}]}";
+              R"(", "status": "RUN", "result": ")" + result +
+              R"(", "time": "0.012s", "classname": ")" + suite + "\"" + failures + "}]}";
   }
   return R"({"tests": 1, "name": "AllTests", "testsuites": [)" + suites + "]}";
 }
@@ -95,8 +95,9 @@ TEST(Interpret, GtestCasesComeFromTheJsonReport) {
 
 TEST(Interpret, ACrashedBatchRerunsEveryCaseItCouldNotVouchFor) {
   std::vector<TestSpec> tests = {Case("A.a"), Case("A.b"), Case("A.c")};
-  auto v = Interpret({0, 1, 2}, true, tests,
-                     Result(ExitState::Signaled(11, true), {}, "the test did not write its report file"));
+  auto v = Interpret(
+      {0, 1, 2}, true, tests,
+      Result(ExitState::Signaled(11, true), {}, "the test did not write its report file"));
   EXPECT_TRUE(v.decided.empty());
   EXPECT_EQ(v.rerun_alone, (std::vector<std::size_t>{0, 1, 2}));
 }
@@ -118,10 +119,12 @@ TEST(Interpret, ASingleCaseWithoutAReportFailsWithTheReason) {
   EXPECT_EQ(crashed.decided[0].state, JobState::kFailed);
   EXPECT_EQ(crashed.decided[0].reason, "SIGSEGV");
 
-  auto deleted = Interpret({0}, false, tests,
-                           Result(ExitState::Exited(0), {}, "the test did not write its report file"));
+  auto deleted =
+      Interpret({0}, false, tests,
+                Result(ExitState::Exited(0), {}, "the test did not write its report file"));
   EXPECT_EQ(deleted.decided[0].state, JobState::kFailed);
-  EXPECT_EQ(deleted.decided[0].reason, "gtest's JSON report: the test did not write its report file");
+  EXPECT_EQ(deleted.decided[0].reason,
+            "gtest's JSON report: the test did not write its report file");
 
   auto corrupt = Interpret({0}, false, tests, Result(ExitState::Exited(0), "{not json"));
   EXPECT_EQ(corrupt.decided[0].state, JobState::kFailed);

@@ -1,6 +1,6 @@
-#include "coordinator/plan.h"
-
 #include <gtest/gtest.h>
+
+#include "coordinator/plan.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -23,9 +23,11 @@ TEST(ExpandSuites, GtestSuitesBecomeOneTestPerCase) {
   std::vector<SuiteSpec> suites = {Suite("plain"), Suite("g")};
   suites[1].timeout = Millis(5000);
   std::vector<std::optional<Listing>> listings(2);
-  listings[1] = Listing{ExitState::Exited(0), "A.\n  x\n  DISABLED_y\nP/B.\n  z/0  # GetParam() = 1\n", ""};
+  listings[1] =
+      Listing{ExitState::Exited(0), "A.\n  x\n  DISABLED_y\nP/B.\n  z/0  # GetParam() = 1\n", ""};
   auto tests = ExpandSuites(suites, listings, Millis(1000));
-  EXPECT_EQ(Names(tests), (std::vector<std::string>{"plain", "g::A.x", "g::A.DISABLED_y", "g::P/B.z/0"}));
+  EXPECT_EQ(Names(tests),
+            (std::vector<std::string>{"plain", "g::A.x", "g::A.DISABLED_y", "g::P/B.z/0"}));
   EXPECT_EQ(tests[0].timeout, Millis(1000));
   EXPECT_EQ(tests[1].timeout, Millis(5000));
   EXPECT_EQ(tests[1].gtest_case, "A.x");
@@ -47,7 +49,8 @@ TEST(ExpandSuites, AListingThatCrashedIsOneFailedTestWithItsOutput) {
 
 TEST(ExpandSuites, GarbageInsteadOfAListingIsAnError) {
   std::vector<SuiteSpec> suites = {Suite("g")};
-  std::vector<std::optional<Listing>> listings = {Listing{ExitState::Exited(0), "  orphan case\n", ""}};
+  std::vector<std::optional<Listing>> listings = {
+      Listing{ExitState::Exited(0), "  orphan case\n", ""}};
   auto tests = ExpandSuites(suites, listings, Millis(0));
   ASSERT_EQ(tests.size(), 1u);
   EXPECT_NE(tests[0].error.find("not a GoogleTest listing"), std::string::npos) << tests[0].error;

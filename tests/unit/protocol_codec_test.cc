@@ -298,13 +298,13 @@ TEST(CodecHeader, RejectsOtherNames) {
         "Testfarm/1", "other/1", "testfarm//1", "testfarm/01", "testfarm/1 ", "testfarm:1"}) {
     EXPECT_TRUE(IsError(Decode(header, body), Code::kBadHeader)) << "header '" << header << "'";
   }
-  EXPECT_TRUE(IsError(Decode(std::string("testfarm/2\0", 11), body), Code::kBadHeader));
+  EXPECT_TRUE(IsError(Decode(std::string("testfarm/3\0", 11), body), Code::kBadHeader));
   EXPECT_TRUE(IsError(Decode("testfarm/" + std::string(100, '1'), body), Code::kBadHeader));
 }
 
 TEST(CodecHeader, OtherVersionNamesBothVersions) {
   const std::string body = EncodeBody(Heartbeat{});
-  EXPECT_TRUE(IsError(Decode("testfarm/3", body), Code::kWrongVersion, "version 3, we speak 2"));
+  EXPECT_TRUE(IsError(Decode("testfarm/4", body), Code::kWrongVersion, "version 4, we speak 3"));
   EXPECT_TRUE(IsError(Decode("testfarm/0", body), Code::kWrongVersion, "version 0"));
   // Too big for any integer type: still a version, just not ours.
   EXPECT_TRUE(IsError(Decode("testfarm/99999999999999999999999", body), Code::kWrongVersion,
@@ -313,7 +313,7 @@ TEST(CodecHeader, OtherVersionNamesBothVersions) {
 
 TEST(CodecHeader, IsCheckedBeforeTheBody) {
   EXPECT_TRUE(IsError(Decode("nope", "\xc1"), Code::kBadHeader));
-  EXPECT_TRUE(IsError(Decode("testfarm/3", ""), Code::kWrongVersion));
+  EXPECT_TRUE(IsError(Decode("testfarm/4", ""), Code::kWrongVersion));
 }
 
 TEST(CodecHeader, PrintsPeerBytesEscaped) {
@@ -357,7 +357,12 @@ TEST(CodecMalformed, EveryTruncationOfEveryType) {
       ErrorReply{.text = "oops"},
       Fetch{.sha256 = std::string(64, '2'), .offset = 9, .length = 4},
       Chunk{.sha256 = std::string(64, '3'), .offset = 0, .size = 2, .data = "ab", .error = ""},
-      ProfileChunk{.offset = 0, .size = 2, .data = "ab", .last = true, .merged = 2, .bad = {"x"},
+      ProfileChunk{.offset = 0,
+                   .size = 2,
+                   .data = "ab",
+                   .last = true,
+                   .merged = 2,
+                   .bad = {"x"},
                    .error = ""},
   };
   for (const Message& message : messages) {

@@ -129,7 +129,7 @@ TEST(CodecRobustness, MutatedMessagesNeverThrowAndRoundTripWhenAccepted) {
           .artifacts =
               {{.path = "bin/t", .sha256 = std::string(64, 'd'), .size = 7, .executable = true}},
           .library_dirs = {"lib"},
-                .coverage = true},
+          .coverage = true},
       Chunk{.sha256 = std::string(64, 'e'), .offset = 1, .size = 9, .data = "xyz", .error = ""},
       JobResult{.lease = 3,
                 .state = ExitState::Signaled(9, false),

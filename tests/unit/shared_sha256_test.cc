@@ -1,10 +1,9 @@
-#include "shared/sha256.h"
-
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <string>
 
+#include "shared/sha256.h"
 #include "tests/support/temp_dir.h"
 
 namespace testfarm {

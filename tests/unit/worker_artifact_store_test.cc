@@ -119,6 +119,11 @@ TEST(ArtifactStore, FetchesInChunksWithinTheWindowAndRunsFromItsOwnCopy) {
   struct stat st {};
   ASSERT_EQ(::stat(job.argv[0].c_str(), &st), 0);
   EXPECT_NE(st.st_mode & 0100, 0u) << "the executable stays executable";
+  // A data file is the test's own copy: writing it leaves the cached blob as it was.
+  std::ofstream(copy + "/data/in.txt") << "scribbled";
+  auto blob = f.cache.Find(Sha256Hex(""), 0);
+  ASSERT_TRUE(blob);
+  EXPECT_EQ(Read(*blob), "");
 
   // A second job of the same suite reuses the copy without fetching anything.
   protocol::JobAssign again = coordinator.Job({"/nonexistent/build/bin/t"});
