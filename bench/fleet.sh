@@ -17,7 +17,7 @@ sleeper="$(realpath "$build/tests/fixtures/bin/tf_sleep")"
 
 work=$(mktemp -d)
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi; }
 trap cleanup EXIT
 
 manifest() {  # count
@@ -58,6 +58,10 @@ wait "$coordinator" || true
 makespan_ms=$(awk -F': ' '/"started_ms"/ {v=$2+0; if (min=="" || v<min) min=v}
                           /"finished_ms"/ {v=$2+0; if (v>max) max=v} END {print max-min}' "$work/run1.json")
 summary=$(tail -n 1 "$work/run1.out")
+case "$summary" in
+  "$tests passed, 0 failed") ;;
+  *) echo "not every test passed: $summary" >&2; grep -v '^PASS' "$work/run1.out" >&2; exit 1 ;;
+esac
 ideal_ms=$(echo "$tests * $sleep_ms / ($workers * $slots)" | bc -l)
 printf '%d tests x %d ms on %d workers x %d slots: %s\n' "$tests" "$sleep_ms" "$workers" "$slots" "$summary"
 printf '  makespan %.2fs (first test start to last test end), ideal %.2fs, efficiency %.3f (target >= 0.90)\n' \

@@ -259,8 +259,15 @@ void ArtifactStore::OnChunk(const protocol::Chunk& chunk) {
   if (download.pending.written() < download.size) return;
   auto committed = options_.cache->Commit(std::move(download.pending));
   if (committed) {
-    if (std::string error = Stage(chunk.sha256, *committed); !error.empty()) return give_up(error);
-    downloads_.erase(it);
+    std::string error = Stage(chunk.sha256, *committed);
+    if (error.empty()) {
+      downloads_.erase(it);
+      return;
+    }
+    // Gone again before we could link it (evicted by a worker sharing the cache): fetch again.
+    if (download.attempts >= options_.max_attempts) return give_up(error);
+    spdlog::warn("{} ({}): {}; fetching it again", download.path, Short(chunk.sha256), error);
+    Restart(chunk.sha256, download);
     return;
   }
   // A blob that does not hash to its name is discarded and fetched again, never run.

@@ -392,6 +392,10 @@ Result<fs::path> BlobCache::Commit(PendingBlob blob) {
     return Error{"cannot set the mode of " + blob.temp_path().string() + ": " + ErrnoText(err)};
   }
   ::futimens(fd, nullptr);  // most recently used; best effort (the last write set it already)
+  // Closed before it gets its name: an executable that some process still has open for writing
+  // cannot be run (ETXTBSY), and another worker sharing the cache may run it the moment it
+  // appears.
+  blob.fd_.Reset();
   const fs::path path = BlobPath(sha256);
   if (::mkdir(path.parent_path().c_str(), 0755) != 0 && errno != EEXIST) {
     int err = errno;
@@ -401,16 +405,27 @@ Result<fs::path> BlobCache::Commit(PendingBlob blob) {
   {
     // Shared: commits run side by side, but never during an eviction's scan and delete.
     UniqueFd lock = LockCache(dir_, LOCK_SH);
-    // Replaces a copy another process committed meanwhile: same content, and whoever has the
-    // old one open or linked keeps it.
-    if (::rename(blob.temp_path().c_str(), path.c_str()) != 0) {
+    // The first commit of a blob wins and is never replaced: replacing it would unlink the inode
+    // another worker may be about to link (link() of a file whose last name just went is ENOENT).
+    // Ours is then simply dropped: same content.
+    if (::link(blob.temp_path().c_str(), path.c_str()) == 0 || errno == EEXIST) {
+      blob.Discard();
+    } else if (errno == EPERM || errno == EMLINK || errno == EOPNOTSUPP) {
+      // A filesystem without hard links: rename, which may replace (same content).
+      if (::rename(blob.temp_path().c_str(), path.c_str()) != 0) {
+        int err = errno;
+        blob.Discard();
+        return Error{"cannot move " + sha256 + " into " + path.parent_path().string() + ": " +
+                     ErrnoText(err)};
+      }
+      blob.Release();
+    } else {
       int err = errno;
       blob.Discard();
       return Error{"cannot move " + sha256 + " into " + path.parent_path().string() + ": " +
                    ErrnoText(err)};
     }
   }
-  blob.Release();
   Evict({sha256});
   return path;
 }

@@ -317,6 +317,27 @@ TEST(E2EFleet, AWorkerRunsShippedFilesFromItsOwnCopyUnlessTheyMatchOnASharedFile
   }
 }
 
+// Many workers fetching the same blobs into one shared cache at once: each commits its own
+// verified copy, and none may run a file another still has open for writing (ETXTBSY).
+TEST(E2EFleet, WorkersSharingACacheAllRunTheBlobsTheyFetchTogether) {
+  TempDir cache;
+  std::vector<std::string> args = {"--local-slots", "0", "--min-workers", "8"};
+  for (int i = 0; i < 64; ++i) args.push_back(Fixture("tf_uses_deps"));
+  std::string endpoint;
+  auto coordinator = StartCoordinator(args, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  std::vector<std::unique_ptr<BackgroundChild>> workers;
+  for (int i = 0; i < 8; ++i) {
+    workers.push_back(std::make_unique<BackgroundChild>(std::vector<std::string>{
+        TESTFARM_BINARY, "worker", "--connect", endpoint, "--once", "--name",
+        "w" + std::to_string(i), "--slots", "2", "--cache-dir", cache.path().string()}));
+  }
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "64 passed, 0 failed") << r.out;
+  for (auto& w : workers) EXPECT_EQ(w->Finish(milliseconds(20000)).exit_code, 0);
+}
+
 TEST(E2EFleet, AWorkerThatCannotSeeTheCoordinatorsFilesGetsThemShipped) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (a mount namespace hides the files)";
   if (RunChild({"/usr/bin/unshare", "--mount", "true"}).exit_code != 0) {
