@@ -67,7 +67,8 @@ p=$(printf '%s\n' "${plain[@]}" | median)
 c=$(printf '%s\n' "${coverage[@]}" | median)
 a=$(printf '%s\n' "${after[@]}" | median)
 line=$(grep 'profiles merged' "$work/coverage/out")
-raw=$(du -sb "$work/plain/default.profraw" 2>/dev/null | cut -f1 || echo 0)
+LLVM_PROFILE_FILE="$work/one.profraw" "$work/big" 1 || true
+raw=$(stat -c %s "$work/one.profraw")
 printf '%d tests of a %d-function instrumented binary (raw profile %.2f MB each), -j %d, median of %d:\n' \
   "$tests" "$functions" "$(echo "$raw / 1000000" | bc -l)" "$jobs" "$rounds"
 printf '  without --coverage %.2fs, with %.2fs: %.3fx (target <= 1.15)\n' "$p" "$c" "$(echo "$c / $p" | bc -l)"

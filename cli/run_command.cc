@@ -194,12 +194,18 @@ Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
   std::vector<std::optional<coordinator::Listing>> listings(suites->size());
   std::vector<worker::LaunchSpec> list_specs;
   std::vector<std::size_t> listed;
+  std::map<std::string, bool> is_gtest;  // by executable path
   for (std::size_t i = 0; i < suites->size(); ++i) {
     SuiteSpec& suite = (*suites)[i];
     if (suite.disabled || suite.command.empty()) continue;
     if (suite.kind == SuiteKind::kAuto) {
-      suite.kind =
-          coordinator::IsGtestBinary(suite.command[0]) ? SuiteKind::kGtest : SuiteKind::kPlain;
+      // Many suites may run one binary (with different arguments): look inside it once.
+      auto known = is_gtest.find(suite.command[0]);
+      if (known == is_gtest.end()) {
+        known =
+            is_gtest.emplace(suite.command[0], coordinator::IsGtestBinary(suite.command[0])).first;
+      }
+      suite.kind = known->second ? SuiteKind::kGtest : SuiteKind::kPlain;
     }
     if (suite.kind != SuiteKind::kGtest) continue;
     worker::LaunchSpec spec;

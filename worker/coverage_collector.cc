@@ -1,13 +1,40 @@
 #include "worker/coverage_collector.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <fstream>
 #include <sstream>
+
+#include "shared/unique_fd.h"
 
 namespace testfarm::worker {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The file's bytes in one read (a profile is a few MB at most; istreambuf_iterator would copy
+// them a character at a time).
+bool ReadWhole(const fs::path& path, std::string* out) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0) return false;
+  out->resize(static_cast<std::size_t>(st.st_size));
+  std::size_t done = 0;
+  while (done < out->size()) {
+    ssize_t n = ::read(fd.get(), out->data() + done, out->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
 
 CoverageCollector::CoverageCollector(CoverageOptions options) : options_(std::move(options)) {}
 
@@ -18,40 +45,79 @@ Result<std::string> CoverageCollector::ProfileFileFor(uint64_t lease) {
     dir_ = std::move(*created);
     merged_ = dir_.path() / "merged.profdata";
   }
-  fs::path job = dir_.path() / ("job-" + std::to_string(lease));
-  std::error_code ec;
-  fs::remove_all(job, ec);
-  fs::create_directories(job, ec);
-  if (ec) return Error{"cannot create " + job.string() + ": " + ec.message()};
-  return (job / "%p.profraw").string();
+  // One flat directory, the lease in each file's name: no directory made and removed per job.
+  return (dir_.path() / ("j" + std::to_string(lease) + "-%p.profraw")).string();
 }
 
 CoverageCollector::JobProfiles CoverageCollector::TakeJob(uint64_t lease, const std::string& test,
                                                           bool exited) {
   JobProfiles counts;
   if (!dir_.valid()) return counts;
-  fs::path job = dir_.path() / ("job-" + std::to_string(lease));
+  const std::string prefix = "j" + std::to_string(lease) + "-";
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(job, ec)) {
-    if (entry.path().extension() != ".profraw") continue;
+  std::vector<fs::path> mine;
+  for (const auto& entry : fs::directory_iterator(dir_.path(), ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with(prefix) && name.ends_with(".profraw")) mine.push_back(entry.path());
+  }
+  for (const fs::path& path : mine) {
+    fs::directory_entry entry(path, ec);
     if (entry.file_size(ec) == 0) {
       ++counts.empty;
+      fs::remove(path, ec);
       continue;
     }
-    // Out of the job's directory (which goes away) under a name of our own.
+    // Same binary as profiles before it: add its counters, no file kept.
+    std::string bytes;
+    if (ReadWhole(entry.path(), &bytes)) {
+      bool summed = false;
+      for (RawProfileSum& sum : sums_) {
+        if ((summed = sum.Add(bytes))) break;
+      }
+      if (!summed && !RawProfileSum::LayoutKey(bytes).empty()) {
+        sums_.emplace_back();
+        summed = sums_.back().Add(bytes);
+        if (summed) sum_bytes_ += bytes.size();
+      }
+      if (summed) {
+        fs::remove(entry.path(), ec);
+        ++counts.kept;
+        continue;
+      }
+    }
+    // Left for llvm-profdata, under a name of our own.
     fs::path raw = dir_.path() / ("raw-" + std::to_string(++next_raw_) + ".profraw");
     fs::rename(entry.path(), raw, ec);
     if (ec) continue;
     queue_.push_back({raw, test});
     ++counts.kept;
   }
-  fs::remove_all(job, ec);
+  // Many binaries each run once would keep a profile each in memory: past 256 MB, to disk.
+  if (sum_bytes_ > (std::size_t{256} << 20)) SpillSums();
   // Killed before it could write one (the runtime may have left an empty file: counted above).
   if (!exited && counts.kept == 0 && counts.empty == 0) ++counts.empty;
   return counts;
 }
 
+void CoverageCollector::SpillSums() {
+  for (RawProfileSum& sum : sums_) {
+    fs::path raw = dir_.path() / ("sum-" + std::to_string(++next_raw_) + ".profraw");
+    std::ofstream out(raw, std::ios::binary);
+    out.write(sum.profile().data(), static_cast<std::streamsize>(sum.profile().size()));
+    out.close();
+    std::string what = std::to_string(sum.count()) + " summed profiles";
+    if (!out) {
+      bad_.push_back(what + ": cannot write " + raw.string());
+      continue;
+    }
+    queue_.push_back({raw, what, static_cast<uint32_t>(sum.count())});
+  }
+  sums_.clear();
+  sum_bytes_ = 0;
+}
+
 std::optional<LaunchSpec> CoverageCollector::NextMerge(bool flushing) {
+  if (flushing && !merging_) SpillSums();
   if (merging_ || queue_.empty()) return std::nullopt;
   if (!flushing && queue_.size() < options_.batch) return std::nullopt;
   if (options_.llvm_profdata.empty()) {
@@ -107,7 +173,7 @@ void CoverageCollector::OnMergeFinished(const FinishedJob& merge) {
     if (auto it = rejected.find(raw.path.string()); it != rejected.end()) {
       bad_.push_back(raw.test + ": " + raw.path.filename().string() + ": " + it->second);
     } else if (merge.state.passed()) {
-      ++merged_count_;
+      merged_count_ += raw.weight;
     }
     fs::remove(raw.path, ec);
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "shared/result.h"
+#include "worker/raw_profile.h"
 #include "worker/scratch_dir.h"
 #include "worker/subprocess_pool.h"
 
@@ -44,7 +45,7 @@ class CoverageCollector {
   void OnMergeFinished(const FinishedJob& merge);
 
   // Nothing queued and no merge running.
-  bool Idle() const { return queue_.empty() && !merging_; }
+  bool Idle() const { return queue_.empty() && !merging_ && sums_.empty(); }
   // The merged profile (empty path: nothing merged yet).
   std::filesystem::path merged() const {
     return merged_count_ > 0 ? merged_ : std::filesystem::path();
@@ -57,7 +58,10 @@ class CoverageCollector {
   struct Raw {
     std::filesystem::path path;
     std::string test;
+    uint32_t weight = 1;  // raw profiles it stands for (a sum stands for many)
   };
+  // Queues each in-process sum as one raw profile file (at the end, or when they grow big).
+  void SpillSums();
 
   CoverageOptions options_;
   ScratchDir dir_;
@@ -70,6 +74,10 @@ class CoverageCollector {
   uint32_t merged_count_ = 0;
   uint64_t next_raw_ = 0;
   std::vector<std::string> bad_;
+  // Raw profiles of one binary are summed in memory as they come (see RawProfileSum); only what
+  // cannot be summed goes to llvm-profdata one file at a time.
+  std::vector<RawProfileSum> sums_;
+  std::size_t sum_bytes_ = 0;
 };
 
 }  // namespace testfarm::worker

@@ -1,0 +1,32 @@
+#pragma once
+// Summing LLVM raw profiles of one binary without llvm-profdata. Every process of the same build
+// writes a raw profile with the same layout (header, data records, names) and its own counter
+// values, so merging N of them is adding N counter arrays: microseconds, where llvm-profdata
+// spends milliseconds parsing each file. A profile that does not fit (another binary, value
+// profile data, a raw format other than version 8, a damaged file) is refused, and the caller
+// merges it with llvm-profdata, which also names what is wrong with it.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace testfarm::worker {
+
+class RawProfileSum {
+ public:
+  // Adds `profile`'s counters if it has the layout of the first profile added (any valid one
+  // when empty). False: not added, untouched.
+  bool Add(std::string_view profile);
+  // The first profile added, with every added profile's counters summed (saturating): a valid
+  // raw profile llvm-profdata reads like any other. Empty if nothing was added.
+  const std::string& profile() const { return sum_; }
+  uint64_t count() const { return count_; }
+  // What identifies a layout: profiles with equal keys may be summed. Empty: not summable.
+  static std::string LayoutKey(std::string_view profile);
+
+ private:
+  std::string sum_;
+  std::string key_;
+  uint64_t count_ = 0;
+};
+
+}  // namespace testfarm::worker
