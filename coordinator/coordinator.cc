@@ -628,7 +628,7 @@ void Coordinator::Loop(int signal_fd) {
     std::size_t count = 2 + (zap_ ? 1 : 0) + (signal_fd >= 0 ? 1 : 0);
     protocol::Poll(items, count, PollTimeoutMs());
     if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
-    CheckHandshakes();
+    if ((items[1].revents | (zap_ ? items[2].revents : 0)) & ZMQ_POLLIN) CheckHandshakes();
     if (signal_fd >= 0 && (items[count - 1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
     CheckWorkers();
     StopIfNoWorkerCanCome();

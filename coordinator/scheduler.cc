@@ -35,7 +35,7 @@ std::size_t Scheduler::WantedJobs() const {
   if (stopped_) return 0;
   std::size_t wanted = 0;
   for (const auto& [id, worker] : workers_) {
-    std::size_t credit = worker.slots + options_.prefetch.value_or(worker.slots);
+    std::size_t credit = worker.slots + options_.prefetch.value_or(std::max(worker.slots, 2u));
     if (worker.outstanding.size() < credit) wanted += credit - worker.outstanding.size();
   }
   return wanted > queue_.size() ? wanted - queue_.size() : 0;
@@ -126,7 +126,7 @@ Scheduler::Removal Scheduler::RemoveWorker(const WorkerId& worker, bool lost) {
 void Scheduler::Dispatch() {
   if (stopped_) return;
   for (auto& [id, worker] : workers_) {
-    unsigned credit = worker.slots + options_.prefetch.value_or(worker.slots);
+    unsigned credit = worker.slots + options_.prefetch.value_or(std::max(worker.slots, 2u));
     while (worker.outstanding.size() < credit) {
       auto next = Eligible(worker);
       if (next == queue_.end()) break;

@@ -28,8 +28,8 @@ using Labels = std::map<std::string, std::string>;
 struct SchedulerOptions {
   unsigned max_failures = 0;      // stop after this many failed jobs; 0: never
   unsigned max_lost_workers = 2;  // a job whose runs lost this many workers is not requeued
-  // Jobs a worker may hold beyond its slots; unset: as many as it has slots, so a worker whose
-  // slots all free at once restarts every one of them without a round trip to the coordinator.
+  // Jobs a worker may hold beyond its slots; unset: as many as it has slots (at least 2), so a
+  // worker whose slots all free at once restarts every one without a round trip.
   std::optional<unsigned> prefetch;
   Millis kill_grace{2000};    // the worker's SIGTERM -> SIGKILL grace
   Millis lease_slack{10000};  // allowance for transport and bookkeeping
