@@ -237,5 +237,25 @@ TEST_F(E2ECoverage, BadInputIsNamedAndTheRunGoesOn) {
   EXPECT_NE(not_on_path.err.find("llvm-profdata not found"), std::string::npos) << not_on_path.err;
 }
 
+TEST_F(E2ECoverage, ABinaryRebuiltBeforeTheExportIsSaidByLlvmCov) {
+  // The test binary is replaced (as a rebuild would) after it ran and before the export.
+  fs::create_directories(dir_.path() / "bin" / "lib");
+  fs::copy_file(Plain(), dir_.path() / "bin" / "t");
+  fs::copy_file(Library(), dir_.path() / "bin" / "lib" / "libtf_cov.so");
+  fs::path manifest = dir_.path() / "testfarm.toml";
+  std::ofstream(manifest) << "[[suite]]\nname = \"run\"\ncommand = \"bin/t\"\n\n"
+                          << "[[suite]]\nname = \"rebuild\"\ncommand = \"/bin/cp\"\n"
+                          << "args = [\"" << Fixture("cov/tf_cov_rebuilt") << "\", \""
+                          << (dir_.path() / "bin" / "t").string() << "\"]\n";
+  fs::path out = dir_.path() / "coverage.json";
+  // One slot: the suites run in manifest order.
+  ChildResult r =
+      Testfarm({"run", "-j", "1", "--manifest", manifest.string(), "--coverage=" + out.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("testfarm: coverage: llvm-cov: warning:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("mismatched data"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(out));
+}
+
 }  // namespace
 }  // namespace testfarm::test
