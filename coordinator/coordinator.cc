@@ -344,6 +344,7 @@ void Coordinator::HandleMessage(const std::string& identity, protocol::Message& 
 }
 
 void Coordinator::OnFetch(const std::string& identity, const protocol::Fetch& fetch) {
+  scheduler_.StillPreparing(identity);
   protocol::Chunk chunk;
   chunk.sha256 = fetch.sha256;
   chunk.offset = fetch.offset;

@@ -231,6 +231,20 @@ std::vector<JobId> Scheduler::OnTimers() {
   return expired;
 }
 
+void Scheduler::StillPreparing(const WorkerId& worker_id) {
+  auto worker = workers_.find(worker_id);
+  if (worker == workers_.end()) return;
+  std::size_t running =
+      std::min<std::size_t>(worker->second.slots, worker->second.outstanding.size());
+  for (std::size_t i = 0; i < running; ++i) {
+    Lease& lease = leases_.at(worker->second.outstanding[i]);
+    if (!lease.deadline) continue;
+    SteadyTime from_now =
+        clock_.Now() + jobs_[lease.job].timeout + options_.kill_grace + options_.lease_slack;
+    lease.deadline = std::max(*lease.deadline, from_now);
+  }
+}
+
 std::optional<SteadyTime> Scheduler::NextDeadline() const {
   std::optional<SteadyTime> next;
   for (const auto& [lease, info] : leases_) {

@@ -117,6 +117,11 @@ class Scheduler {
 
   // Expires running leases whose deadline has passed. Returns the expired jobs.
   std::vector<JobId> OnTimers();
+
+  // The worker is still fetching the files its jobs need (it asked for a blob): its running
+  // leases have not really started, so their deadlines count from now at the earliest. A test's
+  // timeout is the test's, not its transfer's.
+  void StillPreparing(const WorkerId& worker);
   std::optional<SteadyTime> NextDeadline() const;
 
   std::vector<Action> TakeActions();

@@ -107,6 +107,27 @@ TEST(Scheduler, RunningLeaseExpiresAfterTimeoutPlusGracePlusSlack) {
   EXPECT_TRUE(s.Done());
 }
 
+TEST(Scheduler, AWorkerStillFetchingFilesDoesNotSpendItsTestsTimeouts) {
+  FakeClock clock;
+  Scheduler s(clock, Options(), {Millis(seconds(5)), Millis(0)});
+  s.AddWorker("w", 2);
+  s.Dispatch();
+  auto assigns = Assigns(s.TakeActions());
+  ASSERT_EQ(assigns.size(), 2u);
+  // 20 s of fetching (the deadline was 17 s): each fetch request pushes it back.
+  for (int i = 0; i < 20; ++i) {
+    clock.Advance(seconds(1));
+    s.StillPreparing("w");
+    EXPECT_TRUE(s.OnTimers().empty()) << "second " << i + 1;
+  }
+  EXPECT_EQ(*s.NextDeadline() - clock.Now(), seconds(5 + 2 + 10)) << "counted from the last fetch";
+  s.StillPreparing("nobody");  // an unknown worker changes nothing
+  clock.Advance(seconds(17));
+  auto expired = s.OnTimers();
+  ASSERT_EQ(expired.size(), 1u) << "then the test's own timeout applies";
+  EXPECT_EQ(s.state(0), JobState::kExpired);
+}
+
 TEST(Scheduler, PrefetchedLeaseClockStartsWhenItReachesASlot) {
   FakeClock clock;
   Scheduler s(clock, Options(/*prefetch=*/1), {Millis(seconds(5)), Millis(seconds(5))});
