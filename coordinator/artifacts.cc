@@ -24,6 +24,15 @@ fs::path Absolute(const std::string& path, const std::string& base) {
 
 }  // namespace
 
+std::optional<fs::path> OwnExecutable(const TestSpec& test) {
+  if (test.command.empty() || test.command.front().find('/') == std::string::npos) {
+    return std::nullopt;
+  }
+  fs::path executable = Absolute(test.command.front(), test.cwd);
+  if (IsSystemPath(executable.string())) return std::nullopt;
+  return executable;
+}
+
 fs::path CommonRoot(const std::vector<fs::path>& paths) {
   if (paths.empty()) return "/";
   fs::path root = paths.front();
@@ -59,18 +68,14 @@ Result<protocol::ArtifactFile> ArtifactCatalog::Describe(const fs::path& file) {
 Result<ArtifactSet> ArtifactCatalog::Build(const TestSpec& test) {
   std::vector<fs::path> files;
   std::set<fs::path> libraries;
-  const std::string& command = test.command.empty() ? std::string() : test.command.front();
   // A bare name is looked up on the worker's PATH; a system path is the worker's own.
-  if (command.find('/') != std::string::npos) {
-    fs::path executable = Absolute(command, test.cwd);
-    if (!IsSystemPath(executable.string())) {
-      files.push_back(executable);
-      auto found = BuildTreeLibraries(executable);
-      if (!found) return Error{"cannot ship: " + found.error().message};
-      for (const fs::path& library : *found) {
-        files.push_back(library.lexically_normal());
-        libraries.insert(files.back());
-      }
+  if (std::optional<fs::path> executable = OwnExecutable(test)) {
+    files.push_back(*executable);
+    auto found = BuildTreeLibraries(*executable);
+    if (!found) return Error{"cannot ship: " + found.error().message};
+    for (const fs::path& library : *found) {
+      files.push_back(library.lexically_normal());
+      libraries.insert(files.back());
     }
   }
   for (const std::string& data : test.data_files) {

@@ -5,6 +5,7 @@
 // blob's bytes are when a worker fetches it.
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,10 @@ class ArtifactCatalog {
   std::map<std::filesystem::path, protocol::ArtifactFile> files_;  // by absolute path
   uint64_t hashed_bytes_ = 0;
 };
+
+// A test's executable when it is a file of the user's: its command names a path (a bare name is
+// looked up on PATH where it runs) outside the system directories. Absolute and lexically normal.
+std::optional<std::filesystem::path> OwnExecutable(const TestSpec& test);
 
 // The deepest directory containing every path (all absolute and lexically normal).
 std::filesystem::path CommonRoot(const std::vector<std::filesystem::path>& paths);

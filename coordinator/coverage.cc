@@ -6,7 +6,9 @@
 #include <set>
 #include <sstream>
 
+#include "coordinator/artifacts.h"
 #include "coordinator/elf_deps.h"
+#include "shared/file_io.h"
 
 namespace testfarm::coordinator {
 
@@ -14,16 +16,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+constexpr std::size_t kMaxExportBytes = std::size_t{4} << 30;  // a summary is far smaller
+
 bool Instrumented(const fs::path& file) {
   auto has = HasSection(file, "__llvm_covmap");
   return has && *has;
-}
-
-std::string ReadAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // Non-empty stderr lines, as warnings.
@@ -46,19 +43,14 @@ CoverageObjects FindCoverageObjects(const std::vector<TestSpec>& tests) {
   CoverageObjects found;
   std::set<std::string> seen;
   for (const TestSpec& test : tests) {
-    if (test.command.empty() || test.command.front().find('/') == std::string::npos) continue;
-    fs::path executable = test.command.front();
-    if (executable.is_relative()) {
-      executable = (test.cwd.empty() ? fs::current_path() : fs::path(test.cwd)) / executable;
-    }
-    executable = executable.lexically_normal();
-    if (!seen.insert(executable.string()).second || IsSystemPath(executable.string())) continue;
-    if (Instrumented(executable)) {
-      found.objects.push_back(executable.string());
+    std::optional<fs::path> executable = OwnExecutable(test);
+    if (!executable || !seen.insert(executable->string()).second) continue;
+    if (Instrumented(*executable)) {
+      found.objects.push_back(executable->string());
     } else {
-      found.uninstrumented.push_back(executable.string());
+      found.uninstrumented.push_back(executable->string());
     }
-    if (auto libraries = BuildTreeLibraries(executable)) {
+    if (auto libraries = BuildTreeLibraries(*executable)) {
       for (const fs::path& library : *libraries) {
         if (seen.insert(library.string()).second && Instrumented(library)) {
           found.objects.push_back(library.string());
@@ -110,14 +102,20 @@ Result<CoverageOutcome> ExportCoverage(const CoverageSummary& collected,
     CommandResult exported = run(cov({"export", format}), how.output.string());
     if (!exported.ok) return Failed("llvm-cov export", exported);
     Surface("llvm-cov", exported.stderr_text, &outcome.warnings);
-    if (how.format == "json" && how.summary) summary_json = ReadAll(how.output);
+    if (how.format == "json" && how.summary) {
+      auto text = ReadWholeFile(how.output, kMaxExportBytes);
+      if (!text) return text.error();
+      summary_json = std::move(*text);
+    }
   }
   if (how.summary) {
     if (summary_json.empty()) {
       fs::path file = how.work_dir / "summary.json";
       CommandResult summarized = run(cov({"export", "-format=text", "-summary-only"}), file);
       if (!summarized.ok) return Failed("llvm-cov export -summary-only", summarized);
-      summary_json = ReadAll(file);
+      auto text = ReadWholeFile(file, kMaxExportBytes);
+      if (!text) return text.error();
+      summary_json = std::move(*text);
     }
     auto table = FormatCoverageSummary(summary_json);
     if (!table) return table.error();

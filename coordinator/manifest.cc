@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "shared/duration.h"
+#include "shared/file_io.h"
 #include "shared/unique_fd.h"
 
 namespace testfarm::coordinator {
@@ -375,33 +376,11 @@ Result<std::vector<SuiteSpec>> ManifestParser::Parse(const toml::table& root) {
   return specs;
 }
 
-Result<std::string> ReadWholeFile(const fs::path& file) {
-  auto failure = [&](const char* reason) {
-    return Error{"cannot read " + file.string() + ": " + reason};
-  };
-  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return failure(std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return failure(std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) return failure(std::strerror(EISDIR));
-  std::string text;
-  char buffer[64 * 1024];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return failure(std::strerror(errno));
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > kMaxManifestBytes) return failure("larger than 16 MiB");
-  }
-  return text;
-}
-
 }  // namespace
 
 Result<std::vector<SuiteSpec>> ParseManifestFile(const std::filesystem::path& file,
                                                  std::vector<std::string>* warnings) {
-  Result<std::string> text = ReadWholeFile(file);
+  Result<std::string> text = ReadWholeFile(file, kMaxManifestBytes);
   if (!text) return text.error();
   return ParseManifestText(*text, file.string(), file.parent_path(), warnings);
 }

@@ -9,32 +9,14 @@
 #include <fstream>
 #include <sstream>
 
-#include "shared/unique_fd.h"
+#include "shared/file_io.h"
 
 namespace testfarm::worker {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// The file's bytes in one read (a profile is a few MB at most; istreambuf_iterator would copy
-// them a character at a time).
-bool ReadWhole(const fs::path& path, std::string* out) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0) return false;
-  out->resize(static_cast<std::size_t>(st.st_size));
-  std::size_t done = 0;
-  while (done < out->size()) {
-    ssize_t n = ::read(fd.get(), out->data() + done, out->size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-}  // namespace
+// Far beyond a raw profile of any real binary; a bigger file goes to llvm-profdata as it is.
+constexpr std::size_t kMaxProfileBytes = std::size_t{1} << 30;
 
 CoverageCollector::CoverageCollector(CoverageOptions options) : options_(std::move(options)) {}
 
@@ -68,16 +50,15 @@ CoverageCollector::JobProfiles CoverageCollector::TakeJob(uint64_t lease, const 
       continue;
     }
     // Same binary as profiles before it: add its counters, no file kept.
-    std::string bytes;
-    if (ReadWhole(entry.path(), &bytes)) {
+    if (auto bytes = ReadWholeFile(entry.path(), kMaxProfileBytes)) {
       bool summed = false;
       for (RawProfileSum& sum : sums_) {
-        if ((summed = sum.Add(bytes))) break;
+        if ((summed = sum.Add(*bytes))) break;
       }
-      if (!summed && !RawProfileSum::LayoutKey(bytes).empty()) {
-        sums_.emplace_back();
-        summed = sums_.back().Add(bytes);
-        if (summed) sum_bytes_ += bytes.size();
+      if (RawProfileSum first; !summed && first.Add(*bytes)) {  // a binary not seen yet
+        sums_.push_back(std::move(first));
+        sum_bytes_ += bytes->size();
+        summed = true;
       }
       if (summed) {
         fs::remove(entry.path(), ec);

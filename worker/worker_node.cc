@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <vector>
 
 #include "protocol/wire.h"
+#include "shared/file_io.h"
 
 namespace testfarm::worker {
 
@@ -21,6 +21,10 @@ PoolOptions PoolOptionsFor(const WorkerNodeOptions& options) {
   pool.scratch_root = options.scratch_root;
   pool.leak_grace = options.leak_grace;
   return pool;
+}
+
+std::filesystem::path ScratchRoot(const WorkerNodeOptions& options) {
+  return options.scratch_root.empty() ? SystemTempDir() : options.scratch_root;
 }
 
 protocol::JobResult ResultOf(FinishedJob& finished, uint64_t job_id) {
@@ -59,15 +63,13 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
       options_(std::move(options)),
       socket_(context, zmq::socket_type::dealer),
       monitor_(context, socket_),
-      artifacts_(ArtifactStoreOptions{
-          .cache = options_.cache,
-          .shared_fs = options_.shared_fs,
-          .scratch_root = options_.scratch_root.empty() ? SystemTempDir() : options_.scratch_root}),
+      artifacts_(ArtifactStoreOptions{.cache = options_.cache,
+                                      .shared_fs = options_.shared_fs,
+                                      .scratch_root = ScratchRoot(options_)}),
       pool_(clock, PoolOptionsFor(options_)),
-      coverage_(CoverageOptions{
-          .llvm_profdata = options_.llvm_profdata,
-          .scratch_root = options_.scratch_root.empty() ? SystemTempDir() : options_.scratch_root,
-          .batch = 64}),
+      coverage_(CoverageOptions{.llvm_profdata = options_.llvm_profdata,
+                                .scratch_root = ScratchRoot(options_),
+                                .batch = 64}),
       merges_(clock, PoolOptions{.slots = 1,
                                  .worker_name = options_.name,
                                  .scratch_root = options_.scratch_root,
@@ -254,11 +256,11 @@ void WorkerNode::SendProfile() {
   last.error = coverage_.error();
   std::filesystem::path merged = coverage_.merged();
   if (!merged.empty()) {
-    std::ifstream in(merged, std::ios::binary);
-    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) {
-      last.error = "cannot read " + merged.string();
+    auto read = ReadWholeFile(merged, std::size_t{4} << 30);
+    if (!read) {
+      last.error = read.error().message;
     } else {
+      const std::string& data = *read;
       last.size = data.size();
       // In pieces: each message stays far below the frame limit.
       for (std::size_t offset = 0; offset < data.size(); offset += protocol::kMaxChunkBytes) {

@@ -159,20 +159,17 @@ TEST_F(E2ECoverage, BatchModeMatchesTheReference) {
 TEST_F(E2ECoverage, ThreeRemoteWorkersWithShippedBinariesMatchTheReference) {
   json reference = GtestAndPlainReference();
   fs::path out = dir_.path() / "coverage.json";
-  BackgroundChild coordinator(
-      {TESTFARM_BINARY, "run", "--listen", "tcp://127.0.0.1:*", "--local-slots", "0",
-       "--min-workers", "3", "--coverage=" + out.string(), "--coverage-summary", Gtest(), Plain()});
-  ASSERT_TRUE(coordinator.WaitForOutput("\n", milliseconds(30000)));
-  std::smatch m;
-  std::string head = coordinator.out();
-  ASSERT_TRUE(std::regex_search(head, m, std::regex("listening on (tcp://[0-9.:]+)"))) << head;
+  std::string endpoint;
+  auto coordinator =
+      StartCoordinator({"--local-slots", "0", "--min-workers", "3", "--coverage=" + out.string(),
+                        "--coverage-summary", Gtest(), Plain()},
+                       &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
   std::vector<std::unique_ptr<BackgroundChild>> workers;
   for (const char* name : {"a", "b", "c"}) {
-    workers.push_back(std::make_unique<BackgroundChild>(
-        std::vector<std::string>{TESTFARM_BINARY, "worker", "--connect", m[1], "--once", "--name",
-                                 name, "--slots", "2", "--cache-dir", WorkerCacheDir()}));
+    workers.push_back(StartWorker(endpoint, name, {"--slots", "2"}));
   }
-  ChildResult r = coordinator.Finish(milliseconds(60000));
+  ChildResult r = coordinator->Finish(milliseconds(60000));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("13 profiles merged, 0 empty, 0 corrupt"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("TOTAL"), std::string::npos) << "--coverage-summary:\n" << r.out;

@@ -22,29 +22,21 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
-// A coordinator on an ephemeral loopback port; returns it once it says where it listens.
-std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string> args,
-                                                  std::string* endpoint) {
-  // Default heartbeats (1 s x 3): a loaded CI machine can starve a process for a good part of
-  // a second, and a worker killed outright is noticed by its dropped connection anyway.
-  std::vector<std::string> argv = {TESTFARM_BINARY,     "run",          "--listen",
-                                   "tcp://127.0.0.1:*", "--kill-grace", "200ms"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto child = std::make_unique<BackgroundChild>(argv);
-  if (!child->WaitForOutput("\n", milliseconds(30000))) return child;
-  std::smatch m;
-  std::string out = child->out();
-  if (std::regex_search(out, m, std::regex("listening on (tcp://[0-9.:]+)"))) *endpoint = m[1];
-  return child;
-}
+struct UsageCase {
+  std::vector<std::string> args;
+  std::string expected;
+};
 
-std::unique_ptr<BackgroundChild> StartWorker(const std::string& endpoint, const std::string& name,
-                                             std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {TESTFARM_BINARY, "worker", "--connect", endpoint,
-                                   "--once",        "--name", name,        "--cache-dir",
-                                   WorkerCacheDir()};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  return std::make_unique<BackgroundChild>(argv);
+// Each command line is refused with exit code 2 and a line containing `expected` on stderr.
+void ExpectUsageErrors(const std::vector<UsageCase>& cases) {
+  for (const UsageCase& c : cases) {
+    std::vector<std::string> argv = c.args;
+    argv.insert(argv.begin(), TESTFARM_BINARY);
+    ChildResult r = RunChild(argv);
+    EXPECT_EQ(r.exit_code, 2) << c.expected << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos)
+        << "wanted '" << c.expected << "' in " << r.err;
+  }
 }
 
 // A manifest of `count` suites that each sleep `ms` milliseconds.
@@ -144,11 +136,7 @@ TEST(E2EFleet, RequiredLabelsPickTheWorkerOrFailAfterTheWait) {
 }
 
 TEST(E2EFleet, BadFleetInputIsExit2WithAClearLine) {
-  struct Case {
-    std::vector<std::string> args;
-    std::string expected;
-  };
-  std::vector<Case> cases = {
+  std::vector<UsageCase> cases = {
       {{"run", "--listen", "tcp://0.0.0.0:*", Fixture("tf_pass")}, "without authentication"},
       {{"worker", "--connect", "tcp://192.0.2.1:7700"}, "without authentication"},
       {{"run", "--listen", "localhost:7700", Fixture("tf_pass")}, "expected tcp://HOST:PORT"},
@@ -159,14 +147,7 @@ TEST(E2EFleet, BadFleetInputIsExit2WithAClearLine) {
        "--labels: expected KEY=VALUE"},
       {{"worker"}, "--connect"},
   };
-  for (const Case& c : cases) {
-    std::vector<std::string> argv = c.args;
-    argv.insert(argv.begin(), TESTFARM_BINARY);
-    ChildResult r = RunChild(argv);
-    EXPECT_EQ(r.exit_code, 2) << c.expected << "\n" << r.err;
-    EXPECT_NE(r.err.find(c.expected), std::string::npos)
-        << "wanted '" << c.expected << "' in " << r.err;
-  }
+  ExpectUsageErrors(cases);
 }
 
 // `testfarm keygen DIR/NAME` for each name; returns false (with the output) if one failed.
@@ -229,12 +210,8 @@ TEST(E2EFleet, BadKeyInputIsExit2WithAClearLine) {
   ASSERT_TRUE(Keygen(dir, {"coord", "w"}));
   auto key = [&](const char* file) { return (dir.path() / file).string(); };
   std::ofstream(dir.path() / "bad.key") << "# not a key\nhello\n";
-  struct Case {
-    std::vector<std::string> args;
-    std::string expected;
-  };
   const std::string listen = "tcp://127.0.0.1:*";
-  std::vector<Case> cases = {
+  std::vector<UsageCase> cases = {
       {{"keygen", key("coord")}, "already exists; not overwriting a key"},
       {{"keygen", (dir.path() / "no" / "such" / "dir").string()}, "cannot write"},
       {{"run", "--listen", listen, "--key", key("missing.key"), "--worker-keys", key("w.pub"),
@@ -260,14 +237,7 @@ TEST(E2EFleet, BadKeyInputIsExit2WithAClearLine) {
       {{"worker", "--connect", "tcp://127.0.0.1:7700", "--key", key("w.key")},
        "--key and --coordinator-key go together"},
   };
-  for (const Case& c : cases) {
-    std::vector<std::string> argv = c.args;
-    argv.insert(argv.begin(), TESTFARM_BINARY);
-    ChildResult r = RunChild(argv);
-    EXPECT_EQ(r.exit_code, 2) << c.expected << "\n" << r.err;
-    EXPECT_NE(r.err.find(c.expected), std::string::npos)
-        << "wanted '" << c.expected << "' in " << r.err;
-  }
+  ExpectUsageErrors(cases);
 }
 
 // A manifest whose suites need shipping: an executable loading libraries from the build tree, a

@@ -3,10 +3,13 @@
 // test's line in testfarm's output.
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/e2e/child_process.h"
 #include "tests/support/temp_dir.h"
@@ -22,6 +25,32 @@ inline std::string Fixture(const std::string& name) {
 inline std::string WorkerCacheDir() {
   static TempDir dir;
   return (dir.path() / "cache").string();
+}
+
+// A coordinator on an ephemeral loopback port; returns it once it says where it listens.
+inline std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string> args,
+                                                         std::string* endpoint) {
+  // Default heartbeats (1 s x 3): a loaded CI machine can starve a process for a good part of
+  // a second, and a worker killed outright is noticed by its dropped connection anyway.
+  std::vector<std::string> argv = {TESTFARM_BINARY,     "run",          "--listen",
+                                   "tcp://127.0.0.1:*", "--kill-grace", "200ms"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = std::make_unique<BackgroundChild>(argv);
+  if (!child->WaitForOutput("\n", std::chrono::milliseconds(30000))) return child;
+  std::smatch m;
+  std::string out = child->out();
+  if (std::regex_search(out, m, std::regex("listening on (tcp://[0-9.:]+)"))) *endpoint = m[1];
+  return child;
+}
+
+inline std::unique_ptr<BackgroundChild> StartWorker(const std::string& endpoint,
+                                                    const std::string& name,
+                                                    std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {TESTFARM_BINARY, "worker", "--connect", endpoint,
+                                   "--once",        "--name", name,        "--cache-dir",
+                                   WorkerCacheDir()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return std::make_unique<BackgroundChild>(argv);
 }
 
 // The per-test line for `name` ("STATUS  duration  name  (reason)"), or a note saying none.

@@ -1,0 +1,40 @@
+#include "shared/file_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "shared/unique_fd.h"
+
+namespace testfarm {
+
+Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t max_bytes) {
+  auto failure = [&](const std::string& reason) {
+    return Error{"cannot read " + file.string() + ": " + reason};
+  };
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return failure(std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return failure(std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) return failure(std::strerror(EISDIR));
+  std::string limit = "larger than " + std::to_string(max_bytes >> 20) + " MiB";
+  if (static_cast<std::size_t>(st.st_size) > max_bytes) return failure(limit);
+  std::string text;
+  // One read for a regular file of known size; files that do not know theirs grow as they go.
+  text.reserve(static_cast<std::size_t>(st.st_size));
+  char buffer[64 * 1024];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return failure(std::strerror(errno));
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > max_bytes) return failure(limit);
+  }
+  return text;
+}
+
+}  // namespace testfarm
