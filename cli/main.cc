@@ -2,12 +2,18 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "cli/run_command.h"
 #include "shared/logging.h"
 
 namespace {
+
+// An option naming a file must name one: `--junit ''` is a mistake, not "no report".
+const CLI::Validator kNonEmpty(
+    [](std::string& value) { return value.empty() ? std::string("a path is needed, not ''") : ""; },
+    "", "non-empty");
 
 // The options `run` and `list` share: where tests come from and which of them.
 void AddSourceOptions(CLI::App* command, testfarm::cli::SourceArgs* source) {
@@ -20,30 +26,42 @@ void AddSourceOptions(CLI::App* command, testfarm::cli::SourceArgs* source) {
       ->add_option("--manifest", source->manifest,
                    "Suites from a testfarm.toml (default: ./testfarm.toml when no executable "
                    "or --ctest is given)")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->check(kNonEmpty);
   command
       ->add_option("--ctest", source->ctest_dir,
                    "Import the tests a CMake build directory registered with CTest")
-      ->type_name("BUILD_DIR");
+      ->type_name("BUILD_DIR")
+      ->check(kNonEmpty);
   command
       ->add_option("--filter", source->filters,
                    "Run only tests whose full name (suite or suite::Suite.Case) matches this "
-                   "glob; repeatable")
-      ->type_name("GLOB");
+                   "glob; one per flag, repeat the flag for more")
+      ->type_name("GLOB")
+      ->allow_extra_args(false);
   command
       ->add_option("--exclude", source->excludes,
-                   "Skip tests whose full name matches this glob; repeatable")
-      ->type_name("GLOB");
+                   "Skip tests whose full name matches this glob; one per flag, repeatable")
+      ->type_name("GLOB")
+      ->allow_extra_args(false);
   command
       ->add_option("--label", source->labels,
-                   "Run only tests carrying this label (manifest or CTest LABELS); repeatable")
-      ->type_name("LABEL");
+                   "Run only tests carrying this label (manifest or CTest LABELS); one per flag, "
+                   "repeatable")
+      ->type_name("LABEL")
+      ->allow_extra_args(false);
   command
       ->add_option("--timeout", source->timeout,
                    "Per-test timeout where the suite sets none: seconds, or with a unit (500ms, "
                    "30s, 2m, 1h); 0 disables")
       ->type_name("DURATION")
       ->capture_default_str();
+  command
+      ->add_option("--partition", source->partition,
+                   "Run only part M of N of the selection, for CI jobs that split a suite without "
+                   "a farm: hash:M/N (by a hash of each test's name: stable as tests come and go) "
+                   "or count:M/N (every Nth test, in listing order)")
+      ->type_name("hash:M/N|count:M/N");
   command
       ->add_option("-j,--jobs", source->jobs,
                    "Tests run at once (default: half the hardware threads, 1 to 16)")
@@ -90,13 +108,24 @@ int main(int argc, char** argv) {
                   "With --isolation batch: the time a batch should take")
       ->type_name("DURATION")
       ->capture_default_str();
-  run->add_option("--junit", run_args.junit, "Write a JUnit XML report")->type_name("FILE");
+  run->add_option("--junit", run_args.junit, "Write a JUnit XML report")
+      ->type_name("FILE")
+      ->check(kNonEmpty);
   run->add_option("--json", run_args.json,
                   "Write a JSON report: one object per test attempt (docs/json-report.md)")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->check(kNonEmpty);
   run->add_option("--trace", run_args.trace,
                   "Write a Chrome trace-event file, one track per worker slot (open in Perfetto)")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->check(kNonEmpty);
+  // Like --coverage, the seed is given only as --shuffle=SEED, so `--shuffle build/t` keeps
+  // build/t a test executable.
+  CLI::Option* shuffle =
+      run->add_flag("--shuffle", run_args.shuffle_seed,
+                    "Start the tests in a random order; the seed is printed, and --shuffle=SEED "
+                    "repeats that order")
+          ->type_name("[=SEED]");
 
   run->add_option("--listen", run_args.listen,
                   "Also accept remote workers (`testfarm worker --connect`) on this endpoint, "
@@ -234,7 +263,12 @@ int main(int argc, char** argv) {
   AddSourceOptions(list, &list_args.source);
   list->add_flag("--json", list_args.json, "Print them as a JSON array");
 
+  // --log-level may come before or after the command: each command hands the options it does
+  // not know to testfarm's own.
+  for (CLI::App* command : {run, list, worker, keygen}) command->fallthrough();
+
   // CLI11 reports an unknown command as "a subcommand is required"; name the culprit instead.
+  std::string command_name;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--log-level") {
@@ -248,6 +282,7 @@ int main(int argc, char** argv) {
                    arg.c_str());
       return 2;
     }
+    command_name = arg;
     break;
   }
   try {
@@ -260,20 +295,34 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "testfarm: error: %s\n", e.what());
-    std::fprintf(stderr, "Run 'testfarm --help' or 'testfarm run --help' for usage.\n");
+    if (command_name.empty()) {
+      std::fprintf(stderr, "Run 'testfarm --help' for usage.\n");
+    } else {
+      std::fprintf(stderr, "Run 'testfarm %s --help' for usage.\n", command_name.c_str());
+    }
     return 2;
   }
   if (worker->parsed() && log_option->count() == 0) log_level = "info";
-  if (!testfarm::InitLogging(log_level)) {
+  if (!testfarm::InitLogging(log_level, worker->parsed())) {
     std::fprintf(stderr, "testfarm: error: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;
   }
   run_args.coverage = coverage->count() > 0;
   // CLI11 gives a bare value flag "true" (write ./true as such to mean a file of that name).
   if (run_args.coverage_output == "true") run_args.coverage_output.clear();
-  if (run->parsed()) return testfarm::cli::Run(run_args);
-  if (list->parsed()) return testfarm::cli::List(list_args);
-  if (worker->parsed()) return testfarm::cli::Worker(worker_args);
-  if (keygen->parsed()) return testfarm::cli::Keygen(keygen_args);
+  run_args.shuffle = shuffle->count() > 0;
+  if (run_args.shuffle_seed == "true") run_args.shuffle_seed.clear();
+  // The commands report filesystem errors as values; this boundary makes sure one that slips
+  // through is still a one-line error naming the path, never an abort.
+  try {
+    if (run->parsed()) return testfarm::cli::Run(run_args);
+    if (list->parsed()) return testfarm::cli::List(list_args);
+    if (worker->parsed()) return testfarm::cli::Worker(worker_args);
+    if (keygen->parsed()) return testfarm::cli::Keygen(keygen_args);
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::string path = e.path1().empty() ? "" : " '" + e.path1().string() + "'";
+    std::fprintf(stderr, "testfarm: error:%s: %s\n", path.c_str(), e.code().message().c_str());
+    return 2;
+  }
   return 2;
 }

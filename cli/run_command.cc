@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "coordinator/console_reporter.h"
@@ -78,14 +80,40 @@ std::optional<std::string> CheckExecutable(const std::string& path) {
   return std::nullopt;
 }
 
-// A report must be writable before the run starts, not found unwritable after it.
+// A report must be writable before the run starts, not found unwritable after it. It is
+// written as PATH.tmp and renamed over PATH (WriteFile), so that is what is tried: a path whose
+// directory takes no new file (/proc/version) fails here, not after the tests ran.
 std::optional<std::string> CheckWritable(const std::string& option, const std::string& path) {
   if (path.empty()) return std::nullopt;
-  bool existed = fs::exists(path);
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return option + ": '" + path + "' is a directory";
+    if (!S_ISREG(st.st_mode)) return option + ": '" + path + "' is not a regular file";
+  } else if (errno != ENOENT) {
+    return option + ": cannot write '" + path + "': " + std::strerror(errno);
+  }
+  std::string temp = path + ".tmp";
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd) return option + ": cannot write '" + path + "': " + std::strerror(errno);
-  if (fs::is_directory(path)) return option + ": '" + path + "' is a directory";
-  if (!existed) ::unlink(path.c_str());
+  ::unlink(temp.c_str());
+  return std::nullopt;
+}
+
+// Two outputs given the same file would overwrite each other.
+std::optional<std::string> CheckDistinct(
+    const std::vector<std::pair<std::string, std::string>>& outputs) {
+  std::map<std::string, std::string> seen;  // normalized absolute path -> option
+  for (const auto& [option, path] : outputs) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    fs::path absolute = fs::absolute(path, ec);
+    std::string key = (ec ? fs::path(path) : absolute).lexically_normal().string();
+    auto [it, inserted] = seen.emplace(key, option);
+    if (!inserted) {
+      return option + " and " + it->second + " name the same file '" + path +
+             "': each report needs its own";
+    }
+  }
   return std::nullopt;
 }
 
@@ -104,33 +132,30 @@ std::optional<std::string> WriteFile(const std::string& path, const std::string&
   return std::nullopt;
 }
 
-std::optional<std::string> FindInPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    std::size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    fs::path candidate = fs::path(dirs.substr(start, end - start)) / program;
-    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) {
-      return candidate.string();
-    }
-    start = end + 1;
-  }
-  return std::nullopt;
-}
-
 unsigned SlotCount(const SourceArgs& args) {
   return args.jobs != 0 ? args.jobs : worker::DefaultSlots(std::thread::hardware_concurrency());
 }
 
 Result<std::vector<SuiteSpec>> ImportCtest(const std::string& dir, unsigned slots) {
-  if (!fs::is_directory(dir)) return Error{"--ctest: '" + dir + "' is not a directory"};
-  auto ctest = FindInPath("ctest");
-  if (!ctest) return Error{"--ctest: 'ctest' is not on PATH (it comes with cmake)"};
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return Error{"--ctest: '" + dir + "': " + std::strerror(errno)};
+  }
+  if (!S_ISDIR(st.st_mode)) return Error{"--ctest: '" + dir + "' is not a directory"};
+  fs::path root(dir);
+  if (::access((root / "CTestTestfile.cmake").c_str(), F_OK) != 0) {
+    if (::access((root / "CMakeCache.txt").c_str(), F_OK) != 0) {
+      return Error{"--ctest: '" + dir + "' is not a CMake build directory (no CMakeCache.txt)"};
+    }
+    return Error{"--ctest: '" + dir +
+                 "' has no tests registered (no CTestTestfile.cmake: does the project call "
+                 "enable_testing()?)"};
+  }
+  std::string ctest = FindOnPath("ctest");
+  if (ctest.empty()) return Error{"--ctest: 'ctest' is not on PATH (it comes with cmake)"};
   worker::LaunchSpec spec;
   spec.argv = coordinator::CtestListCommand(dir);
-  spec.argv[0] = *ctest;
+  spec.argv[0] = ctest;
   spec.timeout = kListTimeout;
   auto finished = worker::RunToCompletion({spec}, slots);
   const worker::FinishedJob& job = finished.at(0);
@@ -141,19 +166,56 @@ Result<std::vector<SuiteSpec>> ImportCtest(const std::string& dir, unsigned slot
   return coordinator::ParseCtestJson(job.out.text, "ctest " + dir);
 }
 
+// A manifest suite's working directory and data files must be there before anything runs, on
+// this machine as on a fleet (where they are shipped from here).
+std::optional<std::string> CheckSuiteFiles(const SuiteSpec& suite) {
+  struct stat st {};
+  if (!suite.cwd.empty()) {
+    if (::stat(suite.cwd.c_str(), &st) != 0) {
+      return suite.origin + ": cwd '" + suite.cwd + "': " + std::strerror(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) return suite.origin + ": cwd '" + suite.cwd + "' is not a directory";
+  }
+  for (const std::string& data : suite.data_files) {
+    fs::path path = fs::path(suite.cwd) / data;  // absolute data paths ignore the cwd
+    if (::stat(path.c_str(), &st) != 0) {
+      return suite.origin + ": data '" + path.string() + "': " + std::strerror(errno);
+    }
+  }
+  return std::nullopt;
+}
+
+// Two suites of one name would make tests of one name, counted once in one report and twice in
+// another. A name given again (the same executable twice, or a manifest suite named like a CTest
+// test) becomes "NAME#2", "NAME#3": every suite runs, under a name of its own everywhere.
+void AddSuite(std::vector<SuiteSpec>* suites, SuiteSpec suite) {
+  auto taken = [&](const std::string& name) {
+    return std::any_of(suites->begin(), suites->end(),
+                       [&](const SuiteSpec& other) { return other.name == name; });
+  };
+  if (taken(suite.name)) {
+    std::string base = suite.name;
+    for (unsigned n = 2; taken(suite.name); ++n) suite.name = base + "#" + std::to_string(n);
+  }
+  suites->push_back(std::move(suite));
+}
+
 Result<std::vector<SuiteSpec>> GatherSuites(const SourceArgs& args) {
   std::vector<SuiteSpec> suites;
   for (const std::string& path : args.executables) {
     if (auto problem = CheckExecutable(path)) return Error{*problem};
+    std::error_code ec;
+    fs::path absolute = fs::absolute(path, ec);
+    if (ec) return Error{"cannot run '" + path + "': " + ec.message()};
     SuiteSpec suite;
     suite.name = path;
-    suite.command = {fs::absolute(path).lexically_normal().string()};
+    suite.command = {absolute.lexically_normal().string()};
     suite.origin = "command line";
-    suites.push_back(std::move(suite));
+    AddSuite(&suites, std::move(suite));
   }
   std::string manifest = args.manifest;
   if (manifest.empty() && args.executables.empty() && args.ctest_dir.empty() &&
-      fs::exists("testfarm.toml")) {
+      ::access("testfarm.toml", F_OK) == 0) {
     manifest = "testfarm.toml";
   }
   if (!manifest.empty()) {
@@ -163,16 +225,21 @@ Result<std::vector<SuiteSpec>> GatherSuites(const SourceArgs& args) {
       std::fprintf(stderr, "testfarm: warning: %s\n", warning.c_str());
     if (!declared) return declared.error();
     for (SuiteSpec& suite : *declared) {
-      if (auto problem = CheckExecutable(suite.command.at(0)); problem && !suite.disabled) {
-        return Error{suite.origin + ": " + *problem};
+      if (!suite.disabled) {
+        if (auto problem = CheckExecutable(suite.command.at(0))) {
+          return Error{suite.origin + ": " + *problem};
+        }
+        if (auto problem = CheckSuiteFiles(suite)) return Error{*problem};
       }
-      suites.push_back(std::move(suite));
+      AddSuite(&suites, std::move(suite));
     }
   }
   if (!args.ctest_dir.empty()) {
     auto imported = ImportCtest(args.ctest_dir, SlotCount(args));
     if (!imported) return imported.error();
-    for (SuiteSpec& suite : *imported) suites.push_back(std::move(suite));
+    for (SuiteSpec& suite : *imported) {
+      AddSuite(&suites, std::move(suite));
+    }
   }
   if (suites.empty()) {
     return Error{
@@ -188,6 +255,12 @@ Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
   auto timeout = ParseDuration(args.timeout);
   if (!timeout)
     return Error{"--timeout: not a duration: '" + args.timeout + "' (try 30s, 500ms, 2m)"};
+  std::optional<coordinator::Partition> partition;
+  if (!args.partition.empty()) {
+    auto parsed = coordinator::ParsePartition(args.partition);
+    if (!parsed) return parsed.error();
+    partition = *parsed;
+  }
   auto suites = GatherSuites(args);
   if (!suites) return suites.error();
 
@@ -225,8 +298,10 @@ Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
                                                std::move(finished[k].err.text)};
   }
   auto tests = coordinator::ExpandSuites(*suites, listings, *timeout);
-  return coordinator::Select(std::move(tests),
-                             coordinator::Selection{args.filters, args.excludes, args.labels});
+  auto selected = coordinator::Select(
+      std::move(tests), coordinator::Selection{args.filters, args.excludes, args.labels});
+  if (!selected || !partition) return selected;
+  return coordinator::TakePartition(std::move(*selected), *partition);
 }
 
 // SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked in every thread (so zmq's threads never take
@@ -278,8 +353,10 @@ int WriteReports(const RunArgs& args, const coordinator::RunSummary& summary,
   return status;
 }
 
-// "tcp://HOST:PORT" (PORT a number, or '*' for any when listening). Returns the host.
-Result<std::string> TcpHost(const std::string& option, const std::string& endpoint) {
+// "tcp://HOST:PORT". PORT is 1-65535; a listener may also give '*' or 0 for any free port.
+// Returns the host.
+enum class PortUse { kListen, kConnect };
+Result<std::string> TcpHost(const std::string& option, const std::string& endpoint, PortUse use) {
   const std::string scheme = "tcp://";
   std::size_t colon = endpoint.rfind(':');
   if (endpoint.rfind(scheme, 0) != 0 || colon == std::string::npos || colon <= scheme.size() ||
@@ -287,8 +364,13 @@ Result<std::string> TcpHost(const std::string& option, const std::string& endpoi
     return Error{option + ": expected tcp://HOST:PORT, got '" + endpoint + "'"};
   }
   std::string port = endpoint.substr(colon + 1);
-  if (port != "*" && port.find_first_not_of("0123456789") != std::string::npos) {
-    return Error{option + ": '" + port + "' is not a port number in '" + endpoint + "'"};
+  if (port == "*" && use == PortUse::kListen) return endpoint.substr(scheme.size(), colon - scheme.size());
+  bool digits = port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+  unsigned long number = digits ? std::stoul(port) : 0;
+  if (!digits || number > 65535 || (number == 0 && use == PortUse::kConnect)) {
+    return Error{option + ": '" + port + "' is not a port number (1-65535" +
+                 (use == PortUse::kListen ? std::string(", or * or 0 for any free port") : "") +
+                 ") in '" + endpoint + "'"};
   }
   return endpoint.substr(scheme.size(), colon - scheme.size());
 }
@@ -461,9 +543,8 @@ int Keygen(const KeygenArgs& args) {
 }
 
 int Worker(const WorkerArgs& args) {
-  auto host = TcpHost("--connect", args.connect);
+  auto host = TcpHost("--connect", args.connect, PortUse::kConnect);
   if (!host) return UsageError(host.error().message);
-  if (args.connect.back() == '*') return UsageError("--connect: a port number is needed, not '*'");
   auto heartbeat = ParseDuration(args.heartbeat);
   if (!heartbeat || heartbeat->count() == 0) {
     return UsageError("--heartbeat: not a positive duration: '" + args.heartbeat + "'");
@@ -517,6 +598,11 @@ int Worker(const WorkerArgs& args) {
 int List(const ListArgs& args) {
   auto tests = PlanTests(args.source);
   if (!tests) return UsageError(tests.error().message);
+  // A suite whose listing crashed or hung is listed as a failing test, and the listing fails.
+  int status = kExitPassed;
+  for (const TestSpec& test : *tests) {
+    if (!test.error.empty()) status = kExitFailed;
+  }
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const TestSpec& test : *tests) {
@@ -531,15 +617,26 @@ int List(const ListArgs& args) {
                      {"error", test.error}});
     }
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    return kExitPassed;
+    return status;
   }
+  // NAME  [timeout 10m]  [labels: a, b]  (skipped: ...) / (error: ...)
   for (const TestSpec& test : *tests) {
-    std::string note;
-    if (!test.skip_reason.empty()) note = "  (skipped: " + test.skip_reason + ")";
-    if (!test.error.empty()) note = "  (error: " + test.error + ")";
-    std::printf("%s%s\n", test.name.c_str(), note.c_str());
+    std::string line = test.name;
+    line += test.timeout.count() > 0 ? "  [timeout " + FormatDuration(test.timeout) + "]"
+                                     : std::string("  [no timeout]");
+    if (!test.labels.empty()) {
+      std::string labels;
+      for (const std::string& label : test.labels) labels += (labels.empty() ? "" : ", ") + label;
+      line += "  [labels: " + labels + "]";
+    }
+    if (!test.skip_reason.empty()) line += "  (skipped: " + test.skip_reason + ")";
+    if (!test.error.empty()) line += "  (error: " + test.error + ")";
+    std::printf("%s\n", line.c_str());
   }
-  return kExitPassed;
+  if (status != kExitPassed) {
+    std::fprintf(stderr, "testfarm: error: a suite could not be listed (see the errors above)\n");
+  }
+  return status;
 }
 
 int Run(const RunArgs& args) {
@@ -554,6 +651,22 @@ int Run(const RunArgs& args) {
                                      {"--trace", args.trace}}) {
     if (auto problem = CheckWritable(option, path)) return UsageError(*problem);
   }
+  std::optional<uint64_t> shuffle_seed;
+  if (args.shuffle) {
+    if (args.shuffle_seed.empty()) {
+      std::random_device device;
+      shuffle_seed = (uint64_t{device()} << 32) | device();
+    } else if (args.shuffle_seed.size() > 20 ||
+               args.shuffle_seed.find_first_not_of("0123456789") != std::string::npos) {
+      return UsageError("--shuffle: the seed must be a number, got '" + args.shuffle_seed + "'");
+    } else {
+      try {
+        shuffle_seed = std::stoull(args.shuffle_seed);
+      } catch (const std::out_of_range&) {
+        return UsageError("--shuffle: the seed is out of range: '" + args.shuffle_seed + "'");
+      }
+    }
+  }
   auto heartbeat = ParseDuration(args.heartbeat);
   if (!heartbeat || heartbeat->count() == 0) {
     return UsageError("--heartbeat: not a positive duration: '" + args.heartbeat + "'");
@@ -567,7 +680,7 @@ int Run(const RunArgs& args) {
     return UsageError("--key and --worker-keys are for remote workers: they need --listen");
   }
   if (!args.listen.empty()) {
-    auto host = TcpHost("--listen", args.listen);
+    auto host = TcpHost("--listen", args.listen, PortUse::kListen);
     if (!host) return UsageError(host.error().message);
     if (!security->keys && !IsLoopback(*host) && !args.insecure) {
       return UsageError("--listen " + args.listen +
@@ -603,12 +716,29 @@ int Run(const RunArgs& args) {
       }
     }
   }
+  if (auto problem = CheckDistinct({{"--junit", args.junit},
+                                    {"--json", args.json},
+                                    {"--trace", args.trace},
+                                    {"--coverage", resolved.coverage_output}})) {
+    return UsageError(*problem);
+  }
   auto tests = PlanTests(args.source);
   if (!tests) return UsageError(tests.error().message);
+  if (shuffle_seed) {
+    coordinator::Shuffle(&*tests, *shuffle_seed);
+    std::printf("testfarm: shuffled with seed %llu (--shuffle=%llu repeats this order)\n",
+                static_cast<unsigned long long>(*shuffle_seed),
+                static_cast<unsigned long long>(*shuffle_seed));
+  }
   coordinator::CoverageObjects coverage_objects;
   std::optional<worker::ScratchDir> coverage_dir;
   if (args.coverage) {
     coverage_objects = coordinator::FindCoverageObjects(*tests);
+    if (coverage_objects.objects.empty()) {
+      return UsageError(
+          "--coverage: none of the tests' executables has a coverage mapping (build them with "
+          "clang's -fprofile-instr-generate -fcoverage-mapping), so there is nothing to measure");
+    }
     for (const std::string& path : coverage_objects.uninstrumented) {
       std::fprintf(stderr,
                    "testfarm: warning: --coverage: %s has no coverage mapping (build it with "

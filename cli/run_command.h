@@ -17,7 +17,8 @@ struct SourceArgs {
   std::vector<std::string> excludes;
   std::vector<std::string> labels;
   std::string timeout = "10m";
-  unsigned jobs = 0;  // 0: the default slot count
+  unsigned jobs = 0;      // 0: the default slot count
+  std::string partition;  // "hash:M/N" or "count:M/N"; empty: all of the selection
 };
 
 struct RunArgs {
@@ -30,6 +31,8 @@ struct RunArgs {
   std::string junit;
   std::string json;
   std::string trace;
+  bool shuffle = false;
+  std::string shuffle_seed;  // empty: a random seed (printed)
   // The fleet.
   std::string listen;                   // tcp://ADDR:PORT; empty: in-process worker only
   std::optional<unsigned> local_slots;  // slots of the in-process worker; 0: none
@@ -77,7 +80,7 @@ struct ListArgs {
 
 // Exit codes: 0 all passed, 1 any failed, 2 bad input, 130 interrupted.
 int Run(const RunArgs& args);
-// Exit codes: 0 listed, 2 bad input.
+// Exit codes: 0 listed, 1 a suite could not be listed (it crashed or hung), 2 bad input.
 int List(const ListArgs& args);
 // Exit codes: 0 stopped by a signal or done (--once), 1 socket failure, 2 bad input.
 int Worker(const WorkerArgs& args);

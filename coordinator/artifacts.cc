@@ -18,7 +18,10 @@ namespace {
 // `path` made absolute against `base` (or the current directory) and lexically normal.
 fs::path Absolute(const std::string& path, const std::string& base) {
   fs::path p(path);
-  if (p.is_relative()) p = (base.empty() ? fs::current_path() : fs::path(base)) / p;
+  if (p.is_relative()) {
+    std::error_code ec;  // a current directory that is gone leaves the path relative
+    p = (base.empty() ? fs::current_path(ec) : fs::path(base)) / p;
+  }
   return p.lexically_normal();
 }
 

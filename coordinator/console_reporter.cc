@@ -134,14 +134,10 @@ void ConsoleReporter::OnRunEnd(const RunSummary& summary) {
                    Parenthesized(StatusReason(*report)).c_str());
     }
   }
-  if (!summary.stop_reason.empty()) {
-    std::fprintf(out_, "\nStopped early (%s): %zu cancelled, %zu not run\n",
-                 summary.stop_reason.c_str(), summary.cancelled, summary.not_run);
-  }
-  std::fprintf(out_, "\n%zu tests in %s\n", summary.total(), FormatDuration(summary.wall).c_str());
-  std::fprintf(out_, "%zu passed, %zu failed", summary.passed, summary.failed);
-  if (summary.skipped() > 0) std::fprintf(out_, ", %zu skipped", summary.skipped());
-  std::fputs("\n", out_);
+  if (!summary.stop_reason.empty()) std::fprintf(out_, "\nStopped early: %s\n", summary.stop_reason.c_str());
+  std::fprintf(out_, "\n%zu test%s in %s\n", summary.total(), summary.total() == 1 ? "" : "s",
+               FormatDuration(summary.wall).c_str());
+  std::fprintf(out_, "%s\n", SummaryLine(summary).c_str());
   std::fflush(out_);
 }
 

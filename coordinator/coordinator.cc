@@ -524,7 +524,8 @@ void Coordinator::OnSignal(int signal_fd) {
   if (!first_signal_at_) {
     first_signal_at_ = now;
     summary_.interrupted = true;
-    spdlog::warn("coordinator: interrupted; stopping running tests");
+    // The console's summary says so ("Stopped early: interrupted").
+    spdlog::info("coordinator: interrupted; stopping running tests");
     scheduler_.Stop("interrupted");
   } else if (now - *first_signal_at_ >= kSecondSignalAfter) {
     // A second signal: stop waiting for the cancelled tests. (One sent to the process and then
@@ -579,6 +580,12 @@ bool Coordinator::DispatchOpen() {
   bool waited = clock_.Now() >= started_ + options_.wait_workers;
   if (workers_.size() >= options_.min_workers || (waited && !workers_.empty())) {
     dispatch_open_ = true;
+    if (workers_.size() < options_.min_workers) {
+      spdlog::warn("only {} of the {} workers asked for (--min-workers) joined within {}; "
+                   "starting with {}",
+                   workers_.size(), options_.min_workers, FormatDuration(options_.wait_workers),
+                   workers_.size() == 1 ? "it" : "them");
+    }
   } else if (waited && options_.wait_workers.count() > 0) {
     scheduler_.Stop("no worker joined within " + FormatDuration(options_.wait_workers));
   }
@@ -661,10 +668,16 @@ RunSummary Coordinator::Run(int signal_fd) {
     scheduler_.Stop(std::string("socket failure: ") + e.what());
     AbandonOutstanding("the coordinator's socket failed");
   }
-  // Tests never started because the run stopped are counted, not listed one by one.
+  // Every selected test is reported exactly once, in every report: those the run never started
+  // (it stopped, or no worker came) are listed as not run, with why.
   batcher_.Clear();
+  std::string not_run_reason = scheduler_.stop_reason().empty()
+                                   ? std::string("the run ended before it started")
+                                   : "the run stopped: " + scheduler_.stop_reason();
   for (std::size_t t = 0; t < tests_.size(); ++t) {
-    if (!reported_[t]) ++summary_.not_run;
+    if (!reported_[t]) {
+      Report(t, JobState::kNotRun, nullptr, not_run_reason, {}, Millis(0), {}, 1, false);
+    }
   }
   std::vector<std::string> identities;
   for (const auto& [identity, info] : workers_) identities.push_back(identity);

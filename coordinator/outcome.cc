@@ -64,9 +64,9 @@ JobVerdicts Interpret(const std::vector<std::size_t>& job_tests, bool batch,
                       const std::vector<TestSpec>& tests, const protocol::JobResult& result) {
   JobVerdicts out;
   if (result.state.kind() == Kind::kCancelled) {
-    for (std::size_t t : job_tests) {
-      out.decided.push_back({t, JobState::kCancelled, {}, {}, Millis(0)});
-    }
+    // A cancelled test ran until it was stopped: that time is its duration.
+    Millis ran(static_cast<long long>(result.duration_ms));
+    for (std::size_t t : job_tests) out.decided.push_back({t, JobState::kCancelled, {}, {}, ran});
     return out;
   }
   if (job_tests.size() == 1 && !tests[job_tests[0]].gtest()) {

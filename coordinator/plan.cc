@@ -116,4 +116,72 @@ Result<std::vector<TestSpec>> Select(std::vector<TestSpec> tests, const Selectio
   return selected;
 }
 
+namespace {
+
+// FNV-1a, 64 bits: stable across machines and releases, unlike std::hash.
+uint64_t StableHash(std::string_view text) {
+  uint64_t hash = 14695981039346656037ull;
+  for (char c : text) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+// splitmix64: a small, well-mixed generator whose sequence is ours to keep.
+uint64_t NextRandom(uint64_t* state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+std::optional<unsigned> ParseCount(std::string_view text) {
+  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  return static_cast<unsigned>(std::stoul(std::string(text)));
+}
+
+}  // namespace
+
+Result<Partition> ParsePartition(const std::string& text) {
+  const Error error{"--partition: expected hash:M/N or count:M/N with 1 <= M <= N, got '" + text +
+                    "'"};
+  std::size_t colon = text.find(':');
+  std::size_t slash = text.find('/');
+  if (colon == std::string::npos || slash == std::string::npos || slash < colon) return error;
+  Partition partition;
+  std::string kind = text.substr(0, colon);
+  if (kind == "hash") {
+    partition.kind = Partition::Kind::kHash;
+  } else if (kind == "count") {
+    partition.kind = Partition::Kind::kCount;
+  } else {
+    return error;
+  }
+  auto index = ParseCount(std::string_view(text).substr(colon + 1, slash - colon - 1));
+  auto count = ParseCount(std::string_view(text).substr(slash + 1));
+  if (!index || !count || *index == 0 || *index > *count) return error;
+  partition.index = *index;
+  partition.count = *count;
+  return partition;
+}
+
+std::vector<TestSpec> TakePartition(std::vector<TestSpec> tests, const Partition& partition) {
+  std::vector<TestSpec> part;
+  for (std::size_t i = 0; i < tests.size(); ++i) {
+    uint64_t key = partition.kind == Partition::Kind::kHash ? StableHash(tests[i].name) : i;
+    if (key % partition.count == partition.index - 1) part.push_back(std::move(tests[i]));
+  }
+  return part;
+}
+
+void Shuffle(std::vector<TestSpec>* tests, uint64_t seed) {
+  uint64_t state = seed;
+  for (std::size_t i = tests->size(); i > 1; --i) {
+    std::size_t j = static_cast<std::size_t>(NextRandom(&state) % i);
+    std::swap((*tests)[i - 1], (*tests)[j]);
+  }
+}
+
 }  // namespace testfarm::coordinator

@@ -2,6 +2,7 @@
 // Planning: suites become tests (a GoogleTest suite one per case, from its listing), and the
 // user's selection (--filter, --exclude, --label) picks which run. Pure: the listings are run by
 // the caller and handed in.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,5 +47,23 @@ bool GlobMatch(const std::string& pattern, const std::string& text);
 // no test at all, or if nothing is left: a selection that selects nothing is a mistake, not a
 // green run.
 Result<std::vector<TestSpec>> Select(std::vector<TestSpec> tests, const Selection& selection);
+
+// --partition: part `index` (1-based) of `count` of a selection.
+struct Partition {
+  enum class Kind { kHash, kCount };
+  Kind kind = Kind::kHash;
+  unsigned index = 1;
+  unsigned count = 1;
+};
+// "hash:M/N" or "count:M/N" with 1 <= M <= N.
+Result<Partition> ParsePartition(const std::string& text);
+// The tests of one part: by a stable hash of each test's name (a test stays in its part as
+// others come and go), or every Nth test in the given order. The parts of 1..N are disjoint and
+// together hold every test. A part may be empty.
+std::vector<TestSpec> TakePartition(std::vector<TestSpec> tests, const Partition& partition);
+
+// The order tests start in, shuffled reproducibly: the same seed and tests give the same order
+// on every machine (our own generator and Fisher-Yates, not std::shuffle's unspecified one).
+void Shuffle(std::vector<TestSpec>* tests, uint64_t seed);
 
 }  // namespace testfarm::coordinator

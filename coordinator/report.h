@@ -55,8 +55,7 @@ struct RunSummary {
   std::vector<TestReport> reports;  // every reported attempt, in the order they finished
   CoverageSummary coverage;
 
-  std::size_t skipped() const { return skipped_tests + cancelled + not_run; }
-  std::size_t total() const { return passed + failed + skipped(); }
+  std::size_t total() const { return passed + failed + skipped_tests + cancelled + not_run; }
   // The failed reports, in the order they finished.
   std::vector<const TestReport*> Failures() const {
     std::vector<const TestReport*> out;
@@ -67,7 +66,11 @@ struct RunSummary {
   }
 };
 
-// "PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "LEAK", "CANCEL", "LOST", "SKIP".
+// "N passed, N failed" followed by ", N skipped", ", N cancelled", ", N not run" for those that
+// are not 0: the console's last line, with the same totals as the JUnit and JSON reports.
+std::string SummaryLine(const RunSummary& summary);
+
+// "PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "LEAK", "CANCEL", "NOTRUN", "LOST", "SKIP".
 // A gtest case that failed inside a process that exited normally is "FAIL".
 const char* StatusWord(const TestReport& report);
 // "exit 1", "SIGSEGV", "failed to start: No such file or directory", ...; empty for a pass.

@@ -23,7 +23,8 @@ using Json = nlohmann::ordered_json;  // keeps keys in the documented order
 
 // How a report counts in JUnit terms. A failure is the test saying no (an assertion, a non-zero
 // exit); an error is the test not finishing on its own terms (crash, timeout, leak, could not
-// start, worker lost).
+// start, worker lost, cancelled or never started because the run stopped). Only a test that
+// skipped itself, or is disabled, is skipped: a test that could not run is never a quiet skip.
 enum class Outcome { kPassed, kFailure, kError, kSkipped };
 
 Outcome OutcomeOf(const TestReport& report) {
@@ -33,9 +34,9 @@ Outcome OutcomeOf(const TestReport& report) {
     case JobState::kFailed:
       return std::string_view(StatusWord(report)) == "FAIL" ? Outcome::kFailure : Outcome::kError;
     case JobState::kExpired:
-      return Outcome::kError;
     case JobState::kCancelled:
     case JobState::kNotRun:
+      return Outcome::kError;
     case JobState::kSkipped:
     case JobState::kPending:
     case JobState::kLeased:
@@ -380,27 +381,21 @@ Json RunJson(const std::vector<TestReport>& reports, const RunInfo& info) {
     auto [it, inserted] = last.try_emplace(report.name, &report);
     if (!inserted && report.attempt >= it->second->attempt) it->second = &report;
   }
-  std::size_t passed = 0;
-  std::size_t failed = 0;
-  std::size_t skipped = 0;
+  // The same five totals as the console's summary line.
+  std::map<std::string_view, std::size_t> counts = {
+      {"passed", 0}, {"failed", 0}, {"skipped", 0}, {"cancelled", 0}, {"not_run", 0}};
   for (const auto& [name, report] : last) {
-    const Outcome outcome = OutcomeOf(*report);
-    if (outcome == Outcome::kPassed) {
-      ++passed;
-    } else if (outcome == Outcome::kSkipped) {
-      ++skipped;
-    } else {
-      ++failed;
-    }
+    std::string_view key = StatusKey(report->state);
+    ++counts[key == "lost" ? "failed" : key];
   }
   Json run = Json::object();
   run["hostname"] = info.hostname;
   run["started_utc"] = info.started_utc;
   run["wall_ms"] = NonNegative(info.wall);
   run["tests"] = last.size();
-  run["passed"] = passed;
-  run["failed"] = failed;
-  run["skipped"] = skipped;
+  for (const char* key : {"passed", "failed", "skipped", "cancelled", "not_run"}) {
+    run[key] = counts[key];
+  }
   return run;
 }
 
@@ -490,7 +485,7 @@ std::string JsonReport(const std::vector<TestReport>& reports, const RunInfo& in
   Json attempts = Json::array();
   for (const TestReport& report : reports) attempts.push_back(AttemptJson(report));
   Json root = Json::object();
-  root["testfarm_report"] = 1;
+  root["testfarm_report"] = 2;
   root["run"] = RunJson(reports, info);
   root["attempts"] = std::move(attempts);
   return Dump(root, 2) + "\n";

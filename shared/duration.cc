@@ -30,7 +30,11 @@ std::optional<Millis> ParseDuration(std::string_view text) {
   }
   double ms = number * scale;
   if (ms > 1e15) return std::nullopt;
-  return Millis(static_cast<long long>(std::llround(ms)));
+  // To the nearest millisecond, but a positive duration never becomes 0, which means "none"
+  // to a timeout: anything under a millisecond is one.
+  long long rounded = std::llround(ms);
+  if (rounded == 0 && ms > 0) rounded = 1;
+  return Millis(rounded);
 }
 
 std::string FormatDuration(Millis d) {

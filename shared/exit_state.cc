@@ -47,13 +47,13 @@ std::string ExitState::Describe() const {
     case Kind::kSignaled:
       return SignalName(value_) + (core_dumped_ ? " (core dumped)" : "");
     case Kind::kTimedOut:
-      return detail_.empty() ? "timed out" : "timed out (" + detail_ + ")";
+      return detail_.empty() ? "timed out" : "timed out, " + detail_;
     case Kind::kSpawnFailed:
       return "failed to start: " + detail_;
     case Kind::kLeaked:
       return "exit " + std::to_string(value_) + ", leaked: " + detail_;
     case Kind::kCancelled:
-      return detail_.empty() ? "cancelled" : "cancelled (" + detail_ + ")";
+      return detail_.empty() ? "cancelled" : "cancelled, " + detail_;
   }
   return "unknown";
 }

@@ -8,9 +8,7 @@
 
 namespace testfarm {
 
-namespace {
-
-std::string OnPath(const std::string& name) {
+std::string FindOnPath(const std::string& name) {
   const char* path = std::getenv("PATH");
   std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
   std::size_t start = 0;
@@ -20,7 +18,8 @@ std::string OnPath(const std::string& name) {
     std::string dir = dirs.substr(start, end - start);
     if (dir.empty()) dir = ".";
     std::string candidate = dir + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate)) {
+    std::error_code ec;
+    if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate, ec)) {
       return candidate;
     }
     start = end + 1;
@@ -28,21 +27,19 @@ std::string OnPath(const std::string& name) {
   return {};
 }
 
-}  // namespace
-
 Result<std::string> FindLlvmTool(const std::string& name, const std::string& explicit_path,
                                  const std::string& option) {
   if (!explicit_path.empty()) {
     std::string found =
-        explicit_path.find('/') == std::string::npos ? OnPath(explicit_path) : explicit_path;
+        explicit_path.find('/') == std::string::npos ? FindOnPath(explicit_path) : explicit_path;
     if (found.empty() || ::access(found.c_str(), X_OK) != 0) {
       return Error{option + ": '" + explicit_path + "' is not an executable"};
     }
     return found;
   }
-  if (std::string found = OnPath(name); !found.empty()) return found;
+  if (std::string found = FindOnPath(name); !found.empty()) return found;
   for (int version = 30; version >= 11; --version) {
-    if (std::string found = OnPath(name + "-" + std::to_string(version)); !found.empty()) {
+    if (std::string found = FindOnPath(name + "-" + std::to_string(version)); !found.empty()) {
       return found;
     }
   }

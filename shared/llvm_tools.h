@@ -7,6 +7,9 @@
 
 namespace testfarm {
 
+// The first executable (not a directory) named `name` in $PATH's directories, or "".
+std::string FindOnPath(const std::string& name);
+
 // `explicit_path` (from a command-line option) wins when given, and must be executable. The
 // error says what was looked for and which option to give.
 Result<std::string> FindLlvmTool(const std::string& name, const std::string& explicit_path,

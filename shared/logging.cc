@@ -5,11 +5,15 @@
 
 namespace testfarm {
 
-bool InitLogging(const std::string& level) {
+bool InitLogging(const std::string& level, bool daemon) {
   auto parsed = spdlog::level::from_str(level);
   if (parsed == spdlog::level::off && level != "off") return false;
   auto logger = spdlog::stderr_color_mt("testfarm");
-  logger->set_pattern("%^[%Y-%m-%d %H:%M:%S.%e] [%l] [%t]%$ %v");
+  if (daemon || parsed < spdlog::level::warn) {
+    logger->set_pattern("%^[%Y-%m-%d %H:%M:%S.%e] [%l] [%t]%$ %v");
+  } else {
+    logger->set_pattern("%^testfarm: %l:%$ %v");
+  }
   logger->set_level(parsed);
   spdlog::set_default_logger(logger);
   return true;

@@ -38,9 +38,11 @@ CoverageCollector::JobProfiles CoverageCollector::TakeJob(uint64_t lease, const 
   const std::string prefix = "j" + std::to_string(lease) + "-";
   std::error_code ec;
   std::vector<fs::path> mine;
-  for (const auto& entry : fs::directory_iterator(dir_.path(), ec)) {
-    std::string name = entry.path().filename().string();
-    if (name.starts_with(prefix) && name.ends_with(".profraw")) mine.push_back(entry.path());
+  // Incremented with an error code: a range-for's ++ would throw.
+  for (fs::directory_iterator it(dir_.path(), ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.starts_with(prefix) && name.ends_with(".profraw")) mine.push_back(it->path());
   }
   for (const fs::path& path : mine) {
     fs::directory_entry entry(path, ec);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <regex>
 #include <sstream>
@@ -25,6 +26,24 @@ inline std::string Fixture(const std::string& name) {
 inline std::string WorkerCacheDir() {
   static TempDir dir;
   return (dir.path() / "cache").string();
+}
+
+// `testfarm ARGS...`, run to completion.
+inline ChildResult Testfarm(std::vector<std::string> args, ChildOptions options = {}) {
+  args.insert(args.begin(), TESTFARM_BINARY);
+  return RunChild(args, options);
+}
+
+// The console's last line, "N passed, N failed[, N skipped][, N cancelled][, N not run]", as
+// counts by word ("passed", "failed", "skipped", "cancelled", "not run"); absent words are 0.
+inline std::map<std::string, int> SummaryCounts(const std::string& line) {
+  std::map<std::string, int> counts = {
+      {"passed", 0}, {"failed", 0}, {"skipped", 0}, {"cancelled", 0}, {"not run", 0}};
+  static const std::regex part("(\\d+) (passed|failed|skipped|cancelled|not run)");
+  for (std::sregex_iterator it(line.begin(), line.end(), part), end; it != end; ++it) {
+    counts[(*it)[2]] = std::stoi((*it)[1]);
+  }
+  return counts;
 }
 
 // A coordinator on an ephemeral loopback port; returns it once it says where it listens.

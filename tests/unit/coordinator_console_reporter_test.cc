@@ -72,7 +72,7 @@ TEST(ConsoleReporter, PlainLinesAndExactSummary) {
   EXPECT_EQ(LastLine(text), "1 passed, 1 failed");
 }
 
-TEST(ConsoleReporter, SkippedAppearOnlyWhenThereAreAny) {
+TEST(ConsoleReporter, CancelledAndNotRunAreCountedAsSuchNeverAsSkipped) {
   Captured out;
   ConsoleReporter reporter(out.file(), ConsoleOptions{});
   RunSummary summary;
@@ -83,8 +83,34 @@ TEST(ConsoleReporter, SkippedAppearOnlyWhenThereAreAny) {
   summary.stop_reason = "fail-fast";
   reporter.OnRunEnd(summary);
   std::string text = out.text();
-  EXPECT_EQ(LastLine(text), "2 passed, 1 failed, 4 skipped");
-  EXPECT_NE(text.find("Stopped early (fail-fast): 1 cancelled, 3 not run"), std::string::npos);
+  EXPECT_EQ(LastLine(text), "2 passed, 1 failed, 1 cancelled, 3 not run");
+  EXPECT_NE(text.find("Stopped early: fail-fast\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n7 tests in "), std::string::npos) << text;
+}
+
+TEST(ConsoleReporter, SkippedAppearOnlyWhenThereAreAnyAndOneTestIsOneTest) {
+  Captured out;
+  ConsoleReporter reporter(out.file(), ConsoleOptions{});
+  RunSummary summary;
+  summary.skipped_tests = 1;
+  reporter.OnRunEnd(summary);
+  std::string text = out.text();
+  EXPECT_EQ(LastLine(text), "0 passed, 0 failed, 1 skipped");
+  EXPECT_NE(text.find("\n1 test in "), std::string::npos) << text;
+  EXPECT_EQ(text.find("Stopped early"), std::string::npos) << text;
+}
+
+TEST(ConsoleReporter, ATestThatNeverStartedIsListedAsNotRun) {
+  Captured out;
+  ConsoleReporter reporter(out.file(), ConsoleOptions{});
+  TestReport never;
+  never.name = "t";
+  never.state = JobState::kNotRun;
+  never.reason = "the run stopped: fail-fast";
+  reporter.OnTestFinished(never, 0);
+  EXPECT_NE(out.text().find("NOTRUN       0ms  t  (the run stopped: fail-fast)\n"),
+            std::string::npos)
+      << out.text();
 }
 
 TEST(ConsoleReporter, LongOutputShowsTheLastLinesAndSaysSo) {

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
+
 #include "coordinator/plan.h"
 
 namespace testfarm::coordinator {
@@ -105,6 +108,87 @@ TEST(GlobMatch, StarCrossesSeparators) {
   EXPECT_TRUE(GlobMatch("*Case?", "bin::A.Case1"));
   EXPECT_FALSE(GlobMatch("*Case?", "bin::A.Case12"));
   EXPECT_TRUE(GlobMatch("bin::[AB].*", "bin::B.x"));
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+std::vector<TestSpec> Tests(int count) {
+  std::vector<TestSpec> tests;
+  for (int i = 0; i < count; ++i) {
+    TestSpec t;
+    t.name = "suite::Case." + std::to_string(i);
+    tests.push_back(std::move(t));
+  }
+  return tests;
+}
+
+TEST(Partition, ParsesBothKindsAndRefusesTheRest) {
+  auto hash = ParsePartition("hash:2/5");
+  ASSERT_TRUE(hash.ok());
+  EXPECT_EQ(hash->kind, Partition::Kind::kHash);
+  EXPECT_EQ(hash->index, 2u);
+  EXPECT_EQ(hash->count, 5u);
+  auto count = ParsePartition("count:1/1");
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->kind, Partition::Kind::kCount);
+  for (const char* bad : {"", "hash", "hash:", "hash:1", "hash:0/2", "hash:3/2", "count:-1/2",
+                          "count:1/0", "round:1/2", "hash:1/2/3", "hash:x/2", "hash:1/9999999"}) {
+    EXPECT_FALSE(ParsePartition(bad).ok()) << bad;
+  }
+}
+
+TEST(Partition, PartsAreDisjointCoverEverythingAndHashedPartsAreStable) {
+  for (Partition::Kind kind : {Partition::Kind::kHash, Partition::Kind::kCount}) {
+    std::multiset<std::string> seen;
+    for (unsigned m = 1; m <= 4; ++m) {
+      for (const TestSpec& t : TakePartition(Tests(50), Partition{kind, m, 4})) seen.insert(t.name);
+    }
+    EXPECT_EQ(seen.size(), 50u);
+    EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 50u);
+  }
+  // count: every Nth in order.
+  EXPECT_EQ(Names(TakePartition(Tests(7), Partition{Partition::Kind::kCount, 2, 3})),
+            (std::vector<std::string>{"suite::Case.1", "suite::Case.4"}));
+  // hash: a test's part depends on its name alone, not on the others.
+  auto part = [](const std::vector<TestSpec>& tests) {
+    std::set<std::string> names;
+    for (const TestSpec& t : TakePartition(tests, Partition{Partition::Kind::kHash, 1, 3}))
+      names.insert(t.name);
+    return names;
+  };
+  std::set<std::string> of_fifty = part(Tests(50));
+  std::set<std::string> of_ten = part(Tests(10));
+  for (const std::string& name : of_ten) EXPECT_EQ(of_fifty.count(name), 1u) << name;
+  EXPECT_FALSE(of_ten.empty());
+  EXPECT_LT(of_fifty.size(), 30u) << "about a third";
+}
+
+TEST(Shuffle, TheSameSeedGivesTheSameOrderAndEveryTestStays) {
+  auto a = Tests(20);
+  auto b = Tests(20);
+  Shuffle(&a, 42);
+  Shuffle(&b, 42);
+  EXPECT_EQ(Names(a), Names(b));
+  EXPECT_NE(Names(a), Names(Tests(20)));
+  auto c = Tests(20);
+  Shuffle(&c, 43);
+  EXPECT_NE(Names(a), Names(c));
+  std::vector<std::string> sorted = Names(a);
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> expected = Names(Tests(20));
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(sorted, expected);
+  // Pinned: the order is ours (splitmix64 + Fisher-Yates), the same on every machine.
+  auto pinned = Tests(5);
+  Shuffle(&pinned, 1);
+  static const std::vector<std::string> kFirstOrder = Names(pinned);
+  auto again = Tests(5);
+  Shuffle(&again, 1);
+  EXPECT_EQ(Names(again), kFirstOrder);
 }
 
 }  // namespace

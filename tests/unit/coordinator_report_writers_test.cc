@@ -98,7 +98,7 @@ TEST(JunitXml, ExactDocument) {
             "  <testsuite name=\"math\" tests=\"1\" failures=\"1\" errors=\"0\" skipped=\"0\" "
             "time=\"0.040\" timestamp=\"2026-11-26T13:05:00Z\" hostname=\"build-7\">\n"
             "    <testcase name=\"Small\" classname=\"Primes\" time=\"0.040\">\n"
-            "      <failure message=\"Expected: 2\" type=\"FAIL\">primes_test.cc:12\nExpected: 2\n"
+            "      <failure message=\"primes_test.cc:12: Expected: 2\" type=\"FAIL\">primes_test.cc:12\nExpected: 2\n"
             "  Actual: 3</failure>\n"
             "      <system-out>[ RUN      ] Primes.Small\n</system-out>\n"
             "    </testcase>\n"
@@ -120,16 +120,17 @@ TEST(JunitXml, GroupsBySuiteInFirstSeenOrderWithCountsPerSuite) {
   ASSERT_NE(zeta, std::string::npos);
   ASSERT_NE(alpha, std::string::npos);
   EXPECT_LT(zeta, alpha);
-  EXPECT_NE(xml.find("<testsuite name=\"zeta\" tests=\"4\" failures=\"1\" errors=\"1\" "
-                     "skipped=\"1\" time=\"0.406\""),
+  // A test that never ran is an error in JUnit, never a skip.
+  EXPECT_NE(xml.find("<testsuite name=\"zeta\" tests=\"4\" failures=\"1\" errors=\"2\" "
+                     "skipped=\"0\" time=\"0.406\""),
             std::string::npos)
       << xml;
   EXPECT_NE(xml.find("<testsuite name=\"alpha\" tests=\"1\" failures=\"0\" errors=\"0\" "
                      "skipped=\"0\" time=\"0.020\""),
             std::string::npos)
       << xml;
-  EXPECT_NE(xml.find("<testsuites name=\"testfarm\" tests=\"5\" failures=\"1\" errors=\"1\" "
-                     "skipped=\"1\" time=\"1.234\">"),
+  EXPECT_NE(xml.find("<testsuites name=\"testfarm\" tests=\"5\" failures=\"1\" errors=\"2\" "
+                     "skipped=\"0\" time=\"1.234\">"),
             std::string::npos)
       << xml;
   // Cases stay in report order inside their suite.
@@ -174,7 +175,7 @@ TEST(JunitXml, EveryStatusMapsToFailureErrorOrSkipped) {
             "dumped)</error>\n"
             "    </testcase>");
   EXPECT_NE(Testcase(xml, "timeout")
-                .find("<error message=\"timed out (SIGKILL after 2s grace)\" type=\"TIMEOUT\">"),
+                .find("<error message=\"timed out, SIGKILL after 2s grace\" type=\"TIMEOUT\">"),
             std::string::npos);
   EXPECT_NE(
       Testcase(xml, "spawn")
@@ -185,16 +186,20 @@ TEST(JunitXml, EveryStatusMapsToFailureErrorOrSkipped) {
       std::string::npos);
   EXPECT_NE(Testcase(xml, "lost").find("<error message=\"no result from worker\" type=\"LOST\">"),
             std::string::npos);
-  EXPECT_NE(Testcase(xml, "cancelled").find("<skipped message=\"cancelled (SIGTERM)\"/>"),
-            std::string::npos);
-  EXPECT_NE(Testcase(xml, "not_run").find("<skipped message=\"run stopped: --fail-fast\"/>"),
-            std::string::npos);
+  // A test that could not run to its end is never a quiet skip: CI must see it.
+  EXPECT_NE(Testcase(xml, "cancelled").find("<error message=\"cancelled, SIGTERM\" type=\"CANCEL\">"),
+            std::string::npos)
+      << xml;
+  EXPECT_NE(
+      Testcase(xml, "not_run").find("<error message=\"run stopped: --fail-fast\" type=\"NOTRUN\">"),
+      std::string::npos)
+      << xml;
   EXPECT_NE(Testcase(xml, "c").find(
                 "<skipped message=\"not on this platform\">not on this platform</skipped>"),
             std::string::npos)
       << xml;
   EXPECT_NE(Testcase(xml, "disabled").find("<skipped message=\"skipped\"/>"), std::string::npos);
-  EXPECT_NE(xml.find("tests=\"11\" failures=\"1\" errors=\"5\" skipped=\"4\""), std::string::npos);
+  EXPECT_NE(xml.find("tests=\"11\" failures=\"1\" errors=\"7\" skipped=\"2\""), std::string::npos);
 }
 
 TEST(JunitXml, ASkippedProcessesExitIsNotTheReason) {
@@ -209,7 +214,7 @@ TEST(JunitXml, ASkippedProcessesExitIsNotTheReason) {
 TEST(JunitXml, CancelOfAFailedJobIsAnError) {
   std::string xml =
       JunitXml({Report("c", "", JobState::kFailed, ExitState::Cancelled("worker left"))}, Info());
-  EXPECT_NE(xml.find("<error message=\"cancelled (worker left)\" type=\"CANCEL\">"),
+  EXPECT_NE(xml.find("<error message=\"cancelled, worker left\" type=\"CANCEL\">"),
             std::string::npos)
       << xml;
 }
@@ -398,14 +403,16 @@ TEST(JsonReport, RunAndAttemptFields) {
   report.result->duration_ms = 55;
   std::string text = JsonReport({report, Passed("hash")}, Info());
   json doc = json::parse(text);
-  EXPECT_EQ(doc["testfarm_report"], 1);
+  EXPECT_EQ(doc["testfarm_report"], 2);
   EXPECT_EQ(doc["run"], json({{"hostname", "build-7"},
                               {"started_utc", "2026-11-26T13:05:00Z"},
                               {"wall_ms", 1234},
                               {"tests", 2},
                               {"passed", 1},
                               {"failed", 1},
-                              {"skipped", 0}}));
+                              {"skipped", 0},
+                              {"cancelled", 0},
+                              {"not_run", 0}}));
   ASSERT_EQ(doc["attempts"].size(), 2u);
   const json& a = doc["attempts"][0];
   EXPECT_EQ(a["name"], "math::Primes.Small");
@@ -459,7 +466,7 @@ TEST(JsonReport, EveryStatus) {
       {Report("l", "", JobState::kFailed, ExitState::Leaked(0, "x")), "failed", "LEAK"},
       {lost, "lost", "LOST"},
       {Report("x", "", JobState::kCancelled, ExitState::Cancelled("")), "cancelled", "CANCEL"},
-      {Report("n", "", JobState::kNotRun), "not_run", "SKIP"},
+      {Report("n", "", JobState::kNotRun), "not_run", "NOTRUN"},
       {Report("s", "", JobState::kSkipped), "skipped", "SKIP"},
   };
   std::vector<TestReport> reports;
@@ -473,7 +480,9 @@ TEST(JsonReport, EveryStatus) {
   EXPECT_EQ(doc["run"]["tests"], 10);
   EXPECT_EQ(doc["run"]["passed"], 1);
   EXPECT_EQ(doc["run"]["failed"], 6);
-  EXPECT_EQ(doc["run"]["skipped"], 3);
+  EXPECT_EQ(doc["run"]["skipped"], 1);
+  EXPECT_EQ(doc["run"]["cancelled"], 1);
+  EXPECT_EQ(doc["run"]["not_run"], 1);
 }
 
 TEST(JsonReport, ProcessOutcomes) {
@@ -669,6 +678,29 @@ TEST(ChromeTrace, PidsDoNotDependOnReportOrder) {
   EXPECT_EQ((*CompleteEvent(first, "a"))["pid"], 2);
   EXPECT_EQ((*CompleteEvent(second, "a"))["pid"], 2);
   EXPECT_EQ((*CompleteEvent(first, "b"))["pid"], 1);
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(StatusReason, AGtestFailureSaysWhereAndWhatNotExpectedEqualityOfTheseValues) {
+  TestReport report;
+  report.state = JobState::kFailed;
+  report.message =
+      "/src/tests/math_test.cc:18\nExpected equality of these values:\n  four\n    Which is: 4\n"
+      "  5\nmath: two plus two";
+  EXPECT_EQ(StatusReason(report), "math_test.cc:18: four == 5 (4 vs 5)");
+  report.message = "/src/a_test.cc:7: Failure\nValue of: ready\n  Actual: false\nExpected: true";
+  EXPECT_EQ(StatusReason(report), "a_test.cc:7: Value of: ready");
+  report.message = "/src/a_test.cc:9\nExpected: (x) < (3), actual: 3 vs 3";
+  EXPECT_EQ(StatusReason(report), "a_test.cc:9: Expected: (x) < (3), actual: 3 vs 3");
+  report.message = "just words";
+  EXPECT_EQ(StatusReason(report), "just words");
+  report.message = "/src/a_test.cc:9";
+  EXPECT_EQ(StatusReason(report), "a_test.cc:9");
 }
 
 }  // namespace

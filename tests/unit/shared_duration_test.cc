@@ -19,6 +19,15 @@ TEST(ParseDuration, AcceptsEveryUnit) {
 TEST(ParseDuration, RoundsToTheNearestMillisecond) {
   EXPECT_EQ(ParseDuration("1.4ms"), Millis(1));
   EXPECT_EQ(ParseDuration("0.0016s"), Millis(2));
+  EXPECT_EQ(ParseDuration("1.1s"), Millis(1'100));
+}
+
+TEST(ParseDuration, APositiveDurationNeverBecomesNone) {
+  // 0 means "no timeout": a sub-millisecond value is one millisecond, not forever.
+  EXPECT_EQ(ParseDuration("0.4ms"), Millis(1));
+  EXPECT_EQ(ParseDuration("0.0001s"), Millis(1));
+  EXPECT_EQ(ParseDuration("1e-300"), Millis(1));
+  EXPECT_EQ(ParseDuration("0ms"), Millis(0));
 }
 
 TEST(ParseDuration, RejectsMalformedText) {

@@ -14,11 +14,11 @@ TEST(ExitState, DescribeEachKind) {
   EXPECT_EQ(ExitState::Signaled(9, false).Describe(), "SIGKILL");
   EXPECT_EQ(ExitState::TimedOut("").Describe(), "timed out");
   EXPECT_EQ(ExitState::TimedOut("SIGKILL after 2s grace").Describe(),
-            "timed out (SIGKILL after 2s grace)");
+            "timed out, SIGKILL after 2s grace");
   EXPECT_EQ(ExitState::SpawnFailed(2, "no such file").Describe(), "failed to start: no such file");
   EXPECT_EQ(ExitState::Leaked(0, "pid 42").Describe(), "exit 0, leaked: pid 42");
   EXPECT_EQ(ExitState::Cancelled("").Describe(), "cancelled");
-  EXPECT_EQ(ExitState::Cancelled("run aborted").Describe(), "cancelled (run aborted)");
+  EXPECT_EQ(ExitState::Cancelled("run aborted").Describe(), "cancelled, run aborted");
 }
 
 TEST(ExitState, SignalIsNeverAnExitCode) {
