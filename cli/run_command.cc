@@ -364,7 +364,8 @@ Result<std::string> TcpHost(const std::string& option, const std::string& endpoi
     return Error{option + ": expected tcp://HOST:PORT, got '" + endpoint + "'"};
   }
   std::string port = endpoint.substr(colon + 1);
-  if (port == "*" && use == PortUse::kListen) return endpoint.substr(scheme.size(), colon - scheme.size());
+  if (port == "*" && use == PortUse::kListen)
+    return endpoint.substr(scheme.size(), colon - scheme.size());
   bool digits = port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
   unsigned long number = digits ? std::stoul(port) : 0;
   if (!digits || number > 65535 || (number == 0 && use == PortUse::kConnect)) {

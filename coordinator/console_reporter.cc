@@ -134,7 +134,8 @@ void ConsoleReporter::OnRunEnd(const RunSummary& summary) {
                    Parenthesized(StatusReason(*report)).c_str());
     }
   }
-  if (!summary.stop_reason.empty()) std::fprintf(out_, "\nStopped early: %s\n", summary.stop_reason.c_str());
+  if (!summary.stop_reason.empty())
+    std::fprintf(out_, "\nStopped early: %s\n", summary.stop_reason.c_str());
   std::fprintf(out_, "\n%zu test%s in %s\n", summary.total(), summary.total() == 1 ? "" : "s",
                FormatDuration(summary.wall).c_str());
   std::fprintf(out_, "%s\n", SummaryLine(summary).c_str());

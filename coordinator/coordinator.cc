@@ -581,10 +581,11 @@ bool Coordinator::DispatchOpen() {
   if (workers_.size() >= options_.min_workers || (waited && !workers_.empty())) {
     dispatch_open_ = true;
     if (workers_.size() < options_.min_workers) {
-      spdlog::warn("only {} of the {} workers asked for (--min-workers) joined within {}; "
-                   "starting with {}",
-                   workers_.size(), options_.min_workers, FormatDuration(options_.wait_workers),
-                   workers_.size() == 1 ? "it" : "them");
+      spdlog::warn(
+          "only {} of the {} workers asked for (--min-workers) joined within {}; "
+          "starting with {}",
+          workers_.size(), options_.min_workers, FormatDuration(options_.wait_workers),
+          workers_.size() == 1 ? "it" : "them");
     }
   } else if (waited && options_.wait_workers.count() > 0) {
     scheduler_.Stop("no worker joined within " + FormatDuration(options_.wait_workers));

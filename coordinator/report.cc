@@ -98,7 +98,8 @@ std::vector<std::string> Lines(const std::string& text) {
 // "/src/math_test.cc:22: Failure" -> "math_test.cc:22".
 std::string ShortLocation(std::string line) {
   const std::string failure = ": Failure";
-  if (line.size() > failure.size() && line.ends_with(failure)) line.resize(line.size() - failure.size());
+  if (line.size() > failure.size() && line.ends_with(failure))
+    line.resize(line.size() - failure.size());
   std::size_t slash = line.rfind('/', line.rfind(':'));
   return slash == std::string::npos ? line : line.substr(slash + 1);
 }

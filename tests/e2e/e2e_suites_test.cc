@@ -68,8 +68,9 @@ TEST(E2ESuites, FilterExcludeAndList) {
       << list.out;
   EXPECT_EQ(list.out.find("Hangs"), std::string::npos) << list.out;
   EXPECT_EQ(list.out.find("Typed"), std::string::npos) << list.out;
-  EXPECT_NE(list.out.find(Case("Basic.DISABLED_Ignored") + "  [timeout 10m00s]  (skipped: disabled"),
-            std::string::npos);
+  EXPECT_NE(
+      list.out.find(Case("Basic.DISABLED_Ignored") + "  [timeout 10m00s]  (skipped: disabled"),
+      std::string::npos);
 
   auto json = Testfarm({"list", "--json", kGtest, "--filter", "*Param*"});
   ASSERT_EQ(json.exit_code, 0) << json.err;
@@ -111,7 +112,8 @@ TEST(E2ESuites, ManifestSuitesWithKindsLabelsAndEnv) {
   EXPECT_EQ(r.LastLine(), "1 passed, 0 failed") << r.out;
 
   auto list = Testfarm({"list", "--manifest", manifest.string(), "--filter", "gt::Basic.P*"});
-  EXPECT_EQ(list.out, "gt::Basic.Passes  [timeout 2.00s]  [labels: unit]\n") << list.out << list.err;
+  EXPECT_EQ(list.out, "gt::Basic.Passes  [timeout 2.00s]  [labels: unit]\n")
+      << list.out << list.err;
 
   std::ofstream(manifest) << "[[suite]]\nname = \"bad\"\ncommand = \"" << kGtest
                           << "\"\ntimeout = \"soon\"\n";
@@ -171,7 +173,8 @@ TEST(E2ESuites, CtestImportHonoursProperties) {
   EXPECT_NE(LineFor(r, "skipper").find("SKIP_RETURN_CODE"), std::string::npos) << r.out;
   EXPECT_NE(LineFor(r, "off").find("disabled"), std::string::npos) << r.out;
   auto slow = Testfarm({"list", "--ctest", build.string(), "--label", "slow"});
-  EXPECT_EQ(slow.out, "expected_failure  [timeout 10m00s]  [labels: slow]\n") << slow.out << slow.err;
+  EXPECT_EQ(slow.out, "expected_failure  [timeout 10m00s]  [labels: slow]\n")
+      << slow.out << slow.err;
 
   auto missing = Testfarm({"run", "--ctest", (dir.path() / "nope").string()});
   EXPECT_EQ(missing.exit_code, 2);

@@ -62,9 +62,8 @@ void ExpectEveryTestOnceEverywhere(const Accounts& a, const std::vector<std::str
   const std::string& out = a.run.out;
   for (const std::string& name : names) {
     EXPECT_NE(LineFor(out, name).find(name), std::string::npos) << name << " in:\n" << out;
-    std::regex line("\n[A-Z]+ +[0-9.]+m?s  " + std::regex_replace(name, std::regex("[.+*?()/\\[\\]]"),
-                                                                   "\\$&") +
-                    "(  |\n)");
+    std::regex line("\n[A-Z]+ +[0-9.]+m?s  " +
+                    std::regex_replace(name, std::regex("[.+*?()/\\[\\]]"), "\\$&") + "(  |\n)");
     auto begin = std::sregex_iterator(out.begin(), out.end(), line);
     EXPECT_EQ(std::distance(begin, std::sregex_iterator()), 1) << name << " in:\n" << out;
     std::string testcase = "<testcase name=\"" + name + "\"";  // a plain suite: one case
@@ -96,8 +95,9 @@ void ExpectEveryTestOnceEverywhere(const Accounts& a, const std::vector<std::str
 }
 
 TEST(E2ETrust, FailFastListsEveryTestInEveryReport) {
-  std::vector<std::string> names = {Fixture("tf_fail"), Fixture("tf_hang"), Fixture("tf_hang") + "#2",
-                                    Fixture("tf_sleep"), Fixture("tf_pass")};
+  std::vector<std::string> names = {Fixture("tf_fail"), Fixture("tf_hang"),
+                                    Fixture("tf_hang") + "#2", Fixture("tf_sleep"),
+                                    Fixture("tf_pass")};
   auto a = RunWithReports({"run", "-j", "1", "--fail-fast", "--kill-grace", "200ms",
                            Fixture("tf_fail"), Fixture("tf_hang"), Fixture("tf_hang"),
                            Fixture("tf_sleep"), Fixture("tf_pass")});
@@ -139,8 +139,7 @@ TEST(E2ETrust, NoWorkerBeforeTheWaitListsEveryTestAsNotRun) {
   EXPECT_EQ(a.run.exit_code, 1) << a.run.out << a.run.err;
   ExpectEveryTestOnceEverywhere(a, {Fixture("tf_pass"), Fixture("tf_fail")});
   EXPECT_EQ(a.run.LastLine(), "0 passed, 0 failed, 2 not run") << a.run.out;
-  EXPECT_NE(LineFor(a.run.out, Fixture("tf_pass")).find("NOTRUN"), std::string::npos)
-      << a.run.out;
+  EXPECT_NE(LineFor(a.run.out, Fixture("tf_pass")).find("NOTRUN"), std::string::npos) << a.run.out;
   EXPECT_NE(a.run.out.find("no worker joined within 300ms"), std::string::npos) << a.run.out;
 }
 
@@ -154,7 +153,8 @@ TEST(E2ETrust, TheSameExecutableTwiceIsTwoSuitesCountedAlikeEverywhere) {
 TEST(E2ETrust, ASubMillisecondTimeoutIsATimeoutNotNone) {
   ChildOptions bounded;
   bounded.deadline = std::chrono::milliseconds(30000);
-  auto r = Testfarm({"run", "--timeout", "0.4ms", "--kill-grace", "0", Fixture("tf_hang")}, bounded);
+  auto r =
+      Testfarm({"run", "--timeout", "0.4ms", "--kill-grace", "0", Fixture("tf_hang")}, bounded);
   EXPECT_FALSE(r.timed_out) << "0.4ms became no timeout at all";
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(LineFor(r, Fixture("tf_hang")).rfind("TIMEOUT", 0), std::string::npos) << r.out;
@@ -178,8 +178,8 @@ TEST(E2ETrust, OneValuePerFilterFlagInEveryPosition) {
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_EQ(r.out.find(gtest + "::Basic.Passes  ["), 0u) << r.out;
   }
-  auto two = Testfarm({"list", "--filter", "*.Passes", "--exclude", "*Fails*", "--filter",
-                       "*.AlsoPasses", gtest});
+  auto two = Testfarm(
+      {"list", "--filter", "*.Passes", "--exclude", "*Fails*", "--filter", "*.AlsoPasses", gtest});
   EXPECT_EQ(two.exit_code, 0) << two.err;
   EXPECT_EQ(Count(two.out, "\n"), 2) << two.out;
 }
@@ -306,9 +306,8 @@ TEST(E2ETrust, BadInputIsExit2WithOneLineNamingTheCulprit) {
     EXPECT_EQ(r.exit_code, 2) << c.expected << "\n" << r.out << r.err;
     EXPECT_EQ(r.out.find("PASS"), std::string::npos) << "nothing ran: " << r.out;
     EXPECT_NE(r.err.find("testfarm: error:"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find(c.expected), std::string::npos)
-        << "wanted '" << c.expected << "' in:\n"
-        << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << "wanted '" << c.expected << "' in:\n"
+                                                         << r.err;
     EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
   }
 }

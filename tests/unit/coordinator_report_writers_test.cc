@@ -98,7 +98,8 @@ TEST(JunitXml, ExactDocument) {
             "  <testsuite name=\"math\" tests=\"1\" failures=\"1\" errors=\"0\" skipped=\"0\" "
             "time=\"0.040\" timestamp=\"2026-11-26T13:05:00Z\" hostname=\"build-7\">\n"
             "    <testcase name=\"Small\" classname=\"Primes\" time=\"0.040\">\n"
-            "      <failure message=\"primes_test.cc:12: Expected: 2\" type=\"FAIL\">primes_test.cc:12\nExpected: 2\n"
+            "      <failure message=\"primes_test.cc:12: Expected: 2\" "
+            "type=\"FAIL\">primes_test.cc:12\nExpected: 2\n"
             "  Actual: 3</failure>\n"
             "      <system-out>[ RUN      ] Primes.Small\n</system-out>\n"
             "    </testcase>\n"
@@ -187,8 +188,9 @@ TEST(JunitXml, EveryStatusMapsToFailureErrorOrSkipped) {
   EXPECT_NE(Testcase(xml, "lost").find("<error message=\"no result from worker\" type=\"LOST\">"),
             std::string::npos);
   // A test that could not run to its end is never a quiet skip: CI must see it.
-  EXPECT_NE(Testcase(xml, "cancelled").find("<error message=\"cancelled, SIGTERM\" type=\"CANCEL\">"),
-            std::string::npos)
+  EXPECT_NE(
+      Testcase(xml, "cancelled").find("<error message=\"cancelled, SIGTERM\" type=\"CANCEL\">"),
+      std::string::npos)
       << xml;
   EXPECT_NE(
       Testcase(xml, "not_run").find("<error message=\"run stopped: --fail-fast\" type=\"NOTRUN\">"),
