@@ -591,8 +591,8 @@ int Worker(const WorkerArgs& args) {
   options.node.stop_fd = stop_fd.get();
   options.node.keys = security->keys;
   options.node.coordinator_key = security->peer_key;
-  spdlog::info("worker {}: {} slots, serving {}", options.node.name, options.node.slots,
-               args.connect);
+  spdlog::info("worker {}: {} slot{}, serving {}", options.node.name, options.node.slots,
+               options.node.slots == 1 ? "" : "s", args.connect);
   return worker::RunDaemon(context, clock, options);
 }
 

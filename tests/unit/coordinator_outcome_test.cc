@@ -140,6 +140,9 @@ TEST(Interpret, CancelledJobsCancelEveryCase) {
   ASSERT_EQ(v.decided.size(), 2u);
   EXPECT_EQ(v.decided[1].state, JobState::kCancelled);
   EXPECT_TRUE(v.rerun_alone.empty());
+  // A cancelled test ran until it was stopped: that is its duration, not 0ms.
+  EXPECT_EQ(v.decided[0].duration, Millis(40));
+  EXPECT_EQ(v.decided[1].duration, Millis(40));
 }
 
 }  // namespace
