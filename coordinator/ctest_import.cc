@@ -1,5 +1,6 @@
 #include "coordinator/ctest_import.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -54,7 +55,8 @@ std::optional<std::string> ApplyProperty(const std::string& name, const Json& va
     double ms = value.get<double>() * 1000;
     if (!std::isfinite(ms) || ms > kMaxTimeoutMs) return "expected a number of seconds";
     // 0 (or less) is CTest's "no timeout of its own": the run's --timeout applies.
-    if (ms > 0) spec->timeout = Millis(std::llround(ms));
+    // A positive timeout never rounds to 0, which would mean none at all.
+    if (ms > 0) spec->timeout = Millis(std::max(1LL, std::llround(ms)));
   } else if (name == "LABELS") {
     std::optional<std::vector<std::string>> labels = StringList(value);
     if (!labels) return "expected an array of strings";

@@ -122,12 +122,14 @@ TEST(CtestImport, FloatAndIntegerTimeouts) {
   Result<std::vector<SuiteSpec>> suites = ParseCtestJson(
       R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "TIMEOUT", "value": 0.0015}]},
                     {"name": "b", "command": ["/b"], "properties": [{"name": "TIMEOUT", "value": 7}]},
-                    {"name": "c", "command": ["/c"], "properties": [{"name": "TIMEOUT", "value": -1}]}]})",
+                    {"name": "c", "command": ["/c"], "properties": [{"name": "TIMEOUT", "value": -1}]},
+                    {"name": "d", "command": ["/d"], "properties": [{"name": "TIMEOUT", "value": 0.0004}]}]})",
       kOrigin);
   ASSERT_TRUE(suites.ok()) << suites.error().message;
   EXPECT_EQ((*suites)[0].timeout, Millis(2));
   EXPECT_EQ((*suites)[1].timeout, Millis(7000));
   EXPECT_FALSE((*suites)[2].timeout.has_value());
+  EXPECT_EQ((*suites)[3].timeout, Millis(1)) << "a positive timeout never becomes none";
 }
 
 TEST(CtestImport, DisabledFalseAndEmptyCommand) {
