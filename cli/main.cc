@@ -127,6 +127,41 @@ int main(int argc, char** argv) {
                     "repeats that order")
           ->type_name("[=SEED]");
 
+  // The console.
+  run->add_option("--color", run_args.color,
+                  "ANSI colours: auto (on a terminal, unless NO_COLOR is set), always (also into "
+                  "a pipe, e.g. a CI log), never. The live progress line needs a terminal either "
+                  "way")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
+  CLI::Option* quiet = run->add_flag(
+      "-q,--quiet", run_args.quiet,
+      "Show only failed tests (their lines and output) and the summary: no passing or skipped "
+      "tests, no workers joining, no SLOW lines, no progress line");
+  run->add_flag("-v,--verbose", run_args.verbose,
+                "Also print a START line as each test begins (with its worker), and where each "
+                "test ran (worker, slot) on its result line")
+      ->excludes(quiet);
+  const std::vector<std::string> output_modes = {"never", "immediate", "final", "immediate-final"};
+  run->add_option("--success-output", run_args.success_output,
+                  "When to show a passing test's captured stdout/stderr: never, immediate (under "
+                  "its line), final (after all tests, before the summary), immediate-final")
+      ->check(CLI::IsMember(output_modes))
+      ->capture_default_str();
+  run->add_option("--failure-output", run_args.failure_output,
+                  "When to show a failed test's captured stdout/stderr (or a GoogleTest case's "
+                  "failure message): never, immediate, final, immediate-final")
+      ->check(CLI::IsMember(output_modes))
+      ->capture_default_str();
+  run->add_flag("--no-capture", run_args.no_capture,
+                "Tests write straight to this terminal instead of being captured, one test at a "
+                "time (overrides -j and --local-slots); no progress line. Not with --listen: "
+                "remote workers' output cannot come here");
+  run->add_option("--slow-timeout", run_args.slow_timeout,
+                  "Print a SLOW line for a test still running after this long (once per test); "
+                  "the progress line names the test running longest either way. Default: off")
+      ->type_name("DURATION");
+
   run->add_option("--listen", run_args.listen,
                   "Also accept remote workers (`testfarm worker --connect`) on this endpoint, "
                   "e.g. tcp://127.0.0.1:7700 (port * picks a free one; the address in use is "

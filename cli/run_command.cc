@@ -36,6 +36,7 @@
 #include "protocol/curve.h"
 #include "shared/duration.h"
 #include "shared/llvm_tools.h"
+#include "shared/terminal_text.h"
 #include "shared/unique_fd.h"
 #include "worker/blob_cache.h"
 #include "worker/daemon.h"
@@ -60,9 +61,39 @@ constexpr int kExitInterrupted = 130;
 // Listing a GoogleTest binary's cases must not take longer than this.
 constexpr Millis kListTimeout{60000};
 
+// Messages name paths and tests, which may hold control characters: shown escaped. A message
+// may span lines (a tool's stderr); a test's name in `list` must not.
+void PrintTo(std::FILE* out, const std::string& prefix, const std::string& message,
+             Newlines newlines = Newlines::kKeep) {
+  std::string line = prefix + EscapeForTerminal(message, newlines) + "\n";
+  std::fwrite(line.data(), 1, line.size(), out);
+}
+
 int UsageError(const std::string& message) {
-  std::fprintf(stderr, "testfarm: error: %s\n", message.c_str());
+  PrintTo(stderr, "testfarm: error: ", message);
   return kExitUsage;
+}
+
+coordinator::OutputWhen OutputWhenOf(const std::string& mode) {
+  if (mode == "never") return coordinator::OutputWhen::kNever;
+  if (mode == "final") return coordinator::OutputWhen::kFinal;
+  if (mode == "immediate-final") return coordinator::OutputWhen::kImmediateFinal;
+  return coordinator::OutputWhen::kImmediate;
+}
+
+coordinator::ConsoleOptions ConsoleOptionsFor(const RunArgs& args) {
+  coordinator::ColorChoice color = args.color == "always"  ? coordinator::ColorChoice::kAlways
+                                   : args.color == "never" ? coordinator::ColorChoice::kNever
+                                                           : coordinator::ColorChoice::kAuto;
+  coordinator::ConsoleOptions options = coordinator::ConsoleOptionsFromEnvironment(color);
+  options.verbosity = args.quiet     ? coordinator::Verbosity::kQuiet
+                      : args.verbose ? coordinator::Verbosity::kVerbose
+                                     : coordinator::Verbosity::kNormal;
+  options.success_output = OutputWhenOf(args.success_output);
+  options.failure_output = OutputWhenOf(args.failure_output);
+  // The tests write to the terminal themselves: a progress line would be torn through.
+  if (args.no_capture) options.progress = false;
+  return options;
 }
 
 // A path the user named must be a readable file; whether it can be executed is the test's
@@ -221,8 +252,7 @@ Result<std::vector<SuiteSpec>> GatherSuites(const SourceArgs& args) {
   if (!manifest.empty()) {
     std::vector<std::string> warnings;
     auto declared = coordinator::ParseManifestFile(manifest, &warnings);
-    for (const std::string& warning : warnings)
-      std::fprintf(stderr, "testfarm: warning: %s\n", warning.c_str());
+    for (const std::string& warning : warnings) PrintTo(stderr, "testfarm: warning: ", warning);
     if (!declared) return declared.error();
     for (SuiteSpec& suite : *declared) {
       if (!suite.disabled) {
@@ -346,7 +376,7 @@ int WriteReports(const RunArgs& args, const coordinator::RunSummary& summary,
   for (const Output& output : outputs) {
     if (output.path.empty()) continue;
     if (auto problem = WriteFile(output.path, output.render(summary.reports, info))) {
-      std::fprintf(stderr, "testfarm: error: %s\n", problem->c_str());
+      PrintTo(stderr, "testfarm: error: ", *problem);
       status = kExitUsage;
     }
   }
@@ -502,28 +532,27 @@ int WriteCoverage(const RunArgs& args, const coordinator::RunSummary& summary,
   how.summary = args.coverage_summary;
   how.work_dir = work_dir;
   for (const std::string& empty : collected.empty) {
-    std::fprintf(stderr, "testfarm: coverage: no profile from %s\n", empty.c_str());
+    PrintTo(stderr, "testfarm: coverage: no profile from ", empty);
   }
   for (const std::string& bad : collected.bad) {
-    std::fprintf(stderr, "testfarm: coverage: corrupt profile skipped: %s\n", bad.c_str());
+    PrintTo(stderr, "testfarm: coverage: corrupt profile skipped: ", bad);
   }
-  for (const std::string& error : collected.errors) {
-    std::fprintf(stderr, "testfarm: coverage: %s\n", error.c_str());
-  }
+  for (const std::string& error : collected.errors) PrintTo(stderr, "testfarm: coverage: ", error);
   auto outcome = coordinator::ExportCoverage(collected, objects, how, RunTool);
   if (!outcome) {
-    std::fprintf(stderr, "testfarm: error: coverage: %s\n", outcome.error().message.c_str());
+    PrintTo(stderr, "testfarm: error: coverage: ", outcome.error().message);
     return kExitUsage;
   }
   for (const std::string& warning : outcome->warnings) {
-    std::fprintf(stderr, "testfarm: coverage: %s\n", warning.c_str());
+    PrintTo(stderr, "testfarm: coverage: ", warning);
   }
   auto elapsed = std::chrono::duration_cast<Millis>(SteadyClock().Now() - tests_done);
-  std::printf("%s", outcome->summary.c_str());
+  std::string table = EscapeForTerminal(outcome->summary, Newlines::kKeep);  // source paths
+  std::fwrite(table.data(), 1, table.size(), stdout);
   std::printf(
       "coverage: %s written %s after the last test; %zu profiles merged, %zu empty, %zu "
       "corrupt\n",
-      args.coverage_output.c_str(), FormatDuration(elapsed).c_str(),
+      EscapeForTerminal(args.coverage_output).c_str(), FormatDuration(elapsed).c_str(),
       static_cast<std::size_t>(collected.merged), collected.empty.size(), collected.bad.size());
   return 0;
 }
@@ -632,7 +661,7 @@ int List(const ListArgs& args) {
     }
     if (!test.skip_reason.empty()) line += "  (skipped: " + test.skip_reason + ")";
     if (!test.error.empty()) line += "  (error: " + test.error + ")";
-    std::printf("%s\n", line.c_str());
+    PrintTo(stdout, "", line, Newlines::kEscape);
   }
   if (status != kExitPassed) {
     std::fprintf(stderr, "testfarm: error: a suite could not be listed (see the errors above)\n");
@@ -691,7 +720,21 @@ int Run(const RunArgs& args) {
                         "--insecure on a trusted network");
     }
   }
-  unsigned local_slots = args.local_slots.value_or(SlotCount(args.source));
+  Millis slow_timeout{0};
+  if (!args.slow_timeout.empty()) {
+    auto parsed = ParseDuration(args.slow_timeout);
+    if (!parsed || parsed->count() == 0) {
+      return UsageError("--slow-timeout: not a positive duration: '" + args.slow_timeout + "'");
+    }
+    slow_timeout = *parsed;
+  }
+  if (args.no_capture && !args.listen.empty()) {
+    return UsageError(
+        "--no-capture works only without --listen: remote workers' tests cannot write to this "
+        "terminal");
+  }
+  // --no-capture: one test at a time, so that outputs do not interleave.
+  unsigned local_slots = args.no_capture ? 1 : args.local_slots.value_or(SlotCount(args.source));
   if (args.listen.empty() && local_slots == 0) {
     return UsageError("--local-slots 0 needs --listen: nothing else would run the tests");
   }
@@ -741,10 +784,10 @@ int Run(const RunArgs& args) {
           "clang's -fprofile-instr-generate -fcoverage-mapping), so there is nothing to measure");
     }
     for (const std::string& path : coverage_objects.uninstrumented) {
-      std::fprintf(stderr,
-                   "testfarm: warning: --coverage: %s has no coverage mapping (build it with "
-                   "-fprofile-instr-generate -fcoverage-mapping); its tests run without coverage\n",
-                   path.c_str());
+      PrintTo(stderr, "testfarm: warning: --coverage: ",
+              path +
+                  " has no coverage mapping (build it with -fprofile-instr-generate "
+                  "-fcoverage-mapping); its tests run without coverage");
     }
     auto dir = worker::ScratchDir::Create(worker::SystemTempDir(), "testfarm-profiles-");
     if (!dir) return UsageError("--coverage: " + dir.error().message);
@@ -759,6 +802,10 @@ int Run(const RunArgs& args) {
   coordinator::CoordinatorOptions options;
   options.scheduler.kill_grace = *kill_grace;
   options.scheduler.max_failures = args.fail_fast ? 1 : args.max_fail;
+  // --no-capture: the worker holds no test beyond the running one, so the next starts only
+  // after this one's result line is printed.
+  if (args.no_capture) options.scheduler.prefetch = 0;
+  options.slow_timeout = slow_timeout;
   options.batch = args.isolation == "batch";
   options.batcher.target = *batch_target;
   options.liveness = LivenessOptions{*heartbeat, args.liveness};
@@ -769,7 +816,7 @@ int Run(const RunArgs& args) {
   options.ship_artifacts = !args.listen.empty();
   options.coverage = args.coverage;
   if (coverage_dir) options.profile_dir = coverage_dir->path();
-  coordinator::ConsoleReporter reporter(stdout, coordinator::ConsoleOptionsFromEnvironment());
+  coordinator::ConsoleReporter reporter(stdout, ConsoleOptionsFor(args));
   coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
   coordinator.Prepare();  // before any worker connects: hashing can take a while
   if (!args.listen.empty()) {
@@ -788,6 +835,7 @@ int Run(const RunArgs& args) {
   worker_options.liveness = options.liveness;
   worker_options.shared_fs = true;  // it sees the very files the coordinator hashed
   worker_options.llvm_profdata = llvm_profdata;
+  worker_options.inherit_output = args.no_capture;
   if (security->keys) {  // the in-process worker holds the coordinator's own keys
     worker_options.keys = security->keys;
     worker_options.coordinator_key = security->keys->public_key;

@@ -33,6 +33,14 @@ struct RunArgs {
   std::string trace;
   bool shuffle = false;
   std::string shuffle_seed;  // empty: a random seed (printed)
+  // The console.
+  std::string color = "auto";  // auto, always, never
+  bool quiet = false;
+  bool verbose = false;
+  std::string success_output = "never";  // never, immediate, final, immediate-final
+  std::string failure_output = "immediate";
+  bool no_capture = false;
+  std::string slow_timeout;  // empty: off
   // The fleet.
   std::string listen;                   // tcp://ADDR:PORT; empty: in-process worker only
   std::optional<unsigned> local_slots;  // slots of the in-process worker; 0: none

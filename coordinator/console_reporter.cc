@@ -1,5 +1,6 @@
 #include "coordinator/console_reporter.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <string_view>
 
 #include "shared/duration.h"
+#include "shared/terminal_text.h"
 
 namespace testfarm::coordinator {
 
@@ -16,7 +18,8 @@ namespace {
 
 const char* ColorOf(std::string_view word) {
   if (word == "PASS") return "\033[32m";
-  if (word == "SKIP" || word == "CANCEL") return "\033[33m";
+  if (word == "SKIP" || word == "CANCEL" || word == "SLOW") return "\033[33m";
+  if (word == "START") return "\033[36m";
   return "\033[31;1m";
 }
 
@@ -36,109 +39,246 @@ std::string LastLines(const std::string& text, std::size_t limit, std::size_t* c
   return text.substr(pos + 1);
 }
 
-// "  (reason)" or nothing.
+// "  (reason)" or nothing; the reason escaped.
 std::string Parenthesized(const std::string& reason) {
-  return reason.empty() ? std::string() : "  (" + reason + ")";
+  return reason.empty() ? std::string() : "  (" + EscapeForTerminal(reason) + ")";
+}
+
+bool IsFailure(const TestReport& report) {
+  return report.state == JobState::kFailed || report.state == JobState::kExpired;
+}
+
+bool Immediate(OutputWhen when) {
+  return when == OutputWhen::kImmediate || when == OutputWhen::kImmediateFinal;
+}
+
+bool Final(OutputWhen when) {
+  return when == OutputWhen::kFinal || when == OutputWhen::kImmediateFinal;
+}
+
+// Display columns of UTF-8 text, approximately: one per code point.
+std::size_t Columns(std::string_view text) {
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+  }));
+}
+
+// The first `columns` columns of `text` (never splitting a UTF-8 sequence).
+std::string FirstColumns(const std::string& text, std::size_t columns) {
+  std::size_t seen = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xc0) == 0x80) continue;
+    if (seen++ == columns) return text.substr(0, i);
+  }
+  return text;
 }
 
 }  // namespace
 
-ConsoleOptions ConsoleOptionsFromEnvironment() {
+ConsoleOptions ConsoleOptionsFromEnvironment(ColorChoice color) {
   ConsoleOptions options;
   bool tty = ::isatty(STDOUT_FILENO) == 1;
   const char* term = std::getenv("TERM");
   bool dumb = term != nullptr && std::strcmp(term, "dumb") == 0;
   const char* no_color = std::getenv("NO_COLOR");
   options.progress = tty && !dumb;
-  options.color = tty && !dumb && (no_color == nullptr || no_color[0] == '\0');
+  switch (color) {
+    case ColorChoice::kAuto:
+      options.color = tty && !dumb && (no_color == nullptr || no_color[0] == '\0');
+      break;
+    case ColorChoice::kAlways:
+      options.color = true;
+      break;
+    case ColorChoice::kNever:
+      options.color = false;
+      break;
+  }
+  winsize size{};
+  if (tty && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+    options.width = size.ws_col;
+  }
   return options;
 }
 
-std::string ConsoleReporter::Paint(const char* word) const {
-  if (!options_.color) return word;
-  return std::string(ColorOf(word)) + word + "\033[0m";
+ConsoleReporter::ConsoleReporter(std::FILE* out, ConsoleOptions options)
+    : out_(out), options_(options) {
+  if (quiet()) options_.progress = false;
+}
+
+void ConsoleReporter::Write(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), out_);
+}
+
+std::string ConsoleReporter::Paint(std::string_view word) const {
+  if (!options_.color) return std::string(word);
+  return std::string(ColorOf(word)) + std::string(word) + "\033[0m";
 }
 
 void ConsoleReporter::ClearProgress() {
   if (!progress_shown_) return;
-  std::fputs("\r\033[K", out_);
+  Write("\r\033[K");
   progress_shown_ = false;
+  progress_drawn_.clear();
 }
 
-void ConsoleReporter::DrawProgress(std::size_t running) {
+std::string ConsoleReporter::ProgressText() const {
+  std::string text = "[" + std::to_string(finished_) + "/" + std::to_string(total_) + "] " +
+                     std::to_string(running_) + " running, " + std::to_string(failed_) + " failed";
+  if (!longest_.empty() && running_ > 0) {
+    text += "; longest " + FormatDuration(longest_for_) + ": " + longest_;
+  }
+  // Within one row, so that "\r\033[K" erases all of it.
+  std::size_t room = options_.width > 1 ? options_.width - 1 : 1;
+  if (Columns(text) > room) text = FirstColumns(text, room > 3 ? room - 3 : room) + "...";
+  return text;
+}
+
+void ConsoleReporter::DrawProgress() {
   if (!options_.progress || finished_ >= total_) return;
-  std::fprintf(out_, "[%zu/%zu] %zu running, %zu failed", finished_, total_, running, failed_);
+  std::string text = ProgressText();
+  if (progress_shown_ && text == progress_drawn_) return;
+  ClearProgress();
+  Write(text);
   progress_shown_ = true;
+  progress_drawn_ = std::move(text);
 }
 
 void ConsoleReporter::OnRunStart(std::size_t test_count) {
   total_ = test_count;
-  std::fprintf(out_, "testfarm: %zu test%s\n", test_count, test_count == 1 ? "" : "s");
-  DrawProgress(0);
+  if (!quiet()) {
+    std::fprintf(out_, "testfarm: %zu test%s\n", test_count, test_count == 1 ? "" : "s");
+  }
+  DrawProgress();
   std::fflush(out_);
 }
 
 void ConsoleReporter::OnWorkerJoined(const std::string& name, unsigned slots) {
+  if (quiet()) return;
   ClearProgress();
-  std::fprintf(out_, "testfarm: worker %s joined with %u slot%s\n", name.c_str(), slots,
-               slots == 1 ? "" : "s");
-  DrawProgress(0);
+  Write("testfarm: worker " + EscapeForTerminal(name) + " joined with " + std::to_string(slots) +
+        (slots == 1 ? " slot\n" : " slots\n"));
+  DrawProgress();
   std::fflush(out_);
+}
+
+void ConsoleReporter::OnTestStarted(const std::string& name, const std::string& worker) {
+  if (!verbose()) return;
+  ClearProgress();
+  std::string line = Paint("START") + std::string(3 + 8, ' ') + "  " + EscapeForTerminal(name);
+  if (!worker.empty()) line += "  [worker " + EscapeForTerminal(worker) + "]";
+  Write(line + "\n");
+  DrawProgress();
+  std::fflush(out_);
+}
+
+void ConsoleReporter::OnTestSlow(const std::string& name, Millis running) {
+  if (quiet()) return;
+  ClearProgress();
+  // Not "SLOW  1.00s  name": a parser of per-test result lines must not take it for one.
+  std::string duration = ">" + FormatDuration(running);
+  char columns[32];
+  std::snprintf(columns, sizeof columns, "    %8s  ", duration.c_str());
+  Write(Paint("SLOW") + columns + EscapeForTerminal(name) + "\n");
+  DrawProgress();
+  std::fflush(out_);
+}
+
+void ConsoleReporter::OnRunning(std::size_t count, const std::string& longest, Millis longest_for) {
+  running_ = count;
+  longest_ = EscapeForTerminal(longest);
+  longest_for_ = longest_for;
+  if (!options_.progress) return;
+  DrawProgress();
+  std::fflush(out_);
+}
+
+std::string ConsoleReporter::StatusLine(const TestReport& report) const {
+  const char* word = StatusWord(report);
+  char columns[32];
+  std::snprintf(columns, sizeof columns, "%*s%8s  ", 8 - static_cast<int>(std::strlen(word)), "",
+                FormatDuration(report.duration).c_str());
+  std::string line =
+      Paint(word) + columns + EscapeForTerminal(report.name) + Parenthesized(StatusReason(report));
+  if (verbose() && !report.worker.empty()) {
+    line += "  [worker " + EscapeForTerminal(report.worker);
+    if (report.result) line += ", slot " + std::to_string(report.slot);
+    line += "]";
+  }
+  return line + "\n";
 }
 
 void ConsoleReporter::PrintOutput(const std::string& label, const std::string& text) {
   if (text.empty()) return;
   std::size_t cut = 0;
-  std::string shown = LastLines(text, options_.output_lines, &cut);
-  std::fprintf(out_, "    --- %s", label.c_str());
-  if (cut > 0)
-    std::fprintf(out_, " (last %zu lines; %zu earlier not shown)", options_.output_lines, cut);
-  std::fputs(" ---\n", out_);
+  std::string shown =
+      LastLines(EscapeForTerminal(text, Newlines::kKeep), options_.output_lines, &cut);
+  std::string block = "    --- " + label;
+  if (cut > 0) {
+    block += " (last " + std::to_string(options_.output_lines) + " lines; " + std::to_string(cut) +
+             " earlier not shown)";
+  }
+  block += " ---\n";
   std::size_t start = 0;
   while (start < shown.size()) {
     std::size_t nl = shown.find('\n', start);
     std::size_t end = nl == std::string::npos ? shown.size() : nl;
-    std::fprintf(out_, "    %.*s\n", static_cast<int>(end - start), shown.data() + start);
+    block += "    ";
+    block.append(shown, start, end - start);
+    block += "\n";
     start = end + 1;
+  }
+  Write(block);
+}
+
+void ConsoleReporter::PrintOutputOf(const TestReport& report) {
+  if (IsFailure(report) && !report.message.empty()) {
+    PrintOutput("failure", report.message);  // gtest's own account beats the process's output
+  } else if (report.result) {
+    PrintOutput("stdout", report.result->stdout_text);
+    PrintOutput("stderr", report.result->stderr_text);
   }
 }
 
 void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t running) {
   ++finished_;
-  bool failed = report.state == JobState::kFailed || report.state == JobState::kExpired;
+  running_ = running;
+  bool failed = IsFailure(report);
   if (failed) ++failed_;
+  OutputWhen when = failed                              ? options_.failure_output
+                    : report.state == JobState::kPassed ? options_.success_output
+                                                        : OutputWhen::kNever;
   ClearProgress();
-  Millis duration = report.duration;
-  const char* word = StatusWord(report);
-  int pad = 8 - static_cast<int>(std::strlen(word));
-  std::fprintf(out_, "%s%*s%8s  %s%s\n", Paint(word).c_str(), pad, "",
-               FormatDuration(duration).c_str(), report.name.c_str(),
-               Parenthesized(StatusReason(report)).c_str());
-  if (failed && !report.message.empty()) {
-    PrintOutput("failure", report.message);  // gtest's own account beats the process's output
-  } else if (failed && report.result) {
-    PrintOutput("stdout", report.result->stdout_text);
-    PrintOutput("stderr", report.result->stderr_text);
-  }
-  DrawProgress(running);
+  if (failed || !quiet()) Write(StatusLine(report));
+  if (Immediate(when)) PrintOutputOf(report);
+  if (Final(when)) final_output_.push_back(report);
+  DrawProgress();
   std::fflush(out_);
 }
 
 void ConsoleReporter::OnRunEnd(const RunSummary& summary) {
   ClearProgress();
-  std::vector<const TestReport*> failures = summary.Failures();
-  if (!failures.empty()) {
-    std::fprintf(out_, "\nFailed tests:\n");
-    for (const TestReport* report : failures) {
-      std::fprintf(out_, "  %-8s %s%s\n", StatusWord(*report), report->name.c_str(),
-                   Parenthesized(StatusReason(*report)).c_str());
+  if (!final_output_.empty()) {
+    Write("\n");
+    for (const TestReport& report : final_output_) {
+      Write(StatusLine(report));
+      PrintOutputOf(report);
     }
   }
-  if (!summary.stop_reason.empty())
-    std::fprintf(out_, "\nStopped early: %s\n", summary.stop_reason.c_str());
-  std::fprintf(out_, "\n%zu test%s in %s\n", summary.total(), summary.total() == 1 ? "" : "s",
-               FormatDuration(summary.wall).c_str());
-  std::fprintf(out_, "%s\n", SummaryLine(summary).c_str());
+  std::vector<const TestReport*> failures = summary.Failures();
+  if (!failures.empty()) {
+    Write("\nFailed tests:\n");
+    for (const TestReport* report : failures) {
+      char word[16];
+      std::snprintf(word, sizeof word, "  %-8s ", StatusWord(*report));
+      Write(word + EscapeForTerminal(report->name) + Parenthesized(StatusReason(*report)) + "\n");
+    }
+  }
+  if (!summary.stop_reason.empty()) {
+    Write("\nStopped early: " + EscapeForTerminal(summary.stop_reason) + "\n");
+  }
+  Write("\n" + std::to_string(summary.total()) + (summary.total() == 1 ? " test" : " tests") +
+        " in " + FormatDuration(summary.wall) + "\n");
+  Write(SummaryLine(summary) + "\n");
   std::fflush(out_);
 }
 

@@ -63,6 +63,7 @@ Coordinator::Coordinator(zmq::context_t& context, const Clock& clock, std::vecto
       options_(options),
       reporter_(reporter),
       scheduler_(clock, options.scheduler),
+      running_(options.slow_timeout),
       batcher_(options.batcher),
       reported_(tests_.size(), false),
       started_(clock.Now()) {
@@ -614,8 +615,33 @@ long Coordinator::PollTimeoutMs() const {
     SteadyTime wait_end = started_ + options_.wait_workers;
     if (!next || wait_end < *next) next = wait_end;
   }
+  if (auto slow = running_.NextSlowDeadline(); slow && (!next || *slow < *next)) next = slow;
   if (!next) return -1;
   return MillisUntil(*next, clock_.Now());
+}
+
+void Coordinator::WatchRunning() {
+  SteadyTime now = clock_.Now();
+  auto name_of = [&](const Scheduler::RunningLease& lease) {
+    const Job& job = jobs_[lease.job];
+    const TestSpec& first = tests_[job.tests.front()];
+    return job.tests.size() == 1 ? first.name : first.suite + " (batch)";
+  };
+  RunningTests::Changes changes = running_.Update(scheduler_.Running(), now);
+  // Leases the run is already cancelling may still be marked running: not worth a START line.
+  if (!scheduler_.stopped()) {
+    for (const auto& lease : changes.started) {
+      auto worker = worker_names_.find(lease.worker);
+      reporter_.OnTestStarted(name_of(lease), worker == worker_names_.end() ? "" : worker->second);
+    }
+  }
+  for (const auto& lease : changes.slow) {
+    reporter_.OnTestSlow(name_of(lease), std::chrono::duration_cast<Millis>(now - lease.since));
+  }
+  auto longest = running_.Longest();
+  reporter_.OnRunning(
+      running_.count(), longest ? name_of(*longest) : std::string(),
+      longest ? std::chrono::duration_cast<Millis>(now - longest->since) : Millis(0));
 }
 
 void Coordinator::Loop(int signal_fd) {
@@ -625,6 +651,7 @@ void Coordinator::Loop(int signal_fd) {
       if (options_.batch) RefillBatches();
       scheduler_.Dispatch();
     }
+    WatchRunning();    // before the sends: a START line comes before the test's own output
     PerformActions();  // a send may find the last worker gone
     StopIfNoWorkerCanCome();
     if (Done()) break;

@@ -14,6 +14,7 @@
 #include "coordinator/batcher.h"
 #include "coordinator/outcome.h"
 #include "coordinator/report.h"
+#include "coordinator/running_tests.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/test_spec.h"
 #include "coordinator/zap_handler.h"
@@ -50,6 +51,8 @@ struct CoordinatorOptions {
   // is kept in `profile_dir`.
   bool coverage = false;
   std::filesystem::path profile_dir;
+  // --slow-timeout: a test running this long is reported slow (once); 0: never.
+  Millis slow_timeout{0};
 };
 
 class Coordinator {
@@ -106,6 +109,8 @@ class Coordinator {
   void SendTo(const std::string& identity, const protocol::Message& message);
   void AbandonOutstanding(const std::string& why);
   long PollTimeoutMs() const;
+  // Tells the reporter what started, what is slow and what runs longest.
+  void WatchRunning();
 
   void CheckHandshakes();
 
@@ -129,6 +134,7 @@ class Coordinator {
   CoordinatorOptions options_;
   Reporter& reporter_;
   Scheduler scheduler_;
+  RunningTests running_;
   Batcher batcher_;
   ArtifactCatalog artifacts_;
   std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite

@@ -81,6 +81,15 @@ class Reporter {
   virtual ~Reporter() = default;
   virtual void OnRunStart(std::size_t test_count) = 0;
   virtual void OnWorkerJoined(const std::string& name, unsigned slots) = 0;
+  // A test (or a batch of cases, "suite (batch)") began to run on `worker`. A test requeued
+  // after its worker was lost starts again.
+  virtual void OnTestStarted(const std::string& /*name*/, const std::string& /*worker*/) {}
+  // A test has been running longer than --slow-timeout; said once per attempt.
+  virtual void OnTestSlow(const std::string& /*name*/, Millis /*running*/) {}
+  // What is running now: how many, and the one running longest (empty when none) and for how
+  // long. Called whenever the run loop wakes, for a progress display.
+  virtual void OnRunning(std::size_t /*count*/, const std::string& /*longest*/,
+                         Millis /*longest_for*/) {}
   virtual void OnTestFinished(const TestReport& report, std::size_t running) = 0;
   virtual void OnRunEnd(const RunSummary& summary) = 0;
 };

@@ -147,6 +147,7 @@ void Scheduler::ArmRunningDeadlines(Worker& worker) {
   std::size_t running = std::min<std::size_t>(worker.slots, worker.outstanding.size());
   for (std::size_t i = 0; i < running; ++i) {
     Lease& lease = leases_.at(worker.outstanding[i]);
+    if (!lease.running_since) lease.running_since = clock_.Now();
     Millis timeout = jobs_[lease.job].timeout;
     if (lease.deadline || timeout.count() == 0) continue;
     lease.deadline = clock_.Now() + timeout + options_.kill_grace + options_.lease_slack;
@@ -251,6 +252,14 @@ std::optional<SteadyTime> Scheduler::NextDeadline() const {
     if (info.deadline && (!next || *info.deadline < *next)) next = info.deadline;
   }
   return next;
+}
+
+std::vector<Scheduler::RunningLease> Scheduler::Running() const {
+  std::vector<RunningLease> running;
+  for (const auto& [id, lease] : leases_) {
+    if (lease.running_since) running.push_back({id, lease.job, lease.worker, *lease.running_since});
+  }
+  return running;
 }
 
 std::vector<Action> Scheduler::TakeActions() {

@@ -124,6 +124,16 @@ class Scheduler {
   void StillPreparing(const WorkerId& worker);
   std::optional<SteadyTime> NextDeadline() const;
 
+  // The leases running now (among their worker's first `slots`), each with the moment it became
+  // so: for showing what runs and which tests are slow.
+  struct RunningLease {
+    LeaseId lease = 0;
+    JobId job = 0;
+    WorkerId worker;
+    SteadyTime since;
+  };
+  std::vector<RunningLease> Running() const;
+
   std::vector<Action> TakeActions();
 
   // Every job has reached a final state (or was never started because the run stopped).
@@ -148,6 +158,7 @@ class Scheduler {
     JobId job;
     WorkerId worker;
     std::optional<SteadyTime> deadline;  // set once the lease is among the worker's running ones
+    std::optional<SteadyTime> running_since = std::nullopt;  // likewise
   };
   struct Worker {
     unsigned slots = 1;

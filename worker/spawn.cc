@@ -73,10 +73,15 @@ int SetUpAttributes(Attributes* attr) {
   return ::posix_spawnattr_setsigdefault(attr->get(), &all);
 }
 
+// `out` and `err` < 0: the child keeps the parent's stdout and stderr.
 int SetUpFileActions(FileActions* actions, int devnull, int out, int err, const std::string& cwd) {
   if (int rc = ::posix_spawn_file_actions_adddup2(actions->get(), devnull, 0)) return rc;
-  if (int rc = ::posix_spawn_file_actions_adddup2(actions->get(), out, 1)) return rc;
-  if (int rc = ::posix_spawn_file_actions_adddup2(actions->get(), err, 2)) return rc;
+  if (out >= 0) {
+    if (int rc = ::posix_spawn_file_actions_adddup2(actions->get(), out, 1)) return rc;
+  }
+  if (err >= 0) {
+    if (int rc = ::posix_spawn_file_actions_adddup2(actions->get(), err, 2)) return rc;
+  }
   if (!cwd.empty()) {
     if (int rc = ::posix_spawn_file_actions_addchdir_np(actions->get(), cwd.c_str())) return rc;
   }
@@ -206,8 +211,10 @@ SpawnResult Spawn(const SpawnRequest& request) {
   if (!devnull) return SetupFailure("/dev/null", errno);
   Pipe out;
   Pipe err;
-  if (int rc = MakeOutputPipe(&out)) return SetupFailure("pipe", rc);
-  if (int rc = MakeOutputPipe(&err)) return SetupFailure("pipe", rc);
+  if (!request.inherit_output) {
+    if (int rc = MakeOutputPipe(&out)) return SetupFailure("pipe", rc);
+    if (int rc = MakeOutputPipe(&err)) return SetupFailure("pipe", rc);
+  }
 
   FileActions actions;
   if (int rc = SetUpFileActions(&actions, devnull.get(), out.write.get(), err.write.get(),

@@ -21,6 +21,8 @@ struct SpawnRequest {
   std::vector<std::string> argv;           // argv[0]: the program's path (relative to cwd)
   std::map<std::string, std::string> env;  // set on top of the inherited environment
   std::string cwd;                         // empty: inherit
+  // stdout and stderr are the spawner's own (no pipes): `testfarm run --no-capture`.
+  bool inherit_output = false;
 };
 
 struct SpawnError {
@@ -60,7 +62,7 @@ class ChildProcess {
 
 struct SpawnedChild {
   ChildProcess process;
-  UniqueFd stdout_read;  // non-blocking, close-on-exec
+  UniqueFd stdout_read;  // non-blocking, close-on-exec; invalid with inherit_output
   UniqueFd stderr_read;
 };
 

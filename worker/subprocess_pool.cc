@@ -204,7 +204,8 @@ void SubprocessPool::Impl::Start(uint64_t token, LaunchSpec spec) {
     finished_.push_back(SpawnFailedJob(token, *slot, EIO, "TMPDIR: " + scratch.error().message));
     return;
   }
-  SpawnRequest request{std::move(spec.argv), std::move(spec.env), std::move(spec.cwd)};
+  SpawnRequest request{std::move(spec.argv), std::move(spec.env), std::move(spec.cwd),
+                       spec.inherit_output};
   request.env["TESTFARM_WORKER"] = options_.worker_name;
   request.env["TESTFARM_SLOT"] = std::to_string(*slot);
   request.env["TESTFARM_JOB"] = std::to_string(token);
@@ -226,6 +227,8 @@ void SubprocessPool::Impl::Start(uint64_t token, LaunchSpec spec) {
   jobs_.push_back(std::make_unique<Job>(token, *slot, std::move(std::get<SpawnedChild>(spawned)),
                                         options_.output_cap, started, limits));
   jobs_.back()->report_path = std::move(report_path);
+  // Output not captured: no pipes to wait for.
+  if (jobs_.back()->streams_closed()) jobs_.back()->life.OnStreamsClosed(started);
 }
 
 bool SubprocessPool::Impl::Advance(Job& job, SteadyTime now) {

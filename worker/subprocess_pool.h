@@ -32,6 +32,9 @@ struct LaunchSpec {
   // Non-empty "NAME=PREFIX": NAME is set to PREFIX + a file path in the job's TMPDIR, and the
   // file is read back into FinishedJob::report when the job ends (e.g. "GTEST_OUTPUT=json:").
   std::string report_env;
+  // stdout and stderr go straight to the pool owner's (nothing is captured): the job is done
+  // when its process exits.
+  bool inherit_output = false;
 };
 
 // The largest report file read back; a larger one is reported as an error, not truncated.

@@ -204,6 +204,7 @@ void WorkerNode::StartQueuedJobs() {
     spec.timeout = Millis(static_cast<long long>(job.timeout_ms));
     spec.kill_grace = Millis(static_cast<long long>(job.kill_grace_ms));
     spec.report_env = std::move(job.report_env);
+    spec.inherit_output = options_.inherit_output;
     if (job.coverage) {
       auto profile = coverage_.ProfileFileFor(job.lease);
       if (!profile) {

@@ -41,6 +41,9 @@ struct WorkerNodeOptions {
   // Coverage: the tool that merges raw profiles (empty: the profile this worker sends at the
   // end of a coverage run carries an error saying it is missing).
   std::string llvm_profdata;
+  // Tests write straight to this process's stdout and stderr instead of being captured
+  // (`testfarm run --no-capture`): only meaningful for the in-process worker.
+  bool inherit_output = false;
 };
 
 // What ended a ServeOneRun.

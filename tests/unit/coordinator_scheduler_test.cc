@@ -339,3 +339,33 @@ TEST(Scheduler, RemovedWorkersJobsGoBackToTheFrontOfTheQueue) {
 
 }  // namespace
 }  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(Scheduler, RunningLeasesAreAWorkersFirstSlotsSinceTheyBecameSo) {
+  FakeClock clock;
+  // No timeouts: a lease runs (and says since when) whether or not it has a deadline.
+  Scheduler s(clock, Options(/*prefetch=*/1), std::vector<Millis>(3, Millis(0)));
+  s.AddWorker("w1", 1);
+  s.Dispatch();
+  auto assigned = Assigns(s.TakeActions());
+  ASSERT_EQ(assigned.size(), 2u);
+  SteadyTime start = clock.Now();
+  auto running = s.Running();
+  ASSERT_EQ(running.size(), 1u) << "the prefetched lease waits at the worker";
+  EXPECT_EQ(running[0].lease, assigned[0].lease);
+  EXPECT_EQ(running[0].job, assigned[0].job);
+  EXPECT_EQ(running[0].worker, "w1");
+  EXPECT_EQ(running[0].since, start);
+
+  clock.Advance(milliseconds(250));
+  ASSERT_TRUE(s.OnResult("w1", assigned[0].lease, Verdict::kPassed));
+  running = s.Running();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].lease, assigned[1].lease);
+  EXPECT_EQ(running[0].since, start + milliseconds(250));
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
