@@ -274,6 +274,12 @@ int main(int argc, char** argv) {
                    "there can run commands on this machine)");
   worker->add_flag("--once", worker_args.once, "Exit after serving one run");
   worker
+      ->add_option("--connect-timeout", worker_args.connect_timeout,
+                   "Give up (exit 1, saying why) when no coordinator could be joined for this "
+                   "long, counted again after each run or lost coordinator (default: 60s with "
+                   "--once, else keep trying)")
+      ->type_name("DURATION");
+  worker
       ->add_option("--heartbeat", worker_args.heartbeat,
                    "Heartbeat interval; a coordinator silent for --liveness intervals is gone: "
                    "running tests are killed and the worker reconnects")

@@ -579,6 +579,17 @@ int Worker(const WorkerArgs& args) {
   if (!heartbeat || heartbeat->count() == 0) {
     return UsageError("--heartbeat: not a positive duration: '" + args.heartbeat + "'");
   }
+  std::optional<Millis> connect_timeout;
+  if (!args.connect_timeout.empty()) {
+    auto parsed = ParseDuration(args.connect_timeout);
+    if (!parsed || parsed->count() == 0) {
+      return UsageError("--connect-timeout: not a positive duration: '" + args.connect_timeout +
+                        "'");
+    }
+    connect_timeout = *parsed;
+  } else if (args.once) {
+    connect_timeout = kOnceConnectTimeout;
+  }
   auto labels = ParseLabels(args.labels);
   if (!labels) return UsageError(labels.error().message);
   auto security = LoadSecurity("--key", args.key, "--coordinator-key", args.coordinator_key, false);
@@ -611,6 +622,7 @@ int Worker(const WorkerArgs& args) {
     return UsageError(profdata.error().message);
   }
   options.once = args.once;
+  options.connect_timeout = connect_timeout;
   options.node.endpoint = args.connect;
   options.node.name = args.name.empty() ? HostName() + ":" + std::to_string(::getpid()) : args.name;
   options.node.slots =

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "shared/clock.h"
+
 namespace testfarm::cli {
 
 // What to run: where the suites come from and which of their tests.
@@ -60,12 +62,16 @@ struct RunArgs {
   std::string llvm_cov;
 };
 
+// How long `worker --once` keeps trying to join when --connect-timeout is not given.
+inline constexpr Millis kOnceConnectTimeout{60000};
+
 struct WorkerArgs {
   std::string connect;
   unsigned slots = 0;  // 0: the default slot count
   std::string labels;  // "k=v,k2=v2"
   std::string name;    // default: host:pid
   bool once = false;
+  std::string connect_timeout;  // empty: 60s with --once, else never give up
   std::string key;              // this worker's secret key file
   std::string coordinator_key;  // the coordinator's public key file
   bool insecure = false;
@@ -90,7 +96,8 @@ struct ListArgs {
 int Run(const RunArgs& args);
 // Exit codes: 0 listed, 1 a suite could not be listed (it crashed or hung), 2 bad input.
 int List(const ListArgs& args);
-// Exit codes: 0 stopped by a signal or done (--once), 1 socket failure, 2 bad input.
+// Exit codes: 0 stopped by a signal or done (--once), 1 socket failure or could not join within
+// --connect-timeout, 2 bad input.
 int Worker(const WorkerArgs& args);
 // Exit codes: 0 written, 2 cannot write (or a key is already there).
 int Keygen(const KeygenArgs& args);

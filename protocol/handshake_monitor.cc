@@ -4,16 +4,18 @@
 
 #include <atomic>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace testfarm::protocol {
 
 namespace {
 
-std::string DescribeFailure(uint16_t event, uint32_t value) {
+std::string DescribeFailure(const std::string& peer, uint16_t event, uint32_t value) {
   if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-    return value == 400 ? "the peer refused our key"
-                        : "the peer's authentication failed (status " + std::to_string(value) + ")";
+    return value == 400
+               ? peer + " refused our key"
+               : "authentication by " + peer + " failed (status " + std::to_string(value) + ")";
   }
   if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
     if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
@@ -31,8 +33,9 @@ std::string DescribeFailure(uint16_t event, uint32_t value) {
 
 }  // namespace
 
-HandshakeMonitor::HandshakeMonitor(zmq::context_t& context, zmq::socket_t& watched)
-    : watched_(watched), events_(context, zmq::socket_type::pair) {
+HandshakeMonitor::HandshakeMonitor(zmq::context_t& context, zmq::socket_t& watched,
+                                   std::string peer)
+    : watched_(watched), events_(context, zmq::socket_type::pair), peer_(std::move(peer)) {
   static std::atomic<unsigned> counter{0};
   std::string endpoint = "inproc://testfarm-monitor-" + std::to_string(++counter);
   int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
@@ -58,7 +61,7 @@ std::vector<HandshakeFailure> HandshakeMonitor::TakeFailures() {
     uint32_t value = 0;
     std::memcpy(&event, header.data(), sizeof event);
     std::memcpy(&value, static_cast<const char*>(header.data()) + 2, sizeof value);
-    failures.push_back({address.to_string(), DescribeFailure(event, value)});
+    failures.push_back({address.to_string(), DescribeFailure(peer_, event, value)});
   }
   return failures;
 }

@@ -8,13 +8,14 @@ namespace testfarm::protocol {
 
 struct HandshakeFailure {
   std::string endpoint;  // the peer's address
-  std::string why;       // e.g. "the peer refused our key"
+  std::string why;       // e.g. "the coordinator refused our key"
 };
 
 class HandshakeMonitor {
  public:
   // Starts monitoring `watched` (which must outlive this object) over an inproc PAIR socket.
-  HandshakeMonitor(zmq::context_t& context, zmq::socket_t& watched);
+  // `peer` names the other side in the reasons ("the coordinator refused our key").
+  HandshakeMonitor(zmq::context_t& context, zmq::socket_t& watched, std::string peer = "the peer");
   ~HandshakeMonitor();
   HandshakeMonitor(const HandshakeMonitor&) = delete;
   HandshakeMonitor& operator=(const HandshakeMonitor&) = delete;
@@ -27,6 +28,7 @@ class HandshakeMonitor {
  private:
   zmq::socket_t& watched_;
   zmq::socket_t events_;
+  std::string peer_;
 };
 
 }  // namespace testfarm::protocol

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "worker/group_watchdog.h"
+
 namespace testfarm::worker {
 
 namespace {
@@ -145,6 +147,7 @@ std::string ErrnoText(int error_number) {
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::move(other.pidfd_)),
+      watch_ticket_(std::exchange(other.watch_ticket_, -1)),
       reaped_(std::exchange(other.reaped_, true)) {}
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
@@ -152,6 +155,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
     KillGroupAndReap();
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::move(other.pidfd_);
+    watch_ticket_ = std::exchange(other.watch_ticket_, -1);
     reaped_ = std::exchange(other.reaped_, true);
   }
   return *this;
@@ -167,6 +171,7 @@ std::optional<ExitState> ChildProcess::PeekExit() {
   if (rc != 0) {
     int err = errno;
     reaped_ = true;  // the pid may be reused now: never signal this group again
+    Forget();
     return ExitState::Cancelled("exit status lost: " + ErrnoText(err));
   }
   if (info.si_pid == 0) return std::nullopt;  // still running
@@ -193,6 +198,7 @@ bool ChildProcess::SignalGroup(int signal) const {
 void ChildProcess::KillGroupAndReap() {
   if (reaped_ || pid_ <= 0) return;
   ::kill(-pid_, SIGKILL);
+  Forget();  // before the reap frees the group id for reuse
   siginfo_t info{};
   int rc;
   do {
@@ -203,10 +209,17 @@ void ChildProcess::KillGroupAndReap() {
   pidfd_.Reset();
 }
 
+void ChildProcess::Forget() {
+  if (watch_ticket_ < 0) return;
+  GroupWatchdog::Instance().Forget(std::exchange(watch_ticket_, -1));
+}
+
 SpawnResult Spawn(const SpawnRequest& request) {
   if (request.argv.empty() || request.argv[0].empty()) {
     return SpawnError{EINVAL, "empty command line"};
   }
+  // Started before the first child exists, so it holds none of their fds.
+  GroupWatchdog& watchdog = GroupWatchdog::Instance();
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull) return SetupFailure("/dev/null", errno);
   Pipe out;
@@ -233,16 +246,18 @@ SpawnResult Spawn(const SpawnRequest& request) {
   int rc = ::posix_spawn(&pid, argv[0].c_str(), actions.get(), attr.get(), argv_ptrs.data(),
                          env_ptrs.data());
   if (rc != 0) return DescribeFailure(request, rc);  // glibc has reaped the failed child
+  int watch_ticket = watchdog.Watch(pid);
 
   UniqueFd pidfd = OpenPidfd(pid);
   if (!pidfd) {
     int open_error = errno;
     ::kill(-pid, SIGKILL);
+    watchdog.Forget(watch_ticket);
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
     return SetupFailure("pidfd_open", open_error);
   }
-  return SpawnedChild{ChildProcess(pid, std::move(pidfd)), std::move(out.read),
+  return SpawnedChild{ChildProcess(pid, std::move(pidfd), watch_ticket), std::move(out.read),
                       std::move(err.read)};
 }
 

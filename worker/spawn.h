@@ -32,10 +32,12 @@ struct SpawnError {
 
 // Owns a started child's pid. The main process is reaped only by KillGroupAndReap() (or the
 // destructor, which does the same): until then its zombie keeps the pid and the process group id
-// reserved, so signalling the group can never hit a stranger.
+// reserved, so signalling the group can never hit a stranger. While it is owned, the group is in
+// the GroupWatchdog's table (`watch_ticket`), so it dies with this process even on kill -9.
 class ChildProcess {
  public:
-  ChildProcess(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+  ChildProcess(pid_t pid, UniqueFd pidfd, int watch_ticket = -1)
+      : pid_(pid), pidfd_(std::move(pidfd)), watch_ticket_(watch_ticket) {}
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&& other) noexcept;
   ChildProcess(const ChildProcess&) = delete;
@@ -55,8 +57,11 @@ class ChildProcess {
   void KillGroupAndReap();
 
  private:
+  void Forget();  // out of the watchdog's table
+
   pid_t pid_ = -1;
   UniqueFd pidfd_;
+  int watch_ticket_ = -1;
   bool reaped_ = false;
 };
 

@@ -9,6 +9,7 @@
 
 #include "protocol/wire.h"
 #include "shared/file_io.h"
+#include "worker/connect_probe.h"
 
 namespace testfarm::worker {
 
@@ -62,7 +63,7 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
     : clock_(clock),
       options_(std::move(options)),
       socket_(context, zmq::socket_type::dealer),
-      monitor_(context, socket_),
+      monitor_(context, socket_, "the coordinator"),
       artifacts_(ArtifactStoreOptions{.cache = options_.cache,
                                       .shared_fs = options_.shared_fs,
                                       .scratch_root = ScratchRoot(options_)}),
@@ -85,6 +86,7 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
 void WorkerNode::CheckHandshakes() {
   for (const protocol::HandshakeFailure& failure : monitor_.TakeFailures()) {
     // The socket retries on its own: say each kind of failure once per connection attempt.
+    join_failure_ = failure.why;
     if (!handshake_failures_logged_.insert(failure.why).second) continue;
     spdlog::error("worker {}: cannot join the coordinator at {}: {}", options_.name,
                   options_.endpoint, failure.why);
@@ -103,8 +105,19 @@ void WorkerNode::FlushOutbox() {
   }
 }
 
+std::string WorkerNode::WhyNotJoined() const {
+  if (!join_failure_.empty()) return join_failure_;
+  // ZeroMQ retries a refused connect without a word: look for ourselves.
+  std::string probe = ProbeEndpoint(options_.endpoint, Millis(2000));
+  if (probe.starts_with("something listens")) {
+    return probe + ", but no testfarm coordinator answered";
+  }
+  return probe;
+}
+
 long WorkerNode::PollTimeoutMs() const {
   SteadyTime next = coordinator_.NextDeadline();
+  if (!welcomed_ && options_.join_by && *options_.join_by < next) next = *options_.join_by;
   if (auto deadline = pool_.NextDeadline(); deadline && *deadline < next) next = *deadline;
   if (auto deadline = merges_.NextDeadline(); deadline && *deadline < next) next = *deadline;
   return MillisUntil(next, clock_.Now());
@@ -143,6 +156,7 @@ void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
     // Heard() above is all a heartbeat is for.
   } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
     spdlog::error("worker {}: the coordinator refused a message: {}", options_.name, error->text);
+    if (!welcomed_) join_failure_ = "the coordinator refused us: " + error->text;
   } else {
     spdlog::warn("worker {}: unexpected {} message; ignored", options_.name,
                  protocol::TypeName(message));
@@ -329,10 +343,14 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       // running (suspended, starved), which is no evidence against the coordinator.
       if (now - last_wake_ > 2 * options_.liveness.interval) coordinator_.Heard(now);
       last_wake_ = now;
+      if (!welcomed_ &&
+          (coordinator_.Dead(now) || (options_.join_by && now >= *options_.join_by))) {
+        end_reason_ = WhyNotJoined();
+        return RunEnd::kCannotJoin;
+      }
       if (coordinator_.Dead(now)) {
-        spdlog::warn("worker {}: no word from the coordinator at {} for {} heartbeats{}",
-                     options_.name, options_.endpoint, options_.liveness.liveness,
-                     pool_.running() > 0 ? "; killing its running tests" : "");
+        end_reason_ = "no word from it for " + std::to_string(options_.liveness.liveness) +
+                      " heartbeats" + (pool_.running() > 0 ? "; killing its running tests" : "");
         return RunEnd::kCoordinatorLost;
       }
       if (coordinator_.ShouldSendHeartbeat(now)) {

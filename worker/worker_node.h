@@ -44,13 +44,17 @@ struct WorkerNodeOptions {
   // Tests write straight to this process's stdout and stderr instead of being captured
   // (`testfarm run --no-capture`): only meaningful for the in-process worker.
   bool inherit_output = false;
+  // Not welcomed by the coordinator by then: stop trying (RunEnd::kCannotJoin) even before the
+  // liveness bound. Unset: the liveness bound alone.
+  std::optional<SteadyTime> join_by;
 };
 
 // What ended a ServeOneRun.
 enum class RunEnd {
   kCoordinatorSaidBye,
   kContextClosed,    // the ZeroMQ context was shut down (the in-process worker's normal end)
-  kCoordinatorLost,  // no word from the coordinator for liveness x interval
+  kCoordinatorLost,  // joined, then no word from the coordinator for liveness x interval
+  kCannotJoin,       // never joined: nothing listens, our key was refused, no answer...
   kStopped,          // stop_fd became readable
 };
 
@@ -63,6 +67,9 @@ class WorkerNode {
   // Jobs still running then are killed when the node is destroyed. Any other socket failure is
   // an error.
   Result<RunEnd> ServeOneRun();
+  // For kCannotJoin and kCoordinatorLost: why, in words ("connection refused: nothing listens at
+  // 127.0.0.1:7700", "the coordinator refused our key").
+  const std::string& end_reason() const { return end_reason_; }
 
  private:
   void HandleIncoming(bool* bye);
@@ -76,6 +83,7 @@ class WorkerNode {
   void Queue(protocol::Message message);
   void FlushOutbox();
   long PollTimeoutMs() const;
+  std::string WhyNotJoined() const;
 
   const Clock& clock_;
   WorkerNodeOptions options_;
@@ -103,6 +111,8 @@ class WorkerNode {
   Liveness coordinator_;
   SteadyTime last_wake_;
   bool welcomed_ = false;
+  std::string join_failure_;  // the last handshake failure or refusal before joining
+  std::string end_reason_;
 };
 
 // "linux", "x86_64" for Hello.

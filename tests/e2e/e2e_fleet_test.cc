@@ -15,6 +15,7 @@
 
 #include "tests/e2e/child_process.h"
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/loopback_port.h"
 
 namespace testfarm::test {
 namespace {
@@ -175,7 +176,7 @@ TEST(E2EFleet, OnlyWorkersWithAnAllowedKeyJoinAndTheRunIsUnharmed) {
                             "--key", key("stranger.key"), "--coordinator-key", key("coord.pub")});
   BackgroundChild keyless({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "keyless"});
   EXPECT_TRUE(stranger.WaitForStderr(
-      "cannot join the coordinator at " + endpoint + ": the peer refused our key",
+      "cannot join the coordinator at " + endpoint + ": the coordinator refused our key",
       milliseconds(20000)));
   EXPECT_TRUE(
       keyless.WaitForStderr("cannot join the coordinator at " + endpoint, milliseconds(20000)));
@@ -335,19 +336,56 @@ TEST(E2EFleet, AWorkerThatCannotSeeTheCoordinatorsFilesGetsThemShipped) {
   EXPECT_EQ(wr.exit_code, 0) << wr.err;
 }
 
-TEST(E2EFleet, AWorkerWithNoCoordinatorKeepsRetryingUntilStopped) {
-  // Port 1 on loopback: nothing listens there.
-  BackgroundChild worker({TESTFARM_BINARY, "worker", "--connect", "tcp://127.0.0.1:1",
-                          "--heartbeat", "300ms", "--name", "lonely"});
-  ASSERT_TRUE(
-      worker.WaitForStderr("reconnecting to tcp://127.0.0.1:1 in 1.00s", milliseconds(20000)));
-  ASSERT_TRUE(
-      worker.WaitForStderr("reconnecting to tcp://127.0.0.1:1 in 2.00s", milliseconds(20000)))
+TEST(E2EFleet, AWorkerWithNoCoordinatorKeepsRetryingUntilStoppedAndSaysWhy) {
+  LoopbackSocket refusing(false);  // nothing listens there
+  std::string endpoint = "tcp://127.0.0.1:" + std::to_string(refusing.port());
+  BackgroundChild worker({TESTFARM_BINARY, "worker", "--connect", endpoint, "--heartbeat", "300ms",
+                          "--name", "lonely"});
+  std::string why = "cannot join the coordinator at " + endpoint +
+                    ": connection refused: nothing listens at " + endpoint.substr(6);
+  ASSERT_TRUE(worker.WaitForStderr(why + "; retrying in 1.00s", milliseconds(20000)));
+  ASSERT_TRUE(worker.WaitForStderr(why + "; retrying in 2.00s", milliseconds(20000)))
       << "the delay doubles";
   kill(worker.pid(), SIGTERM);
   ChildResult r = worker.Finish(milliseconds(20000));
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("no word from the coordinator"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("heartbeats"), std::string::npos) << "says why, not how long:\n" << r.err;
+}
+
+TEST(E2EFleet, ConnectTimeoutEndsAWorkerThatCannotJoinWithTheReason) {
+  LoopbackSocket refusing(false);
+  std::string endpoint = "tcp://127.0.0.1:" + std::to_string(refusing.port());
+  for (bool once : {true, false}) {
+    std::vector<std::string> argv = {TESTFARM_BINARY, "worker",  "--connect",         endpoint,
+                                     "--name",        "bounded", "--connect-timeout", "1500ms"};
+    if (once) argv.push_back("--once");
+    ChildResult r = RunChild(argv);
+    EXPECT_EQ(r.exit_code, 1) << "once " << once << ": " << r.err;
+    EXPECT_NE(r.err.find("worker bounded: cannot join the coordinator at " + endpoint +
+                         ": connection refused: nothing listens at " + endpoint.substr(6) +
+                         "; gave up after 1.50s (--connect-timeout)"),
+              std::string::npos)
+        << r.err;
+  }
+}
+
+TEST(E2EFleet, AWorkerWhoseKeyIsRefusedGivesUpSayingSo) {
+  TempDir dir;
+  ASSERT_TRUE(Keygen(dir, {"coord", "good", "stranger"}));
+  auto key = [&](const char* file) { return (dir.path() / file).string(); };
+  std::string endpoint;
+  auto coordinator = StartCoordinator({"--local-slots", "0", "--key", key("coord.key"),
+                                       "--worker-keys", key("good.pub"), Fixture("tf_pass")},
+                                      &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  ChildResult r = RunChild({TESTFARM_BINARY, "worker", "--connect", endpoint, "--once", "--name",
+                            "stranger", "--connect-timeout", "2s", "--key", key("stranger.key"),
+                            "--coordinator-key", key("coord.pub")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("worker stranger: cannot join the coordinator at " + endpoint +
+                       ": the coordinator refused our key; gave up after 2.00s"),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace
