@@ -13,8 +13,10 @@
 
 namespace testfarm::coordinator {
 
-// Parses the JSON text. `origin` is used in messages and SuiteSpec::origin.
-Result<std::vector<SuiteSpec>> ParseCtestJson(std::string_view json, const std::string& origin);
+// Parses the JSON text. `origin` is used in messages and SuiteSpec::origin. `warnings` (if
+// given) gets one line per property some tests set that testfarm does not honour.
+Result<std::vector<SuiteSpec>> ParseCtestJson(std::string_view json, const std::string& origin,
+                                              std::vector<std::string>* warnings = nullptr);
 
 // The argv that asks CTest for that JSON: {"ctest", "--test-dir", build_dir,
 // "--show-only=json-v1"}.
