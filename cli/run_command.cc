@@ -783,6 +783,22 @@ int Run(const RunArgs& args) {
   }
   auto tests = PlanTests(args.source);
   if (!tests) return UsageError(tests.error().message);
+  if (args.no_capture) {
+    // Their output goes to the terminal, so no expression can be held against it.
+    std::vector<std::string> judged_by_exit;
+    for (TestSpec& test : *tests) {
+      if (test.output_rules.empty()) continue;
+      judged_by_exit.push_back(test.name);
+      test.output_rules = {};
+    }
+    if (!judged_by_exit.empty()) {
+      PrintTo(stderr, "testfarm: warning: ",
+              "--no-capture: " + std::to_string(judged_by_exit.size()) +
+                  " tests have PASS/FAIL/SKIP_REGULAR_EXPRESSION, which need their output; "
+                  "they are judged by their exit codes (the first: " +
+                  judged_by_exit.front() + ")");
+    }
+  }
   if (shuffle_seed) {
     coordinator::Shuffle(&*tests, *shuffle_seed);
     std::printf("testfarm: shuffled with seed %llu (--shuffle=%llu repeats this order)\n",

@@ -48,6 +48,14 @@ std::vector<std::string>* NameList(const std::string& name, Ordering* ordering) 
   return nullptr;
 }
 
+// The regular-expression properties, or nullptr.
+std::vector<std::string>* PatternList(const std::string& name, OutputRules* rules) {
+  if (name == "PASS_REGULAR_EXPRESSION") return &rules->pass;
+  if (name == "FAIL_REGULAR_EXPRESSION") return &rules->fail;
+  if (name == "SKIP_REGULAR_EXPRESSION") return &rules->skip;
+  return nullptr;
+}
+
 // Properties that change nothing about how a test runs or what its result is: reports
 // (ATTACHED_FILES*, MEASUREMENT) and a scheduling hint (COST). Ignoring them loses nothing.
 bool Inert(const std::string& name) {
@@ -56,10 +64,23 @@ bool Inert(const std::string& name) {
 }
 
 bool Honoured(const std::string& name) {
-  static const char* const kHonoured[] = {
-      "WORKING_DIRECTORY", "ENVIRONMENT",      "TIMEOUT",       "LABELS",    "SKIP_RETURN_CODE",
-      "WILL_FAIL",         "DISABLED",         "RUN_SERIAL",    "DEPENDS",   "FIXTURES_SETUP",
-      "FIXTURES_REQUIRED", "FIXTURES_CLEANUP", "RESOURCE_LOCK", "PROCESSORS"};
+  static const char* const kHonoured[] = {"WORKING_DIRECTORY",
+                                          "ENVIRONMENT",
+                                          "TIMEOUT",
+                                          "LABELS",
+                                          "SKIP_RETURN_CODE",
+                                          "WILL_FAIL",
+                                          "DISABLED",
+                                          "RUN_SERIAL",
+                                          "DEPENDS",
+                                          "FIXTURES_SETUP",
+                                          "FIXTURES_REQUIRED",
+                                          "FIXTURES_CLEANUP",
+                                          "RESOURCE_LOCK",
+                                          "PROCESSORS",
+                                          "PASS_REGULAR_EXPRESSION",
+                                          "FAIL_REGULAR_EXPRESSION",
+                                          "SKIP_REGULAR_EXPRESSION"};
   return std::find(std::begin(kHonoured), std::end(kHonoured), name) != std::end(kHonoured);
 }
 
@@ -137,6 +158,13 @@ std::optional<std::string> ApplyProperty(const std::string& name, const Json& va
     std::optional<std::vector<std::string>> list = StringList(value);
     if (!list) return "expected an array of strings";
     *names = std::move(*list);
+  } else if (std::vector<std::string>* patterns = PatternList(name, &spec->output_rules)) {
+    std::optional<std::vector<std::string>> list = StringList(value);
+    if (!list) return "expected an array of regular expressions";
+    for (const std::string& pattern : *list) {
+      if (Result<bool> checked = CheckPattern(pattern); !checked) return checked.error().message;
+    }
+    *patterns = std::move(*list);
   } else if (name == "PROCESSORS") {
     // CTest takes anything below 1 as 1.
     if (!value.is_number_integer()) return "expected a number of processors (an integer)";

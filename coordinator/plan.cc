@@ -26,6 +26,7 @@ TestSpec FromSuite(const SuiteSpec& suite, Millis default_timeout) {
   test.skip_return_code = suite.skip_return_code;
   test.run_serial = suite.run_serial;
   test.ordering = suite.ordering;
+  test.output_rules = suite.output_rules;
   if (suite.disabled) {
     test.skip_reason = "disabled";
   } else {

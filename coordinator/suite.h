@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "coordinator/ordering.h"
+#include "coordinator/output_rules.h"
 #include "shared/clock.h"
 
 namespace testfarm::coordinator {
@@ -34,7 +35,8 @@ struct SuiteSpec {
   std::optional<int> skip_return_code;  // this exit code means "skipped"
   bool run_serial = false;              // runs alone on its worker
   bool disabled = false;
-  Ordering ordering;  // DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS
+  Ordering ordering;         // DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS
+  OutputRules output_rules;  // PASS/FAIL/SKIP_REGULAR_EXPRESSION
   // Non-empty: why it cannot run (CTest found no command for it). It is reported as a test that
   // could not start, with this reason, never as skipped.
   std::string cannot_run;

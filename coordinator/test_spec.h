@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "coordinator/ordering.h"
+#include "coordinator/output_rules.h"
 #include "shared/clock.h"
 
 namespace testfarm::coordinator {
@@ -27,6 +28,7 @@ struct TestSpec {
   std::optional<int> skip_return_code;  // CTest SKIP_RETURN_CODE
   bool run_serial = false;              // CTest RUN_SERIAL: alone on its worker
   Ordering ordering;                    // CTest DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS
+  OutputRules output_rules;             // CTest PASS/FAIL/SKIP_REGULAR_EXPRESSION
 
   std::string skip_reason;   // non-empty: never run, reported as skipped (disabled)
   std::string error;         // non-empty: never run, reported as failed (e.g. listing failed)

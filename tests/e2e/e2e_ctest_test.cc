@@ -89,6 +89,35 @@ TEST(E2ECtest, ATestCtestCannotRunFailsWithWhyInEveryReport) {
   EXPECT_EQ(report["run"]["skipped"], 1) << report["run"].dump();
 }
 
+TEST(E2ECtest, OutputExpressionsAreHeldAgainstTheOutputAsCtestDoes) {
+  if (!fs::exists(kCmake)) GTEST_SKIP() << "cmake is not installed";
+  TempDir dir;
+  const std::string gtest = Fixture("tf_gtest");
+  // What gtest_discover_tests registers: one case per test, skipped by its "[  SKIPPED ]" line.
+  fs::path build = Configure(
+      dir.path(),
+      "add_test(NAME gskip COMMAND " + gtest + " --gtest_filter=Basic.Skipped)\n" +
+          "add_test(NAME gpass COMMAND " + gtest + " --gtest_filter=Basic.Passes)\n" +
+          R"cmake(set_tests_properties(gskip gpass PROPERTIES SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+add_test(NAME passre COMMAND /bin/sh -c "echo all fine; exit 3")
+set_tests_properties(passre PROPERTIES PASS_REGULAR_EXPRESSION "all (fine|good)")
+add_test(NAME failre COMMAND /bin/sh -c "echo ERROR: disk full")
+set_tests_properties(failre PROPERTIES FAIL_REGULAR_EXPRESSION "ERROR")
+)cmake");
+  ASSERT_FALSE(build.empty());
+  auto r = Testfarm({"run", "--ctest", build.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(LineFor(r, "gskip").rfind("SKIP", 0), 0u) << r.out;
+  EXPECT_NE(LineFor(r, "gskip").find("SKIP_REGULAR_EXPRESSION"), std::string::npos) << r.out;
+  EXPECT_EQ(LineFor(r, "gpass").rfind("PASS", 0), 0u) << r.out;
+  EXPECT_EQ(LineFor(r, "passre").rfind("PASS", 0), 0u) << "the exit code does not count\n" << r.out;
+  EXPECT_EQ(LineFor(r, "failre").rfind("FAIL", 0), 0u) << r.out;
+  EXPECT_NE(LineFor(r, "failre").find("FAIL_REGULAR_EXPRESSION 'ERROR'"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.LastLine(), "2 passed, 1 failed, 1 skipped") << r.out;
+  EXPECT_EQ(r.err.find("does not honour"), std::string::npos) << r.err;
+}
+
 // The step every test of the ordering project runs: it appends "start NAME" and "end NAME" to a
 // log opened with O_APPEND (`>>`), so the log's line order is the order the steps happened in.
 // Between the two it holds for a moment, so that a test wrongly running at the same time lands

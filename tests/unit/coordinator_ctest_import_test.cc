@@ -80,6 +80,7 @@ TEST(CtestImport, AllProperties) {
   EXPECT_EQ(works.cwd, "/b");
   EXPECT_THAT(works.labels, ElementsAre("gt"));
   EXPECT_EQ(works.origin, "ctest build/: MySuite.Works");
+  EXPECT_THAT(works.output_rules.skip, ElementsAre("\\[  SKIPPED \\]"));
   EXPECT_FALSE(works.timeout.has_value());
   EXPECT_FALSE(works.disabled);
 
@@ -299,6 +300,12 @@ TEST(CtestImport, WrongShapesAreErrorsNamingTheProblem) {
        "ctest build/: test 'a': property FIXTURES_REQUIRED: expected an array of strings"},
       {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "RESOURCE_LOCK", "value": true}]}]})",
        "ctest build/: test 'a': property RESOURCE_LOCK: expected an array of strings"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "PASS_REGULAR_EXPRESSION", "value": ["ok", 1]}]}]})",
+       "ctest build/: test 'a': property PASS_REGULAR_EXPRESSION: expected an array of regular "
+       "expressions"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "FAIL_REGULAR_EXPRESSION", "value": ["(x"]}]}]})",
+       "ctest build/: test 'a': property FAIL_REGULAR_EXPRESSION: not a regular expression: '(x' "
+       "(Unmatched ( or \\()"},
       {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "PROCESSORS", "value": "2"}]}]})",
        "ctest build/: test 'a': property PROCESSORS: expected a number of processors (an "
        "integer)"},
