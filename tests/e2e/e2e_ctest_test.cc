@@ -125,6 +125,7 @@ set_tests_properties(failre PROPERTIES FAIL_REGULAR_EXPRESSION "ERROR")
 const char* const kStep = R"(#!/bin/sh
 log="$1"; name="$2"; hold="$3"; action="$4"
 echo "start $name" >> "$log"
+echo "worker $name ${TESTFARM_WORKER:-}" >> "$log"
 case "$action" in
   create:*) touch "${action#create:}" ;;
   need:*) [ -e "${action#need:}" ] || { echo "missing ${action#need:}" >> "$log"; exit 1; } ;;
@@ -172,6 +173,14 @@ class StepLog {
       }
     }
     return false;  // never ended
+  }
+  // The worker a test ran on ("worker NAME WORKER" lines).
+  std::string WorkerOf(const std::string& name) const {
+    const std::string prefix = "worker " + name + " ";
+    for (const std::string& line : lines_) {
+      if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+    }
+    return {};
   }
   int Count(const std::string& line) const {
     return static_cast<int>(std::count(lines_.begin(), lines_.end(), line));
@@ -326,6 +335,37 @@ TEST_F(E2ECtestOrdering, UsersOfAFailedSetupDoNotRunAndSayWhyAndTheRunFails) {
   }
   EXPECT_TRUE(seen) << report.dump();
   EXPECT_EQ(report["run"]["not_run"], 1) << report["run"].dump();
+}
+
+TEST_F(E2ECtestOrdering, OnAFleetAFixtureRunsOnTheWorkerThatRanItsSetup) {
+  ASSERT_FALSE(build_.empty());
+  fs::remove(log_);
+  std::string endpoint;
+  auto coordinator = StartCoordinator({"--ctest", build_.string(), "--local-slots", "0",
+                                       "--min-workers", "2", "--exclude", "broken_*"},
+                                      &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  // --shared-fs: the workers see this machine's files, so the steps write to this log.
+  auto a = StartWorker(endpoint, "a", {"--slots", "2", "--shared-fs"});
+  auto b = StartWorker(endpoint, "b", {"--slots", "2", "--shared-fs"});
+  ChildResult r = coordinator->Finish(std::chrono::milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "10 passed, 0 failed") << r.out;
+  for (auto* worker : {a.get(), b.get()}) {
+    ChildResult wr = worker->Finish(std::chrono::milliseconds(20000));
+    EXPECT_EQ(wr.exit_code, 0) << wr.err;
+  }
+  StepLog log = Log();
+  std::string home = log.WorkerOf("db_setup");
+  EXPECT_TRUE(home == "a" || home == "b") << Dump(log);
+  for (const char* name : {"db_user1", "db_user2", "db_cleanup"}) {
+    EXPECT_EQ(log.WorkerOf(name), home) << name << "\n" << Dump(log);
+  }
+  EXPECT_TRUE(log.EndedBefore("db_setup", "db_user1")) << Dump(log);
+  EXPECT_TRUE(log.EndedBefore("db_user2", "db_cleanup")) << Dump(log);
+  EXPECT_TRUE(log.EndedBefore("lock_a", "lock_b") || log.EndedBefore("lock_b", "lock_a"))
+      << "locks hold across workers\n"
+      << Dump(log);
 }
 
 }  // namespace
