@@ -30,7 +30,8 @@ void AddSourceOptions(CLI::App* command, testfarm::cli::SourceArgs* source) {
       ->check(kNonEmpty);
   command
       ->add_option("--ctest", source->ctest_dir,
-                   "Import the tests a CMake build directory registered with CTest")
+                   "Import the tests a CMake build directory registered with CTest (with their "
+                   "properties; a selected test brings its fixtures' setup and cleanup tests)")
       ->type_name("BUILD_DIR")
       ->check(kNonEmpty);
   command
@@ -156,7 +157,8 @@ int main(int argc, char** argv) {
   run->add_flag("--no-capture", run_args.no_capture,
                 "Tests write straight to this terminal instead of being captured, one test at a "
                 "time (overrides -j and --local-slots); no progress line. Not with --listen: "
-                "remote workers' output cannot come here");
+                "remote workers' output cannot come here. CTest tests with PASS/FAIL/"
+                "SKIP_REGULAR_EXPRESSION are then judged by exit code");
   run->add_option("--slow-timeout", run_args.slow_timeout,
                   "Print a SLOW line for a test still running after this long (once per test); "
                   "the progress line names the test running longest either way. Default: off")

@@ -33,6 +33,7 @@
 #include "coordinator/manifest.h"
 #include "coordinator/plan.h"
 #include "coordinator/report_writers.h"
+#include "coordinator/test_order.h"
 #include "protocol/curve.h"
 #include "shared/duration.h"
 #include "shared/llvm_tools.h"
@@ -194,7 +195,10 @@ Result<std::vector<SuiteSpec>> ImportCtest(const std::string& dir, unsigned slot
     return Error{"--ctest: '" + dir + "': ctest failed (" + job.state.Describe() +
                  "): " + job.err.text};
   }
-  return coordinator::ParseCtestJson(job.out.text, "ctest " + dir);
+  std::vector<std::string> warnings;
+  auto suites = coordinator::ParseCtestJson(job.out.text, "ctest " + dir, &warnings);
+  for (const std::string& warning : warnings) PrintTo(stderr, "testfarm: warning: ", warning);
+  return suites;
 }
 
 // A manifest suite's working directory and data files must be there before anything runs, on
@@ -328,10 +332,19 @@ Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
                                                std::move(finished[k].err.text)};
   }
   auto tests = coordinator::ExpandSuites(*suites, listings, *timeout);
+  std::vector<TestSpec> all = tests;  // a fixture's setup and cleanup come back from here
   auto selected = coordinator::Select(
       std::move(tests), coordinator::Selection{args.filters, args.excludes, args.labels});
-  if (!selected || !partition) return selected;
-  return coordinator::TakePartition(std::move(*selected), *partition);
+  if (!selected) return selected;
+  if (partition) *selected = coordinator::TakePartition(std::move(*selected), *partition);
+  // Like ctest: a selected test requiring a fixture brings the fixture's setup and cleanup.
+  std::vector<std::string> added;
+  *selected = coordinator::WithFixtureTests(all, std::move(*selected), &added);
+  for (const std::string& name : added) {
+    spdlog::info("{}: added to the run as a setup or cleanup of a selected test's fixture", name);
+  }
+  if (auto order = coordinator::OrderTests(*selected); !order) return order.error();
+  return selected;
 }
 
 // SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked in every thread (so zmq's threads never take
@@ -656,7 +669,8 @@ int List(const ListArgs& args) {
                      {"labels", test.labels},
                      {"timeout_ms", test.timeout.count()},
                      {"skipped", test.skip_reason},
-                     {"error", test.error}});
+                     {"error", test.error},
+                     {"cannot_run", test.cannot_run}});
     }
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return status;
@@ -673,6 +687,7 @@ int List(const ListArgs& args) {
     }
     if (!test.skip_reason.empty()) line += "  (skipped: " + test.skip_reason + ")";
     if (!test.error.empty()) line += "  (error: " + test.error + ")";
+    if (!test.cannot_run.empty()) line += "  (cannot run: " + test.cannot_run + ")";
     PrintTo(stdout, "", line, Newlines::kEscape);
   }
   if (status != kExitPassed) {
@@ -780,6 +795,22 @@ int Run(const RunArgs& args) {
   }
   auto tests = PlanTests(args.source);
   if (!tests) return UsageError(tests.error().message);
+  if (args.no_capture) {
+    // Their output goes to the terminal, so no expression can be held against it.
+    std::vector<std::string> judged_by_exit;
+    for (TestSpec& test : *tests) {
+      if (test.output_rules.empty()) continue;
+      judged_by_exit.push_back(test.name);
+      test.output_rules = {};
+    }
+    if (!judged_by_exit.empty()) {
+      PrintTo(stderr, "testfarm: warning: ",
+              "--no-capture: " + std::to_string(judged_by_exit.size()) +
+                  " tests have PASS/FAIL/SKIP_REGULAR_EXPRESSION, which need their output; "
+                  "they are judged by their exit codes (the first: " +
+                  judged_by_exit.front() + ")");
+    }
+  }
   if (shuffle_seed) {
     coordinator::Shuffle(&*tests, *shuffle_seed);
     std::printf("testfarm: shuffled with seed %llu (--shuffle=%llu repeats this order)\n",

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "coordinator/gtest.h"
+#include "coordinator/test_order.h"
 #include "protocol/wire.h"
 #include "shared/duration.h"
 #include "shared/unique_fd.h"
@@ -20,15 +21,28 @@ namespace testfarm::coordinator {
 
 namespace {
 
-// The scheduler only needs to know whether the job ran to its end.
-Verdict VerdictOf(const ExitState& state) {
-  if (state.passed()) return Verdict::kPassed;
-  if (state.kind() == ExitState::Kind::kCancelled) return Verdict::kCancelled;
-  return Verdict::kFailed;
-}
-
 bool IsFailure(JobState state) {
   return state == JobState::kFailed || state == JobState::kExpired;
+}
+
+// What the scheduler needs to know of a job's end: whether its tests passed as far as the jobs
+// waiting for them are concerned (a test that skipped itself or was expected to fail did).
+Verdict VerdictOf(const JobVerdicts& verdicts, const ExitState& state) {
+  if (state.kind() == ExitState::Kind::kCancelled) return Verdict::kCancelled;
+  bool cancelled = false;
+  for (const CaseVerdict& v : verdicts.decided) {
+    if (IsFailure(v.state)) return Verdict::kFailed;
+    cancelled = cancelled || v.state == JobState::kCancelled;
+  }
+  return cancelled ? Verdict::kCancelled : Verdict::kPassed;
+}
+
+// Why a test waiting for a fixture's setup did not run.
+std::string BlockedReason(const std::string& fixture, const std::string& setup, JobState state) {
+  std::string how = state == JobState::kNotRun      ? "was not run"
+                    : state == JobState::kCancelled ? "was cancelled"
+                                                    : "failed";
+  return "fixture '" + fixture + "': its setup test '" + setup + "' " + how;
 }
 
 // A result without its output and report, which can be megabytes.
@@ -101,7 +115,15 @@ Result<std::string> Coordinator::Bind(const std::string& endpoint) {
 JobId Coordinator::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt,
                           bool front) {
   const TestSpec& first = tests_[tests.front()];
-  JobId id = scheduler_.AddJob(first.timeout, first.run_serial, front, first.required_labels);
+  JobNeeds needs;
+  needs.serial = first.run_serial;
+  needs.processors = first.ordering.processors;
+  needs.required_labels = first.required_labels;
+  needs.locks = first.ordering.resource_locks;
+  if (tests.size() == 1 && tests.front() < order_.group.size() && order_.group[tests.front()]) {
+    needs.group = *order_.group[tests.front()];
+  }
+  JobId id = scheduler_.AddJob(first.timeout, std::move(needs), front);
   if (jobs_.size() <= id) jobs_.resize(id + 1);
   jobs_[id] = Job{std::move(tests), batch, attempt};
   return id;
@@ -112,32 +134,75 @@ void Coordinator::Prepare() {
   prepared_ = true;
   if (!options_.ship_artifacts) return;
   for (TestSpec& test : tests_) {
-    if (!test.error.empty() || !test.skip_reason.empty()) continue;
+    if (test.decided()) continue;
     if (auto set = artifacts_.For(test); !set) test.error = set.error().message;
   }
 }
 
 void Coordinator::PlanInitialJobs() {
+  Result<TestOrder> order = OrderTests(tests_);
+  if (order) {
+    order_ = std::move(*order);
+  } else {  // the command line refuses cycles before a run; never wait forever on one
+    spdlog::error("coordinator: {}; running without DEPENDS and fixtures", order.error().message);
+  }
   std::map<std::string, std::vector<std::size_t>> batches;  // suite -> its cases
   std::vector<std::string> batch_order;
+  // Every test decided before the run is a job too, already ended, so others can wait for it.
+  std::vector<std::optional<JobId>> job_of(tests_.size());
+  auto ended = [&](std::size_t t, JobState state) {
+    JobId id = scheduler_.AddEndedJob(state);
+    if (jobs_.size() <= id) jobs_.resize(id + 1);
+    jobs_[id] = Job{{t}, false, 1};
+    job_of[t] = id;
+  };
   for (std::size_t t = 0; t < tests_.size(); ++t) {
     const TestSpec& test = tests_[t];
     if (!test.error.empty()) {
       Report(t, JobState::kFailed, nullptr, test.error, test.error_output, Millis(0), {}, 1, false);
+      ended(t, JobState::kFailed);
+    } else if (!test.cannot_run.empty()) {
+      // Reported as the test that could not start it is: ERROR, with the reason.
+      protocol::JobResult never_started;
+      never_started.state = ExitState::SpawnFailed(ENOENT, test.cannot_run);
+      Report(t, JobState::kFailed, &never_started, {}, {}, Millis(0), {}, 1, false);
+      ended(t, JobState::kFailed);
     } else if (!test.skip_reason.empty()) {
       Report(t, JobState::kSkipped, nullptr, test.skip_reason, {}, Millis(0), {}, 1, false);
+      ended(t, JobState::kSkipped);
     } else if (options_.batch && test.gtest()) {
       if (batches.find(test.suite) == batches.end()) batch_order.push_back(test.suite);
       batches[test.suite].push_back(t);
     } else {
-      AddJob({t}, false, 1, false);
+      job_of[t] = AddJob({t}, false, 1, false);
     }
   }
+  for (std::size_t t = 0; t < order_.waits.size(); ++t) {
+    if (!job_of[t] || tests_[t].decided()) continue;
+    for (const TestOrder::Wait& wait : order_.waits[t]) {
+      if (!job_of[wait.on]) continue;  // a batched GoogleTest case: never part of an order
+      if (!wait.fixture.empty()) fixture_of_[{t, wait.on}] = wait.fixture;
+      scheduler_.AddDependency(*job_of[t], *job_of[wait.on], !wait.fixture.empty());
+    }
+  }
+  ReportBlocked();
   for (const std::string& suite : batch_order) {
     std::vector<std::size_t> name_bytes;
     for (std::size_t t : batches[suite]) name_bytes.push_back(tests_[t].gtest_case.size());
     std::size_t id = batcher_.AddSuite(batches[suite], std::move(name_bytes));
     for (std::size_t t : batches[suite]) batch_suite_of_[t] = id;
+  }
+}
+
+void Coordinator::ReportBlocked() {
+  for (const Scheduler::Blocked& blocked : scheduler_.TakeBlocked()) {
+    std::size_t test = jobs_[blocked.job].tests.front();
+    std::size_t setup = jobs_[blocked.because].tests.front();
+    auto fixture = fixture_of_.find({test, setup});
+    std::string reason =
+        BlockedReason(fixture == fixture_of_.end() ? std::string("?") : fixture->second,
+                      tests_[setup].name, scheduler_.state(blocked.because));
+    Report(test, JobState::kNotRun, nullptr, std::move(reason), {}, Millis(0), {}, 1, false);
   }
 }
 
@@ -283,12 +348,14 @@ void Coordinator::OnResult(const std::string& identity, protocol::JobResult& res
     spdlog::warn("coordinator: result from an unknown worker dropped (lease {})", result.lease);
     return;
   }
-  auto job_id = scheduler_.OnResult(identity, result.lease, VerdictOf(result.state));
+  auto job_id = scheduler_.JobOf(identity, result.lease);
   if (!job_id) {
     spdlog::info("coordinator: stale result for lease {} dropped", result.lease);
     return;
   }
   const Job job = jobs_[*job_id];
+  JobVerdicts verdicts = Interpret(job.tests, job.batch, tests_, result);
+  scheduler_.OnResult(identity, result.lease, VerdictOf(verdicts, result.state));
   summary_.coverage.raw_profiles += result.profiles;
   raw_profiles_[identity] += result.profiles;
   if (options_.coverage && result.profiles_empty > 0) {
@@ -296,7 +363,6 @@ void Coordinator::OnResult(const std::string& identity, protocol::JobResult& res
     std::string name = job.tests.size() == 1 ? first.name : first.suite + " (batch)";
     summary_.coverage.empty.push_back(name + " (" + result.state.Describe() + ")");
   }
-  JobVerdicts verdicts = Interpret(job.tests, job.batch, tests_, result);
   unsigned failures = 0;
   for (CaseVerdict& v : verdicts.decided) {
     if (auto suite = batch_suite_of_.find(v.test); suite != batch_suite_of_.end()) {
@@ -486,6 +552,7 @@ void Coordinator::PerformActions() {
     if (auto* assign = std::get_if<AssignAction>(&action)) {
       const Job& job = jobs_[assign->job];
       const TestSpec& first = tests_[job.tests.front()];
+      WarnIfClamped(job.tests.front(), assign->worker);
       protocol::JobAssign message;
       message.lease = assign->lease;
       message.job_id = assign->job;
@@ -516,6 +583,18 @@ void Coordinator::PerformActions() {
       SendTo(cancel.worker, protocol::Cancel{cancel.lease});
     }
   }
+}
+
+void Coordinator::WarnIfClamped(std::size_t test, const std::string& identity) {
+  auto worker = workers_.find(identity);
+  unsigned wanted = tests_[test].ordering.processors;
+  if (worker == workers_.end() || wanted <= worker->second.slots) return;
+  if (!clamp_warned_.insert(test).second) return;
+  spdlog::warn(
+      "{} asks for PROCESSORS {}, more than the {} slot{} of worker {}: it runs there "
+      "holding all of them",
+      tests_[test].name, wanted, worker->second.slots, worker->second.slots == 1 ? "" : "s",
+      worker->second.name);
 }
 
 void Coordinator::OnSignal(int signal_fd) {
@@ -646,6 +725,7 @@ void Coordinator::WatchRunning() {
 
 void Coordinator::Loop(int signal_fd) {
   while (!Done()) {
+    ReportBlocked();
     if (DispatchOpen()) {
       FailUnplaceable();
       if (options_.batch) RefillBatches();
@@ -696,6 +776,7 @@ RunSummary Coordinator::Run(int signal_fd) {
     scheduler_.Stop(std::string("socket failure: ") + e.what());
     AbandonOutstanding("the coordinator's socket failed");
   }
+  ReportBlocked();
   // Every selected test is reported exactly once, in every report: those the run never started
   // (it stopped, or no worker came) are listed as not run, with why.
   batcher_.Clear();

@@ -16,6 +16,7 @@
 #include "coordinator/report.h"
 #include "coordinator/running_tests.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/test_order.h"
 #include "coordinator/test_spec.h"
 #include "coordinator/zap_handler.h"
 #include "protocol/curve.h"
@@ -102,6 +103,10 @@ class Coordinator {
   void StopIfNoWorkerCanCome();
   void FailUnplaceable();
   void PerformActions();
+  // Tests that did not run because a fixture's setup did not pass: reported NOTRUN with why.
+  void ReportBlocked();
+  // A test asking for more processors than the worker it went to has: said once per test.
+  void WarnIfClamped(std::size_t test, const std::string& identity);
   void ReportJob(JobId job, JobState state, const std::string& reason);
   void Report(std::size_t test, JobState state, const protocol::JobResult* result,
               std::string reason, std::string message, Millis duration, const std::string& worker,
@@ -139,8 +144,12 @@ class Coordinator {
   ArtifactCatalog artifacts_;
   std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
   std::vector<Job> jobs_;                              // by scheduler JobId
-  std::map<std::string, WorkerInfo> workers_;          // by ROUTER identity
-  std::map<std::string, std::string> worker_names_;    // every worker ever seen, for messages
+  TestOrder order_;                                    // DEPENDS and fixtures among tests_
+  std::map<std::pair<std::size_t, std::size_t>, std::string>
+      fixture_of_;                             // (user, setup) -> the fixture the user requires
+  std::set<std::size_t> clamp_warned_;         // tests warned about PROCESSORS
+  std::map<std::string, WorkerInfo> workers_;  // by ROUTER identity
+  std::map<std::string, std::string> worker_names_;  // every worker ever seen, for messages
   bool dispatch_open_ = false;
   std::vector<bool> reported_;
   RunSummary summary_;

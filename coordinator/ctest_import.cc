@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
@@ -32,6 +34,84 @@ std::optional<std::vector<std::string>> StringList(const Json& value) {
     list.push_back(item.get<std::string>());
   }
   return list;
+}
+
+constexpr unsigned long long kMaxProcessors = 1u << 20;
+
+// The list-of-names properties that order tests, or nullptr.
+std::vector<std::string>* NameList(const std::string& name, Ordering* ordering) {
+  if (name == "DEPENDS") return &ordering->depends;
+  if (name == "FIXTURES_SETUP") return &ordering->fixtures_setup;
+  if (name == "FIXTURES_REQUIRED") return &ordering->fixtures_required;
+  if (name == "FIXTURES_CLEANUP") return &ordering->fixtures_cleanup;
+  if (name == "RESOURCE_LOCK") return &ordering->resource_locks;
+  return nullptr;
+}
+
+// The regular-expression properties, or nullptr.
+std::vector<std::string>* PatternList(const std::string& name, OutputRules* rules) {
+  if (name == "PASS_REGULAR_EXPRESSION") return &rules->pass;
+  if (name == "FAIL_REGULAR_EXPRESSION") return &rules->fail;
+  if (name == "SKIP_REGULAR_EXPRESSION") return &rules->skip;
+  return nullptr;
+}
+
+// Properties that change nothing about how a test runs or what its result is: reports
+// (ATTACHED_FILES*, MEASUREMENT) and a scheduling hint (COST). Ignoring them loses nothing.
+bool Inert(const std::string& name) {
+  return name == "COST" || name == "ATTACHED_FILES" || name == "ATTACHED_FILES_ON_FAIL" ||
+         name == "MEASUREMENT";
+}
+
+bool Honoured(const std::string& name) {
+  static const char* const kHonoured[] = {"WORKING_DIRECTORY",
+                                          "ENVIRONMENT",
+                                          "TIMEOUT",
+                                          "LABELS",
+                                          "SKIP_RETURN_CODE",
+                                          "WILL_FAIL",
+                                          "DISABLED",
+                                          "RUN_SERIAL",
+                                          "DEPENDS",
+                                          "FIXTURES_SETUP",
+                                          "FIXTURES_REQUIRED",
+                                          "FIXTURES_CLEANUP",
+                                          "RESOURCE_LOCK",
+                                          "PROCESSORS",
+                                          "PASS_REGULAR_EXPRESSION",
+                                          "FAIL_REGULAR_EXPRESSION",
+                                          "SKIP_REGULAR_EXPRESSION"};
+  return std::find(std::begin(kHonoured), std::end(kHonoured), name) != std::end(kHonoured);
+}
+
+// "CMakeLists.txt:12": where add_test registered the test, from json-v1's backtrace graph;
+// empty when the document does not say.
+std::string AddedAt(const Json& doc, const Json& test) {
+  auto backtrace = test.find("backtrace");
+  auto graph = doc.find("backtraceGraph");
+  if (backtrace == test.end() || !backtrace->is_number_unsigned() || graph == doc.end() ||
+      !graph->is_object()) {
+    return {};
+  }
+  auto nodes = graph->find("nodes");
+  auto files = graph->find("files");
+  if (nodes == graph->end() || !nodes->is_array() || files == graph->end() || !files->is_array())
+    return {};
+  std::size_t at = backtrace->get<std::size_t>();
+  if (at >= nodes->size() || !(*nodes)[at].is_object()) return {};
+  const Json& node = (*nodes)[at];
+  auto file = node.find("file");
+  auto line = node.find("line");
+  if (file == node.end() || !file->is_number_unsigned() ||
+      file->get<std::size_t>() >= files->size())
+    return {};
+  const Json& path = (*files)[file->get<std::size_t>()];
+  if (!path.is_string()) return {};
+  std::string where = path.get<std::string>();
+  if (line != node.end() && line->is_number_unsigned()) {
+    where += ":" + std::to_string(line->get<unsigned long long>());
+  }
+  return where;
 }
 
 // Applies one entry of a test's "properties"; the error says what was wrong with its value.
@@ -74,11 +154,35 @@ std::optional<std::string> ApplyProperty(const std::string& name, const Json& va
                  : name == "DISABLED" ? &spec->disabled
                                       : &spec->run_serial;
     *flag = value.get<bool>();
+  } else if (std::vector<std::string>* names = NameList(name, &spec->ordering)) {
+    std::optional<std::vector<std::string>> list = StringList(value);
+    if (!list) return "expected an array of strings";
+    *names = std::move(*list);
+  } else if (std::vector<std::string>* patterns = PatternList(name, &spec->output_rules)) {
+    std::optional<std::vector<std::string>> list = StringList(value);
+    if (!list) return "expected an array of regular expressions";
+    for (const std::string& pattern : *list) {
+      if (Result<bool> checked = CheckPattern(pattern); !checked) return checked.error().message;
+    }
+    *patterns = std::move(*list);
+  } else if (name == "PROCESSORS") {
+    // CTest takes anything below 1 as 1.
+    if (!value.is_number_integer()) return "expected a number of processors (an integer)";
+    if (value.is_number_unsigned() && value.get<unsigned long long>() > kMaxProcessors) {
+      return "expected a number of processors (an integer up to " + std::to_string(kMaxProcessors) +
+             ")";
+    }
+    long long processors = value.get<long long>();
+    spec->ordering.processors = processors < 1 ? 1u : static_cast<unsigned>(processors);
   }
   return std::nullopt;
 }
 
-Result<SuiteSpec> ReadTest(const Json& test, std::size_t index, const std::string& origin) {
+// Property name -> the tests that set it, for properties testfarm does not honour.
+using Unhonoured = std::map<std::string, std::vector<std::string>>;
+
+Result<SuiteSpec> ReadTest(const Json& doc, const Json& test, std::size_t index,
+                           const std::string& origin, Unhonoured* unhonoured) {
   std::string who = origin + ": test #" + std::to_string(index + 1);
   if (!test.is_object()) return Error{who + ": expected an object"};
   auto name = test.find("name");
@@ -108,19 +212,48 @@ Result<SuiteSpec> ReadTest(const Json& test, std::size_t index, const std::strin
         return Error{who + ": \"properties\": expected {\"name\": ..., \"value\": ...} objects"};
       }
       const std::string property_name = key->get<std::string>();
+      if (!Honoured(property_name) && !Inert(property_name)) {
+        (*unhonoured)[property_name].push_back(spec.name);
+        continue;
+      }
       if (std::optional<std::string> problem =
               ApplyProperty(property_name, property.at("value"), &spec)) {
         return Error{who + ": property " + property_name + ": " + *problem};
       }
     }
   }
-  // A test whose executable CTest could not find (e.g. not built) has no "command"; it cannot
-  // run, so it comes through disabled, like a DISABLED test (which may or may not have one).
-  if (spec.command.empty() || spec.command[0].empty()) spec.disabled = true;
+  // A test whose executable CTest could not find (e.g. not built) has no "command": it cannot
+  // run, and says so as a test that could not start (ctest: "Not Run", a failure). Only the
+  // DISABLED property makes a test skipped.
+  if (!spec.disabled && (spec.command.empty() || spec.command[0].empty())) {
+    spec.cannot_run = "ctest could not find the command for this test (is it built?)";
+    if (std::string where = AddedAt(doc, test); !where.empty()) {
+      spec.cannot_run += "; add_test at " + where;
+    }
+  }
   return spec;
 }
 
-Result<std::vector<SuiteSpec>> ReadDocument(const Json& doc, const std::string& origin) {
+// "ctest build/: 3 tests use RESOURCE_GROUPS, which testfarm does not honour (they run without
+// it): a, b, c".
+std::string UnhonouredWarning(const std::string& origin, const std::string& property,
+                              const std::vector<std::string>& tests) {
+  constexpr std::size_t kNamed = 5;
+  std::string names;
+  for (std::size_t i = 0; i < tests.size() && i < kNamed; ++i) {
+    names += (i == 0 ? "'" : ", '") + tests[i] + "'";
+  }
+  if (tests.size() > kNamed) names += " and " + std::to_string(tests.size() - kNamed) + " more";
+  if (tests.size() == 1) {
+    return origin + ": test " + names + " uses " + property +
+           ", which testfarm does not honour (it runs without it)";
+  }
+  return origin + ": " + std::to_string(tests.size()) + " tests use " + property +
+         ", which testfarm does not honour (they run without it): " + names;
+}
+
+Result<std::vector<SuiteSpec>> ReadDocument(const Json& doc, const std::string& origin,
+                                            std::vector<std::string>* warnings) {
   if (!doc.is_object()) return Error{origin + ": expected a JSON object (ctest json-v1)"};
   if (auto kind = doc.find("kind"); kind != doc.end() && *kind != "ctestInfo") {
     return Error{origin + ": not ctest json-v1 output (\"kind\" is " + kind->dump() + ")"};
@@ -138,20 +271,27 @@ Result<std::vector<SuiteSpec>> ReadDocument(const Json& doc, const std::string& 
   }
   if (tests->empty()) return Error{"no tests registered in " + origin};
   std::vector<SuiteSpec> suites;
+  Unhonoured unhonoured;
   for (std::size_t i = 0; i < tests->size(); ++i) {
-    Result<SuiteSpec> suite = ReadTest((*tests)[i], i, origin);
+    Result<SuiteSpec> suite = ReadTest(doc, (*tests)[i], i, origin, &unhonoured);
     if (!suite) return suite.error();
     suites.push_back(std::move(*suite));
+  }
+  if (warnings != nullptr) {
+    for (const auto& [property, names] : unhonoured) {
+      warnings->push_back(UnhonouredWarning(origin, property, names));
+    }
   }
   return suites;
 }
 
 }  // namespace
 
-Result<std::vector<SuiteSpec>> ParseCtestJson(std::string_view json, const std::string& origin) {
+Result<std::vector<SuiteSpec>> ParseCtestJson(std::string_view json, const std::string& origin,
+                                              std::vector<std::string>* warnings) {
   try {
     Json doc = Json::parse(json);
-    return ReadDocument(doc, origin);
+    return ReadDocument(doc, origin, warnings);
   } catch (const Json::parse_error& e) {
     return Error{origin + ": malformed JSON: " + WithoutExceptionId(e.what())};
   } catch (const Json::exception& e) {  // a shape the checks above missed; never escapes

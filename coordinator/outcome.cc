@@ -1,6 +1,7 @@
 #include "coordinator/outcome.h"
 
 #include <map>
+#include <optional>
 
 #include "coordinator/gtest.h"
 
@@ -10,24 +11,71 @@ namespace {
 
 using Kind = ExitState::Kind;
 
+// "'a'" or "'a', 'b'".
+std::string Quoted(const std::vector<std::string>& patterns) {
+  std::string text;
+  for (const std::string& p : patterns) text += (text.empty() ? "'" : ", '") + p + "'";
+  return text;
+}
+
+std::optional<std::string> FoundInOutput(const std::vector<std::string>& patterns,
+                                         const protocol::JobResult& r) {
+  if (patterns.empty()) return std::nullopt;
+  if (auto found = FirstMatch(patterns, r.stdout_text)) return found;
+  return FirstMatch(patterns, r.stderr_text);
+}
+
+// As ctest decides it (cmCTestRunTest::EndTest): a process that exited is skipped by its
+// SKIP_REGULAR_EXPRESSION or SKIP_RETURN_CODE; otherwise it succeeds when no FAIL_ expression
+// matches, a PASS_ expression matches if there are any, and — only without PASS_ expressions —
+// it exited 0. WILL_FAIL turns success around.
 CaseVerdict PlainVerdict(std::size_t index, const TestSpec& test, const protocol::JobResult& r) {
   CaseVerdict v;
   v.test = index;
   v.duration = Millis(static_cast<long long>(r.duration_ms));
   const ExitState& state = r.state;
+  const OutputRules& rules = test.output_rules;
   if (state.kind() == Kind::kCancelled) {
     v.state = JobState::kCancelled;
-  } else if (state.kind() != Kind::kExited) {
+    return v;
+  }
+  if (state.kind() != Kind::kExited) {
     v.state = JobState::kFailed;  // crash, timeout, leak, could not start: never inverted
-  } else if (test.skip_return_code && state.exit_code() == *test.skip_return_code) {
+    return v;
+  }
+  if (auto skip = FoundInOutput(rules.skip, r)) {
+    v.state = JobState::kSkipped;
+    v.reason = "its output matches SKIP_REGULAR_EXPRESSION '" + *skip + "'";
+    return v;
+  }
+  if (test.skip_return_code && state.exit_code() == *test.skip_return_code) {
     v.state = JobState::kSkipped;
     v.reason = "exit " + std::to_string(state.exit_code()) + " (its SKIP_RETURN_CODE)";
-  } else if (test.will_fail) {
-    v.state = state.exit_code() != 0 ? JobState::kPassed : JobState::kFailed;
-    if (v.state == JobState::kFailed) v.reason = "exit 0, but it is expected to fail (WILL_FAIL)";
-  } else {
-    v.state = state.exit_code() == 0 ? JobState::kPassed : JobState::kFailed;
+    return v;
   }
+  std::string why_not;  // why it did not succeed, when it did not
+  if (auto fail = FoundInOutput(rules.fail, r)) {
+    why_not = "its output matches FAIL_REGULAR_EXPRESSION '" + *fail + "'";
+  } else if (!rules.pass.empty()) {
+    if (!FoundInOutput(rules.pass, r)) {
+      why_not = "its output matches no PASS_REGULAR_EXPRESSION (" + Quoted(rules.pass) + ")";
+    }
+  } else if (state.exit_code() != 0) {
+    why_not = state.Describe();
+  }
+  bool success = why_not.empty();
+  if (test.will_fail) {
+    v.state = success ? JobState::kFailed : JobState::kPassed;
+    if (success) {
+      v.reason =
+          (rules.pass.empty() ? state.Describe() : "its output matches a PASS_REGULAR_EXPRESSION") +
+          ", but it is expected to fail (WILL_FAIL)";
+    }
+    return v;
+  }
+  v.state = success ? JobState::kPassed : JobState::kFailed;
+  // A plain exit code speaks for itself (the status line shows it); a rule needs saying.
+  if (!success && why_not != state.Describe()) v.reason = why_not;
   return v;
 }
 

@@ -25,7 +25,13 @@ TestSpec FromSuite(const SuiteSpec& suite, Millis default_timeout) {
   test.will_fail = suite.will_fail;
   test.skip_return_code = suite.skip_return_code;
   test.run_serial = suite.run_serial;
-  if (suite.disabled) test.skip_reason = "disabled";
+  test.ordering = suite.ordering;
+  test.output_rules = suite.output_rules;
+  if (suite.disabled) {
+    test.skip_reason = "disabled";
+  } else {
+    test.cannot_run = suite.cannot_run;
+  }
   return test;
 }
 
@@ -48,7 +54,8 @@ std::vector<TestSpec> ExpandSuites(const std::vector<SuiteSpec>& suites,
   std::vector<TestSpec> tests;
   for (std::size_t i = 0; i < suites.size(); ++i) {
     TestSpec base = FromSuite(suites[i], default_timeout);
-    if (i >= listings.size() || !listings[i] || suites[i].disabled) {
+    if (i >= listings.size() || !listings[i] || suites[i].disabled ||
+        !suites[i].cannot_run.empty()) {
       tests.push_back(std::move(base));
       continue;
     }

@@ -14,12 +14,12 @@ Scheduler::Scheduler(const Clock& clock, SchedulerOptions options, std::vector<M
   }
 }
 
-JobId Scheduler::AddJob(Millis timeout, bool serial, bool front, Labels required_labels) {
+JobId Scheduler::AddJob(Millis timeout, JobNeeds needs, bool front) {
   JobId id = jobs_.size();
   Job job;
   job.timeout = timeout;
-  job.serial = serial;
-  job.required_labels = std::move(required_labels);
+  job.needs = std::move(needs);
+  job.needs.processors = std::max(1u, job.needs.processors);
   jobs_.push_back(std::move(job));
   if (stopped_) {
     jobs_[id].state = JobState::kNotRun;
@@ -29,6 +29,45 @@ JobId Scheduler::AddJob(Millis timeout, bool serial, bool front, Labels required
     queue_.push_back(id);
   }
   return id;
+}
+
+JobId Scheduler::AddJob(Millis timeout, bool serial, bool front, Labels required_labels) {
+  JobNeeds needs;
+  needs.serial = serial;
+  needs.required_labels = std::move(required_labels);
+  return AddJob(timeout, std::move(needs), front);
+}
+
+JobId Scheduler::AddEndedJob(JobState state) {
+  JobId id = jobs_.size();
+  jobs_.emplace_back();
+  jobs_[id].state = state;
+  return id;
+}
+
+namespace {
+
+bool Ended(JobState state) {
+  return state != JobState::kPending && state != JobState::kLeased;
+}
+
+bool Succeeded(JobState state) {
+  return state == JobState::kPassed || state == JobState::kSkipped;
+}
+
+}  // namespace
+
+void Scheduler::AddDependency(JobId job, JobId on, bool must_pass) {
+  if (job == on || job >= jobs_.size() || on >= jobs_.size()) return;
+  jobs_[job].waits_for.push_back(on);
+  if (!must_pass) return;
+  jobs_[job].must_pass.push_back(on);
+  jobs_[on].dependents.push_back(job);
+  if (Ended(jobs_[on].state) && !Succeeded(jobs_[on].state)) Block(job, on);
+}
+
+std::vector<Scheduler::Blocked> Scheduler::TakeBlocked() {
+  return std::exchange(blocked_, {});
 }
 
 std::size_t Scheduler::WantedJobs() const {
@@ -54,16 +93,50 @@ void Scheduler::RecordFailures(unsigned count) {
 
 bool Scheduler::HoldsSerial(const Worker& worker) const {
   for (LeaseId lease : worker.outstanding) {
-    if (jobs_[leases_.at(lease).job].serial) return true;
+    if (jobs_[leases_.at(lease).job].needs.serial) return true;
   }
   return false;
 }
 
-std::deque<JobId>::iterator Scheduler::Eligible(const Worker& worker) {
+bool Scheduler::Ready(JobId job) const {
+  return std::all_of(jobs_[job].waits_for.begin(), jobs_[job].waits_for.end(),
+                     [&](JobId on) { return Ended(jobs_[on].state); });
+}
+
+unsigned Scheduler::Weight(const Worker& worker, JobId job) const {
+  return std::min(jobs_[job].needs.processors, worker.slots);
+}
+
+std::deque<JobId>::iterator Scheduler::Eligible(const WorkerId& id, const Worker& worker,
+                                                const std::set<std::string>& held_locks) {
   if (HoldsSerial(worker)) return queue_.end();
+  // Slots taken by what the worker holds, and whether any of it needs more than one.
+  unsigned held = 0;
+  bool holds_heavy = false;
+  for (LeaseId lease : worker.outstanding) {
+    unsigned weight = Weight(worker, leases_.at(lease).job);
+    held += weight;
+    holds_heavy = holds_heavy || weight > 1;
+  }
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    if (!CanTake(worker, *it)) continue;
-    if (!jobs_[*it].serial || worker.outstanding.empty()) return it;
+    const Job& job = jobs_[*it];
+    if (!CanTake(worker, *it) || !Ready(*it)) continue;
+    if (job.needs.group) {
+      auto pin = pinned_.find(*job.needs.group);
+      if (pin != pinned_.end() && pin->second != id) continue;
+    }
+    if (std::any_of(job.needs.locks.begin(), job.needs.locks.end(),
+                    [&](const std::string& lock) { return held_locks.count(lock) != 0; })) {
+      continue;
+    }
+    if (job.needs.serial) {
+      if (worker.outstanding.empty()) return it;
+      continue;
+    }
+    unsigned weight = Weight(worker, *it);
+    // With a job of several slots about, everything held must run at once: no prefetch.
+    if ((weight > 1 || holds_heavy) && held + weight > worker.slots) continue;
+    return it;
   }
   return queue_.end();
 }
@@ -74,7 +147,7 @@ void Scheduler::AddWorker(const WorkerId& worker, unsigned slots, Labels labels)
 }
 
 bool Scheduler::CanTake(const Worker& worker, JobId job) const {
-  for (const auto& [key, value] : jobs_[job].required_labels) {
+  for (const auto& [key, value] : jobs_[job].needs.required_labels) {
     auto it = worker.labels.find(key);
     if (it == worker.labels.end() || it->second != value) return false;
   }
@@ -83,17 +156,14 @@ bool Scheduler::CanTake(const Worker& worker, JobId job) const {
 
 std::vector<JobId> Scheduler::TakeUnplaceable() {
   std::vector<JobId> unplaceable;
-  for (auto it = queue_.begin(); it != queue_.end();) {
+  for (JobId job : queue_) {
     bool placeable = std::any_of(workers_.begin(), workers_.end(),
-                                 [&](const auto& w) { return CanTake(w.second, *it); });
-    if (placeable) {
-      ++it;
-      continue;
-    }
-    Finish(*it, JobState::kFailed);
-    unplaceable.push_back(*it);
-    it = queue_.erase(it);
+                                 [&](const auto& w) { return CanTake(w.second, job); });
+    if (!placeable) unplaceable.push_back(job);
   }
+  // Off the queue first: finishing one may take its dependents off the queue too.
+  for (JobId job : unplaceable) queue_.erase(std::find(queue_.begin(), queue_.end(), job));
+  for (JobId job : unplaceable) Finish(job, JobState::kFailed);
   return unplaceable;
 }
 
@@ -120,18 +190,29 @@ Scheduler::Removal Scheduler::RemoveWorker(const WorkerId& worker, bool lost) {
     }
   }
   workers_.erase(it);
+  // The group's state went with the worker; its remaining jobs go wherever the next one does.
+  for (auto pin = pinned_.begin(); pin != pinned_.end();) {
+    pin = pin->second == worker ? pinned_.erase(pin) : std::next(pin);
+  }
   return removal;
 }
 
 void Scheduler::Dispatch() {
   if (stopped_) return;
+  std::set<std::string> held_locks;
+  for (const auto& [lease, info] : leases_) {
+    held_locks.insert(jobs_[info.job].needs.locks.begin(), jobs_[info.job].needs.locks.end());
+  }
   for (auto& [id, worker] : workers_) {
     unsigned credit = worker.slots + options_.prefetch.value_or(std::max(worker.slots, 2u));
     while (worker.outstanding.size() < credit) {
-      auto next = Eligible(worker);
+      auto next = Eligible(id, worker, held_locks);
       if (next == queue_.end()) break;
       JobId job = *next;
       queue_.erase(next);
+      const JobNeeds& needs = jobs_[job].needs;
+      held_locks.insert(needs.locks.begin(), needs.locks.end());
+      if (needs.group) pinned_.emplace(*needs.group, id);  // no-op if already pinned here
       LeaseId lease = next_lease_++;
       leases_[lease] = Lease{job, id, std::nullopt};
       worker.outstanding.push_back(lease);
@@ -168,12 +249,32 @@ void Scheduler::ForgetLease(LeaseId lease_id) {
 
 void Scheduler::Finish(JobId job, JobState state) {
   jobs_[job].state = state;
+  if (Succeeded(state)) return;
+  // Copied: blocking edits other jobs, never this list, but keep it obviously safe.
+  std::vector<JobId> dependents = jobs_[job].dependents;
+  for (JobId dependent : dependents) Block(dependent, job);
+}
+
+void Scheduler::Block(JobId job, JobId because) {
+  // Only a queued job: one that already ended (or the run stopped) keeps its state.
+  if (jobs_[job].state != JobState::kPending) return;
+  auto queued = std::find(queue_.begin(), queue_.end(), job);
+  if (queued == queue_.end()) return;
+  queue_.erase(queued);
+  blocked_.push_back({job, because});
+  Finish(job, JobState::kNotRun);
 }
 
 void Scheduler::MaybeStopForFailures() {
   if (options_.max_failures != 0 && failures_ >= options_.max_failures) {
     Stop(options_.max_failures == 1 ? "fail-fast" : "max-fail reached");
   }
+}
+
+std::optional<JobId> Scheduler::JobOf(const WorkerId& worker, LeaseId lease) const {
+  auto it = leases_.find(lease);
+  if (it == leases_.end() || it->second.worker != worker) return std::nullopt;
+  return it->second.job;
 }
 
 std::optional<JobId> Scheduler::OnResult(const WorkerId& worker, LeaseId lease_id,

@@ -8,10 +8,15 @@
 // holds in the order they were assigned, so the first `slots` outstanding leases of a worker are
 // the running ones; a running lease must report back within timeout + kill grace + slack, or it
 // expires: the job fails ("no result from worker") and the worker is told to cancel it.
+//
+// Jobs may also wait for others (AddDependency: CTest DEPENDS and fixtures), exclude each other
+// (locks: CTest RESOURCE_LOCK), occupy several slots (CTest PROCESSORS) and be pinned together
+// to one worker (a fixture's setup, users and cleanup): see JobNeeds.
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -46,8 +51,29 @@ struct CancelAction {
 };
 using Action = std::variant<AssignAction, CancelAction>;
 
-// How one attempt ended, as far as scheduling is concerned.
+// How one attempt ended, as far as scheduling is concerned. kPassed also stands for a test
+// that skipped itself or was expected to fail: it is what jobs that must pass first look at.
 enum class Verdict { kPassed, kFailed, kCancelled };
+
+// What a job needs besides a free slot. The defaults ask for nothing.
+struct JobNeeds {
+  // Runs alone on its worker (CTest RUN_SERIAL): it is handed only to an idle worker, which then
+  // gets nothing else until it reports.
+  bool serial = false;
+  // Slots it occupies on its worker (CTest PROCESSORS), at most the worker's slots. While a
+  // worker holds a job of more than one slot, it holds no more than its slots can run at once:
+  // no prefetch, so the worker (which starts whatever it holds) never runs more than it has.
+  unsigned processors = 1;
+  // Worker labels it requires (a job goes only to a worker carrying every one).
+  Labels required_labels;
+  // No two jobs sharing a lock name are outstanding at once, on any worker (CTest
+  // RESOURCE_LOCK).
+  std::vector<std::string> locks;
+  // Jobs of one group run on one worker: the one that took the group's first job (a CTest
+  // fixture's setup, its users and its cleanup share the state of one machine). If that worker
+  // leaves, the group goes to whichever worker takes its next job.
+  std::optional<uint64_t> group;
+};
 
 // A job's final state.
 // kSkipped: the test said so (GTEST_SKIP, SKIP_RETURN_CODE) or is disabled.
@@ -67,11 +93,26 @@ class Scheduler {
   // `timeouts[i]` is job i's timeout (0: none); jobs are dispatched in index order.
   Scheduler(const Clock& clock, SchedulerOptions options, std::vector<Millis> timeouts = {});
 
-  // Adds a job at the back of the queue (or the front: re-runs go first). A serial job runs
-  // alone on its worker: it is handed only to an idle worker, which then gets nothing else
-  // until it reports. Returns the job's id.
+  // Adds a job at the back of the queue (or the front: re-runs go first). Returns its id.
+  JobId AddJob(Millis timeout, JobNeeds needs, bool front = false);
+  // The same with JobNeeds{serial, required_labels}.
   JobId AddJob(Millis timeout, bool serial = false, bool front = false,
                Labels required_labels = {});
+  // A job decided without running (it cannot start, it is disabled), in its final `state`: it
+  // exists so that other jobs can depend on it.
+  JobId AddEndedJob(JobState state);
+
+  // `job` (still queued) starts only after `on` has ended, whichever way. With `must_pass`, it
+  // runs only if `on` passed (kPassed or kSkipped); otherwise it ends as kNotRun and is listed
+  // by TakeBlocked — and so, in turn, do the jobs that must pass after it. A job never waits
+  // for itself; the caller keeps the dependencies free of cycles (a cycle never starts).
+  void AddDependency(JobId job, JobId on, bool must_pass);
+  struct Blocked {
+    JobId job;      // ended as kNotRun, never started
+    JobId because;  // the job it needed to pass, which did not
+  };
+  // Jobs that ended as kNotRun because a job they needed did not pass, since the last call.
+  std::vector<Blocked> TakeBlocked();
   // How many more jobs the workers could take right now beyond those queued: lazily built jobs
   // (batches) are made only as fast as they can be handed out.
   std::size_t WantedJobs() const;
@@ -102,6 +143,9 @@ class Scheduler {
 
   // Hands out jobs to every worker with credit. Call after any event.
   void Dispatch();
+
+  // The job `worker` holds under `lease`; nullopt for a stale or unknown lease (see OnResult).
+  std::optional<JobId> JobOf(const WorkerId& worker, LeaseId lease) const;
 
   // A worker reported the end of a lease. Returns the job if the result is accepted, nullopt for
   // a stale or unknown lease (reassigned, expired, or from the wrong worker): drop it. Failures
@@ -148,11 +192,13 @@ class Scheduler {
  private:
   struct Job {
     Millis timeout{0};
-    bool serial = false;
-    Labels required_labels;
+    JobNeeds needs;
     std::vector<WorkerId> lost_on;
     JobState state = JobState::kPending;
     unsigned attempts = 0;
+    std::vector<JobId> waits_for;   // must have ended before this starts
+    std::vector<JobId> must_pass;   // of those, the ones that must have passed
+    std::vector<JobId> dependents;  // jobs that must pass after this one
   };
   struct Lease {
     JobId job;
@@ -166,12 +212,20 @@ class Scheduler {
     std::deque<LeaseId> outstanding;  // in assignment order
   };
   bool CanTake(const Worker& worker, JobId job) const;
+  // Every job it waits for has ended.
+  bool Ready(JobId job) const;
+  // The slots `job` occupies on `worker`.
+  unsigned Weight(const Worker& worker, JobId job) const;
 
-  // The first queued job `worker` may take, or queue_.end().
-  std::deque<JobId>::iterator Eligible(const Worker& worker);
+  // The first queued job `worker` may take, or queue_.end(). `held_locks`: the locks of every
+  // outstanding job.
+  std::deque<JobId>::iterator Eligible(const WorkerId& id, const Worker& worker,
+                                       const std::set<std::string>& held_locks);
   bool HoldsSerial(const Worker& worker) const;
 
+  // Sets a final state; a job that did not pass takes down the jobs that must pass after it.
   void Finish(JobId job, JobState state);
+  void Block(JobId job, JobId because);
   void ForgetLease(LeaseId lease);
   void ArmRunningDeadlines(Worker& worker);
   void MaybeStopForFailures();
@@ -183,6 +237,8 @@ class Scheduler {
   std::map<WorkerId, Worker> workers_;
   std::map<LeaseId, Lease> leases_;
   std::vector<Action> actions_;
+  std::vector<Blocked> blocked_;
+  std::map<uint64_t, WorkerId> pinned_;  // group -> the worker its jobs go to
   LeaseId next_lease_ = 1;
   unsigned failures_ = 0;
   bool stopped_ = false;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/ordering.h"
+#include "coordinator/output_rules.h"
 #include "shared/clock.h"
 
 namespace testfarm::coordinator {
@@ -33,6 +35,11 @@ struct SuiteSpec {
   std::optional<int> skip_return_code;  // this exit code means "skipped"
   bool run_serial = false;              // runs alone on its worker
   bool disabled = false;
+  Ordering ordering;         // DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS
+  OutputRules output_rules;  // PASS/FAIL/SKIP_REGULAR_EXPRESSION
+  // Non-empty: why it cannot run (CTest found no command for it). It is reported as a test that
+  // could not start, with this reason, never as skipped.
+  std::string cannot_run;
 
   std::string origin;  // where it was declared, for messages: "testfarm.toml:12", "ctest build/"
 };

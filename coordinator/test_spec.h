@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/ordering.h"
+#include "coordinator/output_rules.h"
 #include "shared/clock.h"
 
 namespace testfarm::coordinator {
@@ -25,10 +27,18 @@ struct TestSpec {
   bool will_fail = false;               // CTest WILL_FAIL: passes when it exits non-zero
   std::optional<int> skip_return_code;  // CTest SKIP_RETURN_CODE
   bool run_serial = false;              // CTest RUN_SERIAL: alone on its worker
+  Ordering ordering;                    // CTest DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS
+  OutputRules output_rules;             // CTest PASS/FAIL/SKIP_REGULAR_EXPRESSION
 
   std::string skip_reason;   // non-empty: never run, reported as skipped (disabled)
   std::string error;         // non-empty: never run, reported as failed (e.g. listing failed)
   std::string error_output;  // output that explains `error`
+  // Non-empty: never run, reported as a test that could not start (ERROR) with this reason
+  // (e.g. CTest found no command for it).
+  std::string cannot_run;
+
+  // It is decided before the run: reported without running.
+  bool decided() const { return !skip_reason.empty() || !error.empty() || !cannot_run.empty(); }
 
   bool gtest() const { return !gtest_case.empty(); }
 };

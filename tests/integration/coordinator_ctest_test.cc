@@ -217,8 +217,11 @@ TEST(CtestImportIntegration, RealCMakeBuild) {
   RunResult listed = RunCommand(CtestListCommand(build.string()), dir.path(), 60s);
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   std::string origin = "ctest " + build.string();
-  Result<std::vector<SuiteSpec>> suites = ParseCtestJson(listed.out, origin);
+  std::vector<std::string> warnings;
+  Result<std::vector<SuiteSpec>> suites = ParseCtestJson(listed.out, origin, &warnings);
   ASSERT_TRUE(suites.ok()) << suites.error().message << "\n" << listed.out;
+  EXPECT_THAT(warnings, ::testing::IsEmpty())
+      << "everything this project and gtest_discover_tests set is honoured";
 
   std::vector<std::string> names;
   for (const SuiteSpec& s : *suites) names.push_back(s.name);
@@ -253,8 +256,12 @@ TEST(CtestImportIntegration, RealCMakeBuild) {
 
   const SuiteSpec* never_built = Find(*suites, "never_built");
   ASSERT_NE(never_built, nullptr);
-  EXPECT_TRUE(never_built->disabled);
+  EXPECT_FALSE(never_built->disabled) << "a test that cannot run is no skip";
   EXPECT_TRUE(never_built->command.empty());
+  EXPECT_THAT(never_built->cannot_run,
+              HasSubstr("ctest could not find the command for this test (is it built?)"));
+  EXPECT_THAT(never_built->cannot_run, HasSubstr((src / "CMakeLists.txt").string() + ":"))
+      << "where add_test registered it";
 
   // gtest_discover_tests registers one CTest test per case.
   const SuiteSpec* works = Find(*suites, "MySuite.Works");
@@ -266,6 +273,8 @@ TEST(CtestImportIntegration, RealCMakeBuild) {
   EXPECT_EQ(works->timeout, Millis(30'000));
   EXPECT_THAT(works->labels, ElementsAre("gt"));
   EXPECT_FALSE(works->disabled);
+  // gtest_discover_tests' way of telling a GTEST_SKIP: honoured.
+  EXPECT_THAT(works->output_rules.skip, ElementsAre("\\[  SKIPPED \\]"));
   RunResult case_run = RunCommand(works->command, dir.path(), 30s, works->env, works->cwd);
   EXPECT_EQ(case_run.exit_code, 0) << case_run.out << case_run.err;
   EXPECT_THAT(case_run.out, HasSubstr("[       OK ] MySuite.Works"));

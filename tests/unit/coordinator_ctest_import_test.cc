@@ -53,6 +53,7 @@ const char* const kFullJson = R"({
       "properties": [{"name": "DISABLED", "value": true}]
     },
     {
+      "backtrace": 1,
       "name": "missing",
       "properties": [{"name": "WORKING_DIRECTORY", "value": "/b"}]
     },
@@ -79,6 +80,7 @@ TEST(CtestImport, AllProperties) {
   EXPECT_EQ(works.cwd, "/b");
   EXPECT_THAT(works.labels, ElementsAre("gt"));
   EXPECT_EQ(works.origin, "ctest build/: MySuite.Works");
+  EXPECT_THAT(works.output_rules.skip, ElementsAre("\\[  SKIPPED \\]"));
   EXPECT_FALSE(works.timeout.has_value());
   EXPECT_FALSE(works.disabled);
 
@@ -94,16 +96,23 @@ TEST(CtestImport, AllProperties) {
   EXPECT_TRUE(ok.will_fail);
   EXPECT_FALSE(ok.disabled);
   EXPECT_EQ(ok.cwd, "/tmp");
+  EXPECT_EQ(ok.ordering.processors, 2u);
+  EXPECT_TRUE(ok.cannot_run.empty());
 
   const SuiteSpec& dis = (*suites)[2];
   EXPECT_TRUE(dis.disabled);
   EXPECT_THAT(dis.command, ElementsAre("/b/ok"));
+  EXPECT_TRUE(dis.cannot_run.empty());
 
-  // No command: CTest could not find the executable; it cannot run.
+  // No command: CTest could not find the executable. It cannot run, and that is a failure
+  // (ctest: "Not Run"), never a skip: only DISABLED skips.
   const SuiteSpec& missing = (*suites)[3];
   EXPECT_EQ(missing.name, "missing");
   EXPECT_TRUE(missing.command.empty());
-  EXPECT_TRUE(missing.disabled);
+  EXPECT_FALSE(missing.disabled);
+  EXPECT_EQ(missing.cannot_run,
+            "ctest could not find the command for this test (is it built?); add_test at "
+            "/src/CMakeLists.txt:7");
   EXPECT_EQ(missing.cwd, "/b");
 
   // TIMEOUT 0 is CTest's "none of its own": the run's timeout applies.
@@ -132,12 +141,79 @@ TEST(CtestImport, FloatAndIntegerTimeouts) {
   EXPECT_EQ((*suites)[3].timeout, Millis(1)) << "a positive timeout never becomes none";
 }
 
-TEST(CtestImport, DisabledFalseAndEmptyCommand) {
+TEST(CtestImport, ATestWithoutACommandCannotRunUnlessDisabled) {
   Result<std::vector<SuiteSpec>> suites = ParseCtestJson(
-      R"({"tests": [{"name": "a", "command": [], "properties": [{"name": "DISABLED", "value": false}]}]})",
+      R"({"tests": [{"name": "a", "command": [], "properties": [{"name": "DISABLED", "value": false}]},
+                    {"name": "b", "command": [""]},
+                    {"name": "c", "backtrace": 9, "backtraceGraph": 3},
+                    {"name": "d", "properties": [{"name": "DISABLED", "value": true}]}]})",
       kOrigin);
   ASSERT_TRUE(suites.ok()) << suites.error().message;
-  EXPECT_TRUE((*suites)[0].disabled);
+  const std::string reason = "ctest could not find the command for this test (is it built?)";
+  EXPECT_FALSE((*suites)[0].disabled);
+  EXPECT_EQ((*suites)[0].cannot_run, reason);
+  EXPECT_EQ((*suites)[1].cannot_run, reason);
+  EXPECT_EQ((*suites)[2].cannot_run, reason) << "a backtrace that leads nowhere is left out";
+  EXPECT_TRUE((*suites)[3].disabled);
+  EXPECT_TRUE((*suites)[3].cannot_run.empty()) << "disabled: skipped, whatever its command";
+}
+
+TEST(CtestImport, OrderingProperties) {
+  // Shaped like ctest 3.25's json-v1: lists as arrays of strings, PROCESSORS as a number.
+  Result<std::vector<SuiteSpec>> suites = ParseCtestJson(
+      R"({"tests": [
+        {"name": "setup", "command": ["/s"], "properties": [
+          {"name": "FIXTURES_SETUP", "value": ["db", "net"]},
+          {"name": "RESOURCE_LOCK", "value": ["disk"]}]},
+        {"name": "user", "command": ["/u"], "properties": [
+          {"name": "DEPENDS", "value": ["setup", "other"]},
+          {"name": "FIXTURES_REQUIRED", "value": ["db"]},
+          {"name": "PROCESSORS", "value": 3}]},
+        {"name": "cleanup", "command": ["/c"], "properties": [
+          {"name": "FIXTURES_CLEANUP", "value": "db"},
+          {"name": "PROCESSORS", "value": 0}]},
+        {"name": "neg", "command": ["/n"], "properties": [{"name": "PROCESSORS", "value": -4}]}
+      ]})",
+      kOrigin);
+  ASSERT_TRUE(suites.ok()) << suites.error().message;
+  const Ordering& setup = (*suites)[0].ordering;
+  EXPECT_THAT(setup.fixtures_setup, ElementsAre("db", "net"));
+  EXPECT_THAT(setup.resource_locks, ElementsAre("disk"));
+  EXPECT_EQ(setup.processors, 1u);
+  const Ordering& user = (*suites)[1].ordering;
+  EXPECT_THAT(user.depends, ElementsAre("setup", "other"));
+  EXPECT_THAT(user.fixtures_required, ElementsAre("db"));
+  EXPECT_EQ(user.processors, 3u);
+  const Ordering& cleanup = (*suites)[2].ordering;
+  EXPECT_THAT(cleanup.fixtures_cleanup, ElementsAre("db")) << "a lone string is a list of one";
+  EXPECT_EQ(cleanup.processors, 1u) << "CTest takes PROCESSORS below 1 as 1";
+  EXPECT_EQ((*suites)[3].ordering.processors, 1u);
+}
+
+TEST(CtestImport, UnhonouredPropertiesAreWarnedAboutOncePerProperty) {
+  std::string json = R"({"tests": [)";
+  for (int i = 0; i < 7; ++i) {
+    json += (i == 0 ? "" : ",") + std::string(R"({"name": "t)") + std::to_string(i) +
+            R"(", "command": ["/t"], "properties": [
+              {"name": "RESOURCE_GROUPS", "value": [{"requirements": [{".type": "gpus", "slots": 1}]}]},
+              {"name": "COST", "value": 2.0},
+              {"name": "ATTACHED_FILES", "value": ["/x"]},
+              {"name": "MEASUREMENT", "value": [{"measurement": "a", "value": "b"}]}]})";
+  }
+  json += R"(, {"name": "lone", "command": ["/t"], "properties": [
+                 {"name": "REQUIRED_FILES", "value": ["/a"]},
+                 {"name": "SOME_FUTURE_PROPERTY", "value": 1}]}]})";
+  std::vector<std::string> warnings;
+  Result<std::vector<SuiteSpec>> suites = ParseCtestJson(json, kOrigin, &warnings);
+  ASSERT_TRUE(suites.ok()) << suites.error().message;
+  EXPECT_THAT(warnings,
+              ElementsAre("ctest build/: test 'lone' uses REQUIRED_FILES, which testfarm does not "
+                          "honour (it runs without it)",
+                          "ctest build/: 7 tests use RESOURCE_GROUPS, which testfarm does not "
+                          "honour (they run without it): 't0', 't1', 't2', 't3', 't4' and 2 more",
+                          "ctest build/: test 'lone' uses SOME_FUTURE_PROPERTY, which testfarm "
+                          "does not honour (it runs without it)"))
+      << "COST, ATTACHED_FILES and MEASUREMENT change nothing about a run: no warning";
 }
 
 TEST(CtestImport, MalformedJson) {
@@ -218,6 +294,27 @@ TEST(CtestImport, WrongShapesAreErrorsNamingTheProblem) {
        "ctest build/: test 'a': property RUN_SERIAL: expected true or false"},
       {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "DISABLED", "value": null}]}]})",
        "ctest build/: test 'a': property DISABLED: expected true or false"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "DEPENDS", "value": [1]}]}]})",
+       "ctest build/: test 'a': property DEPENDS: expected an array of strings"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "FIXTURES_REQUIRED", "value": {}}]}]})",
+       "ctest build/: test 'a': property FIXTURES_REQUIRED: expected an array of strings"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "RESOURCE_LOCK", "value": true}]}]})",
+       "ctest build/: test 'a': property RESOURCE_LOCK: expected an array of strings"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "PASS_REGULAR_EXPRESSION", "value": ["ok", 1]}]}]})",
+       "ctest build/: test 'a': property PASS_REGULAR_EXPRESSION: expected an array of regular "
+       "expressions"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "FAIL_REGULAR_EXPRESSION", "value": ["(x"]}]}]})",
+       "ctest build/: test 'a': property FAIL_REGULAR_EXPRESSION: not a regular expression: '(x' "
+       "(Unmatched ( or \\()"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "PROCESSORS", "value": "2"}]}]})",
+       "ctest build/: test 'a': property PROCESSORS: expected a number of processors (an "
+       "integer)"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "PROCESSORS", "value": 1.5}]}]})",
+       "ctest build/: test 'a': property PROCESSORS: expected a number of processors (an "
+       "integer)"},
+      {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "PROCESSORS", "value": 99999999999}]}]})",
+       "ctest build/: test 'a': property PROCESSORS: expected a number of processors (an "
+       "integer up to 1048576)"},
       {R"({"tests": [{"name": "a", "command": ["/a"], "properties": [{"name": "SKIP_RETURN_CODE", "value": 1.5}]}]})",
        "ctest build/: test 'a': property SKIP_RETURN_CODE: expected an exit code (an integer "
        "0-255)"},

@@ -79,6 +79,69 @@ TEST(Interpret, CtestWillFailAndSkipReturnCode) {
       << "WILL_FAIL inverts exit codes, never crashes";
 }
 
+protocol::JobResult WithOutput(ExitState state, std::string out, std::string err = {}) {
+  protocol::JobResult r = Result(std::move(state));
+  r.stdout_text = std::move(out);
+  r.stderr_text = std::move(err);
+  return r;
+}
+
+TEST(Interpret, CtestSkipRegularExpressionAsGtestDiscoverTestsSetsIt) {
+  TestSpec t = Plain("MySuite.Skips");
+  t.output_rules.skip = {"\\[  SKIPPED \\]"};
+  std::vector<TestSpec> tests = {t};
+  auto skipped =
+      Interpret({0}, false, tests,
+                WithOutput(ExitState::Exited(0),
+                           "[ RUN      ] MySuite.Skips\n[  SKIPPED ] MySuite.Skips (0 ms)\n"))
+          .decided[0];
+  EXPECT_EQ(skipped.state, JobState::kSkipped);
+  EXPECT_EQ(skipped.reason, "its output matches SKIP_REGULAR_EXPRESSION '\\[  SKIPPED \\]'");
+  EXPECT_EQ(Interpret({0}, false, tests, WithOutput(ExitState::Exited(0), "[       OK ] x\n"))
+                .decided[0]
+                .state,
+            JobState::kPassed);
+  EXPECT_EQ(Interpret({0}, false, tests, WithOutput(ExitState::Exited(1), "", "[  SKIPPED ] y"))
+                .decided[0]
+                .state,
+            JobState::kSkipped)
+      << "stderr counts too, and a skip wins over the exit code";
+  EXPECT_EQ(
+      Interpret({0}, false, tests, WithOutput(ExitState::Signaled(11, false), "[  SKIPPED ] z"))
+          .decided[0]
+          .state,
+      JobState::kFailed)
+      << "a crash is never a skip";
+}
+
+TEST(Interpret, CtestPassAndFailRegularExpressions) {
+  TestSpec t = Plain("t");
+  t.output_rules.pass = {"all (good|fine)", "ok$"};
+  t.output_rules.fail = {"ERROR"};
+  std::vector<TestSpec> tests = {t};
+  auto verdict = [&](int code, const std::string& out) {
+    return Interpret({0}, false, tests, WithOutput(ExitState::Exited(code), out)).decided[0];
+  };
+  EXPECT_EQ(verdict(3, "it is all fine\n").state, JobState::kPassed)
+      << "with a PASS_ expression the exit code does not count";
+  EXPECT_EQ(verdict(0, "ends ok").state, JobState::kPassed);
+  auto missing = verdict(0, "nothing to see\n");
+  EXPECT_EQ(missing.state, JobState::kFailed);
+  EXPECT_EQ(missing.reason,
+            "its output matches no PASS_REGULAR_EXPRESSION ('all (good|fine)', 'ok$')");
+  auto error = verdict(0, "all good\nERROR: disk\n");
+  EXPECT_EQ(error.state, JobState::kFailed);
+  EXPECT_EQ(error.reason, "its output matches FAIL_REGULAR_EXPRESSION 'ERROR'");
+
+  TestSpec inverted = t;
+  inverted.will_fail = true;
+  tests = {inverted};
+  EXPECT_EQ(verdict(0, "ERROR").state, JobState::kPassed) << "WILL_FAIL turns it around";
+  auto unexpected = verdict(0, "all good");
+  EXPECT_EQ(unexpected.state, JobState::kFailed);
+  EXPECT_NE(unexpected.reason.find("WILL_FAIL"), std::string::npos);
+}
+
 TEST(Interpret, GtestCasesComeFromTheJsonReport) {
   std::vector<TestSpec> tests = {Case("A.pass"), Case("A.fail"), Case("B.skip")};
   auto v = Interpret({0, 1, 2}, true, tests,

@@ -1,5 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+
 #include "coordinator/scheduler.h"
 
 namespace testfarm::coordinator {
@@ -365,6 +371,321 @@ TEST(Scheduler, RunningLeasesAreAWorkersFirstSlotsSinceTheyBecameSo) {
   ASSERT_EQ(running.size(), 1u);
   EXPECT_EQ(running[0].lease, assigned[1].lease);
   EXPECT_EQ(running[0].since, start + milliseconds(250));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ordering: dependencies, fixtures, locks, processors, groups.
+
+JobNeeds Needs(std::vector<std::string> locks = {}, unsigned processors = 1,
+               std::optional<uint64_t> group = std::nullopt) {
+  JobNeeds needs;
+  needs.locks = std::move(locks);
+  needs.processors = processors;
+  needs.group = group;
+  return needs;
+}
+
+// Runs the scheduler to the end: after every dispatch `check` sees what is outstanding, then
+// the oldest outstanding lease ends with `verdict(job)`. Returns the jobs in the order they
+// were assigned, with their workers.
+struct Trace {
+  std::vector<AssignAction> assigned;
+  std::vector<JobId> ended;  // in the order they reported
+  std::size_t Position(JobId job, const std::vector<JobId>& order) const {
+    return static_cast<std::size_t>(std::find(order.begin(), order.end(), job) - order.begin());
+  }
+  std::vector<JobId> AssignedJobs() const {
+    std::vector<JobId> jobs;
+    for (const auto& a : assigned) jobs.push_back(a.job);
+    return jobs;
+  }
+  std::size_t Started(JobId job) const { return Position(job, AssignedJobs()); }
+  std::size_t Ended(JobId job) const { return Position(job, ended); }
+  const WorkerId& WorkerOf(JobId job) const { return assigned.at(Started(job)).worker; }
+};
+
+Trace RunToEnd(Scheduler& s, const std::function<Verdict(JobId)>& verdict,
+               const std::function<void(const std::vector<AssignAction>&)>& check = {}) {
+  Trace trace;
+  std::deque<AssignAction> outstanding;
+  for (int steps = 0; steps < 10000 && !s.Done(); ++steps) {
+    s.Dispatch();
+    for (const AssignAction& a : Assigns(s.TakeActions())) {
+      trace.assigned.push_back(a);
+      outstanding.push_back(a);
+    }
+    if (check) check({outstanding.begin(), outstanding.end()});
+    if (outstanding.empty()) break;  // nothing can run: a test of Done() follows
+    AssignAction next = outstanding.front();
+    outstanding.pop_front();
+    EXPECT_TRUE(s.OnResult(next.worker, next.lease, verdict(next.job)));
+    trace.ended.push_back(next.job);
+  }
+  return trace;
+}
+
+Verdict AllPass(JobId) {
+  return Verdict::kPassed;
+}
+
+TEST(SchedulerOrdering, AJobWaitsForWhatItDependsOnWhateverItsResult) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/2));
+  JobId dependent = s.AddJob(Millis(0));  // first in the queue, yet it waits
+  JobId base = s.AddJob(Millis(0));
+  s.AddDependency(dependent, base, /*must_pass=*/false);
+  s.AddWorker("w", 4);
+  s.Dispatch();
+  auto first = Assigns(s.TakeActions());
+  ASSERT_EQ(first.size(), 1u) << "the dependent may not start, not even as prefetch";
+  EXPECT_EQ(first[0].job, base);
+  ASSERT_TRUE(s.OnResult("w", first[0].lease, Verdict::kFailed));
+  s.Dispatch();
+  auto second = Assigns(s.TakeActions());
+  ASSERT_EQ(second.size(), 1u) << "DEPENDS is order only: a failed dependency still lets it run";
+  EXPECT_EQ(second[0].job, dependent);
+  EXPECT_TRUE(s.TakeBlocked().empty());
+}
+
+TEST(SchedulerOrdering, UsersOfAFailedSetupAreNotRunAndCleanupStillRuns) {
+  FakeClock clock;
+  Scheduler s(clock, Options());
+  JobId setup = s.AddJob(Millis(0));
+  JobId user = s.AddJob(Millis(0));
+  JobId user_of_user = s.AddJob(Millis(0));  // a fixture whose setup is `user`
+  JobId cleanup = s.AddJob(Millis(0));
+  JobId unrelated = s.AddJob(Millis(0));
+  s.AddDependency(user, setup, /*must_pass=*/true);
+  s.AddDependency(user_of_user, user, /*must_pass=*/true);
+  s.AddDependency(cleanup, setup, false);
+  s.AddDependency(cleanup, user, false);
+  s.AddWorker("w", 2);
+  Trace trace =
+      RunToEnd(s, [&](JobId job) { return job == setup ? Verdict::kFailed : Verdict::kPassed; });
+  EXPECT_TRUE(s.Done());
+  EXPECT_EQ(s.state(setup), JobState::kFailed);
+  EXPECT_EQ(s.state(user), JobState::kNotRun);
+  EXPECT_EQ(s.state(user_of_user), JobState::kNotRun);
+  EXPECT_EQ(s.state(cleanup), JobState::kPassed) << "cleanup runs even when the setup failed";
+  EXPECT_EQ(s.state(unrelated), JobState::kPassed);
+  EXPECT_EQ(trace.Started(user), trace.assigned.size()) << "never assigned";
+  EXPECT_GT(trace.Started(cleanup), trace.Ended(setup));
+  auto blocked = s.TakeBlocked();
+  ASSERT_EQ(blocked.size(), 2u);
+  EXPECT_EQ(blocked[0].job, user);
+  EXPECT_EQ(blocked[0].because, setup);
+  EXPECT_EQ(blocked[1].job, user_of_user);
+  EXPECT_EQ(blocked[1].because, user);
+  EXPECT_TRUE(s.TakeBlocked().empty());
+}
+
+TEST(SchedulerOrdering, CleanupRunsAfterEveryUserEvenFailedOnes) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/4));
+  JobId cleanup = s.AddJob(Millis(0));
+  JobId setup = s.AddJob(Millis(0));
+  std::vector<JobId> users;
+  for (int i = 0; i < 4; ++i) users.push_back(s.AddJob(Millis(0)));
+  for (JobId user : users) {
+    s.AddDependency(user, setup, true);
+    s.AddDependency(cleanup, user, false);
+  }
+  s.AddDependency(cleanup, setup, false);
+  s.AddWorker("w", 3);
+  Trace trace = RunToEnd(s, [&](JobId job) {
+    return job == users[1] || job == users[3] ? Verdict::kFailed : Verdict::kPassed;
+  });
+  ASSERT_TRUE(s.Done());
+  for (JobId user : users) {
+    EXPECT_GT(trace.Started(user), trace.Ended(setup)) << user;
+    EXPECT_GT(trace.Started(cleanup), trace.Ended(user)) << user;
+  }
+  EXPECT_EQ(s.state(cleanup), JobState::kPassed);
+  EXPECT_TRUE(s.TakeBlocked().empty()) << "users' failures block nothing";
+}
+
+TEST(SchedulerOrdering, DependingOnAJobDecidedBeforeTheRun) {
+  FakeClock clock;
+  Scheduler s(clock, Options());
+  JobId broken_setup = s.AddEndedJob(JobState::kFailed);  // e.g. its executable is missing
+  JobId disabled_setup = s.AddEndedJob(JobState::kSkipped);
+  JobId blocked = s.AddJob(Millis(0));
+  JobId runs = s.AddJob(Millis(0));
+  s.AddDependency(blocked, broken_setup, true);
+  s.AddDependency(runs, disabled_setup, true);  // a disabled setup counts as passed
+  auto now = s.TakeBlocked();
+  ASSERT_EQ(now.size(), 1u) << "decided at once";
+  EXPECT_EQ(now[0].job, blocked);
+  EXPECT_EQ(now[0].because, broken_setup);
+  s.AddWorker("w", 2);
+  Trace trace = RunToEnd(s, AllPass);
+  ASSERT_EQ(trace.AssignedJobs(), std::vector<JobId>{runs});
+  EXPECT_TRUE(s.Done());
+}
+
+TEST(SchedulerOrdering, JobsSharingALockNeverOverlapOnAnyWorker) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/2));
+  std::map<JobId, std::vector<std::string>> locks;
+  for (int i = 0; i < 12; ++i) {
+    std::vector<std::string> mine;
+    if (i % 3 == 0) mine.push_back("db");
+    if (i % 4 == 0) mine.push_back("net");
+    JobId id = s.AddJob(Millis(0), Needs(mine));
+    locks[id] = mine;
+  }
+  s.AddWorker("a", 3);
+  s.AddWorker("b", 3);
+  std::size_t most_outstanding = 0;
+  Trace trace = RunToEnd(s, AllPass, [&](const std::vector<AssignAction>& outstanding) {
+    std::map<std::string, int> holders;
+    for (const auto& a : outstanding) {
+      for (const std::string& lock : locks[a.job]) ++holders[lock];
+    }
+    for (const auto& [lock, count] : holders) EXPECT_LE(count, 1) << lock;
+    most_outstanding = std::max(most_outstanding, outstanding.size());
+  });
+  EXPECT_EQ(trace.assigned.size(), 12u);
+  EXPECT_TRUE(s.Done());
+  EXPECT_GT(most_outstanding, 2u) << "jobs without a shared lock still run side by side";
+}
+
+TEST(SchedulerOrdering, AJobOfSeveralProcessorsHoldsThatManySlots) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/0));
+  JobId heavy = s.AddJob(Millis(0), Needs({}, 3));
+  std::vector<JobId> light;
+  for (int i = 0; i < 5; ++i) light.push_back(s.AddJob(Millis(0)));
+  s.AddWorker("w", 4);
+  s.Dispatch();
+  auto first = Assigns(s.TakeActions());
+  ASSERT_EQ(first.size(), 2u) << "3 slots + 1 slot fill the worker's 4";
+  EXPECT_EQ(first[0].job, heavy);
+  EXPECT_EQ(first[1].job, light[0]);
+  ASSERT_TRUE(s.OnResult("w", first[1].lease, Verdict::kPassed));
+  s.Dispatch();
+  auto second = Assigns(s.TakeActions());
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].job, light[1]);
+  ASSERT_TRUE(s.OnResult("w", first[0].lease, Verdict::kPassed));
+  s.Dispatch();
+  EXPECT_EQ(Assigns(s.TakeActions()).size(), 3u) << "the heavy job's slots are free again";
+}
+
+TEST(SchedulerOrdering, ProcessorsNeverOversubscribeAWorkerWithPrefetch) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/4));
+  std::map<JobId, unsigned> processors;
+  for (int i = 0; i < 20; ++i) {
+    unsigned n = i % 5 == 0 ? 3 : (i % 7 == 0 ? 9 : 1);  // 9: more than the worker has
+    processors[s.AddJob(Millis(0), Needs({}, n))] = n;
+  }
+  s.AddWorker("w", 4);
+  Trace trace = RunToEnd(s, AllPass, [&](const std::vector<AssignAction>& outstanding) {
+    unsigned held = 0;
+    bool heavy = false;
+    for (const auto& a : outstanding) {
+      unsigned weight = std::min(processors[a.job], 4u);
+      held += weight;
+      heavy = heavy || weight > 1;
+    }
+    if (heavy) {
+      EXPECT_LE(held, 4u) << "with a heavy job held, everything held runs at once";
+    }
+  });
+  EXPECT_EQ(trace.assigned.size(), 20u) << "a job larger than every worker still runs (clamped)";
+  EXPECT_TRUE(s.Done());
+}
+
+TEST(SchedulerOrdering, AFixtureGroupRunsOnTheWorkerThatTookItsFirstJob) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/1));
+  const uint64_t group = 7;
+  JobId setup = s.AddJob(Millis(0), Needs({}, 1, group));
+  std::vector<JobId> users;
+  std::vector<JobId> free_jobs;
+  for (int i = 0; i < 6; ++i) {
+    users.push_back(s.AddJob(Millis(0), Needs({}, 1, group)));
+    free_jobs.push_back(s.AddJob(Millis(0)));
+  }
+  JobId cleanup = s.AddJob(Millis(0), Needs({}, 1, group));
+  for (JobId user : users) {
+    s.AddDependency(user, setup, true);
+    s.AddDependency(cleanup, user, false);
+  }
+  s.AddWorker("a", 2);
+  s.AddWorker("b", 2);
+  Trace trace = RunToEnd(s, AllPass);
+  ASSERT_TRUE(s.Done());
+  const WorkerId& home = trace.WorkerOf(setup);
+  for (JobId user : users) EXPECT_EQ(trace.WorkerOf(user), home) << user;
+  EXPECT_EQ(trace.WorkerOf(cleanup), home);
+  std::set<WorkerId> free_workers;
+  for (JobId job : free_jobs) free_workers.insert(trace.WorkerOf(job));
+  EXPECT_EQ(free_workers.size(), 2u) << "jobs outside the group use both workers";
+}
+
+TEST(SchedulerOrdering, AGroupWhoseWorkerLeftGoesToTheNextWorker) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/0));
+  JobId setup = s.AddJob(Millis(0), Needs({}, 1, 1));
+  JobId user = s.AddJob(Millis(0), Needs({}, 1, 1));
+  s.AddDependency(user, setup, true);
+  s.AddWorker("a", 1);
+  s.Dispatch();
+  auto first = Assigns(s.TakeActions());
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(s.OnResult("a", first[0].lease, Verdict::kPassed));
+  s.AddWorker("b", 1);
+  s.RemoveWorker("a");
+  s.Dispatch();
+  auto second = Assigns(s.TakeActions());
+  ASSERT_EQ(second.size(), 1u) << "not stuck waiting for a worker that is gone";
+  EXPECT_EQ(second[0].job, user);
+  EXPECT_EQ(second[0].worker, "b");
+}
+
+TEST(SchedulerOrdering, ASkippedOrExpectedFailureSetupCountsAsPassedForItsUsers) {
+  // The caller reports the interpreted result: a setup that skipped itself or was expected to
+  // fail reports Verdict::kPassed, and its users run.
+  FakeClock clock;
+  Scheduler s(clock, Options());
+  JobId setup = s.AddJob(Millis(0));
+  JobId user = s.AddJob(Millis(0));
+  s.AddDependency(user, setup, true);
+  s.AddWorker("w", 1);
+  Trace trace = RunToEnd(s, AllPass);
+  EXPECT_EQ(trace.AssignedJobs(), (std::vector<JobId>{setup, user}));
+}
+
+TEST(SchedulerOrdering, StoppingLeavesWaitingJobsNotRunWithoutBlockingThem) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/0, /*max_failures=*/1));
+  JobId setup = s.AddJob(Millis(0));
+  JobId user = s.AddJob(Millis(0));
+  s.AddDependency(user, setup, true);
+  s.AddWorker("w", 1);
+  s.Dispatch();
+  auto first = Assigns(s.TakeActions());
+  ASSERT_EQ(first.size(), 1u);
+  s.Stop("interrupted");
+  ASSERT_TRUE(s.OnResult("w", first[0].lease, Verdict::kCancelled));
+  EXPECT_EQ(s.state(user), JobState::kNotRun);
+  EXPECT_TRUE(s.TakeBlocked().empty()) << "not run because the run stopped, not the setup";
+  EXPECT_TRUE(s.Done());
+}
+
+TEST(SchedulerOrdering, JobOfNamesTheLeasesJobOnlyForItsWorker) {
+  FakeClock clock;
+  Scheduler s(clock, Options());
+  JobId job = s.AddJob(Millis(0));
+  s.AddWorker("w", 1);
+  s.Dispatch();
+  auto assigns = Assigns(s.TakeActions());
+  ASSERT_EQ(assigns.size(), 1u);
+  EXPECT_EQ(s.JobOf("w", assigns[0].lease), job);
+  EXPECT_FALSE(s.JobOf("other", assigns[0].lease));
+  EXPECT_FALSE(s.JobOf("w", assigns[0].lease + 1));
 }
 
 }  // namespace
