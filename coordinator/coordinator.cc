@@ -476,7 +476,7 @@ void Coordinator::OnProfileChunk(const std::string& identity, protocol::ProfileC
   download.data.clear();
 }
 
-void Coordinator::CollectProfiles(int signal_fd) {
+void Coordinator::CollectProfiles(protocol::PollLoop& loop) {
   SteadyTime start = clock_.Now();
   std::vector<std::string> identities;
   for (const auto& [identity, info] : workers_) identities.push_back(identity);
@@ -495,22 +495,18 @@ void Coordinator::CollectProfiles(int signal_fd) {
   // Bounded: a worker that dies or falls silent is forgotten by CheckWorkers, a signal stops
   // the wait, and so does kProfileWait.
   SteadyTime deadline = start + kProfileWait;
+  profile_deadline_ = deadline;
   while (waiting() && clock_.Now() < deadline) {
-    zmq_pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, signal_fd, ZMQ_POLLIN, 0}};
-    SteadyTime wake = deadline;
-    for (const auto& [identity, info] : workers_)
-      wake = std::min(wake, info.liveness.NextDeadline());
-    protocol::Poll(items, signal_fd >= 0 ? 2 : 1, MillisUntil(wake, clock_.Now()));
-    if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
-    CheckHandshakes();
-    if (signal_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) {
+    signalled_ = false;
+    loop.Turn();
+    if (signalled_) {
       spdlog::warn("coordinator: interrupted while collecting coverage profiles");
       summary_.interrupted = true;
       break;
     }
     CheckWorkers();
   }
+  profile_deadline_.reset();
   for (const auto& [identity, download] : profiles_) {
     if (!download.done) {
       summary_.coverage.errors.push_back(
@@ -684,19 +680,32 @@ void Coordinator::FailUnplaceable() {
   }
 }
 
-long Coordinator::PollTimeoutMs() const {
-  std::optional<SteadyTime> next = scheduler_.NextDeadline();
-  if (give_up_at_ && (!next || *give_up_at_ < *next)) next = give_up_at_;
-  for (const auto& [identity, info] : workers_) {
-    if (!next || info.liveness.NextDeadline() < *next) next = info.liveness.NextDeadline();
+std::optional<SteadyTime> Coordinator::NextDeadline() const {
+  std::optional<SteadyTime> next;
+  auto consider = [&](std::optional<SteadyTime> at) {
+    if (at && (!next || *at < *next)) next = at;
+  };
+  for (const auto& [identity, info] : workers_) consider(info.liveness.NextDeadline());
+  if (profile_deadline_) {  // collecting profiles: the run's own deadlines are over
+    consider(profile_deadline_);
+    return next;
   }
+  consider(scheduler_.NextDeadline());
+  consider(give_up_at_);
   if (!dispatch_open_ && options_.wait_workers.count() > 0) {
-    SteadyTime wait_end = started_ + options_.wait_workers;
-    if (!next || wait_end < *next) next = wait_end;
+    consider(started_ + options_.wait_workers);
   }
-  if (auto slow = running_.NextSlowDeadline(); slow && (!next || *slow < *next)) next = slow;
-  if (!next) return -1;
-  return MillisUntil(*next, clock_.Now());
+  consider(running_.NextSlowDeadline());
+  return next;
+}
+
+void Coordinator::Watch(protocol::PollLoop* loop, int signal_fd) {
+  auto readable = [] { return static_cast<short>(ZMQ_POLLIN); };
+  loop->WatchSocket(socket_.handle(), readable, [this](short) { HandleIncoming(); });
+  loop->WatchSocket(monitor_->handle(), readable, [this](short) { CheckHandshakes(); });
+  if (zap_) loop->WatchSocket(zap_->handle(), readable, [this](short) { CheckHandshakes(); });
+  loop->WatchFd(signal_fd, [this] { signalled_ = true; });
+  loop->WakeBy([this] { return NextDeadline(); });
 }
 
 void Coordinator::WatchRunning() {
@@ -723,7 +732,7 @@ void Coordinator::WatchRunning() {
       longest ? std::chrono::duration_cast<Millis>(now - longest->since) : Millis(0));
 }
 
-void Coordinator::Loop(int signal_fd) {
+void Coordinator::Loop(protocol::PollLoop& loop, int signal_fd) {
   while (!Done()) {
     ReportBlocked();
     if (DispatchOpen()) {
@@ -735,17 +744,9 @@ void Coordinator::Loop(int signal_fd) {
     PerformActions();  // a send may find the last worker gone
     StopIfNoWorkerCanCome();
     if (Done()) break;
-    zmq_pollitem_t items[4] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                               {monitor_->handle(), 0, ZMQ_POLLIN, 0},
-                               {zap_ ? zap_->handle() : nullptr, -1, ZMQ_POLLIN, 0},
-                               {nullptr, signal_fd, ZMQ_POLLIN, 0}};
-    // Unused entries (no ZAP handler, no signal fd) are left out from the end.
-    if (!zap_) std::swap(items[2], items[3]);
-    std::size_t count = 2 + (zap_ ? 1 : 0) + (signal_fd >= 0 ? 1 : 0);
-    protocol::Poll(items, count, PollTimeoutMs());
-    if (items[0].revents & ZMQ_POLLIN) HandleIncoming();
-    if ((items[1].revents | (zap_ ? items[2].revents : 0)) & ZMQ_POLLIN) CheckHandshakes();
-    if (signal_fd >= 0 && (items[count - 1].revents & ZMQ_POLLIN)) OnSignal(signal_fd);
+    signalled_ = false;
+    loop.Turn();
+    if (signalled_) OnSignal(signal_fd);
     CheckWorkers();
     StopIfNoWorkerCanCome();
     for (JobId job : scheduler_.OnTimers()) {
@@ -767,10 +768,12 @@ RunSummary Coordinator::Run(int signal_fd) {
   started_ = clock_.Now();
   reporter_.OnRunStart(tests_.size());
   PlanInitialJobs();
+  protocol::PollLoop loop(clock_);
+  Watch(&loop, signal_fd);
   try {
-    Loop(signal_fd);
+    Loop(loop, signal_fd);
     PerformActions();
-    if (options_.coverage && !summary_.interrupted) CollectProfiles(signal_fd);
+    if (options_.coverage && !summary_.interrupted) CollectProfiles(loop);
   } catch (const zmq::error_t& e) {
     spdlog::error("coordinator: socket failure: {}", e.what());
     scheduler_.Stop(std::string("socket failure: ") + e.what());

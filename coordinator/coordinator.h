@@ -21,6 +21,7 @@
 #include "coordinator/zap_handler.h"
 #include "protocol/curve.h"
 #include "protocol/handshake_monitor.h"
+#include "protocol/poll_loop.h"
 #include "shared/clock.h"
 #include "shared/liveness.h"
 #include "shared/result.h"
@@ -88,14 +89,17 @@ class Coordinator {
   JobId AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front);
   void RefillBatches();
   bool Done() const;
-  void Loop(int signal_fd);
+  void Loop(protocol::PollLoop& loop, int signal_fd);
+  // Registers the socket, the handshake monitor, the ZAP handler, the signal fd and the
+  // deadlines with the run's loop.
+  void Watch(protocol::PollLoop* loop, int signal_fd);
   void HandleIncoming();
   void HandleMessage(const std::string& identity, protocol::Message& message);
   void OnHello(const std::string& identity, const protocol::Hello& hello);
   void OnResult(const std::string& identity, protocol::JobResult& result);
   void OnFetch(const std::string& identity, const protocol::Fetch& fetch);
   void OnProfileChunk(const std::string& identity, protocol::ProfileChunk& chunk);
-  void CollectProfiles(int signal_fd);
+  void CollectProfiles(protocol::PollLoop& loop);
   void OnSignal(int signal_fd);
   void ForgetWorker(const std::string& identity, const std::string& why, bool lost);
   void CheckWorkers();  // heartbeats out, dead workers out
@@ -113,7 +117,8 @@ class Coordinator {
               unsigned attempt, bool batch);
   void SendTo(const std::string& identity, const protocol::Message& message);
   void AbandonOutstanding(const std::string& why);
-  long PollTimeoutMs() const;
+  // The nearest moment the loop must wake; while collecting profiles, only theirs and liveness.
+  std::optional<SteadyTime> NextDeadline() const;
   // Tells the reporter what started, what is slow and what runs longest.
   void WatchRunning();
 
@@ -156,7 +161,9 @@ class Coordinator {
   SteadyTime started_;
   std::optional<SteadyTime> give_up_at_;  // set once the run is stopping
   std::optional<SteadyTime> first_signal_at_;
-  std::optional<SteadyTime> last_check_;  // the last CheckWorkers()
+  bool signalled_ = false;                      // the signal fd was readable this turn
+  std::optional<SteadyTime> profile_deadline_;  // set while collecting coverage profiles
+  std::optional<SteadyTime> last_check_;        // the last CheckWorkers()
   static constexpr Millis kSecondSignalAfter{1000};
 };
 

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "protocol/wire.h"
+#include "protocol/poll_loop.h"
 #include "shared/duration.h"
 #include "shared/liveness.h"
 
@@ -13,11 +13,15 @@ namespace testfarm::worker {
 namespace {
 
 // Waits `delay` unless stop_fd fires first; true if it did. A deliberate pause between
-// connection attempts, not a poll loop: the wait ends on the signal fd.
-bool WaitOrStop(int stop_fd, Millis delay) {
-  zmq_pollitem_t item{nullptr, stop_fd, ZMQ_POLLIN, 0};
-  protocol::Poll(&item, stop_fd >= 0 ? 1 : 0, static_cast<long>(delay.count()));
-  return stop_fd >= 0 && item.revents != 0;
+// connection attempts: the wait ends on the signal fd or the deadline, whichever comes first.
+bool WaitOrStop(const Clock& clock, int stop_fd, Millis delay) {
+  protocol::PollLoop loop(clock);
+  bool stopped = false;
+  loop.WatchFd(stop_fd, [&] { stopped = true; });
+  SteadyTime until = clock.Now() + delay;
+  loop.WakeBy([&] { return std::optional<SteadyTime>(until); });
+  while (!stopped && clock.Now() < until) loop.Turn();
+  return stopped;
 }
 
 }  // namespace
@@ -84,7 +88,7 @@ int RunDaemon(zmq::context_t& context, const Clock& clock, const DaemonOptions& 
         break;
       }
     }
-    if (WaitOrStop(options.node.stop_fd, delay)) return 0;
+    if (WaitOrStop(clock, options.node.stop_fd, delay)) return 0;
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "protocol/poll_loop.h"
 #include "protocol/wire.h"
 #include "shared/file_io.h"
 #include "worker/connect_probe.h"
@@ -113,14 +114,6 @@ std::string WorkerNode::WhyNotJoined() const {
     return probe + ", but no testfarm coordinator answered";
   }
   return probe;
-}
-
-long WorkerNode::PollTimeoutMs() const {
-  SteadyTime next = coordinator_.NextDeadline();
-  if (!welcomed_ && options_.join_by && *options_.join_by < next) next = *options_.join_by;
-  if (auto deadline = pool_.NextDeadline(); deadline && *deadline < next) next = *deadline;
-  if (auto deadline = merges_.NextDeadline(); deadline && *deadline < next) next = *deadline;
-  return MillisUntil(next, clock_.Now());
 }
 
 void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
@@ -303,8 +296,29 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
     protocol::Hello hello{options_.name, pool_.slots(), HostOs(), HostArch(), options_.labels};
     Queue(hello);
     bool bye = false;
-    std::vector<int> fds;
-    std::vector<zmq_pollitem_t> items;
+    bool stop = false;
+    bool incoming = false;
+    protocol::PollLoop loop(clock_);
+    loop.WatchFd(options_.stop_fd, [&] {
+      stop = true;
+      loop.EndTurn();
+    });
+    loop.WatchSocket(
+        monitor_.handle(), [] { return static_cast<short>(ZMQ_POLLIN); },
+        [&](short) { CheckHandshakes(); });
+    loop.WatchFds([&](std::vector<int>* fds) { pool_.CollectFds(fds); },
+                  [&](int fd) { pool_.OnFdReady(fd); });
+    loop.WatchFds([&](std::vector<int>* fds) { merges_.CollectFds(fds); },
+                  [&](int fd) { merges_.OnFdReady(fd); });
+    // Read after the pool's events: results go out before new work comes in.
+    loop.WatchSocket(
+        socket_.handle(),
+        [&] { return static_cast<short>(ZMQ_POLLIN | (outbox_.empty() ? 0 : ZMQ_POLLOUT)); },
+        [&](short revents) { incoming = (revents & ZMQ_POLLIN) != 0; });
+    loop.WakeBy([&] { return std::optional<SteadyTime>(coordinator_.NextDeadline()); });
+    loop.WakeBy([&] { return welcomed_ ? std::nullopt : options_.join_by; });
+    loop.WakeBy([&] { return pool_.NextDeadline(); });
+    loop.WakeBy([&] { return merges_.NextDeadline(); });
     while (true) {
       StartQueuedJobs();
       SendFetches();
@@ -312,32 +326,13 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       // any fd becoming ready: report it now, not after the next wake-up.
       CollectFinished();
       FlushOutbox();
-      fds.clear();
-      pool_.CollectFds(&fds);
-      std::size_t pool_fds = fds.size();
-      merges_.CollectFds(&fds);
-      items.clear();
-      short socket_events = ZMQ_POLLIN | (outbox_.empty() ? 0 : ZMQ_POLLOUT);
-      items.push_back({socket_.handle(), 0, socket_events, 0});
-      items.push_back({monitor_.handle(), 0, ZMQ_POLLIN, 0});
-      if (options_.stop_fd >= 0) items.push_back({nullptr, options_.stop_fd, ZMQ_POLLIN, 0});
-      std::size_t first_pool_item = items.size();
-      for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
-      protocol::Poll(items.data(), items.size(), PollTimeoutMs());
-      if (options_.stop_fd >= 0 && items[2].revents != 0) return RunEnd::kStopped;
-      if (items[1].revents != 0) CheckHandshakes();
-      for (std::size_t i = first_pool_item; i < items.size(); ++i) {
-        if (items[i].revents == 0) continue;
-        if (i - first_pool_item < pool_fds) {
-          pool_.OnFdReady(items[i].fd);
-        } else {
-          merges_.OnFdReady(items[i].fd);
-        }
-      }
+      incoming = false;
+      loop.Turn();
+      if (stop) return RunEnd::kStopped;
       pool_.OnTimers();
       merges_.OnTimers();
       CollectFinished();
-      if (items[0].revents & ZMQ_POLLIN) HandleIncoming(&bye);
+      if (incoming) HandleIncoming(&bye);
       SteadyTime now = clock_.Now();
       // The loop wakes at least once per interval; a longer gap means this process was not
       // running (suspended, starved), which is no evidence against the coordinator.

@@ -1,6 +1,6 @@
 #pragma once
 // The worker's node loop: a DEALER socket to the coordinator and the subprocess pool, watched by
-// one zmq::poll whose timeout comes from the pool's nearest deadline. Jobs beyond the free slots
+// one protocol::PollLoop whose timeout is the nearest deadline. Jobs beyond the free slots
 // wait in a local queue (the coordinator's prefetch window) and start the moment a slot frees.
 #include <deque>
 #include <filesystem>
@@ -82,7 +82,6 @@ class WorkerNode {
   void CollectFinished();
   void Queue(protocol::Message message);
   void FlushOutbox();
-  long PollTimeoutMs() const;
   std::string WhyNotJoined() const;
 
   const Clock& clock_;
