@@ -534,8 +534,14 @@ void Coordinator::HandleIncoming() {
                                     std::to_string(protocol::kVersion)});
         continue;
       }
-      spdlog::warn("coordinator: bad frame dropped: {}: {}", protocol::CodeName(error->code),
-                   error->message);
+      auto name = worker_names_.find(incoming->identity);
+      std::string who =
+          name == worker_names_.end() ? "a peer that has not joined" : "worker " + name->second;
+      if (auto line = bad_frames_.Note(
+              incoming->identity, who,
+              std::string(protocol::CodeName(error->code)) + ": " + error->message, clock_.Now())) {
+        spdlog::warn("coordinator: {}", *line);
+      }
       SendTo(incoming->identity, protocol::ErrorReply{error->message});
       continue;
     }
@@ -780,6 +786,7 @@ RunSummary Coordinator::Run(int signal_fd) {
     AbandonOutstanding("the coordinator's socket failed");
   }
   ReportBlocked();
+  for (const std::string& line : bad_frames_.Flush()) spdlog::warn("coordinator: {}", line);
   // Every selected test is reported exactly once, in every report: those the run never started
   // (it stopped, or no worker came) are listed as not run, with why.
   batcher_.Clear();

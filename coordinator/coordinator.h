@@ -19,6 +19,7 @@
 #include "coordinator/test_order.h"
 #include "coordinator/test_spec.h"
 #include "coordinator/zap_handler.h"
+#include "protocol/bad_frames.h"
 #include "protocol/curve.h"
 #include "protocol/handshake_monitor.h"
 #include "protocol/poll_loop.h"
@@ -128,6 +129,7 @@ class Coordinator {
   zmq::socket_t socket_;
   std::optional<protocol::HandshakeMonitor> monitor_;
   std::set<std::string> handshake_failures_logged_;
+  protocol::BadFrameLog bad_frames_;                 // bad frames said at a bounded rate per peer
   std::set<std::string> version_mismatches_logged_;  // by identity
   struct ProfileDownload {
     std::string name;

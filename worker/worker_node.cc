@@ -169,8 +169,11 @@ void WorkerNode::HandleIncoming(bool* bye) {
                                    std::to_string(protocol::kVersion)});
         continue;
       }
-      spdlog::warn("worker {}: bad frame dropped: {}: {}", options_.name,
-                   protocol::CodeName(error->code), error->message);
+      if (auto line = bad_frames_.Note(
+              "coordinator", "the coordinator",
+              std::string(protocol::CodeName(error->code)) + ": " + error->message, clock_.Now())) {
+        spdlog::warn("worker {}: {}", options_.name, *line);
+      }
       Queue(protocol::ErrorReply{error->message});
       continue;
     }
@@ -295,6 +298,15 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
     last_wake_ = clock_.Now();
     protocol::Hello hello{options_.name, pool_.slots(), HostOs(), HostArch(), options_.labels};
     Queue(hello);
+    // Whatever ends this connection, bad frames not yet told are said.
+    struct TellBadFrames {
+      WorkerNode* node;
+      ~TellBadFrames() {
+        for (const std::string& line : node->bad_frames_.Flush()) {
+          spdlog::warn("worker {}: {}", node->options_.name, line);
+        }
+      }
+    } tell_bad_frames{this};
     bool bye = false;
     bool stop = false;
     bool incoming = false;

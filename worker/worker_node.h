@@ -10,6 +10,7 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "protocol/bad_frames.h"
 #include "protocol/curve.h"
 #include "protocol/handshake_monitor.h"
 #include "protocol/messages.h"
@@ -91,6 +92,7 @@ class WorkerNode {
   zmq::socket_t socket_;
   protocol::HandshakeMonitor monitor_;
   std::set<std::string> handshake_failures_logged_;
+  protocol::BadFrameLog bad_frames_;  // bad frames from the coordinator, said at a bounded rate
   // Before pool_: the pool (and the tests it kills) goes first, then the copies they ran from.
   ArtifactStore artifacts_;
   SubprocessPool pool_;
