@@ -36,6 +36,7 @@
 #include "coordinator/test_order.h"
 #include "protocol/curve.h"
 #include "shared/duration.h"
+#include "shared/errno_text.h"
 #include "shared/llvm_tools.h"
 #include "shared/terminal_text.h"
 #include "shared/unique_fd.h"
@@ -102,12 +103,12 @@ coordinator::ConsoleOptions ConsoleOptionsFor(const RunArgs& args) {
 std::optional<std::string> CheckExecutable(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    return "cannot run '" + path + "': " + std::strerror(errno);
+    return "cannot run '" + path + "': " + ErrnoText(errno);
   }
   if (S_ISDIR(st.st_mode)) return "cannot run '" + path + "': it is a directory";
   if (!S_ISREG(st.st_mode)) return "cannot run '" + path + "': not a regular file";
   if (::access(path.c_str(), R_OK) != 0) {
-    return "cannot run '" + path + "': " + std::strerror(errno);
+    return "cannot run '" + path + "': " + ErrnoText(errno);
   }
   return std::nullopt;
 }
@@ -122,11 +123,11 @@ std::optional<std::string> CheckWritable(const std::string& option, const std::s
     if (S_ISDIR(st.st_mode)) return option + ": '" + path + "' is a directory";
     if (!S_ISREG(st.st_mode)) return option + ": '" + path + "' is not a regular file";
   } else if (errno != ENOENT) {
-    return option + ": cannot write '" + path + "': " + std::strerror(errno);
+    return option + ": cannot write '" + path + "': " + ErrnoText(errno);
   }
   std::string temp = path + ".tmp";
   UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return option + ": cannot write '" + path + "': " + std::strerror(errno);
+  if (!fd) return option + ": cannot write '" + path + "': " + ErrnoText(errno);
   ::unlink(temp.c_str());
   return std::nullopt;
 }
@@ -159,7 +160,7 @@ std::optional<std::string> WriteFile(const std::string& path, const std::string&
     if (!out) return "cannot write '" + temp + "'";
   }
   if (::rename(temp.c_str(), path.c_str()) != 0) {
-    return "cannot rename '" + temp + "' to '" + path + "': " + std::strerror(errno);
+    return "cannot rename '" + temp + "' to '" + path + "': " + ErrnoText(errno);
   }
   return std::nullopt;
 }
@@ -171,7 +172,7 @@ unsigned SlotCount(const SourceArgs& args) {
 Result<std::vector<SuiteSpec>> ImportCtest(const std::string& dir, unsigned slots) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
-    return Error{"--ctest: '" + dir + "': " + std::strerror(errno)};
+    return Error{"--ctest: '" + dir + "': " + ErrnoText(errno)};
   }
   if (!S_ISDIR(st.st_mode)) return Error{"--ctest: '" + dir + "' is not a directory"};
   fs::path root(dir);
@@ -207,14 +208,14 @@ std::optional<std::string> CheckSuiteFiles(const SuiteSpec& suite) {
   struct stat st {};
   if (!suite.cwd.empty()) {
     if (::stat(suite.cwd.c_str(), &st) != 0) {
-      return suite.origin + ": cwd '" + suite.cwd + "': " + std::strerror(errno);
+      return suite.origin + ": cwd '" + suite.cwd + "': " + ErrnoText(errno);
     }
     if (!S_ISDIR(st.st_mode)) return suite.origin + ": cwd '" + suite.cwd + "' is not a directory";
   }
   for (const std::string& data : suite.data_files) {
     fs::path path = fs::path(suite.cwd) / data;  // absolute data paths ignore the cwd
     if (::stat(path.c_str(), &st) != 0) {
-      return suite.origin + ": data '" + path.string() + "': " + std::strerror(errno);
+      return suite.origin + ": data '" + path.string() + "': " + ErrnoText(errno);
     }
   }
   return std::nullopt;

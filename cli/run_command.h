@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "shared/clock.h"
+#include "shared/defaults.h"
+#include "shared/duration.h"
 
 namespace testfarm::cli {
 
@@ -25,7 +27,7 @@ struct SourceArgs {
 
 struct RunArgs {
   SourceArgs source;
-  std::string kill_grace = "2s";
+  std::string kill_grace = FormatDuration(kDefaultKillGrace);
   bool fail_fast = false;
   unsigned max_fail = 0;
   std::string isolation = "test";

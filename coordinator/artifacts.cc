@@ -7,6 +7,7 @@
 #include <set>
 
 #include "coordinator/elf_deps.h"
+#include "shared/errno_text.h"
 #include "shared/sha256.h"
 
 namespace testfarm::coordinator {
@@ -53,7 +54,7 @@ Result<protocol::ArtifactFile> ArtifactCatalog::Describe(const fs::path& file) {
   if (auto it = files_.find(file); it != files_.end()) return it->second;
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) {
-    return Error{"cannot ship " + file.string() + ": " + std::strerror(errno)};
+    return Error{"cannot ship " + file.string() + ": " + ErrnoText(errno)};
   }
   if (!S_ISREG(st.st_mode)) return Error{"cannot ship " + file.string() + ": not a regular file"};
   auto digest = Sha256File(file);

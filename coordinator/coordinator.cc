@@ -15,6 +15,7 @@
 #include "coordinator/test_order.h"
 #include "protocol/wire.h"
 #include "shared/duration.h"
+#include "shared/errno_text.h"
 #include "shared/unique_fd.h"
 
 namespace testfarm::coordinator {
@@ -424,7 +425,7 @@ void Coordinator::OnFetch(const std::string& identity, const protocol::Fetch& fe
     UniqueFd fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
     if (!fd || ::fstat(fd.get(), &st) != 0) {
-      chunk.error = "cannot read " + path->string() + ": " + std::strerror(errno);
+      chunk.error = "cannot read " + path->string() + ": " + ErrnoText(errno);
     } else {
       chunk.size = static_cast<uint64_t>(st.st_size);
       uint64_t available = chunk.size > fetch.offset ? chunk.size - fetch.offset : 0;
@@ -432,7 +433,7 @@ void Coordinator::OnFetch(const std::string& identity, const protocol::Fetch& fe
       ssize_t n =
           ::pread(fd.get(), chunk.data.data(), chunk.data.size(), static_cast<off_t>(fetch.offset));
       if (n < 0) {
-        chunk.error = "cannot read " + path->string() + ": " + std::strerror(errno);
+        chunk.error = "cannot read " + path->string() + ": " + ErrnoText(errno);
         chunk.data.clear();
       } else {
         chunk.data.resize(static_cast<std::size_t>(n));

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <utility>
 
+#include "shared/errno_text.h"
 #include "shared/unique_fd.h"
 
 namespace testfarm::coordinator {
@@ -90,7 +91,7 @@ class ElfFile {
     while (length > 0) {
       ssize_t n = ::pread(fd_, bytes, static_cast<std::size_t>(length), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Error{"cannot read " + path_.string() + ": " + std::strerror(errno)};
+      if (n < 0) return Error{"cannot read " + path_.string() + ": " + ErrnoText(errno)};
       if (n == 0) return Truncated(what, offset, length);  // the file shrank under us
       bytes += n;
       offset += static_cast<std::uint64_t>(n);
@@ -374,7 +375,7 @@ template <typename T, typename Reader>
 Result<std::optional<T>> ReadElfFrom(int fd, const fs::path& path, const Reader& read) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    return Error{"cannot read " + path.string() + ": " + std::strerror(errno)};
+    return Error{"cannot read " + path.string() + ": " + ErrnoText(errno)};
   }
   if (!S_ISREG(st.st_mode)) return Error{"cannot read " + path.string() + ": not a regular file"};
   ElfFile file(fd, static_cast<std::uint64_t>(st.st_size), path);
@@ -408,7 +409,7 @@ Result<std::optional<T>> ReadElfFrom(int fd, const fs::path& path, const Reader&
 template <typename T, typename Reader>
 Result<std::optional<T>> ReadElf(const fs::path& path, const Reader& read) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO must not block
-  if (!fd) return Error{"cannot read " + path.string() + ": " + std::strerror(errno)};
+  if (!fd) return Error{"cannot read " + path.string() + ": " + ErrnoText(errno)};
   return ReadElfFrom<T>(fd.get(), path, read);
 }
 
@@ -633,7 +634,7 @@ Result<std::vector<std::filesystem::path>> BuildTreeLibraries(
   if (ec) return Error{"cannot resolve " + executable.string() + ": " + ec.message()};
   struct stat st {};
   if (::stat(canonical.c_str(), &st) != 0) {
-    return Error{"cannot read " + executable.string() + ": " + std::strerror(errno)};
+    return Error{"cannot read " + executable.string() + ": " + ErrnoText(errno)};
   }
   const FileId executable_id{st.st_dev, st.st_ino};
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "shared/clock.h"
+#include "shared/defaults.h"
 
 namespace testfarm::coordinator {
 
@@ -36,8 +37,8 @@ struct SchedulerOptions {
   // Jobs a worker may hold beyond its slots; unset: as many as it has slots (at least 2), so a
   // worker whose slots all free at once restarts every one without a round trip.
   std::optional<unsigned> prefetch;
-  Millis kill_grace{2000};    // the worker's SIGTERM -> SIGKILL grace
-  Millis lease_slack{10000};  // allowance for transport and bookkeeping
+  Millis kill_grace = kDefaultKillGrace;  // the worker's SIGTERM -> SIGKILL grace
+  Millis lease_slack{10000};              // allowance for transport and bookkeeping
 };
 
 struct AssignAction {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "shared/errno_text.h"
 #include "shared/unique_fd.h"
 
 namespace testfarm::protocol {
@@ -34,7 +35,7 @@ Result<std::vector<Line>> ReadLines(const std::filesystem::path& path, const cha
   std::ifstream in(path);
   if (!in) {
     return Error{"cannot read " + std::string(what) + " " + path.string() + ": " +
-                 std::strerror(errno)};
+                 ErrnoText(errno)};
   }
   std::vector<Line> lines;
   std::string text;
@@ -49,7 +50,7 @@ Result<std::vector<Line>> ReadLines(const std::filesystem::path& path, const cha
   }
   if (in.bad()) {
     return Error{"cannot read " + std::string(what) + " " + path.string() + ": " +
-                 std::strerror(errno)};
+                 ErrnoText(errno)};
   }
   return lines;
 }
@@ -109,11 +110,11 @@ Result<std::pair<std::filesystem::path, std::filesystem::path>> WriteKeyPair(
     if (error == EEXIST) {
       return Error{secret_path.string() + " already exists; not overwriting a key"};
     }
-    return Error{"cannot write " + secret_path.string() + ": " + std::strerror(error)};
+    return Error{"cannot write " + secret_path.string() + ": " + ErrnoText(error)};
   }
   std::string public_text = "# testfarm CurveZMQ public key\n" + keys.public_key + "\n";
   if (int error = write(public_path, O_TRUNC, 0644, public_text); error != 0) {
-    return Error{"cannot write " + public_path.string() + ": " + std::strerror(error)};
+    return Error{"cannot write " + public_path.string() + ": " + ErrnoText(error)};
   }
   return std::pair{secret_path, public_path};
 }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "shared/errno_text.h"
 #include "shared/unique_fd.h"
 
 namespace testfarm {
@@ -16,10 +17,10 @@ Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t
     return Error{"cannot read " + file.string() + ": " + reason};
   };
   UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return failure(std::strerror(errno));
+  if (!fd) return failure(ErrnoText(errno));
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return failure(std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) return failure(std::strerror(EISDIR));
+  if (::fstat(fd.get(), &st) != 0) return failure(ErrnoText(errno));
+  if (S_ISDIR(st.st_mode)) return failure(ErrnoText(EISDIR));
   std::string limit = "larger than " + std::to_string(max_bytes >> 20) + " MiB";
   if (static_cast<std::size_t>(st.st_size) > max_bytes) return failure(limit);
   std::string text;
@@ -29,7 +30,7 @@ Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t
   for (;;) {
     ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return failure(std::strerror(errno));
+    if (n < 0) return failure(ErrnoText(errno));
     if (n == 0) break;
     text.append(buffer, static_cast<std::size_t>(n));
     if (text.size() > max_bytes) return failure(limit);

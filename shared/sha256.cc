@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "shared/errno_text.h"
 #include "shared/unique_fd.h"
 
 namespace testfarm {
@@ -63,13 +64,13 @@ std::string Sha256Hex(std::string_view data) {
 
 Result<std::string> Sha256File(const std::filesystem::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error{"cannot read " + path.string() + ": " + std::strerror(errno)};
+  if (!fd) return Error{"cannot read " + path.string() + ": " + ErrnoText(errno)};
   Sha256 hash;
   std::vector<char> buffer(1 << 20);
   while (true) {
     ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error{"cannot read " + path.string() + ": " + std::strerror(errno)};
+    if (n < 0) return Error{"cannot read " + path.string() + ": " + ErrnoText(errno)};
     if (n == 0) break;
     hash.Update(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
   }

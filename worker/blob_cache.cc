@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "shared/errno_text.h"
 #include "shared/sha256.h"
 
 namespace testfarm::worker {
@@ -24,10 +25,6 @@ namespace {
 
 constexpr mode_t kBlobMode = 0555;
 constexpr int kMaxNameAttempts = 100;
-
-std::string ErrnoText(int err) {
-  return std::generic_category().message(err);
-}
 
 // A suffix that no other live process or thread uses: <pid>.<counter>. A clash with a file left
 // by a dead process (pid reuse, or another pid namespace) is caught by O_EXCL / link's EEXIST,

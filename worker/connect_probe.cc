@@ -12,15 +12,12 @@
 #include <memory>
 #include <system_error>
 
+#include "shared/errno_text.h"
 #include "shared/unique_fd.h"
 
 namespace testfarm::worker {
 
 namespace {
-
-std::string Text(int error_number) {
-  return std::generic_category().message(error_number);
-}
 
 std::string Describe(int error_number, const std::string& where) {
   switch (error_number) {
@@ -32,11 +29,11 @@ std::string Describe(int error_number, const std::string& where) {
       return "no answer from " + where + " (the host is down or a firewall drops the packets)";
     case EHOSTUNREACH:
     case ENETUNREACH:
-      return where + " is unreachable (" + Text(error_number) + ")";
+      return where + " is unreachable (" + ErrnoText(error_number) + ")";
     case ENOENT:
       return "no socket at " + where;
     default:
-      return "cannot connect to " + where + ": " + Text(error_number);
+      return "cannot connect to " + where + ": " + ErrnoText(error_number);
   }
 }
 

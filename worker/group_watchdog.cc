@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "shared/errno_text.h"
+
 namespace testfarm::worker {
 
 namespace {
@@ -66,7 +68,7 @@ GroupWatchdog::GroupWatchdog() {
                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (table == MAP_FAILED) {
     spdlog::warn("test processes will not die with testfarm if it is killed: mmap: {}",
-                 std::generic_category().message(errno));
+                 ErrnoText(errno));
     return;
   }
   for (int i = 0; i < kCapacity; ++i) new (Table(table) + i) Entry(0);
@@ -74,7 +76,7 @@ GroupWatchdog::GroupWatchdog() {
   int ready[2];  // closed by the watchdog once it is set up (it closes all it inherited)
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     spdlog::warn("test processes will not die with testfarm if it is killed: pipe: {}",
-                 std::generic_category().message(errno));
+                 ErrnoText(errno));
     ::munmap(table, sizeof(Entry) * kCapacity);
     return;
   }
@@ -85,7 +87,7 @@ GroupWatchdog::GroupWatchdog() {
   if (ready[1] >= 0) ::close(ready[1]);
   if (pid < 0) {
     spdlog::warn("test processes will not die with testfarm if it is killed: fork: {}",
-                 std::generic_category().message(errno));
+                 ErrnoText(errno));
     ::close(fds[1]);
     if (ready[0] >= 0) ::close(ready[0]);
     ::munmap(table, sizeof(Entry) * kCapacity);

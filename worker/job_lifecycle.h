@@ -12,14 +12,15 @@
 #include <string>
 
 #include "shared/clock.h"
+#include "shared/defaults.h"
 #include "shared/exit_state.h"
 
 namespace testfarm::worker {
 
 struct LifecycleLimits {
   Millis timeout{0};  // 0: none
-  Millis kill_grace{2000};
-  Millis leak_grace{500};
+  Millis kill_grace = kDefaultKillGrace;
+  Millis leak_grace = kDefaultLeakGrace;
 };
 
 class JobLifecycle {

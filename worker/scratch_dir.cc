@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "shared/errno_text.h"
+
 namespace testfarm::worker {
 
 namespace fs = std::filesystem;
@@ -32,15 +34,13 @@ Result<ScratchDir> ScratchDir::Create(const fs::path& parent, const std::string&
   buffer.push_back('\0');
   if (::mkdtemp(buffer.data()) == nullptr) {
     int err = errno;
-    return Error{"cannot create a directory under " + parent.string() + ": " +
-                 std::generic_category().message(err)};
+    return Error{"cannot create a directory under " + parent.string() + ": " + ErrnoText(err)};
   }
   struct stat st {};
   if (::lstat(buffer.data(), &st) != 0) {
     int err = errno;
     ::rmdir(buffer.data());
-    return Error{"cannot inspect " + std::string(buffer.data()) + ": " +
-                 std::generic_category().message(err)};
+    return Error{"cannot inspect " + std::string(buffer.data()) + ": " + ErrnoText(err)};
   }
   return ScratchDir(fs::path(buffer.data()), st.st_dev, st.st_ino);
 }

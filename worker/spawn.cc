@@ -12,6 +12,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "shared/errno_text.h"
 #include "worker/group_watchdog.h"
 
 namespace testfarm::worker {
@@ -138,10 +139,6 @@ SpawnError SetupFailure(const char* what, int error_number) {
 UniqueFd OpenPidfd(pid_t pid) {
   // glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in 2.37), so call the kernel directly.
   return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u)));
-}
-
-std::string ErrnoText(int error_number) {
-  return std::generic_category().message(error_number);
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept

@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "shared/errno_text.h"
 #include "shared/exit_state.h"
 #include "shared/unique_fd.h"
 
@@ -78,8 +79,5 @@ SpawnResult Spawn(const SpawnRequest& request);
 // A pidfd (always close-on-exec) for `pid`; invalid, with errno set, on failure. Works for any
 // process, not only our children: poll it for POLLIN to see the process die.
 UniqueFd OpenPidfd(pid_t pid);
-
-// "No such file or directory"; thread-safe, unlike strerror.
-std::string ErrnoText(int error_number);
 
 }  // namespace testfarm::worker

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "shared/clock.h"
+#include "shared/defaults.h"
 #include "shared/exit_state.h"
 
 namespace testfarm::worker {
@@ -28,7 +29,7 @@ struct LaunchSpec {
   std::map<std::string, std::string> env;  // set on top of the inherited environment
   std::string cwd;                         // empty: inherit
   Millis timeout{0};                       // 0: no timeout
-  Millis kill_grace{2000};                 // SIGTERM -> SIGKILL
+  Millis kill_grace = kDefaultKillGrace;   // SIGTERM -> SIGKILL
   // Non-empty "NAME=PREFIX": NAME is set to PREFIX + a file path in the job's TMPDIR, and the
   // file is read back into FinishedJob::report when the job ends (e.g. "GTEST_OUTPUT=json:").
   std::string report_env;
@@ -42,10 +43,10 @@ inline constexpr std::size_t kMaxReportBytes = 32u << 20;
 
 struct PoolOptions {
   unsigned slots = 1;
-  std::string worker_name = "local";   // exported as TESTFARM_WORKER
-  std::filesystem::path scratch_root;  // per-job TMPDIR parent; empty: system temp dir
-  Millis leak_grace{500};              // after exit, how long pipes may stay open
-  std::size_t output_cap = 1u << 20;   // bytes kept per stream (head and tail)
+  std::string worker_name = "local";      // exported as TESTFARM_WORKER
+  std::filesystem::path scratch_root;     // per-job TMPDIR parent; empty: system temp dir
+  Millis leak_grace = kDefaultLeakGrace;  // after exit, how long pipes may stay open
+  std::size_t output_cap = 1u << 20;      // bytes kept per stream (head and tail)
 };
 
 struct CapturedOutput {

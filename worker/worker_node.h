@@ -15,6 +15,7 @@
 #include "protocol/handshake_monitor.h"
 #include "protocol/messages.h"
 #include "shared/clock.h"
+#include "shared/defaults.h"
 #include "shared/liveness.h"
 #include "shared/result.h"
 #include "worker/artifact_store.h"
@@ -27,7 +28,7 @@ struct WorkerNodeOptions {
   std::string endpoint;  // the coordinator, e.g. inproc://testfarm or tcp://host:7700
   std::string name;      // shown to the user; exported as TESTFARM_WORKER
   unsigned slots = 1;
-  Millis leak_grace{500};
+  Millis leak_grace = kDefaultLeakGrace;
   std::filesystem::path scratch_root;         // empty: the system temp dir
   std::map<std::string, std::string> labels;  // announced; jobs may require them
   LivenessOptions liveness;  // heartbeats to the coordinator; its silence ends the run
