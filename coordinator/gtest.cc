@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "shared/unique_fd.h"
+#include "shared/utf8.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -102,41 +103,17 @@ using Json = nlohmann::json;
 // gtest escapes control characters but copies other bytes as they are, so a failure message
 // can hold bytes that are not UTF-8, which nlohmann rejects. Each byte that does not start a
 // well-formed sequence becomes U+FFFD.
-std::size_t Utf8SequenceLength(std::string_view text, std::size_t i) {
-  auto byte = [&](std::size_t k) {
-    return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0u;
-  };
-  auto continuation = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    unsigned b = byte(k);
-    return b >= lo && b <= hi;
-  };
-  unsigned lead = byte(0);
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) return continuation(1) ? 2 : 0;
-  if (lead == 0xE0) return continuation(1, 0xA0) && continuation(2) ? 3 : 0;
-  if (lead == 0xED) return continuation(1, 0x80, 0x9F) && continuation(2) ? 3 : 0;
-  if (lead >= 0xE1 && lead <= 0xEF) return continuation(1) && continuation(2) ? 3 : 0;
-  if (lead == 0xF0) return continuation(1, 0x90) && continuation(2) && continuation(3) ? 4 : 0;
-  if (lead == 0xF4) {
-    return continuation(1, 0x80, 0x8F) && continuation(2) && continuation(3) ? 4 : 0;
-  }
-  if (lead >= 0xF1 && lead <= 0xF3) {
-    return continuation(1) && continuation(2) && continuation(3) ? 4 : 0;
-  }
-  return 0;
-}
-
 std::string ValidUtf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {
-    std::size_t length = Utf8SequenceLength(text, i);
-    if (length == 0) {
-      out += "\xEF\xBF\xBD";
+    Utf8Char c = DecodeUtf8(text, i);
+    if (!c.valid) {
+      out += kUtf8Replacement;
       ++i;
     } else {
-      out.append(text.substr(i, length));
-      i += length;
+      out.append(text.substr(i, c.length));
+      i += c.length;
     }
   }
   return out;

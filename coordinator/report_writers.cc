@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "shared/exit_state.h"
+#include "shared/utf8.h"
 
 namespace testfarm::coordinator {
 
@@ -108,53 +109,6 @@ int64_t NonNegative(Millis ms) {
 // ---------------------------------------------------------------------------------------------
 // XML text: valid UTF-8, only XML 1.0 characters, markup escaped.
 
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-
-struct Decoded {
-  std::size_t length;  // bytes consumed; for an invalid sequence its maximal valid prefix (>= 1)
-  char32_t code_point;
-  bool valid;
-};
-
-// Decodes the UTF-8 sequence at text[i] (i < text.size()). An invalid sequence consumes its
-// lead byte and the continuation bytes that were still acceptable ("maximal subpart", as the
-// Unicode standard recommends and nlohmann::json's replace handler does), so one bad sequence
-// becomes one U+FFFD and the byte that broke it is decoded afresh.
-Decoded DecodeUtf8(std::string_view text, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(i);
-  if (lead < 0x80) return {1, lead, true};
-  std::size_t continuation = 0;
-  char32_t code_point = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    continuation = 1;
-    code_point = lead & 0x1Fu;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    continuation = 2;
-    code_point = lead & 0x0Fu;
-    if (lead == 0xE0) low = 0xA0;   // overlong
-    if (lead == 0xED) high = 0x9F;  // UTF-16 surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    continuation = 3;
-    code_point = lead & 0x07u;
-    if (lead == 0xF0) low = 0x90;   // overlong
-    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-  } else {
-    return {1, 0, false};  // a continuation byte, C0/C1 (overlong) or F5..FF
-  }
-  for (std::size_t k = 1; k <= continuation; ++k) {
-    if (i + k >= text.size()) return {k, 0, false};
-    const unsigned char c = byte(i + k);
-    if (c < low || c > high) return {k, 0, false};
-    low = 0x80;
-    high = 0xBF;
-    code_point = (code_point << 6) | (c & 0x3Fu);
-  }
-  return {continuation + 1, code_point, true};
-}
-
 // XML 1.0's Char production.
 bool IsXmlChar(char32_t c) {
   return c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
@@ -166,9 +120,9 @@ bool IsXmlChar(char32_t c) {
 // otherwise normalise them (attributes: all three; content: carriage return).
 void AppendXml(std::string& out, std::string_view text, bool attribute) {
   for (std::size_t i = 0; i < text.size();) {
-    const Decoded d = DecodeUtf8(text, i);
+    const Utf8Char d = DecodeUtf8(text, i);
     if (!d.valid || !IsXmlChar(d.code_point)) {
-      out += kReplacement;
+      out += kUtf8Replacement;
     } else if (d.code_point >= 0x80) {
       out += text.substr(i, d.length);
     } else {

@@ -2,38 +2,11 @@
 
 #include <cstdint>
 
+#include "shared/utf8.h"
+
 namespace testfarm {
 
 namespace {
-
-// The length of the valid UTF-8 sequence starting at text[i] (1 to 4), or 0 if it is not one:
-// truncated, overlong, a surrogate or beyond U+10FFFF.
-std::size_t Utf8SequenceLength(std::string_view text, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<uint8_t>(text[k]); };
-  uint8_t lead = byte(i);
-  std::size_t length = 0;
-  uint8_t low = 0x80;   // the range of the second byte, narrowed where overlongs and
-  uint8_t high = 0xbf;  // surrogates would otherwise slip through
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-    if (lead == 0xe0) low = 0xa0;
-    if (lead == 0xed) high = 0x9f;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-    if (lead == 0xf0) low = 0x90;
-    if (lead == 0xf4) high = 0x8f;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
-  for (std::size_t k = 2; k < length; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
-  }
-  return length;
-}
 
 void AppendEscaped(std::string* out, uint8_t byte) {
   static const char kHex[] = "0123456789abcdef";
@@ -61,7 +34,8 @@ std::string EscapeForTerminal(std::string_view text, Newlines newlines) {
       ++i;
       continue;
     }
-    std::size_t length = Utf8SequenceLength(text, i);
+    Utf8Char decoded = DecodeUtf8(text, i);
+    std::size_t length = decoded.valid ? decoded.length : 0;
     // U+0080..U+009F are the C1 controls (0xc2 0x80..0x9f): some terminals act on them.
     bool c1 = length == 2 && byte == 0xc2 && static_cast<uint8_t>(text[i + 1]) <= 0x9f;
     if (length == 0 || c1) {
