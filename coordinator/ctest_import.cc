@@ -162,7 +162,7 @@ std::optional<std::string> ApplyProperty(const std::string& name, const Json& va
     std::optional<std::vector<std::string>> list = StringList(value);
     if (!list) return "expected an array of regular expressions";
     for (const std::string& pattern : *list) {
-      if (Result<bool> checked = CheckPattern(pattern); !checked) return checked.error().message;
+      if (Status checked = CheckPattern(pattern); !checked) return checked.error().message;
     }
     *patterns = std::move(*list);
   } else if (name == "PROCESSORS") {

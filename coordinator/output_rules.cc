@@ -76,11 +76,11 @@ class Compiled {
 
 }  // namespace
 
-Result<bool> CheckPattern(const std::string& pattern) {
+Status CheckPattern(const std::string& pattern) {
   Compiled compiled(pattern);
   if (!compiled.ok())
     return Error{"not a regular expression: '" + pattern + "' (" + compiled.Error() + ")"};
-  return true;
+  return Ok{};
 }
 
 std::optional<std::string> FirstMatch(const std::vector<std::string>& patterns,

@@ -21,7 +21,7 @@ struct OutputRules {
 };
 
 // An error says why `pattern` is not a regular expression.
-Result<bool> CheckPattern(const std::string& pattern);
+Status CheckPattern(const std::string& pattern);
 
 // The first of `patterns` found in `text` (anywhere: a search, not a whole match); nullopt when
 // none is, or a pattern does not compile (CheckPattern refuses those up front).

@@ -32,4 +32,8 @@ class [[nodiscard]] Result {
   std::variant<T, Error> v_;
 };
 
+// Success that carries nothing: a Status is Ok or an Error (never a bool that is always true).
+struct Ok {};
+using Status = Result<Ok>;
+
 }  // namespace testfarm

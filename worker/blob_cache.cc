@@ -136,14 +136,14 @@ bool FallBackToCopy(int err) {
 }
 
 // Copies all of `in` to `out` (both regular files), kernel-side where it can.
-Result<bool> CopyContent(int in, int out, const fs::path& from, const fs::path& to) {
+Status CopyContent(int in, int out, const fs::path& from, const fs::path& to) {
   bool use_copy_file_range = true;
   std::vector<char> buffer;
   while (true) {
     if (use_copy_file_range) {
       ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, 1 << 30, 0);
       if (n > 0) continue;
-      if (n == 0) return true;
+      if (n == 0) return Ok{};
       if (errno == EINTR) continue;
       if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
         return Error{"cannot copy " + from.string() + " to " + to.string() + ": " +
@@ -155,7 +155,7 @@ Result<bool> CopyContent(int in, int out, const fs::path& from, const fs::path& 
     ssize_t n = ::read(in, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Error{"cannot read " + from.string() + ": " + ErrnoText(errno)};
-    if (n == 0) return true;
+    if (n == 0) return Ok{};
     std::string_view left(buffer.data(), static_cast<std::size_t>(n));
     while (!left.empty()) {
       ssize_t w = ::write(out, left.data(), left.size());
@@ -180,7 +180,7 @@ Result<bool> CopyToNewFile(const fs::path& from, const fs::path& to) {
   if (!out && errno == EEXIST) return false;
   if (!out) return Error{"cannot create " + to.string() + ": " + ErrnoText(errno)};
   TempPath guard(to);
-  if (Result<bool> copied = CopyContent(in.get(), out.get(), from, to); !copied) {
+  if (Status copied = CopyContent(in.get(), out.get(), from, to); !copied) {
     return copied.error();
   }
   if (::fchmod(out.get(), st.st_mode & 07777) != 0) {
@@ -228,7 +228,7 @@ void PendingBlob::Release() {
   temp_path_.clear();
 }
 
-Result<bool> PendingBlob::Write(uint64_t offset, std::string_view data) {
+Status PendingBlob::Write(uint64_t offset, std::string_view data) {
   if (!fd_) return Error{"write to a download of " + sha256_ + " that is not open"};
   if (offset > size_ || data.size() > size_ - offset) {
     return Error{"write of " + std::to_string(data.size()) + " bytes at offset " +
@@ -247,7 +247,7 @@ Result<bool> PendingBlob::Write(uint64_t offset, std::string_view data) {
     offset += static_cast<uint64_t>(n);
     written_ = std::max(written_, offset);
   }
-  return true;
+  return Ok{};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,8 +462,8 @@ uint64_t BlobCache::TotalBytes() const {
 // ---------------------------------------------------------------------------------------------
 // LinkOrCopy
 
-Result<bool> LinkOrCopy(const fs::path& blob, const fs::path& dest, bool force_copy,
-                        std::optional<mode_t> copy_mode) {
+Status LinkOrCopy(const fs::path& blob, const fs::path& dest, bool force_copy,
+                  std::optional<mode_t> copy_mode) {
   if (!dest.has_filename()) {
     return Error{"cannot link " + blob.string() + " to " + dest.string() + ": not a file name"};
   }
@@ -510,7 +510,7 @@ Result<bool> LinkOrCopy(const fs::path& blob, const fs::path& dest, bool force_c
   if (::rename(made.c_str(), dest.c_str()) != 0) {
     return Error{"cannot replace " + dest.string() + ": " + ErrnoText(errno)};
   }
-  return true;
+  return Ok{};
 }
 
 }  // namespace testfarm::worker

@@ -56,7 +56,7 @@ class PendingBlob {
   // written() (rewriting an already written range is allowed, e.g. a retransmitted chunk). Error
   // if offset + data.size() exceeds the expected size, on a gap, or on an I/O error. True on
   // success.
-  Result<bool> Write(uint64_t offset, std::string_view data);
+  Status Write(uint64_t offset, std::string_view data);
   // Closes and deletes the temp file now. Idempotent.
   void Discard();
 
@@ -127,10 +127,10 @@ class BlobCache {
 // Makes `dest` a copy of `blob`: a hard link when possible, else (EXDEV, EPERM, EMLINK) a copy
 // with the same mode; with `force_copy` always a copy, given `copy_mode` if set. Creates dest's
 // parent directories. If dest exists it is replaced atomically (link or copy to a temp name in
-// dest's directory, then rename). True on success.
+// dest's directory, then rename).
 // A hard link shares the blob's inode: whoever may write to it (root, or its owner after a chmod)
 // could change the cached blob too — so files a test might write are better copied.
-Result<bool> LinkOrCopy(const std::filesystem::path& blob, const std::filesystem::path& dest,
-                        bool force_copy = false, std::optional<mode_t> copy_mode = std::nullopt);
+Status LinkOrCopy(const std::filesystem::path& blob, const std::filesystem::path& dest,
+                  bool force_copy = false, std::optional<mode_t> copy_mode = std::nullopt);
 
 }  // namespace testfarm::worker

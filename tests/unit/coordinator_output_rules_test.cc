@@ -39,7 +39,7 @@ TEST(OutputRules, SearchesThroughNulBytesAndReturnsTheFirstMatchingPattern) {
 
 TEST(OutputRules, APatternThatDoesNotCompileIsNamed) {
   EXPECT_TRUE(CheckPattern("a(b|c)*").ok());
-  Result<bool> bad = CheckPattern("(unclosed");
+  Status bad = CheckPattern("(unclosed");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.error().message, HasSubstr("not a regular expression: '(unclosed'"));
   EXPECT_FALSE(FirstMatch({"(unclosed"}, "(unclosed")) << "never matches, never crashes";

@@ -77,7 +77,7 @@ Result<fs::path> Put(BlobCache& cache, const std::string& data, std::size_t chun
   Result<PendingBlob> pending = cache.Begin(Sha256Hex(data), data.size());
   if (!pending) return pending.error();
   for (std::size_t offset = 0; offset < data.size(); offset += chunk) {
-    Result<bool> wrote = pending->Write(offset, std::string_view(data).substr(offset, chunk));
+    Status wrote = pending->Write(offset, std::string_view(data).substr(offset, chunk));
     if (!wrote) return wrote.error();
   }
   return cache.Commit(std::move(*pending));
@@ -481,7 +481,7 @@ class LinkOrCopyTest : public BlobCacheTest {
 
 TEST_F(LinkOrCopyTest, LinksIntoNewParentDirectories) {
   const fs::path dest = tmp_.path() / "job" / "bin" / "deep" / "suite_test";
-  Result<bool> done = LinkOrCopy(blob_, dest);
+  Status done = LinkOrCopy(blob_, dest);
   ASSERT_TRUE(done.ok()) << done.error().message;
   EXPECT_EQ(ReadFile(dest), data_);
   EXPECT_EQ(ModeOf(dest), 0555u);
@@ -511,7 +511,7 @@ TEST_F(LinkOrCopyTest, CopiesAcrossFilesystemsWithTheSameMode) {
   ASSERT_NE(::mkdtemp(pattern), nullptr);
   const fs::path other(pattern);
   const fs::path dest = other / "job" / "lib" / "libsuite.so";
-  Result<bool> done = LinkOrCopy(blob_, dest);
+  Status done = LinkOrCopy(blob_, dest);
   const struct stat st = Stat(dest);
   const std::string content = ReadFile(dest);
   const std::vector<fs::path> files = FilesUnder(other);
@@ -526,7 +526,7 @@ TEST_F(LinkOrCopyTest, CopiesAcrossFilesystemsWithTheSameMode) {
 
 TEST_F(LinkOrCopyTest, MissingBlobIsAnErrorAndLeavesNothing) {
   const fs::path dest = tmp_.path() / "job" / "x";
-  Result<bool> done = LinkOrCopy(tmp_.path() / "no-such-blob", dest);
+  Status done = LinkOrCopy(tmp_.path() / "no-such-blob", dest);
   ASSERT_FALSE(done.ok());
   EXPECT_THAT(done.error().message, HasSubstr("no-such-blob"));
   EXPECT_TRUE(FilesUnder(tmp_.path() / "job").empty());
