@@ -98,14 +98,14 @@ bool ArtifactStore::MatchesAtRoot(const protocol::JobAssign& job) {
   return true;
 }
 
-std::string ArtifactStore::Stage(const std::string& sha256, const fs::path& blob) {
+testfarm::Status ArtifactStore::Stage(const std::string& sha256, const fs::path& blob) {
   // A link of our own: the cache may evict its entry (another worker sharing it, or a later
   // blob of ours) while this run still needs the file.
   fs::path staged = work_.path() / "staging" / sha256;
   auto linked = LinkOrCopy(blob, staged);
-  if (!linked) return linked.error().message;
+  if (!linked) return linked.error();
   staged_[sha256] = staged;
-  return {};
+  return Ok{};
 }
 
 std::optional<fs::path> ArtifactStore::Staged(const protocol::ArtifactFile& file,
@@ -117,7 +117,7 @@ std::optional<fs::path> ArtifactStore::Staged(const protocol::ArtifactFile& file
   }
   if (auto cached = options_.cache->Find(file.sha256, file.size)) {
     // Evicted by another worker sharing the cache since Find: fetch it like any other miss.
-    if (Stage(file.sha256, *cached).empty()) return staged_.at(file.sha256);
+    if (Stage(file.sha256, *cached)) return staged_.at(file.sha256);
   }
   Download& download = downloads_[file.sha256];
   download.size = file.size;
@@ -141,8 +141,11 @@ void ArtifactStore::Restart(const std::string& sha256, Download& download) {
       download.error = committed.error().message;
       return;
     }
-    download.error = Stage(sha256, *committed);
-    if (download.error.empty()) downloads_.erase(sha256);
+    if (testfarm::Status staged = Stage(sha256, *committed); !staged) {
+      download.error = staged.error().message;
+    } else {
+      downloads_.erase(sha256);
+    }
     return;
   }
   queue_.push_back(sha256);
@@ -259,11 +262,12 @@ void ArtifactStore::OnChunk(const protocol::Chunk& chunk) {
   if (download.pending.written() < download.size) return;
   auto committed = options_.cache->Commit(std::move(download.pending));
   if (committed) {
-    std::string error = Stage(chunk.sha256, *committed);
-    if (error.empty()) {
+    testfarm::Status staged = Stage(chunk.sha256, *committed);
+    if (staged) {
       downloads_.erase(it);
       return;
     }
+    const std::string& error = staged.error().message;
     // Gone again before we could link it (evicted by a worker sharing the cache): fetch again.
     if (download.attempts >= options_.max_attempts) return give_up(error);
     spdlog::warn("{} ({}): {}; fetching it again", download.path, Short(chunk.sha256), error);

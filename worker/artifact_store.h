@@ -75,8 +75,8 @@ class ArtifactStore {
                                               std::string* error);
   Result<std::filesystem::path> Materialize(const protocol::JobAssign& job, const std::string& id);
   void Restart(const std::string& sha256, Download& download);
-  // Empty on success, else why the blob could not be linked.
-  std::string Stage(const std::string& sha256, const std::filesystem::path& blob);
+  // Links the blob into this run's staging area (its own link: the cache may evict the blob).
+  testfarm::Status Stage(const std::string& sha256, const std::filesystem::path& blob);
 
   ArtifactStoreOptions options_;
   ScratchDir work_;  // staging/ (links that outlive cache eviction) and one dir per suite
