@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "coordinator/ctest_import.h"
+#include "tests/support/child_process.h"
 #include "tests/support/temp_dir.h"
 
 extern char** environ;
@@ -30,6 +31,9 @@ extern char** environ;
 namespace testfarm::coordinator {
 namespace {
 
+using testfarm::test::ChildOptions;
+using testfarm::test::ChildResult;
+using testfarm::test::RunChild;
 using testfarm::test::TempDir;
 
 namespace fs = std::filesystem;
@@ -40,92 +44,16 @@ using namespace std::chrono_literals;
 
 // A temporary directory, removed with everything in it.
 
-struct RunResult {
-  int exit_code = -1;  // -1: did not exit normally (killed, timed out, not started)
-  bool timed_out = false;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Runs argv (searched in PATH, no shell) in its own process group, stdout captured, stderr
-// through a file; the group is killed once `limit` passes.
-RunResult RunCommand(const std::vector<std::string>& argv, const fs::path& scratch,
-                     std::chrono::seconds limit,
-                     const std::map<std::string, std::string>& extra_env = {},
-                     const std::string& cwd = "") {
-  RunResult result;
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    if (!extra_env.contains(entry.substr(0, entry.find('=')))) env_strings.push_back(entry);
-  }
-  for (const auto& [name, value] : extra_env) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (std::string& entry : env_strings) envp.push_back(entry.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> c_argv;
-  for (std::string& arg : args) c_argv.push_back(arg.data());
-  c_argv.push_back(nullptr);
-
-  int out_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return result;
-  std::string err_path = (scratch / "stderr.txt").string();
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
-  pid_t pid = -1;
-  int spawn_error = ::posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  ::close(out_pipe[1]);
-  if (spawn_error != 0) {
-    ::close(out_pipe[0]);
-    result.err = std::string("spawn failed: ") + std::strerror(spawn_error);
-    return result;
-  }
-
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  char buffer[4096];
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left <= 0ms) {
-      result.timed_out = true;
-      ::kill(-pid, SIGKILL);
-      break;
-    }
-    pollfd pfd{out_pipe[0], POLLIN, 0};
-    int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) continue;
-    ssize_t n = ::read(out_pipe[0], buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    result.out.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(out_pipe[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && !result.timed_out) result.exit_code = WEXITSTATUS(status);
-  result.err += ReadFile(err_path);
-  return result;
+// argv (searched in PATH, no shell) with `extra_env` on top of ours, in `cwd`, killed once
+// `limit` passes.
+ChildResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds limit,
+                       const std::map<std::string, std::string>& extra_env = {},
+                       const std::string& cwd = "") {
+  ChildOptions options;
+  options.deadline = limit;
+  options.cwd = cwd;
+  for (const auto& [name, value] : extra_env) options.extra_env.push_back(name + "=" + value);
+  return RunChild(argv, options);
 }
 
 bool OnPath(const std::string& program) {
@@ -209,12 +137,12 @@ TEST(CtestImportIntegration, RealCMakeBuild) {
   std::vector<std::string> configure = {"cmake", "-S",           src.string(),
                                         "-B",    build.string(), "-DCMAKE_BUILD_TYPE=Release"};
   if (OnPath("ninja")) configure.insert(configure.end(), {"-G", "Ninja"});
-  RunResult configured = RunCommand(configure, dir.path(), 180s);
+  ChildResult configured = RunCommand(configure, 180s);
   ASSERT_EQ(configured.exit_code, 0) << configured.out << configured.err;
-  RunResult built = RunCommand({"cmake", "--build", build.string()}, dir.path(), 300s);
+  ChildResult built = RunCommand({"cmake", "--build", build.string()}, 300s);
   ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
 
-  RunResult listed = RunCommand(CtestListCommand(build.string()), dir.path(), 60s);
+  ChildResult listed = RunCommand(CtestListCommand(build.string()), 60s);
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   std::string origin = "ctest " + build.string();
   std::vector<std::string> warnings;
@@ -244,7 +172,7 @@ TEST(CtestImportIntegration, RealCMakeBuild) {
   EXPECT_EQ(env_check->origin, origin + ": env_check");
 
   // The imported command, environment and working directory are what CTest would run.
-  RunResult ran = RunCommand(env_check->command, dir.path(), 30s, env_check->env, env_check->cwd);
+  ChildResult ran = RunCommand(env_check->command, 30s, env_check->env, env_check->cwd);
   EXPECT_EQ(ran.exit_code, 0) << ran.err;
   EXPECT_EQ(ran.out, "check_env ok\n");
 
@@ -275,7 +203,7 @@ TEST(CtestImportIntegration, RealCMakeBuild) {
   EXPECT_FALSE(works->disabled);
   // gtest_discover_tests' way of telling a GTEST_SKIP: honoured.
   EXPECT_THAT(works->output_rules.skip, ElementsAre("\\[  SKIPPED \\]"));
-  RunResult case_run = RunCommand(works->command, dir.path(), 30s, works->env, works->cwd);
+  ChildResult case_run = RunCommand(works->command, 30s, works->env, works->cwd);
   EXPECT_EQ(case_run.exit_code, 0) << case_run.out << case_run.err;
   EXPECT_THAT(case_run.out, HasSubstr("[       OK ] MySuite.Works"));
   EXPECT_THAT(case_run.out, HasSubstr("1 test from 1 test suite ran"));
@@ -295,10 +223,9 @@ TEST(CtestImportIntegration, BuildDirWithoutTests) {
   fs::create_directories(src);
   WriteFile(src / "CMakeLists.txt",
             "cmake_minimum_required(VERSION 3.16)\nproject(empty NONE)\nenable_testing()\n");
-  RunResult configured =
-      RunCommand({"cmake", "-S", src.string(), "-B", build.string()}, dir.path(), 120s);
+  ChildResult configured = RunCommand({"cmake", "-S", src.string(), "-B", build.string()}, 120s);
   ASSERT_EQ(configured.exit_code, 0) << configured.out << configured.err;
-  RunResult listed = RunCommand(CtestListCommand(build.string()), dir.path(), 60s);
+  ChildResult listed = RunCommand(CtestListCommand(build.string()), 60s);
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   Result<std::vector<SuiteSpec>> suites = ParseCtestJson(listed.out, "ctest build");
   ASSERT_FALSE(suites.ok());

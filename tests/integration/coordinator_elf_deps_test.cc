@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "coordinator/elf_deps.h"
+#include "tests/support/child_process.h"
 
 #ifndef TESTFARM_COVERAGE_FIXTURES
 #error "TESTFARM_COVERAGE_FIXTURES (1 or 0) comes from tests/fixtures/CMakeLists.txt"
@@ -268,12 +269,9 @@ class ElfDepsTest : public ::testing::Test {
 
 TEST_F(ElfDepsTest, FixtureRunsFromTheBuildTree) {
   std::string command = (kFixtures / "tf_uses_deps").string() + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  char buffer[256] = {};
-  std::string out;
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-  EXPECT_EQ(::pclose(pipe), 0) << out;
+  test::ChildResult ran = test::RunChild({"/bin/sh", "-c", command});
+  const std::string& out = ran.out;
+  EXPECT_EQ(ran.exit_code, 0) << out;
   EXPECT_THAT(out, HasSubstr("tf_uses_deps: 42"));
 }
 
@@ -704,12 +702,9 @@ TEST_F(ElfDepsTest, InstrumentedFixtureRunsAndWritesAProfile) {
   if (!TESTFARM_COVERAGE_FIXTURES) GTEST_SKIP() << "no clang++: coverage fixtures not built";
   std::string command = "LLVM_PROFILE_FILE='" + (dir_.path() / "%p.profraw").string() + "' " +
                         (kCov / "tf_cov_plain").string() + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  char buffer[256] = {};
-  std::string out;
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-  EXPECT_EQ(::pclose(pipe), 0) << out;
+  test::ChildResult ran = test::RunChild({"/bin/sh", "-c", command});
+  const std::string& out = ran.out;
+  EXPECT_EQ(ran.exit_code, 0) << out;
   EXPECT_THAT(out, HasSubstr("tf_cov_plain: negative 6 sat 1"));
   std::size_t profiles = 0;
   for (const fs::directory_entry& entry : fs::directory_iterator(dir_.path())) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "coordinator/gtest.h"
+#include "tests/support/child_process.h"
 #include "tests/support/temp_dir.h"
 
 namespace testfarm::coordinator {
@@ -26,32 +27,18 @@ std::string Fixture(const std::string& name) {
   return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
 }
 
-struct Ran {
-  int status = -1;  // as waitpid reports it
-  std::string out;  // stdout
-};
-
 // Runs `command` through the shell, which `exec`s it: the status is the program's own, a
 // signal included. The fixture paths hold no characters the shell would interpret.
-Ran RunShell(const std::string& command) {
-  Ran ran;
-  FILE* pipe = ::popen(("exec " + command).c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "popen failed: " << command;
-    return ran;
-  }
-  char buffer[4096];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) ran.out.append(buffer, n);
-  ran.status = ::pclose(pipe);
-  return ran;
+test::ChildResult RunShell(const std::string& command) {
+  return test::RunChild({"/bin/sh", "-c", "exec " + command});
 }
 
-bool ExitedWith(const Ran& ran, int code) {
-  return WIFEXITED(ran.status) && WEXITSTATUS(ran.status) == code;
+bool ExitedWith(const test::ChildResult& ran, int code) {
+  return ran.exit_code == code;
 }
 
-bool DiedOf(const Ran& ran, int signal) {
-  return WIFSIGNALED(ran.status) && WTERMSIG(ran.status) == signal;
+bool DiedOf(const test::ChildResult& ran, int signal) {
+  return ran.signal == signal;
 }
 
 std::vector<std::string> Names(const std::vector<GtestCase>& cases) {
@@ -68,7 +55,7 @@ class GtestFixtureTest : public ::testing::Test {
   }
 
   // Runs `fixture` on `cases` the way testfarm does: a filter and GTEST_OUTPUT=json.
-  Ran RunCases(const std::string& fixture, const std::vector<std::string>& cases) {
+  test::ChildResult RunCases(const std::string& fixture, const std::vector<std::string>& cases) {
     return RunShell("env GTEST_OUTPUT=json:" + JsonPath() + " " + Fixture(fixture) +
                     " '--gtest_filter=" + GtestFilterFor(cases) + "'");
   }
@@ -87,8 +74,8 @@ class GtestFixtureTest : public ::testing::Test {
 };
 
 TEST_F(GtestFixtureTest, ListsEveryCase) {
-  Ran ran = RunShell(Fixture("tf_gtest") + " --gtest_list_tests");
-  ASSERT_TRUE(ExitedWith(ran, 0)) << ran.status;
+  test::ChildResult ran = RunShell(Fixture("tf_gtest") + " --gtest_list_tests");
+  ASSERT_TRUE(ExitedWith(ran, 0)) << ran.exit_code << " " << ran.signal << " " << ran.err;
   auto cases = ParseGtestList(ran.out);
   ASSERT_TRUE(cases.ok()) << cases.error().message;
   EXPECT_EQ(Names(*cases),
@@ -101,8 +88,8 @@ TEST_F(GtestFixtureTest, ListsEveryCase) {
 }
 
 TEST_F(GtestFixtureTest, ReportsPassFailAndSkip) {
-  Ran ran = RunCases("tf_gtest", {"Basic.Passes", "Basic.Fails", "Basic.Skipped"});
-  EXPECT_TRUE(ExitedWith(ran, 1)) << ran.status;
+  test::ChildResult ran = RunCases("tf_gtest", {"Basic.Passes", "Basic.Fails", "Basic.Skipped"});
+  EXPECT_TRUE(ExitedWith(ran, 1)) << ran.exit_code << " " << ran.signal << " " << ran.err;
   auto results = ParseGtestJson(ReadJson(), ran.out);
   ASSERT_TRUE(results.ok()) << results.error().message;
   ASSERT_EQ(results->size(), 3u);
@@ -124,10 +111,10 @@ TEST_F(GtestFixtureTest, ReportsPassFailAndSkip) {
 }
 
 TEST_F(GtestFixtureTest, TypedParameterizedAndSlowCases) {
-  Ran ran = RunCases("tf_gtest",
-                     {"Typed/0.ZeroIsFalse", "Typed/1.ZeroIsFalse", "Small/Param.BelowThree/0",
-                      "Small/Param.BelowThree/1", "Small/Param.BelowThree/2", "Slow.TakesAMoment"});
-  EXPECT_TRUE(ExitedWith(ran, 1)) << ran.status;
+  test::ChildResult ran = RunCases(
+      "tf_gtest", {"Typed/0.ZeroIsFalse", "Typed/1.ZeroIsFalse", "Small/Param.BelowThree/0",
+                   "Small/Param.BelowThree/1", "Small/Param.BelowThree/2", "Slow.TakesAMoment"});
+  EXPECT_TRUE(ExitedWith(ran, 1)) << ran.exit_code << " " << ran.signal << " " << ran.err;
   auto results = ParseGtestJson(ReadJson(), ran.out);
   ASSERT_TRUE(results.ok()) << results.error().message;
   std::vector<std::string> names;
@@ -151,8 +138,8 @@ TEST_F(GtestFixtureTest, TypedParameterizedAndSlowCases) {
 }
 
 TEST_F(GtestFixtureTest, DisabledCaseInTheFilterDoesNotRun) {
-  Ran ran = RunCases("tf_gtest", {"Basic.Passes", "Basic.DISABLED_Ignored"});
-  EXPECT_TRUE(ExitedWith(ran, 0)) << ran.status;
+  test::ChildResult ran = RunCases("tf_gtest", {"Basic.Passes", "Basic.DISABLED_Ignored"});
+  EXPECT_TRUE(ExitedWith(ran, 0)) << ran.exit_code << " " << ran.signal << " " << ran.err;
   auto results = ParseGtestJson(ReadJson());
   ASSERT_TRUE(results.ok()) << results.error().message;
   ASSERT_EQ(results->size(), 1u);  // gtest lists it as NOTRUN
@@ -160,20 +147,21 @@ TEST_F(GtestFixtureTest, DisabledCaseInTheFilterDoesNotRun) {
 }
 
 TEST_F(GtestFixtureTest, CrashingCaseDiesOfSegvAndWritesNoReport) {
-  Ran ran = RunCases("tf_gtest", {"Basic.Passes", "Basic.Crashes"});
-  EXPECT_TRUE(DiedOf(ran, SIGSEGV)) << ran.status;
+  test::ChildResult ran = RunCases("tf_gtest", {"Basic.Passes", "Basic.Crashes"});
+  EXPECT_TRUE(DiedOf(ran, SIGSEGV)) << ran.exit_code << " " << ran.signal << " " << ran.err;
   EXPECT_NE(ran.out.find("[ RUN      ] Basic.Crashes\n"), std::string::npos) << ran.out;
   EXPECT_FALSE(std::filesystem::exists(JsonPath()));  // gtest writes the JSON at the end
 }
 
 TEST_F(GtestFixtureTest, BatchOfPassingCases) {
-  Ran listing = RunShell(Fixture("tf_gtest_pass") + " --gtest_list_tests");
-  ASSERT_TRUE(ExitedWith(listing, 0)) << listing.status;
+  test::ChildResult listing = RunShell(Fixture("tf_gtest_pass") + " --gtest_list_tests");
+  ASSERT_TRUE(ExitedWith(listing, 0))
+      << listing.exit_code << " " << listing.signal << " " << listing.err;
   auto cases = ParseGtestList(listing.out);
   ASSERT_TRUE(cases.ok()) << cases.error().message;
   ASSERT_EQ(cases->size(), 20u);
-  Ran ran = RunCases("tf_gtest_pass", Names(*cases));
-  EXPECT_TRUE(ExitedWith(ran, 0)) << ran.status;
+  test::ChildResult ran = RunCases("tf_gtest_pass", Names(*cases));
+  EXPECT_TRUE(ExitedWith(ran, 0)) << ran.exit_code << " " << ran.signal << " " << ran.err;
   auto results = ParseGtestJson(ReadJson(), ran.out);
   ASSERT_TRUE(results.ok()) << results.error().message;
   ASSERT_EQ(results->size(), 20u);
@@ -184,11 +172,13 @@ TEST_F(GtestFixtureTest, BatchOfPassingCases) {
 }
 
 TEST_F(GtestFixtureTest, BinaryThatCrashesWhileListing) {
-  Ran listing = RunShell(Fixture("tf_gtest_listing_crash") + " --gtest_list_tests");
-  EXPECT_TRUE(DiedOf(listing, SIGSEGV)) << listing.status;
+  test::ChildResult listing = RunShell(Fixture("tf_gtest_listing_crash") + " --gtest_list_tests");
+  EXPECT_TRUE(DiedOf(listing, SIGSEGV))
+      << listing.exit_code << " " << listing.signal << " " << listing.err;
   EXPECT_EQ(listing.out, "");
-  Ran ran = RunCases("tf_gtest_listing_crash", {"Listing.Passes"});  // runs fine otherwise
-  EXPECT_TRUE(ExitedWith(ran, 0)) << ran.status;
+  test::ChildResult ran =
+      RunCases("tf_gtest_listing_crash", {"Listing.Passes"});  // runs fine otherwise
+  EXPECT_TRUE(ExitedWith(ran, 0)) << ran.exit_code << " " << ran.signal << " " << ran.err;
   EXPECT_TRUE(IsGtestBinary(Fixture("tf_gtest_listing_crash")));
 }
 

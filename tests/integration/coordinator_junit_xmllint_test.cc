@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "coordinator/report_writers.h"
+#include "tests/support/child_process.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -37,15 +38,8 @@ struct CommandResult {
 };
 
 CommandResult RunCommand(const std::string& command) {
-  CommandResult result;
-  std::FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
+  test::ChildResult ran = test::RunChild({"/bin/sh", "-c", command + " 2>&1"});
+  return {ran.exit_code, ran.out};
 }
 
 bool HaveXmllint() {

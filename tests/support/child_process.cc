@@ -1,4 +1,4 @@
-#include "tests/e2e/child_process.h"
+#include "tests/support/child_process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -24,7 +24,7 @@ std::string ChildResult::LastLine() const {
 
 ChildResult RunChild(const std::vector<std::string>& argv, const ChildOptions& options) {
   auto start = std::chrono::steady_clock::now();
-  BackgroundChild child(argv, options.extra_env);
+  BackgroundChild child(argv, options.extra_env, options.cwd);
   if (!options.signal_after_text.empty() &&
       child.WaitForOutput(options.signal_after_text, options.deadline)) {
     kill(child.pid(), options.signal_on_text);
@@ -35,7 +35,8 @@ ChildResult RunChild(const std::vector<std::string>& argv, const ChildOptions& o
 }
 
 BackgroundChild::BackgroundChild(const std::vector<std::string>& argv,
-                                 const std::vector<std::string>& extra_env) {
+                                 const std::vector<std::string>& extra_env,
+                                 const std::string& cwd) {
   int out_pipe[2];
   int err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return;
@@ -46,8 +47,10 @@ BackgroundChild::BackgroundChild(const std::vector<std::string>& argv,
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
@@ -72,7 +75,7 @@ BackgroundChild::BackgroundChild(const std::vector<std::string>& argv,
   std::vector<char*> argp;
   for (std::string& s : args) argp.push_back(s.data());
   argp.push_back(nullptr);
-  if (int rc = posix_spawn(&pid_, argp[0], &actions, &attr, argp.data(), envp.data()); rc != 0) {
+  if (int rc = posix_spawnp(&pid_, argp[0], &actions, &attr, argp.data(), envp.data()); rc != 0) {
     pid_ = -1;
     result_.err = std::string("spawn failed: ") + std::strerror(rc);
   }

@@ -1,7 +1,8 @@
 #pragma once
-// Runs a command to completion for end-to-end tests, capturing stdout and stderr, bounded by a
-// deadline (the child's group is killed if it passes). Waits on the pipes and the exit, never
-// by sleeping.
+// Runs a command for tests — to completion or in the background — in its own process group,
+// stdin from /dev/null, stdout and stderr captured, bounded by a deadline (the group is killed if
+// it passes). argv[0] is looked up in PATH unless it holds a '/'. Waits on the pipes and the
+// exit, never by sleeping. The one process runner of every test layer.
 #include <sys/types.h>
 
 #include <chrono>
@@ -24,6 +25,7 @@ struct ChildResult {
 struct ChildOptions {
   std::chrono::milliseconds deadline{60000};
   std::vector<std::string> extra_env;  // NAME=VALUE
+  std::string cwd;                     // empty: the test's own
   // If non-empty: once stdout contains this text, send `signal_on_text` to the child.
   std::string signal_after_text;
   int signal_on_text = 0;
@@ -36,7 +38,8 @@ ChildResult RunChild(const std::vector<std::string>& argv, const ChildOptions& o
 class BackgroundChild {
  public:
   explicit BackgroundChild(const std::vector<std::string>& argv,
-                           const std::vector<std::string>& extra_env = {});
+                           const std::vector<std::string>& extra_env = {},
+                           const std::string& cwd = "");
   ~BackgroundChild();  // SIGKILLs the child's group if it still runs
   BackgroundChild(const BackgroundChild&) = delete;
   BackgroundChild& operator=(const BackgroundChild&) = delete;
