@@ -26,6 +26,17 @@ struct TestPipe {
   void Poke() const { ASSERT_EQ(::write(write.get(), "x", 1), 1); }
 };
 
+// Two connected inproc PAIR sockets.
+struct InprocPair {
+  zmq::context_t context;
+  zmq::socket_t server{context, zmq::socket_type::pair};
+  zmq::socket_t client{context, zmq::socket_type::pair};
+  explicit InprocPair(const std::string& name) {
+    server.bind("inproc://" + name);
+    client.connect("inproc://" + name);
+  }
+};
+
 TEST(PollLoop, TheTimeoutIsTheNearestDeadline) {
   FakeClock clock;
   PollLoop loop(clock);
@@ -52,11 +63,9 @@ TEST(PollLoop, APassedDeadlineEndsTheTurnWithNothingReady) {
 
 TEST(PollLoop, ReadyFdsAndSocketsCallTheirHandlersInRegistrationOrder) {
   FakeClock clock;
-  zmq::context_t context;
-  zmq::socket_t server(context, zmq::socket_type::pair);
-  zmq::socket_t client(context, zmq::socket_type::pair);
-  server.bind("inproc://poll-loop-test");
-  client.connect("inproc://poll-loop-test");
+  InprocPair sockets("poll-loop-test");
+  zmq::socket_t& server = sockets.server;
+  zmq::socket_t& client = sockets.client;
   TestPipe first;
   TestPipe second;
   std::vector<std::string> calls;
@@ -85,12 +94,9 @@ TEST(PollLoop, ReadyFdsAndSocketsCallTheirHandlersInRegistrationOrder) {
 
 TEST(PollLoop, ASocketAskingForNoEventsSitsOutTheTurn) {
   FakeClock clock;
-  zmq::context_t context;
-  zmq::socket_t server(context, zmq::socket_type::pair);
-  zmq::socket_t client(context, zmq::socket_type::pair);
-  server.bind("inproc://poll-loop-quiet");
-  client.connect("inproc://poll-loop-quiet");
-  client.send(zmq::str_buffer("hello"), zmq::send_flags::none);
+  InprocPair sockets("poll-loop-quiet");
+  zmq::socket_t& server = sockets.server;
+  sockets.client.send(zmq::str_buffer("hello"), zmq::send_flags::none);
   short wanted = 0;
   int calls = 0;
   PollLoop loop(clock);
