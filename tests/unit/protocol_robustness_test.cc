@@ -22,12 +22,20 @@ std::atomic<std::size_t> g_largest_allocation{0};
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
-void* operator new(std::size_t size) {
+// Every replaceable form this binary's code and libraries use, so that each new pairs with a
+// delete of the same family (libzmq allocates with the nothrow form).
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
   std::size_t seen = g_largest_allocation.load(std::memory_order_relaxed);
   while (size > seen && !g_largest_allocation.compare_exchange_weak(seen, size)) {
   }
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  return std::malloc(size == 0 ? 1 : size);
+}
+void* operator new(std::size_t size) {
+  if (void* p = operator new(size, std::nothrow)) return p;
   throw std::bad_alloc();
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
 }
 void operator delete(void* p) noexcept {
   std::free(p);
