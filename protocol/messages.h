@@ -1,6 +1,7 @@
 #pragma once
 // Wire messages between coordinator (ROUTER) and worker (DEALER). Plain structs; the codec maps
 // each to a msgpack map with named keys, so fields can be added without breaking peers.
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -11,10 +12,31 @@
 
 namespace testfarm::protocol {
 
-// One source of truth for the protocol version. Frame 0 of every message is kHeader.
+// One source of truth for the protocol version. Frame 0 of every message is kHeader,
+// "<kName>/<kVersion>", spelled out at compile time from the two.
 inline constexpr int kVersion = 3;
 inline constexpr const char* kName = "testfarm";
-inline constexpr const char* kHeader = "testfarm/3";
+
+namespace detail {
+struct HeaderText {
+  char text[32]{};
+};
+constexpr HeaderText MakeHeader() {
+  HeaderText header;
+  std::size_t n = 0;
+  for (const char* p = kName; *p != '\0'; ++p) header.text[n++] = *p;
+  header.text[n++] = '/';
+  char digits[12]{};
+  std::size_t count = 0;
+  for (int v = kVersion; v > 0 || count == 0; v /= 10)
+    digits[count++] = static_cast<char>('0' + v % 10);
+  while (count > 0) header.text[n++] = digits[--count];
+  return header;
+}
+inline constexpr HeaderText kHeaderText = MakeHeader();
+}  // namespace detail
+
+inline constexpr const char* kHeader = detail::kHeaderText.text;
 // Largest frame a peer accepts; also set as ZMQ_MAXMSGSIZE on every socket.
 inline constexpr std::size_t kMaxFrameBytes = 64u << 20;
 // Largest piece of a blob one `chunk` carries.

@@ -168,6 +168,10 @@ void ExpectRoundTrip(const M& original) {
   EXPECT_EQ(EncodeBody(decoded), body) << "encoding is not deterministic";
 }
 
+TEST(Header, IsTheNameAndTheVersion) {
+  EXPECT_EQ(std::string(kHeader), std::string(kName) + "/" + std::to_string(kVersion));
+}
+
 TEST(CodecRoundTrip, Hello) {
   ExpectRoundTrip(Hello{.worker_name = "worker-" + kOddBytes,
                         .slots = std::numeric_limits<uint32_t>::max(),
