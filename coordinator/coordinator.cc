@@ -385,6 +385,8 @@ void Coordinator::HandleMessage(const std::string& identity, protocol::Message& 
     it->second.liveness.Heard(clock_.Now());
   if (auto* hello = std::get_if<protocol::Hello>(&message)) {
     OnHello(identity, *hello);
+  } else if (auto* started = std::get_if<protocol::JobStarted>(&message)) {
+    if (workers_.count(identity) != 0) scheduler_.OnStarted(identity, started->lease);
   } else if (auto* result = std::get_if<protocol::JobResult>(&message)) {
     OnResult(identity, *result);
   } else if (std::holds_alternative<protocol::Bye>(message)) {
@@ -412,7 +414,6 @@ void Coordinator::HandleMessage(const std::string& identity, protocol::Message& 
 }
 
 void Coordinator::OnFetch(const std::string& identity, const protocol::Fetch& fetch) {
-  scheduler_.StillPreparing(identity);
   protocol::Chunk chunk;
   chunk.sha256 = fetch.sha256;
   chunk.offset = fetch.offset;

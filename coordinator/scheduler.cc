@@ -172,12 +172,27 @@ Scheduler::Removal Scheduler::RemoveWorker(const WorkerId& worker, bool lost) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) return removal;
   std::deque<LeaseId>& outstanding = it->second.outstanding;
-  std::size_t running = std::min<std::size_t>(it->second.slots, outstanding.size());
+  // Which leases may have been running: those the worker said it started, and, since a
+  // `started` can die with its worker (a test that kills it at once), the earliest held ones up
+  // to its free slots. A job counts the loss only then: a killer test is not retried forever,
+  // and a job that merely waited there is not blamed.
+  std::set<LeaseId> maybe_running;
+  std::size_t started = 0;
+  for (LeaseId id : outstanding) started += leases_.at(id).running_since ? 1 : 0;
+  std::size_t unknown = it->second.slots > started ? it->second.slots - started : 0;
+  for (LeaseId id : outstanding) {
+    if (leases_.at(id).running_since) {
+      maybe_running.insert(id);
+    } else if (unknown > 0) {
+      maybe_running.insert(id);
+      --unknown;
+    }
+  }
   // Requeue in reverse so the earliest-assigned job ends up at the front.
   for (std::size_t i = outstanding.size(); i-- > 0;) {
     JobId job = leases_.at(outstanding[i]).job;
     leases_.erase(outstanding[i]);
-    if (lost && i < running) jobs_[job].lost_on.push_back(worker);
+    if (lost && maybe_running.count(outstanding[i]) != 0) jobs_[job].lost_on.push_back(worker);
     if (stopped_) {
       Finish(job, JobState::kCancelled);
       removal.cancelled.push_back(job);
@@ -220,19 +235,19 @@ void Scheduler::Dispatch() {
       ++jobs_[job].attempts;
       actions_.push_back(AssignAction{id, lease, job});
     }
-    ArmRunningDeadlines(worker);
   }
 }
 
-void Scheduler::ArmRunningDeadlines(Worker& worker) {
-  std::size_t running = std::min<std::size_t>(worker.slots, worker.outstanding.size());
-  for (std::size_t i = 0; i < running; ++i) {
-    Lease& lease = leases_.at(worker.outstanding[i]);
-    if (!lease.running_since) lease.running_since = clock_.Now();
-    Millis timeout = jobs_[lease.job].timeout;
-    if (lease.deadline || timeout.count() == 0) continue;
+bool Scheduler::OnStarted(const WorkerId& worker, LeaseId lease_id) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.worker != worker || it->second.running_since) return false;
+  Lease& lease = it->second;
+  lease.running_since = clock_.Now();
+  Millis timeout = jobs_[lease.job].timeout;
+  if (timeout.count() > 0) {
     lease.deadline = clock_.Now() + timeout + options_.kill_grace + options_.lease_slack;
   }
+  return true;
 }
 
 void Scheduler::ForgetLease(LeaseId lease_id) {
@@ -244,7 +259,6 @@ void Scheduler::ForgetLease(LeaseId lease_id) {
   auto& outstanding = worker->second.outstanding;
   outstanding.erase(std::remove(outstanding.begin(), outstanding.end(), lease_id),
                     outstanding.end());
-  ArmRunningDeadlines(worker->second);
 }
 
 void Scheduler::Finish(JobId job, JobState state) {
@@ -331,20 +345,6 @@ std::vector<JobId> Scheduler::OnTimers() {
     Finish(job, JobState::kExpired);
   }
   return expired;
-}
-
-void Scheduler::StillPreparing(const WorkerId& worker_id) {
-  auto worker = workers_.find(worker_id);
-  if (worker == workers_.end()) return;
-  std::size_t running =
-      std::min<std::size_t>(worker->second.slots, worker->second.outstanding.size());
-  for (std::size_t i = 0; i < running; ++i) {
-    Lease& lease = leases_.at(worker->second.outstanding[i]);
-    if (!lease.deadline) continue;
-    SteadyTime from_now =
-        clock_.Now() + jobs_[lease.job].timeout + options_.kill_grace + options_.lease_slack;
-    lease.deadline = std::max(*lease.deadline, from_now);
-  }
 }
 
 std::optional<SteadyTime> Scheduler::NextDeadline() const {

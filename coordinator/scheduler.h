@@ -4,10 +4,11 @@
 // Events go in through the On*/Add*/Stop methods; the actions it wants performed (assign a job,
 // cancel a lease) come out of TakeActions().
 //
-// A worker never holds more jobs than its slots plus the prefetch window. It starts the jobs it
-// holds in the order they were assigned, so the first `slots` outstanding leases of a worker are
-// the running ones; a running lease must report back within timeout + kill grace + slack, or it
-// expires: the job fails ("no result from worker") and the worker is told to cancel it.
+// A worker never holds more jobs than its slots plus the prefetch window. Which of them run is
+// the worker's word: it says so when it starts one (OnStarted), and may start a later job before
+// an earlier one whose files are still on their way. A running lease must report back within
+// timeout + kill grace + slack of its start, or it expires: the job fails ("no result from
+// worker") and the worker is told to cancel it.
 //
 // Jobs may also wait for others (AddDependency: CTest DEPENDS and fixtures), exclude each other
 // (locks: CTest RESOURCE_LOCK), occupy several slots (CTest PROCESSORS) and be pinned together
@@ -132,7 +133,9 @@ class Scheduler {
   };
   // A worker left (`lost` false) or died (`lost` true): its outstanding jobs go back to the
   // front of the queue, except as Removal says. A job counts a lost worker only if it was
-  // running there (among the worker's first `slots` leases), not merely queued.
+  // running there (the worker said it started it) or may have been (one of the earliest held
+  // leases filling the slots not known to be busy: the worker's `started` may have died with
+  // it), not if it merely waited there.
   Removal RemoveWorker(const WorkerId& worker, bool lost = false);
   // The names of the workers lost while running `job`.
   const std::vector<WorkerId>& LostWorkers(JobId job) const { return jobs_[job].lost_on; }
@@ -163,14 +166,13 @@ class Scheduler {
   // Expires running leases whose deadline has passed. Returns the expired jobs.
   std::vector<JobId> OnTimers();
 
-  // The worker is still fetching the files its jobs need (it asked for a blob): its running
-  // leases have not really started, so their deadlines count from now at the earliest. A test's
-  // timeout is the test's, not its transfer's.
-  void StillPreparing(const WorkerId& worker);
+  // The worker started the lease's job: from now it runs, and its deadline counts. Returns false
+  // for a stale or unknown lease, one of another worker, or one already started (ignored).
+  bool OnStarted(const WorkerId& worker, LeaseId lease);
   std::optional<SteadyTime> NextDeadline() const;
 
-  // The leases running now (among their worker's first `slots`), each with the moment it became
-  // so: for showing what runs and which tests are slow.
+  // The leases running now (their worker said so), each with the moment it started: for showing
+  // what runs and which tests are slow.
   struct RunningLease {
     LeaseId lease = 0;
     JobId job = 0;
@@ -204,8 +206,8 @@ class Scheduler {
   struct Lease {
     JobId job;
     WorkerId worker;
-    std::optional<SteadyTime> deadline;  // set once the lease is among the worker's running ones
-    std::optional<SteadyTime> running_since = std::nullopt;  // likewise
+    std::optional<SteadyTime> deadline;  // set when the worker starts it, if it has a timeout
+    std::optional<SteadyTime> running_since = std::nullopt;  // set when the worker starts it
   };
   struct Worker {
     unsigned slots = 1;
@@ -228,7 +230,6 @@ class Scheduler {
   void Finish(JobId job, JobState state);
   void Block(JobId job, JobId because);
   void ForgetLease(LeaseId lease);
-  void ArmRunningDeadlines(Worker& worker);
   void MaybeStopForFailures();
 
   const Clock& clock_;

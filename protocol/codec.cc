@@ -308,6 +308,11 @@ void Fields(Io& io, M& m) {
   io.U32("profiles_empty", m.profiles_empty, Need::kOptional);
 }
 
+template <typename Io, Is<JobStarted> M>
+void Fields(Io& io, M& m) {
+  io.U64("lease", m.lease, Need::kRequired);
+}
+
 template <typename Io, Is<Cancel> M>
 void Fields(Io& io, M& m) {
   io.U64("lease", m.lease, Need::kRequired);

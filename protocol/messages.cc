@@ -16,6 +16,9 @@ const char* Name(const JobAssign&) {
 const char* Name(const JobResult&) {
   return "result";
 }
+const char* Name(const JobStarted&) {
+  return "started";
+}
 const char* Name(const Cancel&) {
   return "cancel";
 }

@@ -14,7 +14,7 @@ namespace testfarm::protocol {
 
 // One source of truth for the protocol version. Frame 0 of every message is kHeader,
 // "<kName>/<kVersion>", spelled out at compile time from the two.
-inline constexpr int kVersion = 3;
+inline constexpr int kVersion = 4;
 inline constexpr const char* kName = "testfarm";
 
 namespace detail {
@@ -114,6 +114,14 @@ struct JobResult {
   friend bool operator==(const JobResult&, const JobResult&) = default;
 };
 
+// worker -> coordinator: the job's process has just been started (its files are in place). The
+// coordinator counts a lease as running, and its timeout, from this word alone: a worker may
+// start a later job first while an earlier one still waits for its files.
+struct JobStarted {
+  uint64_t lease = 0;
+  friend bool operator==(const JobStarted&, const JobStarted&) = default;
+};
+
 // coordinator -> worker: stop this job (terminate it if running) and report it cancelled.
 struct Cancel {
   uint64_t lease = 0;
@@ -173,8 +181,8 @@ struct ErrorReply {
   friend bool operator==(const ErrorReply&, const ErrorReply&) = default;
 };
 
-using Message = std::variant<Hello, Welcome, JobAssign, JobResult, Cancel, Heartbeat, Bye,
-                             ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk>;
+using Message = std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat,
+                             Bye, ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

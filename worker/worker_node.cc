@@ -225,6 +225,10 @@ void WorkerNode::StartQueuedJobs() {
     }
     running_jobs_[job.lease] = Running{job.job_id, job.name, job.coverage};
     pool_.Start(job.lease, std::move(spec));
+    // From this word the coordinator counts the job as running, and its timeout. Sent at once:
+    // a test that takes its worker down must not take the word with it.
+    Queue(protocol::JobStarted{job.lease});
+    FlushOutbox();
   }
 }
 

@@ -288,7 +288,8 @@ TEST(NodeInproc, WorkerSurvivesGarbageFromItsCoordinator) {
   };
   send({"garbage"});
   expect_error_reply();
-  send({"testfarm/4", protocol::EncodeBody(protocol::Heartbeat{})});
+  send({std::string(protocol::kName) + "/" + std::to_string(protocol::kVersion + 1),
+        protocol::EncodeBody(protocol::Heartbeat{})});
   expect_error_reply();
   send({protocol::kHeader, "\xff\xff\xff"});
   expect_error_reply();
@@ -299,11 +300,22 @@ TEST(NodeInproc, WorkerSurvivesGarbageFromItsCoordinator) {
   job.name = "tf_pass";
   job.argv = {Fixture("tf_pass")};
   send({protocol::kHeader, protocol::EncodeBody(job)});
-  auto reply = RecvWithin(fake, 10000);
-  ASSERT_EQ(reply.size(), 3u);
-  auto decoded = protocol::Decode(reply[1].to_string_view(), reply[2].to_string_view());
-  ASSERT_TRUE(std::holds_alternative<protocol::Message>(decoded));
-  auto* result = std::get_if<protocol::JobResult>(&std::get<protocol::Message>(decoded));
+  auto next_message = [&] {
+    auto reply = RecvWithin(fake, 10000);
+    EXPECT_EQ(reply.size(), 3u);
+    if (reply.size() != 3u) return protocol::Message(protocol::Bye{"no reply"});
+    auto decoded = protocol::Decode(reply[1].to_string_view(), reply[2].to_string_view());
+    EXPECT_TRUE(std::holds_alternative<protocol::Message>(decoded));
+    if (!std::holds_alternative<protocol::Message>(decoded))
+      return protocol::Message(protocol::Bye{"bad"});
+    return std::get<protocol::Message>(decoded);
+  };
+  // The worker says it started the job, then reports it.
+  protocol::Message started = next_message();
+  ASSERT_TRUE(std::holds_alternative<protocol::JobStarted>(started)) << protocol::TypeName(started);
+  EXPECT_EQ(std::get<protocol::JobStarted>(started).lease, 7u);
+  protocol::Message reported = next_message();
+  auto* result = std::get_if<protocol::JobResult>(&reported);
   ASSERT_NE(result, nullptr);
   EXPECT_EQ(result->lease, 7u);
   EXPECT_EQ(result->job_id, 3u);

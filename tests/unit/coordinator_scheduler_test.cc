@@ -97,6 +97,8 @@ TEST(Scheduler, RunningLeaseExpiresAfterTimeoutPlusGracePlusSlack) {
   s.AddWorker("w", 1);
   s.Dispatch();
   auto assign = Assigns(s.TakeActions()).at(0);
+  EXPECT_FALSE(s.NextDeadline().has_value()) << "held, not started: no deadline yet";
+  ASSERT_TRUE(s.OnStarted("w", assign.lease));
   ASSERT_TRUE(s.NextDeadline().has_value());
   EXPECT_EQ(*s.NextDeadline() - clock.Now(), seconds(5 + 2 + 10));
 
@@ -120,34 +122,58 @@ TEST(Scheduler, AWorkerStillFetchingFilesDoesNotSpendItsTestsTimeouts) {
   s.Dispatch();
   auto assigns = Assigns(s.TakeActions());
   ASSERT_EQ(assigns.size(), 2u);
-  // 20 s of fetching (the deadline was 17 s): each fetch request pushes it back.
-  for (int i = 0; i < 20; ++i) {
-    clock.Advance(seconds(1));
-    s.StillPreparing("w");
-    EXPECT_TRUE(s.OnTimers().empty()) << "second " << i + 1;
-  }
-  EXPECT_EQ(*s.NextDeadline() - clock.Now(), seconds(5 + 2 + 10)) << "counted from the last fetch";
-  s.StillPreparing("nobody");  // an unknown worker changes nothing
+  // 60 s of fetching (the allowance is 17 s): held, not started, so nothing expires.
+  clock.Advance(seconds(60));
+  EXPECT_TRUE(s.OnTimers().empty());
+  EXPECT_FALSE(s.NextDeadline().has_value());
+  EXPECT_TRUE(s.Running().empty());
+  ASSERT_TRUE(s.OnStarted("w", assigns[0].lease));
+  EXPECT_EQ(*s.NextDeadline() - clock.Now(), seconds(5 + 2 + 10)) << "counted from the start";
   clock.Advance(seconds(17));
   auto expired = s.OnTimers();
   ASSERT_EQ(expired.size(), 1u) << "then the test's own timeout applies";
   EXPECT_EQ(s.state(0), JobState::kExpired);
 }
 
-TEST(Scheduler, PrefetchedLeaseClockStartsWhenItReachesASlot) {
+TEST(Scheduler, ALaterLeaseStartedFirstIsTheRunningOne) {
   FakeClock clock;
+  // One slot and a prefetched lease: the worker starts the second job while the first waits for
+  // its files. The second is the one running, timing out and counting a lost worker.
   Scheduler s(clock, Options(/*prefetch=*/1), {Millis(seconds(5)), Millis(seconds(5))});
   s.AddWorker("w", 1);
   s.Dispatch();
   auto assigns = Assigns(s.TakeActions());
   ASSERT_EQ(assigns.size(), 2u);
-  clock.Advance(seconds(15));
-  ASSERT_TRUE(s.OnResult("w", assigns[0].lease, Verdict::kPassed));
-  // Job 1 waited 15 s behind job 0; its 17 s allowance starts now, not at assignment.
-  clock.Advance(seconds(16));
-  EXPECT_TRUE(s.OnTimers().empty());
-  clock.Advance(seconds(2));
-  EXPECT_EQ(s.OnTimers().size(), 1u);
+  clock.Advance(seconds(3));
+  ASSERT_TRUE(s.OnStarted("w", assigns[1].lease));
+  auto running = s.Running();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].lease, assigns[1].lease);
+  EXPECT_EQ(running[0].since, clock.Now());
+  clock.Advance(seconds(17));
+  auto expired = s.OnTimers();
+  EXPECT_EQ(expired, std::vector<JobId>{assigns[1].job}) << "the started one, not the first";
+  EXPECT_EQ(s.state(assigns[0].job), JobState::kLeased);
+}
+
+TEST(Scheduler, StartedIsIgnoredForStaleForeignOrRepeatedLeases) {
+  FakeClock clock;
+  Scheduler s(clock, Options(), {Millis(seconds(5)), Millis(seconds(5))});
+  s.AddWorker("a", 1);
+  s.AddWorker("b", 1);
+  s.Dispatch();
+  auto assigns = Assigns(s.TakeActions());
+  ASSERT_EQ(assigns.size(), 2u);
+  const AssignAction& on_a = assigns[0].worker == "a" ? assigns[0] : assigns[1];
+  EXPECT_FALSE(s.OnStarted("b", on_a.lease)) << "another worker's lease";
+  EXPECT_FALSE(s.OnStarted("a", 999)) << "an unknown lease";
+  ASSERT_TRUE(s.OnStarted("a", on_a.lease));
+  SteadyTime deadline = *s.NextDeadline();
+  clock.Advance(seconds(4));
+  EXPECT_FALSE(s.OnStarted("a", on_a.lease)) << "said twice: the first word counts";
+  EXPECT_EQ(*s.NextDeadline(), deadline);
+  ASSERT_TRUE(s.OnResult("a", on_a.lease, Verdict::kPassed));
+  EXPECT_FALSE(s.OnStarted("a", on_a.lease)) << "already over";
 }
 
 TEST(Scheduler, NoTimeoutMeansNoDeadline) {
@@ -155,6 +181,7 @@ TEST(Scheduler, NoTimeoutMeansNoDeadline) {
   Scheduler s(clock, Options(), {Millis(0)});
   s.AddWorker("w", 1);
   s.Dispatch();
+  ASSERT_TRUE(s.OnStarted("w", Assigns(s.TakeActions()).at(0).lease));
   EXPECT_FALSE(s.NextDeadline().has_value());
   clock.Advance(std::chrono::hours(48));
   EXPECT_TRUE(s.OnTimers().empty());
@@ -271,17 +298,36 @@ TEST(Scheduler, AJobThatLostTwoWorkersIsQuarantined) {
   s.Dispatch();
   auto first = Assigns(s.TakeActions());
   JobId killer = first[0].job;
+  ASSERT_TRUE(s.OnStarted(first[0].worker, first[0].lease));
   ASSERT_TRUE(s.RemoveWorker(first[0].worker, /*lost=*/true).quarantined.empty());
   s.Dispatch();
   auto second = Assigns(s.TakeActions());
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].job, killer) << "requeued at the front";
+  ASSERT_TRUE(s.OnStarted(second[0].worker, second[0].lease));
   auto removal = s.RemoveWorker(second[0].worker, /*lost=*/true);
   EXPECT_EQ(removal.quarantined, std::vector<JobId>{killer});
   EXPECT_EQ(s.state(killer), JobState::kFailed);
   EXPECT_EQ(s.LostWorkers(killer).size(), 2u);
   s.Dispatch();
   EXPECT_TRUE(Assigns(s.TakeActions()).empty()) << "not requeued";
+}
+
+TEST(Scheduler, AWorkerLostBeforeItsStartedArrivedCountsAgainstTheJobsItCouldRun) {
+  FakeClock clock;
+  // Two slots, two prefetched: one lease known started, three not. A `started` may die with
+  // the worker, so the earliest unknown one fills the second slot; the last two only waited.
+  Scheduler s(clock, Options(/*prefetch=*/2), std::vector<Millis>(4, Millis(0)));
+  s.AddWorker("w", 2);
+  s.Dispatch();
+  auto held = Assigns(s.TakeActions());
+  ASSERT_EQ(held.size(), 4u);
+  ASSERT_TRUE(s.OnStarted("w", held[2].lease));
+  s.RemoveWorker("w", /*lost=*/true);
+  EXPECT_EQ(s.LostWorkers(held[2].job).size(), 1u) << "started";
+  EXPECT_EQ(s.LostWorkers(held[0].job).size(), 1u) << "may have started";
+  EXPECT_TRUE(s.LostWorkers(held[1].job).empty()) << "both slots accounted for";
+  EXPECT_TRUE(s.LostWorkers(held[3].job).empty());
 }
 
 TEST(Scheduler, JobsGoOnlyToWorkersWithTheLabelsTheyRequire) {
@@ -329,10 +375,11 @@ TEST(Scheduler, RemovedWorkersJobsGoBackToTheFrontOfTheQueue) {
   s.Dispatch();
   auto first = Assigns(s.TakeActions());
   ASSERT_EQ(first.size(), 2u);
+  ASSERT_TRUE(s.OnStarted("a", first[0].lease));
   auto removal = s.RemoveWorker("a", /*lost=*/true);
   EXPECT_TRUE(removal.cancelled.empty() && removal.quarantined.empty()) << "requeued, not finished";
   EXPECT_EQ(s.LostWorkers(first[0].job), std::vector<WorkerId>{"a"});
-  EXPECT_TRUE(s.LostWorkers(first[1].job).empty()) << "it was only queued there, not running";
+  EXPECT_TRUE(s.LostWorkers(first[1].job).empty()) << "it was only held there, not started";
   EXPECT_FALSE(s.OnResult("a", first[0].lease, Verdict::kPassed)) << "lease was revoked";
   s.AddWorker("b", 1);
   s.Dispatch();
@@ -349,7 +396,7 @@ TEST(Scheduler, RemovedWorkersJobsGoBackToTheFrontOfTheQueue) {
 namespace testfarm::coordinator {
 namespace {
 
-TEST(Scheduler, RunningLeasesAreAWorkersFirstSlotsSinceTheyBecameSo) {
+TEST(Scheduler, RunningLeasesAreTheStartedOnesSinceTheirStart) {
   FakeClock clock;
   // No timeouts: a lease runs (and says since when) whether or not it has a deadline.
   Scheduler s(clock, Options(/*prefetch=*/1), std::vector<Millis>(3, Millis(0)));
@@ -357,7 +404,10 @@ TEST(Scheduler, RunningLeasesAreAWorkersFirstSlotsSinceTheyBecameSo) {
   s.Dispatch();
   auto assigned = Assigns(s.TakeActions());
   ASSERT_EQ(assigned.size(), 2u);
+  EXPECT_TRUE(s.Running().empty()) << "assigned is not running";
+  clock.Advance(milliseconds(40));
   SteadyTime start = clock.Now();
+  ASSERT_TRUE(s.OnStarted("w1", assigned[0].lease));
   auto running = s.Running();
   ASSERT_EQ(running.size(), 1u) << "the prefetched lease waits at the worker";
   EXPECT_EQ(running[0].lease, assigned[0].lease);
@@ -367,6 +417,8 @@ TEST(Scheduler, RunningLeasesAreAWorkersFirstSlotsSinceTheyBecameSo) {
 
   clock.Advance(milliseconds(250));
   ASSERT_TRUE(s.OnResult("w1", assigned[0].lease, Verdict::kPassed));
+  EXPECT_TRUE(s.Running().empty()) << "until the worker says it started the next";
+  ASSERT_TRUE(s.OnStarted("w1", assigned[1].lease));
   running = s.Running();
   ASSERT_EQ(running.size(), 1u);
   EXPECT_EQ(running[0].lease, assigned[1].lease);

@@ -239,6 +239,7 @@ TEST(CodecRoundTrip, JobResultEveryExitKind) {
 
 TEST(CodecRoundTrip, SmallMessages) {
   ExpectRoundTrip(Cancel{.lease = 99});
+  ExpectRoundTrip(JobStarted{.lease = uint64_t{1} << 50});
   ExpectRoundTrip(Heartbeat{});
   ExpectRoundTrip(Bye{.reason = "run finished " + kOddBytes});
   ExpectRoundTrip(Bye{});
@@ -269,6 +270,7 @@ TEST(CodecTypeNames, AreTheWireNames) {
   EXPECT_STREQ(TypeName(Welcome{}), "welcome");
   EXPECT_STREQ(TypeName(JobAssign{}), "job");
   EXPECT_STREQ(TypeName(JobResult{}), "result");
+  EXPECT_STREQ(TypeName(JobStarted{}), "started");
   EXPECT_STREQ(TypeName(Cancel{}), "cancel");
   EXPECT_STREQ(TypeName(Heartbeat{}), "heartbeat");
   EXPECT_STREQ(TypeName(Bye{}), "bye");
@@ -308,7 +310,8 @@ TEST(CodecHeader, RejectsOtherNames) {
 
 TEST(CodecHeader, OtherVersionNamesBothVersions) {
   const std::string body = EncodeBody(Heartbeat{});
-  EXPECT_TRUE(IsError(Decode("testfarm/4", body), Code::kWrongVersion, "version 4, we speak 3"));
+  EXPECT_TRUE(IsError(Decode("testfarm/3", body), Code::kWrongVersion, "version 3, we speak 4"));
+  EXPECT_TRUE(IsError(Decode("testfarm/5", body), Code::kWrongVersion, "version 5, we speak 4"));
   EXPECT_TRUE(IsError(Decode("testfarm/0", body), Code::kWrongVersion, "version 0"));
   // Too big for any integer type: still a version, just not ours.
   EXPECT_TRUE(IsError(Decode("testfarm/99999999999999999999999", body), Code::kWrongVersion,
@@ -317,7 +320,7 @@ TEST(CodecHeader, OtherVersionNamesBothVersions) {
 
 TEST(CodecHeader, IsCheckedBeforeTheBody) {
   EXPECT_TRUE(IsError(Decode("nope", "\xc1"), Code::kBadHeader));
-  EXPECT_TRUE(IsError(Decode("testfarm/4", ""), Code::kWrongVersion));
+  EXPECT_TRUE(IsError(Decode("testfarm/3", ""), Code::kWrongVersion));
 }
 
 TEST(CodecHeader, PrintsPeerBytesEscaped) {
@@ -355,6 +358,7 @@ TEST(CodecMalformed, EveryTruncationOfEveryType) {
                 .report_error = "",
                 .profiles = 2,
                 .profiles_empty = 1},
+      JobStarted{.lease = 1},
       Cancel{.lease = 1},
       Heartbeat{},
       Bye{.reason = "done"},

@@ -147,6 +147,7 @@ TEST(CodecRobustness, MutatedMessagesNeverThrowAndRoundTripWhenAccepted) {
                 .report_error = "",
                 .profiles = 2,
                 .profiles_empty = 1},
+      JobStarted{.lease = 5},
       Cancel{.lease = 5},
       Bye{.reason = "r"},
   };
