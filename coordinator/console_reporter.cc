@@ -44,10 +44,6 @@ std::string Parenthesized(const std::string& reason) {
   return reason.empty() ? std::string() : "  (" + EscapeForTerminal(reason) + ")";
 }
 
-bool IsFailure(const TestReport& report) {
-  return report.state == JobState::kFailed || report.state == JobState::kExpired;
-}
-
 bool Immediate(OutputWhen when) {
   return when == OutputWhen::kImmediate || when == OutputWhen::kImmediateFinal;
 }
@@ -231,7 +227,7 @@ void ConsoleReporter::PrintOutput(const std::string& label, const std::string& t
 }
 
 void ConsoleReporter::PrintOutputOf(const TestReport& report) {
-  if (IsFailure(report) && !report.message.empty()) {
+  if (IsFailure(report.state) && !report.message.empty()) {
     PrintOutput("failure", report.message);  // gtest's own account beats the process's output
   } else if (report.result) {
     PrintOutput("stdout", report.result->stdout_text);
@@ -242,11 +238,11 @@ void ConsoleReporter::PrintOutputOf(const TestReport& report) {
 void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t running) {
   ++finished_;
   running_ = running;
-  bool failed = IsFailure(report);
+  bool failed = IsFailure(report.state);
   if (failed) ++failed_;
-  OutputWhen when = failed                              ? options_.failure_output
-                    : report.state == JobState::kPassed ? options_.success_output
-                                                        : OutputWhen::kNever;
+  OutputWhen when = failed                                ? options_.failure_output
+                    : report.state == TestStatus::kPassed ? options_.success_output
+                                                          : OutputWhen::kNever;
   ClearProgress();
   if (failed || !quiet()) Write(StatusLine(report));
   if (Immediate(when)) PrintOutputOf(report);

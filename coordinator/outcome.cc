@@ -36,20 +36,20 @@ CaseVerdict PlainVerdict(std::size_t index, const TestSpec& test, const protocol
   const ExitState& state = r.state;
   const OutputRules& rules = test.output_rules;
   if (state.kind() == Kind::kCancelled) {
-    v.state = JobState::kCancelled;
+    v.state = TestStatus::kCancelled;
     return v;
   }
   if (state.kind() != Kind::kExited) {
-    v.state = JobState::kFailed;  // crash, timeout, leak, could not start: never inverted
+    v.state = TestStatus::kFailed;  // crash, timeout, leak, could not start: never inverted
     return v;
   }
   if (auto skip = FoundInOutput(rules.skip, r)) {
-    v.state = JobState::kSkipped;
+    v.state = TestStatus::kSkipped;
     v.reason = "its output matches SKIP_REGULAR_EXPRESSION '" + *skip + "'";
     return v;
   }
   if (test.skip_return_code && state.exit_code() == *test.skip_return_code) {
-    v.state = JobState::kSkipped;
+    v.state = TestStatus::kSkipped;
     v.reason = "exit " + std::to_string(state.exit_code()) + " (its SKIP_RETURN_CODE)";
     return v;
   }
@@ -65,7 +65,7 @@ CaseVerdict PlainVerdict(std::size_t index, const TestSpec& test, const protocol
   }
   bool success = why_not.empty();
   if (test.will_fail) {
-    v.state = success ? JobState::kFailed : JobState::kPassed;
+    v.state = success ? TestStatus::kFailed : TestStatus::kPassed;
     if (success) {
       v.reason =
           (rules.pass.empty() ? state.Describe() : "its output matches a PASS_REGULAR_EXPRESSION") +
@@ -73,7 +73,7 @@ CaseVerdict PlainVerdict(std::size_t index, const TestSpec& test, const protocol
     }
     return v;
   }
-  v.state = success ? JobState::kPassed : JobState::kFailed;
+  v.state = success ? TestStatus::kPassed : TestStatus::kFailed;
   // A plain exit code speaks for itself (the status line shows it); a rule needs saying.
   if (!success && why_not != state.Describe()) v.reason = why_not;
   return v;
@@ -92,13 +92,13 @@ CaseVerdict FromGtest(std::size_t index, const GtestCaseResult& c) {
   v.message = c.message;
   switch (c.status) {
     case GtestCaseResult::Status::kPassed:
-      v.state = JobState::kPassed;
+      v.state = TestStatus::kPassed;
       break;
     case GtestCaseResult::Status::kFailed:
-      v.state = JobState::kFailed;
+      v.state = TestStatus::kFailed;
       break;
     case GtestCaseResult::Status::kSkipped:
-      v.state = JobState::kSkipped;
+      v.state = TestStatus::kSkipped;
       v.reason = "GTEST_SKIP";
       if (!c.message.empty()) v.reason += ": " + c.message.substr(0, c.message.find('\n'));
       break;
@@ -114,7 +114,7 @@ JobVerdicts Interpret(const std::vector<std::size_t>& job_tests, bool batch,
   if (result.state.kind() == Kind::kCancelled) {
     // A cancelled test ran until it was stopped: that time is its duration.
     Millis ran(static_cast<long long>(result.duration_ms));
-    for (std::size_t t : job_tests) out.decided.push_back({t, JobState::kCancelled, {}, {}, ran});
+    for (std::size_t t : job_tests) out.decided.push_back({t, TestStatus::kCancelled, {}, {}, ran});
     return out;
   }
   if (job_tests.size() == 1 && !tests[job_tests[0]].gtest()) {
@@ -151,7 +151,7 @@ JobVerdicts Interpret(const std::vector<std::size_t>& job_tests, bool batch,
     }
     CaseVerdict v;
     v.test = t;
-    v.state = JobState::kFailed;
+    v.state = TestStatus::kFailed;
     v.duration = Millis(static_cast<long long>(result.duration_ms));
     if (!normal) {
       v.reason = result.state.Describe();

@@ -11,17 +11,18 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/scheduler.h"
 #include "coordinator/test_spec.h"
+#include "coordinator/test_status.h"
 #include "protocol/messages.h"
+#include "shared/clock.h"
 
 namespace testfarm::coordinator {
 
 struct CaseVerdict {
   std::size_t test = 0;
-  JobState state = JobState::kFailed;  // kPassed, kFailed, kSkipped or kCancelled
-  std::string reason;                  // short, when the process state does not say it
-  std::string message;                 // gtest's failure or skip text
+  TestStatus state = TestStatus::kFailed;  // kPassed, kFailed, kSkipped or kCancelled
+  std::string reason;                      // short, when the process state does not say it
+  std::string message;                     // gtest's failure or skip text
   Millis duration{0};
 };
 

@@ -23,19 +23,17 @@ std::string SummaryLine(const RunSummary& summary) {
 
 const char* StatusWord(const TestReport& report) {
   switch (report.state) {
-    case JobState::kPassed:
+    case TestStatus::kPassed:
       return "PASS";
-    case JobState::kExpired:
+    case TestStatus::kExpired:
       return "LOST";
-    case JobState::kNotRun:
+    case TestStatus::kNotRun:
       return "NOTRUN";
-    case JobState::kSkipped:
-    case JobState::kPending:
-    case JobState::kLeased:
+    case TestStatus::kSkipped:
       return "SKIP";
-    case JobState::kCancelled:
+    case TestStatus::kCancelled:
       return "CANCEL";
-    case JobState::kFailed:
+    case TestStatus::kFailed:
       break;
   }
   if (!report.result) return "FAIL";
@@ -151,10 +149,10 @@ std::string Headline(const std::string& message) {
 }  // namespace
 
 std::string StatusReason(const TestReport& report) {
-  if (report.state == JobState::kPassed) return {};
+  if (report.state == TestStatus::kPassed) return {};
   if (!report.reason.empty()) return report.reason;
   if (!report.message.empty()) return Headline(report.message);
-  if (report.state == JobState::kSkipped) return {};  // a skip's process exit says nothing
+  if (report.state == TestStatus::kSkipped) return {};  // a skip's process exit says nothing
   if (report.result) return report.result->state.Describe();
   return {};
 }

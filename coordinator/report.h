@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/scheduler.h"
+#include "coordinator/test_status.h"
 #include "protocol/messages.h"
 #include "shared/clock.h"
 
@@ -18,7 +18,7 @@ struct TestReport {
   std::string name;       // full name: the suite's name, or "suite::Suite.Case" for a gtest case
   std::string suite;      // the suite's name
   std::string case_name;  // "Suite.Case" for a gtest case; empty for a plain suite
-  JobState state = JobState::kPending;
+  TestStatus state = TestStatus::kNotRun;
   std::optional<protocol::JobResult> result;  // the process that ran it (a batch's is shared);
                                               // absent for expired, skipped or not-run tests
   std::string reason;   // short: why it failed or was skipped, when the result does not say
@@ -60,7 +60,7 @@ struct RunSummary {
   std::vector<const TestReport*> Failures() const {
     std::vector<const TestReport*> out;
     for (const TestReport& r : reports) {
-      if (r.state == JobState::kFailed || r.state == JobState::kExpired) out.push_back(&r);
+      if (IsFailure(r.state)) out.push_back(&r);
     }
     return out;
   }

@@ -30,38 +30,34 @@ enum class Outcome { kPassed, kFailure, kError, kSkipped };
 
 Outcome OutcomeOf(const TestReport& report) {
   switch (report.state) {
-    case JobState::kPassed:
+    case TestStatus::kPassed:
       return Outcome::kPassed;
-    case JobState::kFailed:
+    case TestStatus::kFailed:
       return std::string_view(StatusWord(report)) == "FAIL" ? Outcome::kFailure : Outcome::kError;
-    case JobState::kExpired:
-    case JobState::kCancelled:
-    case JobState::kNotRun:
+    case TestStatus::kExpired:
+    case TestStatus::kCancelled:
+    case TestStatus::kNotRun:
       return Outcome::kError;
-    case JobState::kSkipped:
-    case JobState::kPending:
-    case JobState::kLeased:
+    case TestStatus::kSkipped:
       break;
   }
   return Outcome::kSkipped;
 }
 
 // The JSON report's lowercase status (also the trace events' category).
-const char* StatusKey(JobState state) {
+const char* StatusKey(TestStatus state) {
   switch (state) {
-    case JobState::kPassed:
+    case TestStatus::kPassed:
       return "passed";
-    case JobState::kFailed:
+    case TestStatus::kFailed:
       return "failed";
-    case JobState::kSkipped:
+    case TestStatus::kSkipped:
       return "skipped";
-    case JobState::kCancelled:
+    case TestStatus::kCancelled:
       return "cancelled";
-    case JobState::kExpired:
+    case TestStatus::kExpired:
       return "lost";
-    case JobState::kNotRun:
-    case JobState::kPending:
-    case JobState::kLeased:
+    case TestStatus::kNotRun:
       break;
   }
   return "not_run";
@@ -70,7 +66,7 @@ const char* StatusKey(JobState state) {
 // StatusReason, except that a skipped test's process ("exit 0" of a GTEST_SKIP) is not why it
 // was skipped: only a reason given or its skip message counts.
 std::string Reason(const TestReport& report) {
-  if (report.state == JobState::kSkipped && report.reason.empty() && report.message.empty())
+  if (report.state == TestStatus::kSkipped && report.reason.empty() && report.message.empty())
     return {};
   return StatusReason(report);
 }
@@ -80,19 +76,17 @@ std::string ReasonOrDefault(const TestReport& report) {
   std::string reason = Reason(report);
   if (!reason.empty()) return reason;
   switch (report.state) {
-    case JobState::kCancelled:
+    case TestStatus::kCancelled:
       return "cancelled";
-    case JobState::kSkipped:
+    case TestStatus::kSkipped:
       return "skipped";
-    case JobState::kNotRun:
-    case JobState::kPending:
-    case JobState::kLeased:
+    case TestStatus::kNotRun:
       return "not run";
-    case JobState::kExpired:
+    case TestStatus::kExpired:
       return "no result from worker";
-    case JobState::kFailed:
+    case TestStatus::kFailed:
       return "failed";
-    case JobState::kPassed:
+    case TestStatus::kPassed:
       break;
   }
   return {};

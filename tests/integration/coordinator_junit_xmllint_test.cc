@@ -95,7 +95,7 @@ class JunitXmllint : public testing::Test {
   TempDir dir_;
 };
 
-TestReport Report(const std::string& suite, const std::string& case_name, JobState state,
+TestReport Report(const std::string& suite, const std::string& case_name, TestStatus state,
                   std::optional<ExitState> exit = std::nullopt) {
   TestReport report;
   report.suite = suite;
@@ -117,33 +117,34 @@ TestReport Report(const std::string& suite, const std::string& case_name, JobSta
 // can hold as it is.
 std::vector<TestReport> VariedReports() {
   std::vector<TestReport> reports;
-  reports.push_back(Report("plain_pass", "", JobState::kPassed, ExitState::Exited(0)));
-  reports.push_back(Report("plain_fail", "", JobState::kFailed, ExitState::Exited(1)));
-  reports.push_back(Report("crash", "", JobState::kFailed, ExitState::Signaled(11, true)));
-  reports.push_back(Report("hang", "", JobState::kFailed, ExitState::TimedOut("SIGKILL")));
+  reports.push_back(Report("plain_pass", "", TestStatus::kPassed, ExitState::Exited(0)));
+  reports.push_back(Report("plain_fail", "", TestStatus::kFailed, ExitState::Exited(1)));
+  reports.push_back(Report("crash", "", TestStatus::kFailed, ExitState::Signaled(11, true)));
+  reports.push_back(Report("hang", "", TestStatus::kFailed, ExitState::TimedOut("SIGKILL")));
   reports.push_back(
-      Report("missing", "", JobState::kFailed, ExitState::SpawnFailed(2, "No such file")));
-  reports.push_back(Report("orphan", "", JobState::kFailed, ExitState::Leaked(0, "1 process")));
-  TestReport lost = Report("lost", "", JobState::kExpired);
+      Report("missing", "", TestStatus::kFailed, ExitState::SpawnFailed(2, "No such file")));
+  reports.push_back(Report("orphan", "", TestStatus::kFailed, ExitState::Leaked(0, "1 process")));
+  TestReport lost = Report("lost", "", TestStatus::kExpired);
   lost.reason = "no result from worker";
   reports.push_back(lost);
   reports.push_back(
-      Report("cancelled", "", JobState::kCancelled, ExitState::Cancelled("fail-fast")));
-  reports.push_back(Report("not_run", "", JobState::kNotRun));
+      Report("cancelled", "", TestStatus::kCancelled, ExitState::Cancelled("fail-fast")));
+  reports.push_back(Report("not_run", "", TestStatus::kNotRun));
 
-  TestReport typed = Report("gtests", "TypedTest/0.Works", JobState::kPassed, ExitState::Exited(0));
+  TestReport typed =
+      Report("gtests", "TypedTest/0.Works", TestStatus::kPassed, ExitState::Exited(0));
   typed.batch = true;
   reports.push_back(typed);
-  TestReport param = Report("gtests", "Inst/P.Even/0", JobState::kFailed, ExitState::Exited(1));
+  TestReport param = Report("gtests", "Inst/P.Even/0", TestStatus::kFailed, ExitState::Exited(1));
   param.batch = true;
   param.message = "p_test.cc:9: Failure\nExpected: (n % 2) == 0\n  Actual: 3 vs 0";
   reports.push_back(param);
-  TestReport skip = Report("gtests", "Skip.Me", JobState::kSkipped, ExitState::Exited(0));
+  TestReport skip = Report("gtests", "Skip.Me", TestStatus::kSkipped, ExitState::Exited(0));
   skip.message = "needs <GPU> & \"drivers\"";
   reports.push_back(skip);
 
   TestReport nasty =
-      Report("n&s<t>y\"'suite", "Esc.A&B<C>", JobState::kFailed, ExitState::Signaled(6, false));
+      Report("n&s<t>y\"'suite", "Esc.A&B<C>", TestStatus::kFailed, ExitState::Signaled(6, false));
   nasty.reason = "ab\x01 \x1b[31mred\x1b[0m \xff end";
   nasty.message = "]]> <![CDATA[ x ]]> & \"q\" 'a' \r\n\t\x0b\x0c nul:" + std::string(1, '\0') +
                   " bad:\xC0\xAF\xED\xA0\x80\xF4\x90\x80\x80 nonchar:\xEF\xBF\xBE ok:\xE2\x82\xAC"

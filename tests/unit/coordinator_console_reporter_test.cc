@@ -30,7 +30,7 @@ class Captured {
   std::FILE* file_;
 };
 
-TestReport Finished(const std::string& name, JobState state, ExitState exit, uint64_t ms = 5) {
+TestReport Finished(const std::string& name, TestStatus state, ExitState exit, uint64_t ms = 5) {
   TestReport report;
   report.name = name;
   report.state = state;
@@ -58,14 +58,14 @@ TEST(ConsoleReporter, PlainLinesAndExactSummary) {
   Captured out;
   ConsoleReporter reporter(out.file(), ConsoleOptions{});
   reporter.OnRunStart(3);
-  reporter.OnTestFinished(Finished("a", JobState::kPassed, ExitState::Exited(0), 12), 1);
-  TestReport crash = Finished("b", JobState::kFailed, ExitState::Signaled(11, true), 1500);
+  reporter.OnTestFinished(Finished("a", TestStatus::kPassed, ExitState::Exited(0), 12), 1);
+  TestReport crash = Finished("b", TestStatus::kFailed, ExitState::Signaled(11, true), 1500);
   crash.result->stdout_text = "line one\nline two\n";
   reporter.OnTestFinished(crash, 0);
   RunSummary summary;
   summary.passed = 1;
   summary.failed = 1;
-  summary.reports.push_back(Finished("a", JobState::kPassed, ExitState::Exited(0), 12));
+  summary.reports.push_back(Finished("a", TestStatus::kPassed, ExitState::Exited(0), 12));
   summary.reports.push_back(crash);
   summary.wall = Millis(1600);
   reporter.OnRunEnd(summary);
@@ -112,7 +112,7 @@ TEST(ConsoleReporter, ATestThatNeverStartedIsListedAsNotRun) {
   ConsoleReporter reporter(out.file(), ConsoleOptions{});
   TestReport never;
   never.name = "t";
-  never.state = JobState::kNotRun;
+  never.state = TestStatus::kNotRun;
   never.reason = "the run stopped: fail-fast";
   reporter.OnTestFinished(never, 0);
   EXPECT_NE(out.text().find("NOTRUN       0ms  t  (the run stopped: fail-fast)\n"),
@@ -125,7 +125,7 @@ TEST(ConsoleReporter, LongOutputShowsTheLastLinesAndSaysSo) {
   ConsoleOptions options;
   options.output_lines = 3;
   ConsoleReporter reporter(out.file(), options);
-  TestReport fail = Finished("t", JobState::kFailed, ExitState::Exited(1));
+  TestReport fail = Finished("t", TestStatus::kFailed, ExitState::Exited(1));
   fail.result->stderr_text = "1\n2\n3\n4\n5\n";
   reporter.OnTestFinished(fail, 0);
   std::string text = out.text();
@@ -138,7 +138,7 @@ TEST(ConsoleReporter, ProgressAndColourOnlyWhenAsked) {
   Captured out;
   ConsoleReporter reporter(out.file(), ConsoleOptions{/*progress=*/true, /*color=*/true, 200});
   reporter.OnRunStart(2);
-  reporter.OnTestFinished(Finished("a", JobState::kPassed, ExitState::Exited(0)), 1);
+  reporter.OnTestFinished(Finished("a", TestStatus::kPassed, ExitState::Exited(0)), 1);
   std::string text = out.text();
   EXPECT_NE(text.find("[1/2] 1 running, 0 failed"), std::string::npos) << text;
   EXPECT_NE(text.find("\033[32mPASS\033[0m"), std::string::npos) << text;
@@ -147,8 +147,8 @@ TEST(ConsoleReporter, ProgressAndColourOnlyWhenAsked) {
 RunSummary SummaryOf(const std::vector<TestReport>& reports) {
   RunSummary summary;
   for (const TestReport& r : reports) {
-    if (r.state == JobState::kPassed) ++summary.passed;
-    if (r.state == JobState::kFailed) ++summary.failed;
+    if (r.state == TestStatus::kPassed) ++summary.passed;
+    if (r.state == TestStatus::kFailed) ++summary.failed;
     summary.reports.push_back(r);
   }
   return summary;
@@ -160,11 +160,11 @@ std::string RunTwo(ConsoleOptions options) {
   ConsoleReporter reporter(out.file(), options);
   reporter.OnRunStart(2);
   reporter.OnWorkerJoined("local", 2);
-  TestReport pass = Finished("good", JobState::kPassed, ExitState::Exited(0));
+  TestReport pass = Finished("good", TestStatus::kPassed, ExitState::Exited(0));
   pass.result->stdout_text = "good says hi\n";
   pass.worker = "local";
   pass.slot = 1;
-  TestReport fail = Finished("bad", JobState::kFailed, ExitState::Exited(1));
+  TestReport fail = Finished("bad", TestStatus::kFailed, ExitState::Exited(1));
   fail.result->stderr_text = "bad went wrong\n";
   fail.worker = "local";
   reporter.OnTestStarted("good", "local");
@@ -304,7 +304,7 @@ TEST(ConsoleReporter, ControlCharactersFromTestsAreShownEscaped) {
   std::string name = "clear\033[2Jscreen\0tail"s;
   reporter.OnTestStarted(name, "w");
   reporter.OnTestSlow(name, Millis(10));
-  TestReport fail = Finished(name, JobState::kFailed, ExitState::Exited(1));
+  TestReport fail = Finished(name, TestStatus::kFailed, ExitState::Exited(1));
   fail.result->stdout_text = "line\0with nul\r\nnext \033[31mred\n"s;
   fail.message = ""s;
   reporter.OnTestFinished(fail, 0);
@@ -330,7 +330,7 @@ TEST(ConsoleReporter, ControlCharactersFromTestsAreShownEscaped) {
 TEST(ConsoleReporter, GtestFailureMessageIsEscapedToo) {
   Captured out;
   ConsoleReporter reporter(out.file(), ConsoleOptions{});
-  TestReport fail = Finished("bin::A.b", JobState::kFailed, ExitState::Exited(1));
+  TestReport fail = Finished("bin::A.b", TestStatus::kFailed, ExitState::Exited(1));
   fail.message = "Expected: \"\033[0m\"\n";
   reporter.OnTestFinished(fail, 0);
   EXPECT_NE(out.text().find("    --- failure ---\n    Expected: \"\\x1b[0m\"\n"), std::string::npos)
@@ -338,16 +338,17 @@ TEST(ConsoleReporter, GtestFailureMessageIsEscapedToo) {
 }
 
 TEST(ConsoleReporter, StatusWordsNameEveryOutcome) {
-  EXPECT_STREQ(StatusWord(Finished("x", JobState::kFailed, ExitState::Exited(2))), "FAIL");
-  EXPECT_STREQ(StatusWord(Finished("x", JobState::kFailed, ExitState::TimedOut("SIGTERM"))),
+  EXPECT_STREQ(StatusWord(Finished("x", TestStatus::kFailed, ExitState::Exited(2))), "FAIL");
+  EXPECT_STREQ(StatusWord(Finished("x", TestStatus::kFailed, ExitState::TimedOut("SIGTERM"))),
                "TIMEOUT");
-  EXPECT_STREQ(StatusWord(Finished("x", JobState::kFailed, ExitState::SpawnFailed(2, "nope"))),
+  EXPECT_STREQ(StatusWord(Finished("x", TestStatus::kFailed, ExitState::SpawnFailed(2, "nope"))),
                "ERROR");
-  EXPECT_STREQ(StatusWord(Finished("x", JobState::kFailed, ExitState::Leaked(0, "held"))), "LEAK");
-  EXPECT_STREQ(StatusWord(Finished("x", JobState::kCancelled, ExitState::Cancelled("stop"))),
+  EXPECT_STREQ(StatusWord(Finished("x", TestStatus::kFailed, ExitState::Leaked(0, "held"))),
+               "LEAK");
+  EXPECT_STREQ(StatusWord(Finished("x", TestStatus::kCancelled, ExitState::Cancelled("stop"))),
                "CANCEL");
   TestReport lost;
-  lost.state = JobState::kExpired;
+  lost.state = TestStatus::kExpired;
   lost.reason = "no result";
   EXPECT_STREQ(StatusWord(lost), "LOST");
   EXPECT_EQ(StatusReason(lost), "no result");

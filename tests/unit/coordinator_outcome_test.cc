@@ -52,13 +52,13 @@ TEST(Interpret, PlainExitCodes) {
   std::vector<TestSpec> tests = {Plain("ok")};
   auto v = Interpret({0}, false, tests, Result(ExitState::Exited(0)));
   ASSERT_EQ(v.decided.size(), 1u);
-  EXPECT_EQ(v.decided[0].state, JobState::kPassed);
+  EXPECT_EQ(v.decided[0].state, TestStatus::kPassed);
   v = Interpret({0}, false, tests, Result(ExitState::Exited(3)));
-  EXPECT_EQ(v.decided[0].state, JobState::kFailed);
+  EXPECT_EQ(v.decided[0].state, TestStatus::kFailed);
   v = Interpret({0}, false, tests, Result(ExitState::Signaled(11, false)));
-  EXPECT_EQ(v.decided[0].state, JobState::kFailed);
+  EXPECT_EQ(v.decided[0].state, TestStatus::kFailed);
   v = Interpret({0}, false, tests, Result(ExitState::Cancelled("stop")));
-  EXPECT_EQ(v.decided[0].state, JobState::kCancelled);
+  EXPECT_EQ(v.decided[0].state, TestStatus::kCancelled);
 }
 
 TEST(Interpret, CtestWillFailAndSkipReturnCode) {
@@ -67,15 +67,15 @@ TEST(Interpret, CtestWillFailAndSkipReturnCode) {
   t.skip_return_code = 77;
   std::vector<TestSpec> tests = {t};
   EXPECT_EQ(Interpret({0}, false, tests, Result(ExitState::Exited(1))).decided[0].state,
-            JobState::kPassed);
+            TestStatus::kPassed);
   auto zero = Interpret({0}, false, tests, Result(ExitState::Exited(0))).decided[0];
-  EXPECT_EQ(zero.state, JobState::kFailed);
+  EXPECT_EQ(zero.state, TestStatus::kFailed);
   EXPECT_NE(zero.reason.find("WILL_FAIL"), std::string::npos);
   auto skip = Interpret({0}, false, tests, Result(ExitState::Exited(77))).decided[0];
-  EXPECT_EQ(skip.state, JobState::kSkipped);
+  EXPECT_EQ(skip.state, TestStatus::kSkipped);
   EXPECT_NE(skip.reason.find("SKIP_RETURN_CODE"), std::string::npos);
   EXPECT_EQ(Interpret({0}, false, tests, Result(ExitState::Signaled(6, false))).decided[0].state,
-            JobState::kFailed)
+            TestStatus::kFailed)
       << "WILL_FAIL inverts exit codes, never crashes";
 }
 
@@ -95,22 +95,22 @@ TEST(Interpret, CtestSkipRegularExpressionAsGtestDiscoverTestsSetsIt) {
                 WithOutput(ExitState::Exited(0),
                            "[ RUN      ] MySuite.Skips\n[  SKIPPED ] MySuite.Skips (0 ms)\n"))
           .decided[0];
-  EXPECT_EQ(skipped.state, JobState::kSkipped);
+  EXPECT_EQ(skipped.state, TestStatus::kSkipped);
   EXPECT_EQ(skipped.reason, "its output matches SKIP_REGULAR_EXPRESSION '\\[  SKIPPED \\]'");
   EXPECT_EQ(Interpret({0}, false, tests, WithOutput(ExitState::Exited(0), "[       OK ] x\n"))
                 .decided[0]
                 .state,
-            JobState::kPassed);
+            TestStatus::kPassed);
   EXPECT_EQ(Interpret({0}, false, tests, WithOutput(ExitState::Exited(1), "", "[  SKIPPED ] y"))
                 .decided[0]
                 .state,
-            JobState::kSkipped)
+            TestStatus::kSkipped)
       << "stderr counts too, and a skip wins over the exit code";
   EXPECT_EQ(
       Interpret({0}, false, tests, WithOutput(ExitState::Signaled(11, false), "[  SKIPPED ] z"))
           .decided[0]
           .state,
-      JobState::kFailed)
+      TestStatus::kFailed)
       << "a crash is never a skip";
 }
 
@@ -122,23 +122,23 @@ TEST(Interpret, CtestPassAndFailRegularExpressions) {
   auto verdict = [&](int code, const std::string& out) {
     return Interpret({0}, false, tests, WithOutput(ExitState::Exited(code), out)).decided[0];
   };
-  EXPECT_EQ(verdict(3, "it is all fine\n").state, JobState::kPassed)
+  EXPECT_EQ(verdict(3, "it is all fine\n").state, TestStatus::kPassed)
       << "with a PASS_ expression the exit code does not count";
-  EXPECT_EQ(verdict(0, "ends ok").state, JobState::kPassed);
+  EXPECT_EQ(verdict(0, "ends ok").state, TestStatus::kPassed);
   auto missing = verdict(0, "nothing to see\n");
-  EXPECT_EQ(missing.state, JobState::kFailed);
+  EXPECT_EQ(missing.state, TestStatus::kFailed);
   EXPECT_EQ(missing.reason,
             "its output matches no PASS_REGULAR_EXPRESSION ('all (good|fine)', 'ok$')");
   auto error = verdict(0, "all good\nERROR: disk\n");
-  EXPECT_EQ(error.state, JobState::kFailed);
+  EXPECT_EQ(error.state, TestStatus::kFailed);
   EXPECT_EQ(error.reason, "its output matches FAIL_REGULAR_EXPRESSION 'ERROR'");
 
   TestSpec inverted = t;
   inverted.will_fail = true;
   tests = {inverted};
-  EXPECT_EQ(verdict(0, "ERROR").state, JobState::kPassed) << "WILL_FAIL turns it around";
+  EXPECT_EQ(verdict(0, "ERROR").state, TestStatus::kPassed) << "WILL_FAIL turns it around";
   auto unexpected = verdict(0, "all good");
-  EXPECT_EQ(unexpected.state, JobState::kFailed);
+  EXPECT_EQ(unexpected.state, TestStatus::kFailed);
   EXPECT_NE(unexpected.reason.find("WILL_FAIL"), std::string::npos);
 }
 
@@ -149,11 +149,11 @@ TEST(Interpret, GtestCasesComeFromTheJsonReport) {
                             Json({{"A.pass", ""}, {"A.fail", "expected 4"}, {"B.skip", "SKIP"}})));
   ASSERT_EQ(v.decided.size(), 3u);
   EXPECT_TRUE(v.rerun_alone.empty());
-  EXPECT_EQ(v.decided[0].state, JobState::kPassed);
+  EXPECT_EQ(v.decided[0].state, TestStatus::kPassed);
   EXPECT_EQ(v.decided[0].duration, Millis(12));
-  EXPECT_EQ(v.decided[1].state, JobState::kFailed);
+  EXPECT_EQ(v.decided[1].state, TestStatus::kFailed);
   EXPECT_NE(v.decided[1].message.find("expected 4"), std::string::npos);
-  EXPECT_EQ(v.decided[2].state, JobState::kSkipped);
+  EXPECT_EQ(v.decided[2].state, TestStatus::kSkipped);
 }
 
 TEST(Interpret, ACrashedBatchRerunsEveryCaseItCouldNotVouchFor) {
@@ -171,7 +171,7 @@ TEST(Interpret, AnAbnormalEndAfterReportingDistrustsOnlyThePasses) {
                      Result(ExitState::Signaled(6, false), Json({{"A.a", ""}, {"A.b", "boom"}})));
   ASSERT_EQ(v.decided.size(), 1u);
   EXPECT_EQ(v.decided[0].test, 1u);
-  EXPECT_EQ(v.decided[0].state, JobState::kFailed);
+  EXPECT_EQ(v.decided[0].state, TestStatus::kFailed);
   EXPECT_EQ(v.rerun_alone, (std::vector<std::size_t>{0}));
 }
 
@@ -179,18 +179,18 @@ TEST(Interpret, ASingleCaseWithoutAReportFailsWithTheReason) {
   std::vector<TestSpec> tests = {Case("A.a")};
   auto crashed = Interpret({0}, false, tests, Result(ExitState::Signaled(11, false), {}, "x"));
   ASSERT_EQ(crashed.decided.size(), 1u);
-  EXPECT_EQ(crashed.decided[0].state, JobState::kFailed);
+  EXPECT_EQ(crashed.decided[0].state, TestStatus::kFailed);
   EXPECT_EQ(crashed.decided[0].reason, "SIGSEGV");
 
   auto deleted =
       Interpret({0}, false, tests,
                 Result(ExitState::Exited(0), {}, "the test did not write its report file"));
-  EXPECT_EQ(deleted.decided[0].state, JobState::kFailed);
+  EXPECT_EQ(deleted.decided[0].state, TestStatus::kFailed);
   EXPECT_EQ(deleted.decided[0].reason,
             "gtest's JSON report: the test did not write its report file");
 
   auto corrupt = Interpret({0}, false, tests, Result(ExitState::Exited(0), "{not json"));
-  EXPECT_EQ(corrupt.decided[0].state, JobState::kFailed);
+  EXPECT_EQ(corrupt.decided[0].state, TestStatus::kFailed);
   EXPECT_NE(corrupt.decided[0].reason.find("unreadable"), std::string::npos);
 
   auto missing = Interpret({0}, false, tests, Result(ExitState::Exited(0), Json({{"Z.z", ""}})));
@@ -201,7 +201,7 @@ TEST(Interpret, CancelledJobsCancelEveryCase) {
   std::vector<TestSpec> tests = {Case("A.a"), Case("A.b")};
   auto v = Interpret({0, 1}, true, tests, Result(ExitState::Cancelled("stop")));
   ASSERT_EQ(v.decided.size(), 2u);
-  EXPECT_EQ(v.decided[1].state, JobState::kCancelled);
+  EXPECT_EQ(v.decided[1].state, TestStatus::kCancelled);
   EXPECT_TRUE(v.rerun_alone.empty());
   // A cancelled test ran until it was stopped: that is its duration, not 0ms.
   EXPECT_EQ(v.decided[0].duration, Millis(40));

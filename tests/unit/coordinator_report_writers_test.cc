@@ -18,7 +18,7 @@ using nlohmann::json;
 
 constexpr const char* kFffd = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 
-TestReport Report(const std::string& suite, const std::string& case_name, JobState state,
+TestReport Report(const std::string& suite, const std::string& case_name, TestStatus state,
                   std::optional<ExitState> exit = std::nullopt, int64_t ms = 5) {
   TestReport report;
   report.suite = suite;
@@ -37,7 +37,7 @@ TestReport Report(const std::string& suite, const std::string& case_name, JobSta
 }
 
 TestReport Passed(const std::string& suite, const std::string& case_name = "", int64_t ms = 5) {
-  return Report(suite, case_name, JobState::kPassed, ExitState::Exited(0), ms);
+  return Report(suite, case_name, TestStatus::kPassed, ExitState::Exited(0), ms);
 }
 
 RunInfo Info() {
@@ -84,7 +84,7 @@ TEST(JunitXml, EmptyRun) {
 
 TEST(JunitXml, ExactDocument) {
   TestReport plain = Passed("hash_test", "", 12);
-  TestReport failed = Report("math", "Primes.Small", JobState::kFailed, ExitState::Exited(1), 40);
+  TestReport failed = Report("math", "Primes.Small", TestStatus::kFailed, ExitState::Exited(1), 40);
   failed.message = "primes_test.cc:12\nExpected: 2\n  Actual: 3";
   failed.result->stdout_text = "[ RUN      ] Primes.Small\n";
   EXPECT_EQ(JunitXml({plain, failed}, Info()),
@@ -109,10 +109,10 @@ TEST(JunitXml, ExactDocument) {
 
 TEST(JunitXml, GroupsBySuiteInFirstSeenOrderWithCountsPerSuite) {
   std::vector<TestReport> reports = {
-      Report("zeta", "A.x", JobState::kFailed, ExitState::Exited(1), 100),
+      Report("zeta", "A.x", TestStatus::kFailed, ExitState::Exited(1), 100),
       Passed("alpha", "", 20),
-      Report("zeta", "A.y", JobState::kFailed, ExitState::Signaled(11, false), 300),
-      Report("zeta", "A.z", JobState::kNotRun),
+      Report("zeta", "A.y", TestStatus::kFailed, ExitState::Signaled(11, false), 300),
+      Report("zeta", "A.z", TestStatus::kNotRun),
       Passed("zeta", "A.w", 1),
   };
   std::string xml = JunitXml(reports, Info());
@@ -142,27 +142,27 @@ TEST(JunitXml, GroupsBySuiteInFirstSeenOrderWithCountsPerSuite) {
 
 TEST(JunitXml, EveryStatusMapsToFailureErrorOrSkipped) {
   TestReport cancelled =
-      Report("cancelled", "", JobState::kCancelled, ExitState::Cancelled("SIGTERM"));
-  TestReport not_run = Report("not_run", "", JobState::kNotRun);
+      Report("cancelled", "", TestStatus::kCancelled, ExitState::Cancelled("SIGTERM"));
+  TestReport not_run = Report("not_run", "", TestStatus::kNotRun);
   not_run.reason = "run stopped: --fail-fast";
-  TestReport lost = Report("lost", "", JobState::kExpired);
+  TestReport lost = Report("lost", "", TestStatus::kExpired);
   lost.worker = "w1";
   lost.reason = "no result from worker";
-  TestReport skipped = Report("skipped", "S.c", JobState::kSkipped, ExitState::Exited(0));
+  TestReport skipped = Report("skipped", "S.c", TestStatus::kSkipped, ExitState::Exited(0));
   skipped.message = "not on this platform";
   std::vector<TestReport> reports = {
       Passed("pass"),
-      Report("fail", "", JobState::kFailed, ExitState::Exited(3)),
-      Report("crash", "", JobState::kFailed, ExitState::Signaled(11, true)),
-      Report("timeout", "", JobState::kFailed, ExitState::TimedOut("SIGKILL after 2s grace")),
-      Report("spawn", "", JobState::kFailed,
+      Report("fail", "", TestStatus::kFailed, ExitState::Exited(3)),
+      Report("crash", "", TestStatus::kFailed, ExitState::Signaled(11, true)),
+      Report("timeout", "", TestStatus::kFailed, ExitState::TimedOut("SIGKILL after 2s grace")),
+      Report("spawn", "", TestStatus::kFailed,
              ExitState::SpawnFailed(2, "No such file or directory")),
-      Report("leak", "", JobState::kFailed, ExitState::Leaked(0, "1 process")),
+      Report("leak", "", TestStatus::kFailed, ExitState::Leaked(0, "1 process")),
       lost,
       cancelled,
       not_run,
       skipped,
-      Report("disabled", "", JobState::kSkipped),
+      Report("disabled", "", TestStatus::kSkipped),
   };
   std::string xml = JunitXml(reports, Info());
   EXPECT_EQ(Testcase(xml, "pass"), "<testcase name=\"pass\" classname=\"pass\" time=\"0.005\"/>");
@@ -205,7 +205,7 @@ TEST(JunitXml, EveryStatusMapsToFailureErrorOrSkipped) {
 }
 
 TEST(JunitXml, ASkippedProcessesExitIsNotTheReason) {
-  TestReport skip = Report("gskip", "", JobState::kSkipped, ExitState::Exited(0));
+  TestReport skip = Report("gskip", "", TestStatus::kSkipped, ExitState::Exited(0));
   std::string xml = JunitXml({skip}, Info());
   EXPECT_NE(Testcase(xml, "gskip").find("<skipped message=\"skipped\"/>"), std::string::npos)
       << xml;
@@ -215,7 +215,7 @@ TEST(JunitXml, ASkippedProcessesExitIsNotTheReason) {
 
 TEST(JunitXml, CancelOfAFailedJobIsAnError) {
   std::string xml =
-      JunitXml({Report("c", "", JobState::kFailed, ExitState::Cancelled("worker left"))}, Info());
+      JunitXml({Report("c", "", TestStatus::kFailed, ExitState::Cancelled("worker left"))}, Info());
   EXPECT_NE(xml.find("<error message=\"cancelled, worker left\" type=\"CANCEL\">"),
             std::string::npos)
       << xml;
@@ -238,7 +238,7 @@ TEST(JunitXml, GtestNamesSplitAtTheFirstDot) {
 }
 
 TEST(JunitXml, EscapesMarkupInAttributesAndText) {
-  TestReport report = Report("a&b<c>", "S.\"q\"'s", JobState::kFailed, ExitState::Exited(1));
+  TestReport report = Report("a&b<c>", "S.\"q\"'s", TestStatus::kFailed, ExitState::Exited(1));
   report.reason = "x < y && y > \"z\" 'w'";
   report.message = "if (a < b && c > d) \"quoted\" 'single' ]]> end";
   report.result->stderr_text = "<tag attr=\"v\">&amp;</tag>";
@@ -255,7 +255,7 @@ TEST(JunitXml, EscapesMarkupInAttributesAndText) {
 }
 
 TEST(JunitXml, ReplacesCharactersXmlCannotHoldAndInvalidUtf8) {
-  TestReport report = Report("s", "", JobState::kFailed, ExitState::Exited(1));
+  TestReport report = Report("s", "", TestStatus::kFailed, ExitState::Exited(1));
   report.reason = std::string("bell\x01 esc\x1b[31m nul") + '\0' + " tab\tnl\ncr\r.";
   report.result->stdout_text =
       "ctl\x01\x1b[0m bad\xff ok:\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 tab\tnl\ncr\r.";
@@ -296,7 +296,7 @@ TEST(JunitXml, InvalidUtf8SequencesBecomeOneReplacementPerMaximalPart) {
       {"\xF4\x8F\xBF\xBF", "\xF4\x8F\xBF\xBF"},    // U+10FFFF
   };
   for (const Case& c : cases) {
-    TestReport report = Report("s", "", JobState::kFailed, ExitState::Exited(1));
+    TestReport report = Report("s", "", TestStatus::kFailed, ExitState::Exited(1));
     report.result->stdout_text = c.input;
     std::string xml = JunitXml({report}, Info());
     EXPECT_EQ(Between(xml, "<system-out>", "</system-out>"), c.expected)
@@ -305,9 +305,9 @@ TEST(JunitXml, InvalidUtf8SequencesBecomeOneReplacementPerMaximalPart) {
 }
 
 TEST(JunitXml, FailureTextIsTheMessageElseTheReason) {
-  TestReport with_message = Report("s", "A.m", JobState::kFailed, ExitState::Exited(1));
+  TestReport with_message = Report("s", "A.m", TestStatus::kFailed, ExitState::Exited(1));
   with_message.message = "boom";
-  TestReport with_reason = Report("s", "A.r", JobState::kFailed, ExitState::Exited(1));
+  TestReport with_reason = Report("s", "A.r", TestStatus::kFailed, ExitState::Exited(1));
   with_reason.reason = "case did not report";
   std::string xml = JunitXml({with_message, with_reason}, Info());
   EXPECT_NE(Testcase(xml, "m").find("<failure message=\"boom\" type=\"FAIL\">boom</failure>"),
@@ -326,10 +326,10 @@ TEST(JunitXml, OutputGoesToEveryLoneTestButOnlyToFailedBatchCases) {
   TestReport batch_pass = Passed("b", "S.pass");
   batch_pass.batch = true;
   batch_pass.result->stdout_text = "batch out";
-  TestReport batch_fail = Report("b", "S.fail", JobState::kFailed, ExitState::Exited(1));
+  TestReport batch_fail = Report("b", "S.fail", TestStatus::kFailed, ExitState::Exited(1));
   batch_fail.batch = true;
   batch_fail.result->stdout_text = "batch out";
-  TestReport empty = Report("e", "", JobState::kFailed, ExitState::Exited(1));
+  TestReport empty = Report("e", "", TestStatus::kFailed, ExitState::Exited(1));
   std::string xml = JunitXml({lone, batch_pass, batch_fail, empty}, Info());
   EXPECT_NE(Testcase(xml, "lone")
                 .find("<system-out>lone out</system-out>\n"
@@ -382,7 +382,7 @@ std::set<std::string> Keys(const json& object) {
 }
 
 TEST(JsonReport, EveryFieldIsDocumented) {
-  TestReport report = Report("s", "A.b", JobState::kFailed, ExitState::Signaled(6, true));
+  TestReport report = Report("s", "A.b", TestStatus::kFailed, ExitState::Signaled(6, true));
   json doc = json::parse(JsonReport({report}, Info()));
   EXPECT_EQ(Keys(doc), DocumentedFields("Top level"));
   EXPECT_EQ(Keys(doc["run"]), DocumentedFields("`run`"));
@@ -391,7 +391,7 @@ TEST(JsonReport, EveryFieldIsDocumented) {
 }
 
 TEST(JsonReport, RunAndAttemptFields) {
-  TestReport report = Report("math", "Primes.Small", JobState::kFailed, ExitState::Exited(1), 40);
+  TestReport report = Report("math", "Primes.Small", TestStatus::kFailed, ExitState::Exited(1), 40);
   report.message = "Expected: 2";
   report.worker = "w1";
   report.slot = 3;
@@ -456,20 +456,20 @@ TEST(JsonReport, EveryStatus) {
     const char* status;
     const char* word;
   };
-  TestReport lost = Report("lost", "", JobState::kExpired);
+  TestReport lost = Report("lost", "", TestStatus::kExpired);
   lost.reason = "no result from worker";
   std::vector<Case> cases = {
       {Passed("p"), "passed", "PASS"},
-      {Report("f", "", JobState::kFailed, ExitState::Exited(2)), "failed", "FAIL"},
-      {Report("c", "", JobState::kFailed, ExitState::Signaled(11, false)), "failed", "CRASH"},
-      {Report("t", "", JobState::kFailed, ExitState::TimedOut("")), "failed", "TIMEOUT"},
-      {Report("e", "", JobState::kFailed, ExitState::SpawnFailed(13, "Permission denied")),
+      {Report("f", "", TestStatus::kFailed, ExitState::Exited(2)), "failed", "FAIL"},
+      {Report("c", "", TestStatus::kFailed, ExitState::Signaled(11, false)), "failed", "CRASH"},
+      {Report("t", "", TestStatus::kFailed, ExitState::TimedOut("")), "failed", "TIMEOUT"},
+      {Report("e", "", TestStatus::kFailed, ExitState::SpawnFailed(13, "Permission denied")),
        "failed", "ERROR"},
-      {Report("l", "", JobState::kFailed, ExitState::Leaked(0, "x")), "failed", "LEAK"},
+      {Report("l", "", TestStatus::kFailed, ExitState::Leaked(0, "x")), "failed", "LEAK"},
       {lost, "lost", "LOST"},
-      {Report("x", "", JobState::kCancelled, ExitState::Cancelled("")), "cancelled", "CANCEL"},
-      {Report("n", "", JobState::kNotRun), "not_run", "NOTRUN"},
-      {Report("s", "", JobState::kSkipped), "skipped", "SKIP"},
+      {Report("x", "", TestStatus::kCancelled, ExitState::Cancelled("")), "cancelled", "CANCEL"},
+      {Report("n", "", TestStatus::kNotRun), "not_run", "NOTRUN"},
+      {Report("s", "", TestStatus::kSkipped), "skipped", "SKIP"},
   };
   std::vector<TestReport> reports;
   for (const Case& c : cases) reports.push_back(c.report);
@@ -488,12 +488,12 @@ TEST(JsonReport, EveryStatus) {
 }
 
 TEST(JsonReport, ProcessOutcomes) {
-  TestReport none = Report("none", "", JobState::kNotRun);
+  TestReport none = Report("none", "", TestStatus::kNotRun);
   std::vector<TestReport> reports = {
-      Report("sig", "", JobState::kFailed, ExitState::Signaled(11, true)),
-      Report("time", "", JobState::kFailed, ExitState::TimedOut("SIGKILL after 2s grace")),
-      Report("spawn", "", JobState::kFailed, ExitState::SpawnFailed(2, "No such file")),
-      Report("leak", "", JobState::kFailed, ExitState::Leaked(4, "2 processes")),
+      Report("sig", "", TestStatus::kFailed, ExitState::Signaled(11, true)),
+      Report("time", "", TestStatus::kFailed, ExitState::TimedOut("SIGKILL after 2s grace")),
+      Report("spawn", "", TestStatus::kFailed, ExitState::SpawnFailed(2, "No such file")),
+      Report("leak", "", TestStatus::kFailed, ExitState::Leaked(4, "2 processes")),
       none,
   };
   json doc = json::parse(JsonReport(reports, Info()));
@@ -516,7 +516,7 @@ TEST(JsonReport, ProcessOutcomes) {
 }
 
 TEST(JsonReport, InvalidUtf8IsReplacedAndControlCharactersRoundTrip) {
-  TestReport report = Report("s\xff", "", JobState::kFailed, ExitState::Exited(1));
+  TestReport report = Report("s\xff", "", TestStatus::kFailed, ExitState::Exited(1));
   report.result->stdout_text = "a\x01\x1b[0m\tb\n";
   report.result->stderr_text = "bad\xff\xE2\x82 end";
   report.message = "\xC3\xA9 ok";
@@ -533,7 +533,7 @@ TEST(JsonReport, InvalidUtf8IsReplacedAndControlCharactersRoundTrip) {
 }
 
 TEST(JsonReport, RunCountsEachTestOnceByItsLastAttempt) {
-  TestReport first = Report("g", "A.b", JobState::kFailed, ExitState::Signaled(11, false));
+  TestReport first = Report("g", "A.b", TestStatus::kFailed, ExitState::Signaled(11, false));
   first.batch = true;
   TestReport retry = Passed("g", "A.b");
   retry.attempt = 2;
@@ -559,10 +559,10 @@ TEST(JsonReport, EmptyRun) {
 // Chrome trace
 
 TestReport Ran(const std::string& name, const std::string& worker, uint32_t slot, int64_t started,
-               int64_t finished, int64_t duration, JobState state = JobState::kPassed) {
+               int64_t finished, int64_t duration, TestStatus state = TestStatus::kPassed) {
   TestReport report =
       Report(name, "", state,
-             state == JobState::kPassed ? ExitState::Exited(0) : ExitState::Exited(1), duration);
+             state == TestStatus::kPassed ? ExitState::Exited(0) : ExitState::Exited(1), duration);
   report.worker = worker;
   report.slot = slot;
   report.started_at = Millis(started);
@@ -613,7 +613,7 @@ TEST(ChromeTrace, TopLevelAndMetadata) {
 }
 
 TEST(ChromeTrace, CompleteEventPerAttempt) {
-  TestReport crash = Ran("crash", "w", 2, 1500, 1750, 240, JobState::kFailed);
+  TestReport crash = Ran("crash", "w", 2, 1500, 1750, 240, TestStatus::kFailed);
   crash.result->state = ExitState::Signaled(11, false);
   json trace = json::parse(ChromeTrace({Ran("ok", "w", 0, 5, 25, 19), crash}, Info()));
   const json* ok = CompleteEvent(trace, "ok");
@@ -665,7 +665,7 @@ TEST(ChromeTrace, BatchCasesFollowOneAnotherInsideTheirProcess) {
 
 TEST(ChromeTrace, NeverRunTestsAreLeftOutAndInvalidUtf8IsReplaced) {
   TestReport odd = Ran("bad\xff", "w\xff", 0, 0, 1, 1);
-  json trace = json::parse(ChromeTrace({Report("never", "", JobState::kNotRun), odd}, Info()));
+  json trace = json::parse(ChromeTrace({Report("never", "", TestStatus::kNotRun), odd}, Info()));
   EXPECT_EQ(EventsWithPhase(trace, "X").size(), 1u);
   EXPECT_EQ(CompleteEvent(trace, "never"), nullptr);
   EXPECT_NE(CompleteEvent(trace, std::string("bad") + kFffd), nullptr);
@@ -690,7 +690,7 @@ namespace {
 
 TEST(StatusReason, AGtestFailureSaysWhereAndWhatNotExpectedEqualityOfTheseValues) {
   TestReport report;
-  report.state = JobState::kFailed;
+  report.state = TestStatus::kFailed;
   report.message =
       "/src/tests/math_test.cc:18\nExpected equality of these values:\n  four\n    Which is: 4\n"
       "  5\nmath: two plus two";

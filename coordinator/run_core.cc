@@ -1,0 +1,708 @@
+#include "coordinator/run_core.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "coordinator/gtest.h"
+#include "coordinator/outcome.h"
+#include "shared/duration.h"
+
+namespace testfarm::coordinator {
+
+namespace {
+
+// What the scheduler needs to know of a job's end: whether its tests passed as far as the jobs
+// waiting for them are concerned (a test that skipped itself or was expected to fail did).
+Verdict VerdictOf(const JobVerdicts& verdicts, const ExitState& state) {
+  if (state.kind() == ExitState::Kind::kCancelled) return Verdict::kCancelled;
+  bool cancelled = false;
+  for (const CaseVerdict& v : verdicts.decided) {
+    if (IsFailure(v.state)) return Verdict::kFailed;
+    cancelled = cancelled || v.state == TestStatus::kCancelled;
+  }
+  return cancelled ? Verdict::kCancelled : Verdict::kPassed;
+}
+
+// Why a test waiting for a fixture's setup did not run.
+std::string BlockedReason(const std::string& fixture, const std::string& setup, JobState state) {
+  std::string how = state == JobState::kNotRun      ? "was not run"
+                    : state == JobState::kCancelled ? "was cancelled"
+                                                    : "failed";
+  return "fixture '" + fixture + "': its setup test '" + setup + "' " + how;
+}
+
+// A result without its output and report, which can be megabytes.
+protocol::JobResult WithoutBulk(const protocol::JobResult& result) {
+  protocol::JobResult copy;
+  copy.lease = result.lease;
+  copy.job_id = result.job_id;
+  copy.state = result.state;
+  copy.duration_ms = result.duration_ms;
+  copy.slot = result.slot;
+  copy.stdout_dropped = result.stdout_dropped;
+  copy.stderr_dropped = result.stderr_dropped;
+  copy.report_error = result.report_error;
+  return copy;
+}
+
+constexpr std::size_t kKeptPassingOutput = 64 * 1024;
+
+std::string Tail(const std::string& text) {
+  if (text.size() <= kKeptPassingOutput) return text;
+  return "[testfarm: " + std::to_string(text.size() - kKeptPassingOutput) +
+         " earlier bytes not kept]\n" + text.substr(text.size() - kKeptPassingOutput);
+}
+
+// A report of a test that did not run to a result of its own.
+TestReport Decided(TestStatus status, std::string reason) {
+  TestReport report;
+  report.state = status;
+  report.reason = std::move(reason);
+  return report;
+}
+
+}  // namespace
+
+RunCore::RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions options,
+                 Reporter& reporter, std::vector<const ArtifactSet*> shipped, ProfileSink profiles)
+    : clock_(clock),
+      tests_(std::move(tests)),
+      options_(options),
+      reporter_(reporter),
+      shipped_(std::move(shipped)),
+      profile_sink_(std::move(profiles)),
+      scheduler_(clock, options.scheduler),
+      running_(options.slow_timeout),
+      batcher_(options.batcher),
+      reported_(tests_.size(), false),
+      started_(clock.Now()) {}
+
+std::string RunCore::Describe(const std::string& peer) const {
+  auto name = worker_names_.find(peer);
+  return name == worker_names_.end() ? "a peer that has not joined" : "worker " + name->second;
+}
+
+void RunCore::Send(const std::string& peer, protocol::Message message) {
+  if (auto it = workers_.find(peer); it != workers_.end()) it->second.liveness.Sent(clock_.Now());
+  outbox_.push_back(Outgoing{peer, std::move(message)});
+}
+
+std::vector<Outgoing> RunCore::TakeOutbox() {
+  return std::exchange(outbox_, {});
+}
+
+JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front) {
+  const TestSpec& first = tests_[tests.front()];
+  JobNeeds needs;
+  needs.serial = first.run_serial;
+  needs.processors = first.ordering.processors;
+  needs.required_labels = first.required_labels;
+  needs.locks = first.ordering.resource_locks;
+  if (tests.size() == 1 && tests.front() < order_.group.size() && order_.group[tests.front()]) {
+    needs.group = *order_.group[tests.front()];
+  }
+  JobId id = scheduler_.AddJob(first.timeout, std::move(needs), front);
+  if (jobs_.size() <= id) jobs_.resize(id + 1);
+  jobs_[id] = Job{std::move(tests), batch, attempt};
+  return id;
+}
+
+void RunCore::Start() {
+  started_ = clock_.Now();
+  reporter_.OnRunStart(tests_.size());
+  PlanInitialJobs();
+  Tick();
+}
+
+void RunCore::PlanInitialJobs() {
+  Result<TestOrder> order = OrderTests(tests_);
+  if (order) {
+    order_ = std::move(*order);
+  } else {  // the command line refuses cycles before a run; never wait forever on one
+    spdlog::error("coordinator: {}; running without DEPENDS and fixtures", order.error().message);
+  }
+  std::map<std::string, std::vector<std::size_t>> batches;  // suite -> its cases
+  std::vector<std::string> batch_order;
+  // Every test decided before the run is a job too, already ended, so others can wait for it.
+  std::vector<std::optional<JobId>> job_of(tests_.size());
+  auto ended = [&](std::size_t t, JobState state) {
+    JobId id = scheduler_.AddEndedJob(state);
+    if (jobs_.size() <= id) jobs_.resize(id + 1);
+    jobs_[id] = Job{{t}, false, 1};
+    job_of[t] = id;
+  };
+  for (std::size_t t = 0; t < tests_.size(); ++t) {
+    const TestSpec& test = tests_[t];
+    if (!test.error.empty()) {
+      TestReport report = Decided(TestStatus::kFailed, test.error);
+      report.message = test.error_output;
+      Report(t, std::move(report));
+      ended(t, JobState::kFailed);
+    } else if (!test.cannot_run.empty()) {
+      // Reported as the test that could not start it is: ERROR, with the reason.
+      protocol::JobResult never_started;
+      never_started.state = ExitState::SpawnFailed(ENOENT, test.cannot_run);
+      Report(t, Decided(TestStatus::kFailed, {}), &never_started);
+      ended(t, JobState::kFailed);
+    } else if (!test.skip_reason.empty()) {
+      Report(t, Decided(TestStatus::kSkipped, test.skip_reason));
+      ended(t, JobState::kSkipped);
+    } else if (options_.batch && test.gtest()) {
+      if (batches.find(test.suite) == batches.end()) batch_order.push_back(test.suite);
+      batches[test.suite].push_back(t);
+    } else {
+      job_of[t] = AddJob({t}, false, 1, false);
+    }
+  }
+  for (std::size_t t = 0; t < order_.waits.size(); ++t) {
+    if (!job_of[t] || tests_[t].decided()) continue;
+    for (const TestOrder::Wait& wait : order_.waits[t]) {
+      if (!job_of[wait.on]) continue;  // a batched GoogleTest case: never part of an order
+      if (!wait.fixture.empty()) fixture_of_[{t, wait.on}] = wait.fixture;
+      scheduler_.AddDependency(*job_of[t], *job_of[wait.on], !wait.fixture.empty());
+    }
+  }
+  ReportBlocked();
+  for (const std::string& suite : batch_order) {
+    std::vector<std::size_t> name_bytes;
+    for (std::size_t t : batches[suite]) name_bytes.push_back(tests_[t].gtest_case.size());
+    std::size_t id = batcher_.AddSuite(batches[suite], std::move(name_bytes));
+    for (std::size_t t : batches[suite]) batch_suite_of_[t] = id;
+  }
+}
+
+void RunCore::ReportBlocked() {
+  for (const Scheduler::Blocked& blocked : scheduler_.TakeBlocked()) {
+    std::size_t test = jobs_[blocked.job].tests.front();
+    std::size_t setup = jobs_[blocked.because].tests.front();
+    auto fixture = fixture_of_.find({test, setup});
+    Report(test,
+           Decided(TestStatus::kNotRun,
+                   BlockedReason(fixture == fixture_of_.end() ? std::string("?") : fixture->second,
+                                 tests_[setup].name, scheduler_.state(blocked.because))));
+  }
+}
+
+void RunCore::RefillBatches() {
+  if (scheduler_.stopped()) return;
+  while (scheduler_.WantedJobs() > 0) {
+    auto batch = batcher_.Next(scheduler_.total_slots());
+    if (!batch) return;
+    bool shared = batch->size() > 1;  // a batch of one is simply a case run alone
+    AddJob(std::move(*batch), shared, 1, false);
+  }
+}
+
+bool RunCore::DispatchDone() const {
+  return scheduler_.Done() && (scheduler_.stopped() || batcher_.empty());
+}
+
+void RunCore::ForgetWorker(const std::string& peer, const std::string& why, bool lost) {
+  if (workers_.count(peer) == 0) return;
+  // Its merged profile goes with it: say so rather than write a coverage.json that silently
+  // lacks those tests. (Once its profile was asked for, EndCollectingProfiles says it.)
+  if (options_.coverage && raw_profiles_[peer] > 0 && profiles_.count(peer) == 0) {
+    summary_.coverage.errors.push_back(worker_names_[peer] + " left or was lost (" + why +
+                                       "): the coverage of " + std::to_string(raw_profiles_[peer]) +
+                                       " profiles of its tests is missing");
+  }
+  // While running, its jobs go back to the queue; once stopped, they end as cancelled.
+  Scheduler::Removal removal = scheduler_.RemoveWorker(peer, lost);
+  for (JobId job : removal.cancelled) ReportJob(job, TestStatus::kCancelled, why);
+  for (JobId job : removal.quarantined) {
+    std::string names;
+    for (const WorkerId& id : scheduler_.LostWorkers(job)) {
+      auto it = worker_names_.find(id);
+      names += (names.empty() ? "" : ", ") + (it == worker_names_.end() ? id : it->second);
+    }
+    ReportJob(job, TestStatus::kFailed,
+              "worker lost: it was running when workers " + names + " were lost; not retried");
+  }
+  workers_.erase(peer);
+}
+
+void RunCore::OnUnreachable(const std::string& peer) {
+  tick_due_ = true;
+  if (workers_.count(peer) == 0) return;
+  spdlog::warn("coordinator: worker {} unreachable; requeueing its jobs", worker_names_[peer]);
+  ForgetWorker(peer, "the worker became unreachable", /*lost=*/true);
+}
+
+void RunCore::OnHello(const std::string& peer, const protocol::Hello& hello) {
+  if (workers_.count(peer) != 0) {
+    spdlog::warn("coordinator: duplicate hello from worker {}; ignored", hello.worker_name);
+    return;
+  }
+  if (hello.slots == 0) {
+    Send(peer, protocol::ErrorReply{"hello: a worker needs at least one slot"});
+    return;
+  }
+  // The run ended (or was stopped, or is collecting profiles) before this worker arrived.
+  if (phase_ == RunPhase::kCollectingProfiles || phase_ == RunPhase::kDone || DispatchDone()) {
+    Send(peer, protocol::Bye{"run finished"});
+    return;
+  }
+  workers_.emplace(
+      peer, WorkerInfo{hello.worker_name, hello.slots, Liveness(options_.liveness, clock_.Now())});
+  worker_names_[peer] = hello.worker_name;
+  scheduler_.AddWorker(peer, hello.slots, hello.labels);
+  Send(peer, protocol::Welcome{"run"});
+  reporter_.OnWorkerJoined(hello.worker_name, hello.slots);
+}
+
+void RunCore::Report(std::size_t test, TestReport report, const protocol::JobResult* result) {
+  if (reported_[test]) return;  // each test is reported exactly once
+  reported_[test] = true;
+  const TestSpec& spec = tests_[test];
+  report.name = spec.name;
+  report.suite = spec.suite;
+  report.case_name = spec.gtest_case;
+  if (result != nullptr) {
+    report.result = WithoutBulk(*result);
+    // A failure keeps all its output. A batch's output belongs to its failures; a passing test
+    // keeps the tail, so a run of many chatty tests does not hold all of it in memory.
+    if (IsFailure(report.state)) {
+      report.result->stdout_text = result->stdout_text;
+      report.result->stderr_text = result->stderr_text;
+    } else if (!report.batch) {
+      report.result->stdout_text = Tail(result->stdout_text);
+      report.result->stderr_text = Tail(result->stderr_text);
+    }
+    report.slot = result->slot;
+  }
+  report.finished_at = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
+  Millis process = result ? Millis(static_cast<long long>(result->duration_ms)) : report.duration;
+  report.started_at = std::max(Millis(0), report.finished_at - process);
+  switch (report.state) {
+    case TestStatus::kPassed:
+      ++summary_.passed;
+      break;
+    case TestStatus::kSkipped:
+      ++summary_.skipped_tests;
+      break;
+    case TestStatus::kCancelled:
+      ++summary_.cancelled;
+      break;
+    case TestStatus::kNotRun:
+      ++summary_.not_run;
+      break;
+    case TestStatus::kFailed:
+    case TestStatus::kExpired:
+      ++summary_.failed;
+      break;
+  }
+  summary_.reports.push_back(std::move(report));
+  reporter_.OnTestFinished(summary_.reports.back(), scheduler_.outstanding());
+}
+
+void RunCore::ReportJob(JobId job, TestStatus status, const std::string& reason) {
+  for (std::size_t t : jobs_[job].tests) {
+    TestReport report = Decided(status, reason);
+    report.attempt = jobs_[job].attempt;
+    report.batch = jobs_[job].batch;
+    Report(t, std::move(report));
+  }
+  if (IsFailure(status)) scheduler_.RecordFailures(static_cast<unsigned>(jobs_[job].tests.size()));
+}
+
+void RunCore::OnStarted(const std::string& peer, const protocol::JobStarted& started) {
+  if (workers_.count(peer) == 0 || !scheduler_.OnStarted(peer, started.lease)) return;
+  WatchRunning();  // its START line now, even if its result is the next message
+}
+
+void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
+  auto worker = workers_.find(peer);
+  if (worker == workers_.end()) {
+    spdlog::warn("coordinator: result from an unknown worker dropped (lease {})", result.lease);
+    return;
+  }
+  auto job_id = scheduler_.JobOf(peer, result.lease);
+  if (!job_id) {
+    spdlog::info("coordinator: stale result for lease {} dropped", result.lease);
+    return;
+  }
+  const Job job = jobs_[*job_id];
+  JobVerdicts verdicts = Interpret(job.tests, job.batch, tests_, result);
+  scheduler_.OnResult(peer, result.lease, VerdictOf(verdicts, result.state));
+  summary_.coverage.raw_profiles += result.profiles;
+  raw_profiles_[peer] += result.profiles;
+  if (options_.coverage && result.profiles_empty > 0) {
+    const TestSpec& first = tests_[job.tests.front()];
+    std::string name = job.tests.size() == 1 ? first.name : first.suite + " (batch)";
+    summary_.coverage.empty.push_back(name + " (" + result.state.Describe() + ")");
+  }
+  unsigned failures = 0;
+  for (CaseVerdict& v : verdicts.decided) {
+    if (auto suite = batch_suite_of_.find(v.test); suite != batch_suite_of_.end()) {
+      batcher_.RecordDuration(suite->second, v.duration);
+    }
+    failures += IsFailure(v.state) ? 1 : 0;
+    TestReport report = Decided(v.state, std::move(v.reason));
+    report.message = std::move(v.message);
+    report.duration = v.duration;
+    report.worker = worker->second.name;
+    report.attempt = job.attempt;
+    report.batch = job.batch;
+    Report(v.test, std::move(report), &result);
+  }
+  // Cases the batch could not vouch for run again, alone, ahead of the rest.
+  for (auto it = verdicts.rerun_alone.rbegin(); it != verdicts.rerun_alone.rend(); ++it) {
+    AddJob({*it}, false, job.attempt + 1, true);
+  }
+  scheduler_.RecordFailures(failures);
+}
+
+void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
+  tick_due_ = true;
+  if (auto it = workers_.find(peer); it != workers_.end()) it->second.liveness.Heard(clock_.Now());
+  if (auto* hello = std::get_if<protocol::Hello>(&message)) {
+    OnHello(peer, *hello);
+  } else if (auto* started = std::get_if<protocol::JobStarted>(&message)) {
+    OnStarted(peer, *started);
+  } else if (auto* result = std::get_if<protocol::JobResult>(&message)) {
+    OnResult(peer, *result);
+  } else if (std::holds_alternative<protocol::Bye>(message)) {
+    spdlog::info("coordinator: worker left");
+    ForgetWorker(peer, "the worker left", /*lost=*/false);
+  } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
+    spdlog::error("coordinator: worker reported an error: {}", error->text);
+    // A worker that cannot answer the profile request (an older testfarm) will never send one.
+    if (auto it = profiles_.find(peer); it != profiles_.end() && !it->second.done) {
+      summary_.coverage.errors.push_back(it->second.name + ": " + error->text);
+      it->second.done = true;
+    }
+  } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
+    OnProfileChunk(peer, *profile);
+  } else if (std::holds_alternative<protocol::Heartbeat>(message) ||
+             std::holds_alternative<protocol::Fetch>(message)) {
+    // Heard() above is all a heartbeat is for; a fetch is served by the transport's owner.
+  } else {
+    spdlog::warn("coordinator: unexpected {} message from a worker; ignored",
+                 protocol::TypeName(message));
+    Send(peer, protocol::ErrorReply{std::string("unexpected message type ") +
+                                    protocol::TypeName(message)});
+  }
+}
+
+void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& chunk) {
+  auto it = profiles_.find(peer);
+  if (it == profiles_.end() || it->second.done) {
+    spdlog::warn("coordinator: unasked-for coverage profile from {}; dropped", Describe(peer));
+    return;
+  }
+  ProfileDownload& download = it->second;
+  CoverageSummary& coverage = summary_.coverage;
+  auto fail = [&](const std::string& why) {
+    coverage.errors.push_back(download.name + ": " + why);
+    download.done = true;
+    download.data.clear();
+  };
+  if (chunk.offset != download.data.size() || chunk.size > (uint64_t{1} << 32) ||
+      chunk.offset + chunk.data.size() > chunk.size) {
+    return fail("profile chunks out of order or beyond the stated size");
+  }
+  download.data += chunk.data;
+  if (!chunk.last) return;
+  download.done = true;
+  coverage.merged += chunk.merged;
+  for (const std::string& bad : chunk.bad) coverage.bad.push_back(download.name + ": " + bad);
+  if (!chunk.error.empty()) coverage.errors.push_back(download.name + ": " + chunk.error);
+  if (download.data.size() != chunk.size) return fail("profile incomplete");
+  if (download.data.empty()) return;
+  if (!profile_sink_) return fail("nowhere to keep it");
+  Result<std::filesystem::path> kept = profile_sink_(coverage.profiles.size(), download.data);
+  if (!kept) return fail(kept.error().message);
+  coverage.profiles.push_back(*kept);
+  download.data.clear();
+}
+
+void RunCore::StartCollectingProfiles() {
+  phase_ = RunPhase::kCollectingProfiles;
+  profiles_asked_at_ = clock_.Now();
+  // Bounded: a worker that dies or falls silent is forgotten by CheckWorkers, an interrupt
+  // ends the wait, and so does kProfileWait.
+  profile_deadline_ = profiles_asked_at_ + kProfileWait;
+  std::vector<std::string> peers;
+  for (const auto& [peer, info] : workers_) peers.push_back(peer);
+  for (const std::string& peer : peers) {
+    profiles_[peer] = ProfileDownload{workers_.at(peer).name, {}, false};
+    Send(peer, protocol::ProfileRequest{});
+  }
+}
+
+void RunCore::EndCollectingProfiles() {
+  profile_deadline_.reset();
+  for (const auto& [peer, download] : profiles_) {
+    if (!download.done) {
+      summary_.coverage.errors.push_back(
+          download.name +
+          ": its profile never came (the worker was lost, or did not answer within " +
+          FormatDuration(kProfileWait) + ")");
+    }
+  }
+  summary_.coverage.collect = std::chrono::duration_cast<Millis>(clock_.Now() - profiles_asked_at_);
+  phase_ = RunPhase::kDone;
+}
+
+void RunCore::PerformActions() {
+  for (Action& action : scheduler_.TakeActions()) {
+    if (auto* assign = std::get_if<AssignAction>(&action)) {
+      const Job& job = jobs_[assign->job];
+      std::size_t first_index = job.tests.front();
+      const TestSpec& first = tests_[first_index];
+      WarnIfClamped(first_index, assign->worker);
+      protocol::JobAssign message;
+      message.lease = assign->lease;
+      message.job_id = assign->job;
+      message.name = job.tests.size() == 1 ? first.name : first.suite + " (batch)";
+      message.argv = first.command;
+      if (first.gtest()) {
+        std::vector<std::string> cases;
+        for (std::size_t t : job.tests) cases.push_back(tests_[t].gtest_case);
+        message.argv.push_back("--gtest_filter=" + GtestFilterFor(cases));
+        message.report_env = "GTEST_OUTPUT=json:";
+      }
+      message.env = first.env;
+      message.cwd = first.cwd;
+      message.timeout_ms = static_cast<uint64_t>(first.timeout.count());
+      message.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());
+      message.coverage = options_.coverage;
+      if (first_index < shipped_.size() && shipped_[first_index] != nullptr &&
+          !shipped_[first_index]->files.empty()) {
+        const ArtifactSet& set = *shipped_[first_index];
+        message.artifact_root = set.root;
+        message.artifacts = set.files;
+        message.library_dirs = set.library_dirs;
+      }
+      Send(assign->worker, std::move(message));
+    } else {
+      const auto& cancel = std::get<CancelAction>(action);
+      Send(cancel.worker, protocol::Cancel{cancel.lease});
+    }
+  }
+}
+
+void RunCore::WarnIfClamped(std::size_t test, const std::string& peer) {
+  auto worker = workers_.find(peer);
+  unsigned wanted = tests_[test].ordering.processors;
+  if (worker == workers_.end() || wanted <= worker->second.slots) return;
+  if (!clamp_warned_.insert(test).second) return;
+  spdlog::warn(
+      "{} asks for PROCESSORS {}, more than the {} slot{} of worker {}: it runs there "
+      "holding all of them",
+      tests_[test].name, wanted, worker->second.slots, worker->second.slots == 1 ? "" : "s",
+      worker->second.name);
+}
+
+void RunCore::OnInterrupt() {
+  tick_due_ = true;
+  SteadyTime now = clock_.Now();
+  if (phase_ == RunPhase::kCollectingProfiles) {
+    spdlog::warn("coordinator: interrupted while collecting coverage profiles");
+    summary_.interrupted = true;
+    EndCollectingProfiles();
+    return;
+  }
+  if (phase_ == RunPhase::kDone) return;
+  if (!first_interrupt_at_) {
+    first_interrupt_at_ = now;
+    summary_.interrupted = true;
+    // The console's summary says so ("Stopped early: interrupted").
+    spdlog::info("coordinator: interrupted; stopping running tests");
+    scheduler_.Stop("interrupted");
+  } else if (now - *first_interrupt_at_ >= kSecondSignalAfter) {
+    // A second signal: stop waiting for the cancelled tests. (One sent to the process and then
+    // to its group, as `timeout` does, arrives twice at once; that counts as one.)
+    give_up_at_ = now;
+  }
+}
+
+void RunCore::AbandonOutstanding(const std::string& why) {
+  for (JobId job : scheduler_.AbandonOutstanding()) ReportJob(job, TestStatus::kCancelled, why);
+}
+
+void RunCore::Abort(const std::string& why) {
+  scheduler_.Stop(why);
+  scheduler_.TakeActions();  // nothing can be sent any more
+  AbandonOutstanding(why);
+  phase_ = RunPhase::kDone;
+}
+
+void RunCore::CheckWorkers() {
+  SteadyTime now = clock_.Now();
+  // The loop wakes at least once per interval. If it did not (the process was suspended or
+  // starved of CPU), the workers' silence is ours, not theirs: start counting again.
+  if (last_check_ && now - *last_check_ > 2 * options_.liveness.interval && !workers_.empty()) {
+    spdlog::warn("coordinator: this process did not run for {}; not counting it against workers",
+                 FormatDuration(std::chrono::duration_cast<Millis>(now - *last_check_)));
+    for (auto& [peer, info] : workers_) info.liveness.Heard(now);
+  }
+  last_check_ = now;
+  std::vector<std::string> dead;
+  for (auto& [peer, info] : workers_) {
+    if (info.liveness.Dead(now)) {
+      dead.push_back(peer);
+    } else if (info.liveness.ShouldSendHeartbeat(now)) {
+      Send(peer, protocol::Heartbeat{});
+    }
+  }
+  for (const std::string& peer : dead) {
+    spdlog::warn("coordinator: worker {} silent for {} heartbeats; requeueing its jobs",
+                 worker_names_[peer], options_.liveness.liveness);
+    ForgetWorker(peer, "its worker was lost", /*lost=*/true);
+  }
+}
+
+void RunCore::StopIfNoWorkerCanCome() {
+  // Without --listen nobody else can come: a run whose every worker is gone stops (else it
+  // would wait on a socket no one will ever write to).
+  if (dispatch_open_ && workers_.empty() && options_.wait_workers.count() == 0 &&
+      !scheduler_.stopped()) {
+    scheduler_.Stop("every worker was lost");
+  }
+}
+
+bool RunCore::DispatchOpen() {
+  if (dispatch_open_) return true;
+  bool waited = clock_.Now() >= started_ + options_.wait_workers;
+  if (workers_.size() >= options_.min_workers || (waited && !workers_.empty())) {
+    dispatch_open_ = true;
+    if (workers_.size() < options_.min_workers) {
+      spdlog::warn(
+          "only {} of the {} workers asked for (--min-workers) joined within {}; "
+          "starting with {}",
+          workers_.size(), options_.min_workers, FormatDuration(options_.wait_workers),
+          workers_.size() == 1 ? "it" : "them");
+    }
+  } else if (waited && options_.wait_workers.count() > 0) {
+    scheduler_.Stop("no worker joined within " + FormatDuration(options_.wait_workers));
+  }
+  return dispatch_open_;
+}
+
+void RunCore::FailUnplaceable() {
+  if (clock_.Now() < started_ + options_.wait_workers) return;
+  for (JobId job : scheduler_.TakeUnplaceable()) {
+    std::string wanted;
+    for (const auto& [key, value] : tests_[jobs_[job].tests.front()].required_labels) {
+      wanted += (wanted.empty() ? "" : ", ") + key + "=" + value;
+    }
+    ReportJob(job, TestStatus::kFailed,
+              "no connected worker has the labels it requires: " + wanted);
+  }
+}
+
+std::optional<SteadyTime> RunCore::NextDeadline() const {
+  if (phase_ == RunPhase::kDone) return std::nullopt;
+  if (tick_due_) return clock_.Now();
+  std::optional<SteadyTime> next;
+  auto consider = [&](std::optional<SteadyTime> at) {
+    if (at && (!next || *at < *next)) next = at;
+  };
+  for (const auto& [peer, info] : workers_) consider(info.liveness.NextDeadline());
+  if (phase_ == RunPhase::kCollectingProfiles) {  // the run's own deadlines are over
+    consider(profile_deadline_);
+    return next;
+  }
+  consider(scheduler_.NextDeadline());
+  consider(give_up_at_);
+  if (!dispatch_open_ && options_.wait_workers.count() > 0) {
+    consider(started_ + options_.wait_workers);
+  }
+  consider(running_.NextSlowDeadline());
+  return next;
+}
+
+void RunCore::WatchRunning() {
+  SteadyTime now = clock_.Now();
+  auto name_of = [&](const Scheduler::RunningLease& lease) {
+    const Job& job = jobs_[lease.job];
+    const TestSpec& first = tests_[job.tests.front()];
+    return job.tests.size() == 1 ? first.name : first.suite + " (batch)";
+  };
+  RunningTests::Changes changes = running_.Update(scheduler_.Running(), now);
+  // Leases the run is already cancelling may still be marked running: not worth a START line.
+  if (!scheduler_.stopped()) {
+    for (const auto& lease : changes.started) {
+      auto worker = worker_names_.find(lease.worker);
+      reporter_.OnTestStarted(name_of(lease), worker == worker_names_.end() ? "" : worker->second);
+    }
+  }
+  for (const auto& lease : changes.slow) {
+    reporter_.OnTestSlow(name_of(lease), std::chrono::duration_cast<Millis>(now - lease.since));
+  }
+  auto longest = running_.Longest();
+  reporter_.OnRunning(
+      running_.count(), longest ? name_of(*longest) : std::string(),
+      longest ? std::chrono::duration_cast<Millis>(now - longest->since) : Millis(0));
+}
+
+void RunCore::Tick() {
+  tick_due_ = false;
+  if (phase_ == RunPhase::kDone) return;
+  CheckWorkers();
+  if (phase_ == RunPhase::kCollectingProfiles) {
+    bool waiting = std::any_of(profiles_.begin(), profiles_.end(), [&](const auto& entry) {
+      return !entry.second.done && workers_.count(entry.first) != 0;
+    });
+    if (!waiting || clock_.Now() >= *profile_deadline_) EndCollectingProfiles();
+    return;
+  }
+  SteadyTime now = clock_.Now();
+  StopIfNoWorkerCanCome();
+  for (JobId job : scheduler_.OnTimers()) {
+    ReportJob(job, TestStatus::kExpired, "no result from the worker within the test's timeout");
+  }
+  // Once stopped, cancelled jobs get the kill grace plus some slack to report back.
+  if (scheduler_.stopped() && !give_up_at_) {
+    give_up_at_ = now + options_.scheduler.kill_grace + options_.stop_slack;
+  }
+  if (give_up_at_ && now >= *give_up_at_) {
+    PerformActions();
+    AbandonOutstanding("the worker did not confirm the cancellation in time");
+  }
+  if (!DispatchDone()) {
+    ReportBlocked();
+    if (DispatchOpen()) {
+      FailUnplaceable();
+      if (options_.batch) RefillBatches();
+      scheduler_.Dispatch();
+    }
+    WatchRunning();
+    PerformActions();
+    StopIfNoWorkerCanCome();
+  }
+  if (!DispatchDone()) {
+    phase_ = scheduler_.stopped() ? RunPhase::kStopping : RunPhase::kDispatching;
+    return;
+  }
+  PerformActions();
+  if (options_.coverage && !summary_.interrupted && !workers_.empty()) {
+    StartCollectingProfiles();
+  } else {
+    phase_ = RunPhase::kDone;
+  }
+}
+
+RunSummary RunCore::Finish() {
+  ReportBlocked();
+  // Every selected test is reported exactly once, in every report: those the run never started
+  // (it stopped, or no worker came) are listed as not run, with why.
+  batcher_.Clear();
+  std::string not_run_reason = scheduler_.stop_reason().empty()
+                                   ? std::string("the run ended before it started")
+                                   : "the run stopped: " + scheduler_.stop_reason();
+  for (std::size_t t = 0; t < tests_.size(); ++t) {
+    if (!reported_[t]) Report(t, Decided(TestStatus::kNotRun, not_run_reason));
+  }
+  for (const auto& [peer, info] : workers_) Send(peer, protocol::Bye{"run finished"});
+  phase_ = RunPhase::kDone;
+  summary_.stop_reason = scheduler_.stop_reason();
+  summary_.wall = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
+  reporter_.OnRunEnd(summary_);
+  return summary_;
+}
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,192 @@
+#pragma once
+// The run core: everything a run decides, with no socket, no file and no clock of its own. It
+// holds the scheduler, the batcher, the registry of workers (with their liveness) and the
+// ledger of tests (each reported exactly once), and moves through explicit phases:
+//
+//   dispatching -> stopping (interrupt, fail-fast, every worker lost) -> collecting profiles
+//   (--coverage) -> done
+//
+// Inputs are the peers' messages, the user's interrupt and the passing of time (Tick), each at
+// the injected clock's time; outputs are messages to send (TakeOutbox), the moment the core
+// must next be ticked (NextDeadline) and the reporter's calls. The Coordinator feeds it from a
+// ROUTER socket; unit tests feed it by hand on a FakeClock.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "coordinator/artifacts.h"
+#include "coordinator/batcher.h"
+#include "coordinator/report.h"
+#include "coordinator/running_tests.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/test_order.h"
+#include "coordinator/test_spec.h"
+#include "protocol/messages.h"
+#include "shared/clock.h"
+#include "shared/liveness.h"
+#include "shared/result.h"
+
+namespace testfarm::coordinator {
+
+// What a run decides by: the policy half of the coordinator's options.
+struct RunOptions {
+  SchedulerOptions scheduler;
+  // After the run stops (interrupt, fail-fast), how long to wait for cancelled jobs to report
+  // beyond the kill grace before giving up on them.
+  Millis stop_slack{5000};
+  // --isolation batch: cases of one GoogleTest binary share processes.
+  bool batch = false;
+  BatcherOptions batcher;
+  // Heartbeats both ways; a worker silent for liveness x interval is dead and its jobs requeued.
+  LivenessOptions liveness;
+  // Nothing is dispatched until this many workers have joined, or `wait_workers` has passed
+  // (then the run goes on with whoever came; with nobody it stops). After `wait_workers`, tests
+  // whose required labels no connected worker has fail.
+  unsigned min_workers = 1;
+  Millis wait_workers{0};
+  // Coverage: tests write LLVM profiles; at the end each worker sends its merged profile.
+  bool coverage = false;
+  // --slow-timeout: a test running this long is reported slow (once); 0: never.
+  Millis slow_timeout{0};
+};
+
+enum class RunPhase { kDispatching, kStopping, kCollectingProfiles, kDone };
+
+// A message for one peer (by its transport identity).
+struct Outgoing {
+  std::string peer;
+  protocol::Message message;
+};
+
+// Keeps a worker's merged coverage profile (the `index`-th received): returns where it went.
+using ProfileSink =
+    std::function<Result<std::filesystem::path>(std::size_t index, const std::string& data)>;
+
+class RunCore {
+ public:
+  // `shipped[t]`: the files test t's job names for workers to fetch (nullptr or absent: none).
+  RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions options, Reporter& reporter,
+          std::vector<const ArtifactSet*> shipped = {}, ProfileSink profiles = {});
+
+  // The run starts now: the jobs are planned and the tests decided beforehand are reported.
+  void Start();
+  // A message from `peer`. Any message is a sign of life.
+  void OnMessage(const std::string& peer, protocol::Message& message);
+  // The user interrupted: the first time the run stops gracefully (running tests are cancelled);
+  // a second time, a second or more later, it stops waiting for them.
+  void OnInterrupt();
+  // A message to `peer` could not be delivered: it is gone, and its jobs are requeued.
+  void OnUnreachable(const std::string& peer);
+  // The transport failed: nothing more can be sent or heard. Every outstanding test is
+  // cancelled and the run is done.
+  void Abort(const std::string& why);
+  // Time passed (and inputs were taken): liveness, timeouts, dispatching, phase changes. Call
+  // after every batch of inputs and whenever NextDeadline passes.
+  void Tick();
+
+  std::vector<Outgoing> TakeOutbox();
+  // When Tick must next be called (now, after any input it has not seen); nullopt: only on
+  // input.
+  std::optional<SteadyTime> NextDeadline() const;
+  RunPhase phase() const { return phase_; }
+
+  // Whether `peer` is a worker of this run now (it said hello and was not lost).
+  bool IsWorker(const std::string& peer) const { return workers_.count(peer) != 0; }
+  // "worker NAME" for a peer that ever joined, else "a peer that has not joined".
+  std::string Describe(const std::string& peer) const;
+
+  // Ends the run: every test not yet reported is reported not run (with why), the workers are
+  // told goodbye (in the outbox) and the reporter gets the summary.
+  RunSummary Finish();
+
+ private:
+  struct WorkerInfo {
+    std::string name;
+    unsigned slots = 0;
+    Liveness liveness;
+  };
+  struct Job {
+    std::vector<std::size_t> tests;
+    bool batch = false;
+    unsigned attempt = 1;
+  };
+  struct ProfileDownload {
+    std::string name;
+    std::string data;
+    bool done = false;
+  };
+
+  void PlanInitialJobs();
+  JobId AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front);
+  void RefillBatches();
+  bool DispatchDone() const;
+  void OnHello(const std::string& peer, const protocol::Hello& hello);
+  void OnStarted(const std::string& peer, const protocol::JobStarted& started);
+  void OnResult(const std::string& peer, protocol::JobResult& result);
+  void OnProfileChunk(const std::string& peer, protocol::ProfileChunk& chunk);
+  void ForgetWorker(const std::string& peer, const std::string& why, bool lost);
+  void CheckWorkers();  // heartbeats out, dead workers out
+  bool DispatchOpen();
+  void StopIfNoWorkerCanCome();
+  void FailUnplaceable();
+  void PerformActions();
+  void ReportBlocked();
+  void WarnIfClamped(std::size_t test, const std::string& peer);
+  void WatchRunning();
+  void StartCollectingProfiles();
+  void EndCollectingProfiles();
+  void AbandonOutstanding(const std::string& why);
+  void Send(const std::string& peer, protocol::Message message);
+
+  // The ledger: `report` (its state, reason, message, duration, worker, attempt, batch) for
+  // test `test`, with the process that ran it if any. A test is reported once; later calls
+  // for it are ignored.
+  void Report(std::size_t test, TestReport report, const protocol::JobResult* result = nullptr);
+  void ReportJob(JobId job, TestStatus status, const std::string& reason);
+
+  const Clock& clock_;
+  std::vector<TestSpec> tests_;
+  RunOptions options_;
+  Reporter& reporter_;
+  std::vector<const ArtifactSet*> shipped_;
+  ProfileSink profile_sink_;
+
+  Scheduler scheduler_;
+  RunningTests running_;
+  Batcher batcher_;
+  RunPhase phase_ = RunPhase::kDispatching;
+  bool tick_due_ = false;  // an input came since the last Tick
+  std::vector<Outgoing> outbox_;
+
+  std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
+  std::vector<Job> jobs_;                              // by scheduler JobId
+  TestOrder order_;                                    // DEPENDS and fixtures among tests_
+  std::map<std::pair<std::size_t, std::size_t>, std::string>
+      fixture_of_;                             // (user, setup) -> the fixture the user requires
+  std::set<std::size_t> clamp_warned_;         // tests warned about PROCESSORS
+  std::map<std::string, WorkerInfo> workers_;  // by peer
+  std::map<std::string, std::string> worker_names_;  // every worker ever seen, for messages
+  bool dispatch_open_ = false;
+
+  std::vector<bool> reported_;
+  RunSummary summary_;
+  SteadyTime started_;
+  std::optional<SteadyTime> give_up_at_;  // set once the run is stopping
+  std::optional<SteadyTime> first_interrupt_at_;
+  std::optional<SteadyTime> last_check_;  // the last CheckWorkers()
+
+  std::map<std::string, ProfileDownload> profiles_;  // by peer, once requested
+  std::map<std::string, uint64_t> raw_profiles_;     // by peer: its tests' raw profiles
+  std::optional<SteadyTime> profile_deadline_;       // while collecting profiles
+  SteadyTime profiles_asked_at_;
+
+  static constexpr Millis kSecondSignalAfter{1000};
+  static constexpr Millis kProfileWait{10 * 60 * 1000};  // bound on collecting profiles
+};
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,492 @@
+// The run core on a fake clock: messages in, messages out, no socket and no sleeping.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "coordinator/run_core.h"
+
+namespace testfarm::coordinator {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class RecordingReporter : public Reporter {
+ public:
+  void OnRunStart(std::size_t) override {}
+  void OnWorkerJoined(const std::string& name, unsigned) override { joined.push_back(name); }
+  void OnTestStarted(const std::string& name, const std::string& worker) override {
+    started.push_back(name + "@" + worker);
+  }
+  void OnTestFinished(const TestReport& report, std::size_t) override {
+    finished.push_back(report);
+  }
+  void OnRunEnd(const RunSummary&) override { ++ended; }
+
+  const TestReport* Find(const std::string& name) const {
+    const TestReport* found = nullptr;
+    for (const TestReport& r : finished) {
+      if (r.name != name) continue;
+      EXPECT_EQ(found, nullptr) << name << " reported twice";
+      found = &r;
+    }
+    return found;
+  }
+
+  std::vector<std::string> joined;
+  std::vector<std::string> started;
+  std::vector<TestReport> finished;
+  int ended = 0;
+};
+
+TestSpec Spec(const std::string& name, Millis timeout = Millis(0)) {
+  TestSpec spec;
+  spec.name = name;
+  spec.suite = name;
+  spec.command = {"/bin/" + name};
+  spec.timeout = timeout;
+  return spec;
+}
+
+std::vector<TestSpec> Specs(int n) {
+  std::vector<TestSpec> specs;
+  for (int i = 0; i < n; ++i) specs.push_back(Spec("t" + std::to_string(i)));
+  return specs;
+}
+
+protocol::ProfileChunk Piece(uint64_t offset, uint64_t size, std::string data, bool last,
+                             uint32_t merged) {
+  protocol::ProfileChunk chunk;
+  chunk.offset = offset;
+  chunk.size = size;
+  chunk.data = std::move(data);
+  chunk.last = last;
+  chunk.merged = merged;
+  return chunk;
+}
+
+RunOptions Options() {
+  RunOptions options;
+  options.liveness = LivenessOptions{Millis(1000), 3};
+  options.scheduler.kill_grace = seconds(2);
+  options.scheduler.lease_slack = seconds(10);
+  options.stop_slack = seconds(5);
+  return options;
+}
+
+// A run core with its clock, and the worker's side of the conversation.
+struct Farm {
+  explicit Farm(std::vector<TestSpec> specs, RunOptions options = Options(), ProfileSink sink = {})
+      : core(clock, std::move(specs), options, reporter, {}, std::move(sink)) {}
+
+  void Hello(const std::string& peer, unsigned slots, Labels labels = {}) {
+    protocol::Message hello = protocol::Hello{peer, slots, "linux", "x86_64", std::move(labels)};
+    core.OnMessage(peer, hello);
+  }
+  void Say(const std::string& peer, protocol::Message message) { core.OnMessage(peer, message); }
+  void Started(const protocol::JobAssign& job, const std::string& peer) {
+    Say(peer, protocol::JobStarted{job.lease});
+  }
+  void Finished(const protocol::JobAssign& job, const std::string& peer,
+                ExitState state = ExitState::Exited(0), uint32_t profiles = 0) {
+    protocol::JobResult result;
+    result.lease = job.lease;
+    result.job_id = job.job_id;
+    result.state = state;
+    result.profiles = profiles;
+    Say(peer, result);
+  }
+  // Ticks and sorts what the core wants sent.
+  void Tick() {
+    core.Tick();
+    for (Outgoing& out : core.TakeOutbox()) {
+      if (auto* job = std::get_if<protocol::JobAssign>(&out.message)) {
+        jobs[out.peer].push_back(*job);
+      } else if (auto* cancel = std::get_if<protocol::Cancel>(&out.message)) {
+        cancels[out.peer].push_back(cancel->lease);
+      } else {
+        others[out.peer].push_back(protocol::TypeName(out.message));
+      }
+    }
+  }
+  std::vector<protocol::JobAssign> TakeJobs(const std::string& peer) {
+    return std::exchange(jobs[peer], {});
+  }
+  bool Saw(const std::string& peer, const std::string& type) const {
+    auto it = others.find(peer);
+    return it != others.end() &&
+           std::find(it->second.begin(), it->second.end(), type) != it->second.end();
+  }
+
+  FakeClock clock;
+  RecordingReporter reporter;
+  RunCore core;
+  std::map<std::string, std::vector<protocol::JobAssign>> jobs;
+  std::map<std::string, std::vector<uint64_t>> cancels;
+  std::map<std::string, std::vector<std::string>> others;
+};
+
+TEST(RunCore, ARunFromHelloToBye) {
+  Farm farm(Specs(3));
+  farm.core.Start();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDispatching);
+  farm.Hello("w", 1);
+  farm.Tick();
+  EXPECT_TRUE(farm.Saw("w", "welcome"));
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 3u) << "one slot plus the prefetch window of two";
+  for (const auto& job : jobs) {
+    farm.Started(job, "w");
+    farm.Finished(job, "w");
+  }
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  EXPECT_FALSE(farm.core.NextDeadline().has_value());
+  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(summary.passed, 3u);
+  EXPECT_EQ(summary.total(), 3u);
+  EXPECT_EQ(farm.reporter.ended, 1);
+  ASSERT_NE(farm.reporter.Find("t1"), nullptr);
+  EXPECT_EQ(farm.reporter.Find("t1")->worker, "w");
+  // A test that started and finished between two ticks still has its START.
+  EXPECT_EQ(farm.reporter.started, (std::vector<std::string>{"t0@w", "t1@w", "t2@w"}));
+  farm.Tick();
+  EXPECT_TRUE(farm.Saw("w", "bye"));
+}
+
+TEST(RunCore, AnInputMakesTheNextDeadlineNow) {
+  Farm farm(Specs(1));
+  farm.core.Start();
+  EXPECT_FALSE(farm.core.NextDeadline().has_value()) << "no worker, nothing to wait for";
+  farm.Hello("w", 1);
+  EXPECT_EQ(farm.core.NextDeadline(), farm.clock.Now());
+  farm.Tick();
+  EXPECT_GT(*farm.core.NextDeadline(), farm.clock.Now()) << "then the heartbeat's";
+}
+
+TEST(RunCore, ASilentWorkerIsLostAndItsJobsGoToAnother) {
+  Farm farm(Specs(2));
+  farm.core.Start();
+  farm.Hello("a", 1);
+  farm.Tick();
+  auto on_a = farm.TakeJobs("a");
+  ASSERT_EQ(on_a.size(), 2u);
+  farm.Started(on_a[0], "a");
+  farm.Hello("b", 1);
+  farm.Tick();
+  EXPECT_TRUE(farm.TakeJobs("b").empty()) << "nothing left to give";
+  // b keeps talking, a falls silent for three heartbeats.
+  for (int i = 0; i < 3; ++i) {
+    farm.clock.Advance(seconds(1));
+    farm.Say("b", protocol::Heartbeat{});
+    farm.Tick();
+  }
+  EXPECT_TRUE(farm.Saw("a", "heartbeat"));
+  auto on_b = farm.TakeJobs("b");
+  ASSERT_EQ(on_b.size(), 2u) << "requeued";
+  EXPECT_EQ(on_b[0].job_id, on_a[0].job_id) << "in their order, at the front";
+  for (const auto& job : on_b) farm.Finished(job, "b");
+  farm.Tick();
+  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(summary.passed, 2u);
+  EXPECT_EQ(farm.reporter.Find("t0")->worker, "b");
+  // A result of the lost lease that arrives late is dropped, never reported twice.
+  farm.Finished(on_a[0], "a", ExitState::Exited(1));
+  EXPECT_EQ(farm.reporter.finished.size(), 2u);
+}
+
+TEST(RunCore, TheSuspensionGuardDoesNotBlameWorkersForOurOwnSilence) {
+  Farm farm(Specs(1));
+  farm.core.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  farm.clock.Advance(seconds(30));  // this process was stopped; the worker was not heard
+  farm.Tick();
+  EXPECT_TRUE(farm.core.IsWorker("w"));
+  for (int i = 0; i < 3; ++i) {  // now the loop runs, and the silence is the worker's
+    EXPECT_TRUE(farm.core.IsWorker("w")) << i;
+    farm.clock.Advance(seconds(1));
+    farm.Tick();
+  }
+  EXPECT_FALSE(farm.core.IsWorker("w"));
+}
+
+TEST(RunCore, AJobThatTakesDownTwoWorkersIsQuarantined) {
+  Farm farm({Spec("killer"), Spec("fine")});
+  farm.core.Start();
+  for (const char* w : {"a", "b", "c"}) farm.Hello(w, 1);
+  farm.Tick();
+  std::string holder;
+  for (const char* w : {"a", "b", "c"}) {
+    for (const auto& job : farm.TakeJobs(w)) {
+      if (job.name == "killer") holder = w;
+      farm.Started(job, w);
+      if (job.name == "fine") farm.Finished(job, w);
+    }
+  }
+  ASSERT_FALSE(holder.empty());
+  farm.core.OnUnreachable(holder);  // it died with the killer running
+  farm.Tick();
+  std::string second;
+  for (const char* w : {"a", "b", "c"}) {
+    for (const auto& job : farm.TakeJobs(w)) {
+      ASSERT_EQ(job.name, "killer");
+      second = w;
+      farm.Started(job, w);
+    }
+  }
+  ASSERT_FALSE(second.empty()) << "requeued once";
+  ASSERT_NE(second, holder);
+  farm.core.OnUnreachable(second);
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone) << "not requeued a third time";
+  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(summary.passed, 1u);
+  EXPECT_EQ(summary.failed, 1u);
+  const TestReport* killer = farm.reporter.Find("killer");
+  ASSERT_NE(killer, nullptr);
+  EXPECT_NE(killer->reason.find("worker lost"), std::string::npos) << killer->reason;
+  EXPECT_NE(killer->reason.find(holder), std::string::npos) << killer->reason;
+}
+
+TEST(RunCore, AStartedTestThatNeverReportsExpiresAfterItsAllowance) {
+  Farm farm({Spec("slow", seconds(1))});
+  farm.core.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 1u);
+  farm.clock.Advance(seconds(30));  // fetching its files: no clock yet
+  farm.Say("w", protocol::Heartbeat{});
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDispatching);
+  farm.Started(jobs[0], "w");
+  farm.Tick();
+  ASSERT_TRUE(farm.core.NextDeadline().has_value());
+  // timeout 1 s + kill grace 2 s + slack 10 s, with the worker alive all along.
+  for (int i = 0; i < 13; ++i) {
+    farm.clock.Advance(seconds(1));
+    farm.Say("w", protocol::Heartbeat{});
+    farm.Tick();
+  }
+  EXPECT_EQ(farm.cancels["w"], std::vector<uint64_t>{jobs[0].lease});
+  RunSummary summary = farm.core.Finish();
+  const TestReport* slow = farm.reporter.Find("slow");
+  ASSERT_NE(slow, nullptr);
+  EXPECT_EQ(slow->state, TestStatus::kExpired);
+  EXPECT_EQ(summary.failed, 1u);
+}
+
+TEST(RunCore, AnInterruptCancelsAndGivesUpAfterTheKillGraceAndTheSlack) {
+  Farm farm(Specs(4));
+  farm.core.Start();
+  farm.Hello("w", 2);
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 4u);
+  farm.Started(jobs[0], "w");
+  farm.Started(jobs[1], "w");
+  farm.Finished(jobs[2], "w");  // a third one finished before the interrupt
+  farm.core.OnInterrupt();
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kStopping);
+  EXPECT_EQ(farm.cancels["w"].size(), 3u) << "every lease still held";
+  farm.Finished(jobs[0], "w", ExitState::Cancelled("the run was stopped"));
+  farm.core.OnInterrupt();  // the same signal again, at once: not a second one
+  // The worker never confirms the other two: given up on after 2 s + 5 s, heartbeats aside.
+  for (int i = 0; i < 6; ++i) {
+    farm.clock.Advance(seconds(1));
+    farm.Say("w", protocol::Heartbeat{});
+    farm.Tick();
+    EXPECT_EQ(farm.core.phase(), RunPhase::kStopping) << i;
+  }
+  farm.clock.Advance(seconds(1));
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  RunSummary summary = farm.core.Finish();
+  EXPECT_TRUE(summary.interrupted);
+  EXPECT_EQ(summary.stop_reason, "interrupted");
+  EXPECT_EQ(summary.passed, 1u);
+  EXPECT_EQ(summary.cancelled, 3u);
+  EXPECT_EQ(summary.total(), 4u);
+  EXPECT_EQ(farm.reporter.finished.size(), 4u);
+}
+
+TEST(RunCore, ASecondInterruptStopsWaitingAtOnce) {
+  Farm farm(Specs(1));
+  farm.core.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  farm.Started(farm.TakeJobs("w").at(0), "w");
+  farm.core.OnInterrupt();
+  farm.Tick();
+  farm.clock.Advance(milliseconds(1500));
+  farm.core.OnInterrupt();
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  EXPECT_EQ(farm.core.Finish().cancelled, 1u);
+}
+
+TEST(RunCore, WaitWorkersHoldsDispatchThenGoesOnWithWhoeverCame) {
+  RunOptions options = Options();
+  options.min_workers = 2;
+  options.wait_workers = seconds(5);
+  Farm farm(Specs(2), options);
+  farm.core.Start();
+  farm.Hello("a", 1);
+  farm.Tick();
+  EXPECT_TRUE(farm.TakeJobs("a").empty()) << "waiting for the second worker";
+  EXPECT_LE(*farm.core.NextDeadline(), farm.clock.Now() + seconds(5));
+  farm.clock.Advance(seconds(1));
+  farm.Say("a", protocol::Heartbeat{});
+  farm.Tick();
+  EXPECT_TRUE(farm.TakeJobs("a").empty());
+  farm.clock.Advance(seconds(4));
+  farm.Say("a", protocol::Heartbeat{});
+  farm.Tick();
+  EXPECT_EQ(farm.TakeJobs("a").size(), 2u) << "the wait is over: one worker will do";
+}
+
+TEST(RunCore, WaitWorkersWithNobodyStopsWithEveryTestNotRun) {
+  RunOptions options = Options();
+  options.wait_workers = seconds(5);
+  Farm farm(Specs(2), options);
+  farm.core.Start();
+  EXPECT_EQ(farm.core.NextDeadline(), farm.clock.Now() + seconds(5));
+  farm.clock.Advance(seconds(5));
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(summary.not_run, 2u);
+  EXPECT_EQ(farm.reporter.Find("t0")->reason, "the run stopped: no worker joined within 5.00s");
+}
+
+TEST(RunCore, ATestNoWorkerCanTakeFailsOnceTheWaitIsOver) {
+  RunOptions options = Options();
+  options.wait_workers = seconds(2);
+  TestSpec gpu = Spec("gpu");
+  gpu.required_labels = {{"gpu", "1"}};
+  Farm farm({gpu, Spec("cpu")}, options);
+  farm.core.Start();
+  farm.Hello("w", 1, {{"arch", "x86_64"}});
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].name, "cpu");
+  farm.Finished(jobs[0], "w");
+  farm.Tick();
+  EXPECT_EQ(farm.reporter.Find("gpu"), nullptr) << "a gpu worker may still come";
+  farm.clock.Advance(seconds(2));
+  farm.Say("w", protocol::Heartbeat{});
+  farm.Tick();
+  const TestReport* failed = farm.reporter.Find("gpu");
+  ASSERT_NE(failed, nullptr);
+  EXPECT_EQ(failed->state, TestStatus::kFailed);
+  EXPECT_EQ(failed->reason, "no connected worker has the labels it requires: gpu=1");
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+}
+
+TEST(RunCore, EveryWorkerLostStopsTheRunWithTheRestNotRun) {
+  Farm farm(Specs(5));
+  farm.core.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  farm.Started(jobs[0], "w");
+  farm.Say("w", protocol::Bye{"leaving"});
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(summary.stop_reason, "every worker was lost");
+  EXPECT_EQ(summary.not_run, 5u);
+  EXPECT_EQ(summary.total(), 5u);
+}
+
+TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
+  RunOptions options = Options();
+  options.coverage = true;
+  std::map<std::size_t, std::string> kept;
+  Farm farm(Specs(2), options,
+            [&](std::size_t index, const std::string& data) -> Result<std::filesystem::path> {
+              kept[index] = data;
+              return std::filesystem::path("p" + std::to_string(index));
+            });
+  farm.core.Start();
+  farm.Hello("a", 1);
+  farm.Hello("b", 1);
+  farm.Tick();
+  for (const char* w : {"a", "b"}) {
+    for (const auto& job : farm.TakeJobs(w)) {
+      farm.Started(job, w);
+      farm.Finished(job, w, ExitState::Exited(0), /*profiles=*/3);
+    }
+  }
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kCollectingProfiles);
+  EXPECT_TRUE(farm.Saw("a", "profile_request"));
+  EXPECT_TRUE(farm.Saw("b", "profile_request"));
+  farm.Hello("late", 1);
+  farm.Tick();
+  EXPECT_TRUE(farm.Saw("late", "bye")) << "a worker arriving now has nothing to do";
+  farm.Say("a", Piece(0, 4, "ab", false, 0));
+  farm.Say("a", Piece(2, 4, "cd", true, 3));
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kCollectingProfiles) << "b has not answered";
+  farm.clock.Advance(milliseconds(700));
+  farm.Say("b", Piece(0, 1, "x", true, 3));
+  farm.Tick();
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[0], "abcd");
+  EXPECT_EQ(kept[1], "x");
+  EXPECT_EQ(summary.coverage.raw_profiles, 6u);
+  EXPECT_EQ(summary.coverage.merged, 6u);
+  EXPECT_EQ(summary.coverage.profiles.size(), 2u);
+  EXPECT_TRUE(summary.coverage.errors.empty());
+  EXPECT_EQ(summary.coverage.collect, milliseconds(700));
+}
+
+TEST(RunCore, AWorkerLostWhileCollectingIsReportedNotWaitedFor) {
+  RunOptions options = Options();
+  options.coverage = true;
+  Farm farm(Specs(1), options,
+            [](std::size_t, const std::string&) -> Result<std::filesystem::path> {
+              return std::filesystem::path("p");
+            });
+  farm.core.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  auto job = farm.TakeJobs("w").at(0);
+  farm.Finished(job, "w", ExitState::Exited(0), 1);
+  farm.Tick();
+  ASSERT_EQ(farm.core.phase(), RunPhase::kCollectingProfiles);
+  for (int i = 0; i < 3; ++i) {
+    farm.clock.Advance(seconds(1));
+    farm.Tick();
+  }
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  RunSummary summary = farm.core.Finish();
+  ASSERT_EQ(summary.coverage.errors.size(), 1u);
+  EXPECT_NE(summary.coverage.errors[0].find("its profile never came"), std::string::npos);
+}
+
+TEST(RunCore, UnexpectedMessagesAreAnsweredWithAnError) {
+  Farm farm(Specs(1));
+  farm.core.Start();
+  farm.Hello("w", 1);
+  farm.Say("w", protocol::Welcome{"confused"});
+  farm.Tick();
+  EXPECT_TRUE(farm.Saw("w", "error"));
+  farm.Hello("w", 1);  // twice: ignored
+  EXPECT_EQ(farm.reporter.joined.size(), 1u);
+  farm.Hello("z", 0);
+  farm.Tick();
+  EXPECT_TRUE(farm.Saw("z", "error")) << "zero slots";
+  EXPECT_FALSE(farm.core.IsWorker("z"));
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
