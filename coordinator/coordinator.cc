@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <fstream>
 
-#include "protocol/wire.h"
 #include "shared/errno_text.h"
 #include "shared/unique_fd.h"
 
@@ -18,37 +17,34 @@ namespace testfarm::coordinator {
 
 Coordinator::Coordinator(zmq::context_t& context, const Clock& clock, std::vector<TestSpec> tests,
                          CoordinatorOptions options, Reporter& reporter)
-    : socket_(context, zmq::socket_type::router),
+    : link_(context, clock, /*router=*/true, "coordinator", "the worker"),
       clock_(clock),
       tests_(std::move(tests)),
       options_(std::move(options)),
       reporter_(reporter) {
-  protocol::ConfigureSocket(socket_);
-  // Sending to a worker that is gone must fail loudly, not vanish.
-  socket_.set(zmq::sockopt::router_mandatory, 1);
   if (options_.keys) {
     std::vector<protocol::AllowedKey> allowed = options_.allowed_workers;
     allowed.push_back({options_.keys->public_key, "local"});
     zap_.emplace(context, allowed);
-    protocol::MakeCurveServer(socket_, *options_.keys);
+    protocol::MakeCurveServer(link_.socket(), *options_.keys);
   }
-  monitor_.emplace(context, socket_);
 }
 
 void Coordinator::CheckHandshakes() {
   if (zap_) zap_->HandleRequests();
-  for (const protocol::HandshakeFailure& failure : monitor_->TakeFailures()) {
+  for (const auto& handshake : link_.TakeHandshakeFailures()) {
     // A refused peer retries: say each kind of failure once.
-    if (handshake_failures_logged_.insert(failure.why).second) {
-      spdlog::warn("coordinator: refused a connection on {}: {}", failure.endpoint, failure.why);
+    if (handshake.new_kind) {
+      spdlog::warn("coordinator: refused a connection on {}: {}", handshake.failure.endpoint,
+                   handshake.failure.why);
     }
   }
 }
 
 Result<std::string> Coordinator::Bind(const std::string& endpoint) {
   try {
-    socket_.bind(endpoint);
-    return socket_.get(zmq::sockopt::last_endpoint);
+    link_.socket().bind(endpoint);
+    return link_.socket().get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
     return Error{"cannot listen on " + endpoint + ": " + e.what()};
   }
@@ -64,22 +60,11 @@ void Coordinator::Prepare() {
   }
 }
 
-void Coordinator::SendTo(const std::string& peer, const protocol::Message& message) {
-  try {
-    if (!protocol::Send(socket_, message, &peer)) {
-      spdlog::error("coordinator: could not send {} to worker (queue full)",
-                    protocol::TypeName(message));
-    }
-  } catch (const zmq::error_t& e) {
-    // EHOSTUNREACH: the worker is gone. Its jobs go back to the queue.
-    spdlog::debug("coordinator: send to {} failed: {}", core_->Describe(peer), e.what());
-    core_->OnUnreachable(peer);
-  }
-}
-
 void Coordinator::Flush() {
   for (auto outbox = core_->TakeOutbox(); !outbox.empty(); outbox = core_->TakeOutbox()) {
-    for (const Outgoing& out : outbox) SendTo(out.peer, out.message);
+    for (Outgoing& out : outbox) link_.Send(out.peer, std::move(out.message));
+    // A worker found gone: its jobs go back to the queue (and the core may want more sent).
+    for (const std::string& gone : link_.Flush().gone) core_->OnUnreachable(gone);
   }
 }
 
@@ -111,44 +96,25 @@ void Coordinator::Serve(const std::string& peer, const protocol::Fetch& fetch) {
       }
     }
   }
-  SendTo(peer, chunk);
-}
-
-void Coordinator::HandleIncoming() {
-  while (auto incoming = protocol::Receive(socket_, /*router=*/true)) {
-    const std::string& peer = incoming->identity;
-    if (auto* error = std::get_if<protocol::DecodeError>(&incoming->message)) {
-      if (error->code == protocol::DecodeError::Code::kWrongVersion) {
-        // Said once per connection: the worker retries until one of the two is upgraded.
-        if (version_mismatches_logged_.insert(peer).second) {
-          spdlog::error(
-              "coordinator: a worker speaks another protocol version ({}); it cannot "
-              "join until testfarm on both sides is the same version",
-              error->message);
-        }
-        SendTo(peer, protocol::ErrorReply{"this coordinator speaks testfarm protocol version " +
-                                          std::to_string(protocol::kVersion)});
-        continue;
-      }
-      if (auto line = bad_frames_.Note(
-              peer, core_->Describe(peer),
-              std::string(protocol::CodeName(error->code)) + ": " + error->message, clock_.Now())) {
-        spdlog::warn("coordinator: {}", *line);
-      }
-      SendTo(peer, protocol::ErrorReply{error->message});
-      continue;
-    }
-    auto& message = std::get<protocol::Message>(incoming->message);
-    core_->OnMessage(peer, message);
-    if (auto* fetch = std::get_if<protocol::Fetch>(&message)) Serve(peer, *fetch);
-    Flush();
-  }
+  link_.Send(peer, std::move(chunk));
 }
 
 void Coordinator::Watch(protocol::PollLoop* loop, int signal_fd) {
   auto readable = [] { return static_cast<short>(ZMQ_POLLIN); };
-  loop->WatchSocket(socket_.handle(), readable, [this](short) { HandleIncoming(); });
-  loop->WatchSocket(monitor_->handle(), readable, [this](short) { CheckHandshakes(); });
+  loop->WatchSocket(
+      link_.handle(), [this] { return link_.events(); },
+      [this](short) {
+        link_.Receive([this](const std::string& peer) { return core_->Describe(peer); },
+                      [this](const std::string& peer, protocol::Message& message) {
+                        core_->OnMessage(peer, message);
+                        if (auto* fetch = std::get_if<protocol::Fetch>(&message)) {
+                          Serve(peer, *fetch);
+                        }
+                        Flush();
+                      });
+        Flush();  // the answers to bad frames
+      });
+  loop->WatchSocket(link_.monitor_handle(), readable, [this](short) { CheckHandshakes(); });
   if (zap_) loop->WatchSocket(zap_->handle(), readable, [this](short) { CheckHandshakes(); });
   loop->WatchFd(signal_fd, [this, signal_fd] {
     signalfd_siginfo info{};
@@ -157,6 +123,7 @@ void Coordinator::Watch(protocol::PollLoop* loop, int signal_fd) {
     }
   });
   loop->WakeBy([this] { return core_->NextDeadline(); });
+  loop->WakeBy([this] { return link_.NextDeadline(); });
 }
 
 RunSummary Coordinator::Run(int signal_fd) {
@@ -194,7 +161,9 @@ RunSummary Coordinator::Run(int signal_fd) {
     spdlog::error("coordinator: socket failure: {}", e.what());
     core_->Abort(std::string("socket failure: ") + e.what());
   }
-  for (const std::string& line : bad_frames_.Flush()) spdlog::warn("coordinator: {}", line);
+  for (const std::string& line : link_.TakeUntoldBadFrames()) {
+    spdlog::warn("coordinator: {}", line);
+  }
   RunSummary summary = core_->Finish();
   try {
     Flush();

@@ -6,7 +6,6 @@
 // socket, the handshake monitor, the ZAP socket and a signal fd.
 #include <filesystem>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -16,9 +15,8 @@
 #include "coordinator/run_core.h"
 #include "coordinator/test_spec.h"
 #include "coordinator/zap_handler.h"
-#include "protocol/bad_frames.h"
 #include "protocol/curve.h"
-#include "protocol/handshake_monitor.h"
+#include "protocol/peer_link.h"
 #include "protocol/poll_loop.h"
 #include "shared/clock.h"
 #include "shared/result.h"
@@ -54,20 +52,14 @@ class Coordinator {
 
  private:
   void Watch(protocol::PollLoop* loop, int signal_fd);
-  void HandleIncoming();
   void CheckHandshakes();
   void Serve(const std::string& peer, const protocol::Fetch& fetch);
   // Sends what the core wants sent; a worker found gone is told to the core (which may want
   // more sent).
   void Flush();
-  void SendTo(const std::string& peer, const protocol::Message& message);
 
-  std::optional<ZapHandler> zap_;  // before socket_: it must exist before anyone connects
-  zmq::socket_t socket_;
-  std::optional<protocol::HandshakeMonitor> monitor_;
-  std::set<std::string> handshake_failures_logged_;
-  protocol::BadFrameLog bad_frames_;                 // bad frames said at a bounded rate per peer
-  std::set<std::string> version_mismatches_logged_;  // by identity
+  std::optional<ZapHandler> zap_;  // before link_: it must exist before anyone connects
+  protocol::PeerLink link_;
   const Clock& clock_;
   std::vector<TestSpec> tests_;
   CoordinatorOptions options_;

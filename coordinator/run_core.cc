@@ -75,6 +75,7 @@ RunCore::RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions opt
       profile_sink_(std::move(profiles)),
       scheduler_(clock, options.scheduler),
       running_(options.slow_timeout),
+      suspension_(options.liveness),
       batcher_(options.batcher),
       reported_(tests_.size(), false),
       started_(clock.Now()) {}
@@ -534,12 +535,11 @@ void RunCore::CheckWorkers() {
   SteadyTime now = clock_.Now();
   // The loop wakes at least once per interval. If it did not (the process was suspended or
   // starved of CPU), the workers' silence is ours, not theirs: start counting again.
-  if (last_check_ && now - *last_check_ > 2 * options_.liveness.interval && !workers_.empty()) {
+  if (auto gap = suspension_.Woke(now); gap && !workers_.empty()) {
     spdlog::warn("coordinator: this process did not run for {}; not counting it against workers",
-                 FormatDuration(std::chrono::duration_cast<Millis>(now - *last_check_)));
+                 FormatDuration(*gap));
     for (auto& [peer, info] : workers_) info.liveness.Heard(now);
   }
-  last_check_ = now;
   std::vector<std::string> dead;
   for (auto& [peer, info] : workers_) {
     if (info.liveness.Dead(now)) {

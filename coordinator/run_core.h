@@ -158,6 +158,7 @@ class RunCore {
 
   Scheduler scheduler_;
   RunningTests running_;
+  SuspensionGuard suspension_;  // wakes of CheckWorkers()
   Batcher batcher_;
   RunPhase phase_ = RunPhase::kDispatching;
   bool tick_due_ = false;  // an input came since the last Tick
@@ -178,7 +179,6 @@ class RunCore {
   SteadyTime started_;
   std::optional<SteadyTime> give_up_at_;  // set once the run is stopping
   std::optional<SteadyTime> first_interrupt_at_;
-  std::optional<SteadyTime> last_check_;  // the last CheckWorkers()
 
   std::map<std::string, ProfileDownload> profiles_;  // by peer, once requested
   std::map<std::string, uint64_t> raw_profiles_;     // by peer: its tests' raw profiles

@@ -5,6 +5,7 @@
 // "is the peer dead?" for the times it is given.
 #include <algorithm>
 #include <optional>
+#include <utility>
 
 #include "shared/clock.h"
 
@@ -36,6 +37,25 @@ class Liveness {
   LivenessOptions options_;
   SteadyTime last_heard_;
   SteadyTime last_sent_;
+};
+
+// The other half of liveness: a loop that wakes at least once per interval (to send its
+// heartbeats) and finds a longer gap since its last wake was itself not running (suspended,
+// starved of CPU), so the peers' silence over that gap is its own and must not count against
+// them. Pure: it is told the time of each wake.
+class SuspensionGuard {
+ public:
+  explicit SuspensionGuard(LivenessOptions options) : options_(options) {}
+  // The gap since the previous wake when it shows this process did not run; else nullopt.
+  std::optional<Millis> Woke(SteadyTime now) {
+    std::optional<SteadyTime> last = std::exchange(last_wake_, now);
+    if (!last || now - *last <= 2 * options_.interval) return std::nullopt;
+    return std::chrono::duration_cast<Millis>(now - *last);
+  }
+
+ private:
+  LivenessOptions options_;
+  std::optional<SteadyTime> last_wake_;
 };
 
 // Reconnect delays: 1 s, 2 s, 4 s ... up to a cap (32 s); Reset() after a good connection.

@@ -63,8 +63,7 @@ std::string HostArch() {
 WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOptions options)
     : clock_(clock),
       options_(std::move(options)),
-      socket_(context, zmq::socket_type::dealer),
-      monitor_(context, socket_, "the coordinator"),
+      link_(context, clock, /*router=*/false, "worker " + options_.name, "the coordinator"),
       artifacts_(ArtifactStoreOptions{.cache = options_.cache,
                                       .shared_fs = options_.shared_fs,
                                       .scratch_root = ScratchRoot(options_)}),
@@ -78,32 +77,30 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
                                  .leak_grace = options_.leak_grace,
                                  .output_cap = 1u << 20}),
       coordinator_(options_.liveness, clock.Now()) {
-  protocol::ConfigureSocket(socket_);
   // A refused or unreachable coordinator is retried by the socket: back off to 2 s between tries.
-  socket_.set(zmq::sockopt::reconnect_ivl_max, 2000);
-  if (options_.keys) protocol::MakeCurveClient(socket_, *options_.keys, options_.coordinator_key);
+  link_.socket().set(zmq::sockopt::reconnect_ivl_max, 2000);
+  if (options_.keys) {
+    protocol::MakeCurveClient(link_.socket(), *options_.keys, options_.coordinator_key);
+  }
 }
 
 void WorkerNode::CheckHandshakes() {
-  for (const protocol::HandshakeFailure& failure : monitor_.TakeFailures()) {
-    // The socket retries on its own: say each kind of failure once per connection attempt.
-    join_failure_ = failure.why;
-    if (!handshake_failures_logged_.insert(failure.why).second) continue;
+  for (const auto& handshake : link_.TakeHandshakeFailures()) {
+    // The socket retries on its own: say each kind of failure once.
+    join_failure_ = handshake.failure.why;
+    if (!handshake.new_kind) continue;
     spdlog::error("worker {}: cannot join the coordinator at {}: {}", options_.name,
-                  options_.endpoint, failure.why);
+                  options_.endpoint, handshake.failure.why);
   }
 }
 
 void WorkerNode::Queue(protocol::Message message) {
-  outbox_.push_back(std::move(message));
+  link_.Send({}, std::move(message));
   FlushOutbox();
 }
 
 void WorkerNode::FlushOutbox() {
-  while (!outbox_.empty() && protocol::Send(socket_, outbox_.front())) {
-    outbox_.pop_front();
-    coordinator_.Sent(clock_.Now());
-  }
+  if (link_.Flush().sent > 0) coordinator_.Sent(clock_.Now());
 }
 
 std::string WorkerNode::WhyNotJoined() const {
@@ -157,28 +154,10 @@ void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
 }
 
 void WorkerNode::HandleIncoming(bool* bye) {
-  while (auto incoming = protocol::Receive(socket_, /*router=*/false)) {
-    if (auto* error = std::get_if<protocol::DecodeError>(&incoming->message)) {
-      if (error->code == protocol::DecodeError::Code::kWrongVersion) {
-        spdlog::error(
-            "worker {}: the coordinator at {} speaks another protocol version ({}); "
-            "it cannot serve it until testfarm on both sides is the same version",
-            options_.name, options_.endpoint, error->message);
-        // Nothing it says can be understood: the silence ends this run and a retry follows.
-        Queue(protocol::ErrorReply{"this worker speaks testfarm protocol version " +
-                                   std::to_string(protocol::kVersion)});
-        continue;
-      }
-      if (auto line = bad_frames_.Note(
-              "coordinator", "the coordinator",
-              std::string(protocol::CodeName(error->code)) + ": " + error->message, clock_.Now())) {
-        spdlog::warn("worker {}: {}", options_.name, *line);
-      }
-      Queue(protocol::ErrorReply{error->message});
-      continue;
-    }
-    HandleMessage(std::get<protocol::Message>(incoming->message), bye);
-  }
+  link_.Receive(
+      [&](const std::string&) { return "the coordinator at " + options_.endpoint; },
+      [&](const std::string&, protocol::Message& message) { HandleMessage(message, bye); });
+  FlushOutbox();  // the answers to bad frames
 }
 
 void WorkerNode::FailJob(const protocol::JobAssign& job, ExitState state) {
@@ -297,16 +276,17 @@ void WorkerNode::SendProfile() {
 
 Result<RunEnd> WorkerNode::ServeOneRun() {
   try {
-    socket_.connect(options_.endpoint);
+    link_.socket().connect(options_.endpoint);
     coordinator_ = Liveness(options_.liveness, clock_.Now());
-    last_wake_ = clock_.Now();
+    SuspensionGuard suspension(options_.liveness);
+    suspension.Woke(clock_.Now());
     protocol::Hello hello{options_.name, pool_.slots(), HostOs(), HostArch(), options_.labels};
     Queue(hello);
     // Whatever ends this connection, bad frames not yet told are said.
     struct TellBadFrames {
       WorkerNode* node;
       ~TellBadFrames() {
-        for (const std::string& line : node->bad_frames_.Flush()) {
+        for (const std::string& line : node->link_.TakeUntoldBadFrames()) {
           spdlog::warn("worker {}: {}", node->options_.name, line);
         }
       }
@@ -320,7 +300,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       loop.EndTurn();
     });
     loop.WatchSocket(
-        monitor_.handle(), [] { return static_cast<short>(ZMQ_POLLIN); },
+        link_.monitor_handle(), [] { return static_cast<short>(ZMQ_POLLIN); },
         [&](short) { CheckHandshakes(); });
     loop.WatchFds([&](std::vector<int>* fds) { pool_.CollectFds(fds); },
                   [&](int fd) { pool_.OnFdReady(fd); });
@@ -328,8 +308,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
                   [&](int fd) { merges_.OnFdReady(fd); });
     // Read after the pool's events: results go out before new work comes in.
     loop.WatchSocket(
-        socket_.handle(),
-        [&] { return static_cast<short>(ZMQ_POLLIN | (outbox_.empty() ? 0 : ZMQ_POLLOUT)); },
+        link_.handle(), [&] { return link_.events(); },
         [&](short revents) { incoming = (revents & ZMQ_POLLIN) != 0; });
     loop.WakeBy([&] { return std::optional<SteadyTime>(coordinator_.NextDeadline()); });
     loop.WakeBy([&] { return welcomed_ ? std::nullopt : options_.join_by; });
@@ -352,8 +331,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       SteadyTime now = clock_.Now();
       // The loop wakes at least once per interval; a longer gap means this process was not
       // running (suspended, starved), which is no evidence against the coordinator.
-      if (now - last_wake_ > 2 * options_.liveness.interval) coordinator_.Heard(now);
-      last_wake_ = now;
+      if (suspension.Woke(now)) coordinator_.Heard(now);
       if (!welcomed_ &&
           (coordinator_.Dead(now) || (options_.join_by && now >= *options_.join_by))) {
         end_reason_ = WhyNotJoined();
@@ -366,7 +344,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       }
       if (coordinator_.ShouldSendHeartbeat(now)) {
         // While the socket cannot deliver (no connection yet), one queued message is enough.
-        if (outbox_.empty()) Queue(protocol::Heartbeat{});
+        if (link_.queued() == 0) Queue(protocol::Heartbeat{});
         coordinator_.Sent(now);
       }
       FlushOutbox();

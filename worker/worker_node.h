@@ -10,10 +10,9 @@
 #include <string>
 #include <zmq.hpp>
 
-#include "protocol/bad_frames.h"
 #include "protocol/curve.h"
-#include "protocol/handshake_monitor.h"
 #include "protocol/messages.h"
+#include "protocol/peer_link.h"
 #include "shared/clock.h"
 #include "shared/defaults.h"
 #include "shared/liveness.h"
@@ -90,10 +89,7 @@ class WorkerNode {
   WorkerNodeOptions options_;
   void CheckHandshakes();
 
-  zmq::socket_t socket_;
-  protocol::HandshakeMonitor monitor_;
-  std::set<std::string> handshake_failures_logged_;
-  protocol::BadFrameLog bad_frames_;  // bad frames from the coordinator, said at a bounded rate
+  protocol::PeerLink link_;  // the socket to the coordinator, its outbox and its bad frames
   // Before pool_: the pool (and the tests it kills) goes first, then the copies they ran from.
   ArtifactStore artifacts_;
   SubprocessPool pool_;
@@ -109,9 +105,7 @@ class WorkerNode {
     bool coverage = false;
   };
   std::map<uint64_t, Running> running_jobs_;  // by lease
-  std::deque<protocol::Message> outbox_;      // not yet accepted by the socket
   Liveness coordinator_;
-  SteadyTime last_wake_;
   bool welcomed_ = false;
   std::string join_failure_;  // the last handshake failure or refusal before joining
   std::string end_reason_;

@@ -43,3 +43,23 @@ TEST(Backoff, DoublesUpToTheCapAndResets) {
 
 }  // namespace
 }  // namespace testfarm
+
+namespace testfarm {
+namespace {
+
+TEST(SuspensionGuard, AGapOfMoreThanTwoIntervalsIsOursNotThePeers) {
+  FakeClock clock;
+  SuspensionGuard guard(LivenessOptions{Millis(1000), 3});
+  EXPECT_FALSE(guard.Woke(clock.Now())) << "the first wake has nothing to compare with";
+  clock.Advance(Millis(2000));
+  EXPECT_FALSE(guard.Woke(clock.Now())) << "two intervals: a late wake, not a suspension";
+  clock.Advance(Millis(2001));
+  auto gap = guard.Woke(clock.Now());
+  ASSERT_TRUE(gap.has_value());
+  EXPECT_EQ(*gap, Millis(2001));
+  clock.Advance(Millis(500));
+  EXPECT_FALSE(guard.Woke(clock.Now())) << "measured from the last wake";
+}
+
+}  // namespace
+}  // namespace testfarm
