@@ -29,12 +29,14 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/coverage.h"
 #include "coordinator/ctest_import.h"
+#include "coordinator/discovery.h"
 #include "coordinator/gtest.h"
 #include "coordinator/manifest.h"
 #include "coordinator/plan.h"
 #include "coordinator/report_writers.h"
 #include "coordinator/test_order.h"
 #include "protocol/curve.h"
+#include "protocol/endpoint_policy.h"
 #include "shared/duration.h"
 #include "shared/errno_text.h"
 #include "shared/llvm_tools.h"
@@ -60,8 +62,6 @@ constexpr int kExitPassed = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;
-// Listing a GoogleTest binary's cases must not take longer than this.
-constexpr Millis kListTimeout{60000};
 
 // Messages name paths and tests, which may hold control characters: shown escaped. A message
 // may span lines (a tool's stderr); a test's name in `list` must not.
@@ -96,21 +96,6 @@ coordinator::ConsoleOptions ConsoleOptionsFor(const RunArgs& args) {
   // The tests write to the terminal themselves: a progress line would be torn through.
   if (args.no_capture) options.progress = false;
   return options;
-}
-
-// A path the user named must be a readable file; whether it can be executed is the test's
-// business (a test that cannot start is reported as a failed test).
-std::optional<std::string> CheckExecutable(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    return "cannot run '" + path + "': " + ErrnoText(errno);
-  }
-  if (S_ISDIR(st.st_mode)) return "cannot run '" + path + "': it is a directory";
-  if (!S_ISREG(st.st_mode)) return "cannot run '" + path + "': not a regular file";
-  if (::access(path.c_str(), R_OK) != 0) {
-    return "cannot run '" + path + "': " + ErrnoText(errno);
-  }
-  return std::nullopt;
 }
 
 // A report must be writable before the run starts, not found unwritable after it. It is
@@ -169,183 +154,35 @@ unsigned SlotCount(const SourceArgs& args) {
   return args.jobs != 0 ? args.jobs : worker::DefaultSlots(std::thread::hardware_concurrency());
 }
 
-Result<std::vector<SuiteSpec>> ImportCtest(const std::string& dir, unsigned slots) {
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) {
-    return Error{"--ctest: '" + dir + "': " + ErrnoText(errno)};
-  }
-  if (!S_ISDIR(st.st_mode)) return Error{"--ctest: '" + dir + "' is not a directory"};
-  fs::path root(dir);
-  if (::access((root / "CTestTestfile.cmake").c_str(), F_OK) != 0) {
-    if (::access((root / "CMakeCache.txt").c_str(), F_OK) != 0) {
-      return Error{"--ctest: '" + dir + "' is not a CMake build directory (no CMakeCache.txt)"};
-    }
-    return Error{"--ctest: '" + dir +
-                 "' has no tests registered (no CTestTestfile.cmake: does the project call "
-                 "enable_testing()?)"};
-  }
-  std::string ctest = FindOnPath("ctest");
-  if (ctest.empty()) return Error{"--ctest: 'ctest' is not on PATH (it comes with cmake)"};
-  worker::LaunchSpec spec;
-  spec.argv = coordinator::CtestListCommand(dir);
-  spec.argv[0] = ctest;
-  spec.timeout = kListTimeout;
-  auto finished = worker::RunToCompletion({spec}, slots);
-  const worker::FinishedJob& job = finished.at(0);
-  if (!job.state.passed()) {
-    return Error{"--ctest: '" + dir + "': ctest failed (" + job.state.Describe() +
-                 "): " + job.err.text};
-  }
-  std::vector<std::string> warnings;
-  auto suites = coordinator::ParseCtestJson(job.out.text, "ctest " + dir, &warnings);
-  for (const std::string& warning : warnings) PrintTo(stderr, "testfarm: warning: ", warning);
-  return suites;
-}
-
-// A manifest suite's working directory and data files must be there before anything runs, on
-// this machine as on a fleet (where they are shipped from here).
-std::optional<std::string> CheckSuiteFiles(const SuiteSpec& suite) {
-  struct stat st {};
-  if (!suite.cwd.empty()) {
-    if (::stat(suite.cwd.c_str(), &st) != 0) {
-      return suite.origin + ": cwd '" + suite.cwd + "': " + ErrnoText(errno);
-    }
-    if (!S_ISDIR(st.st_mode)) return suite.origin + ": cwd '" + suite.cwd + "' is not a directory";
-  }
-  for (const std::string& data : suite.data_files) {
-    fs::path path = fs::path(suite.cwd) / data;  // absolute data paths ignore the cwd
-    if (::stat(path.c_str(), &st) != 0) {
-      return suite.origin + ": data '" + path.string() + "': " + ErrnoText(errno);
-    }
-  }
-  return std::nullopt;
-}
-
-// Two suites of one name would make tests of one name, counted once in one report and twice in
-// another. A name given again (the same executable twice, or a manifest suite named like a CTest
-// test) becomes "NAME#2", "NAME#3": every suite runs, under a name of its own everywhere.
-void AddSuite(std::vector<SuiteSpec>* suites, SuiteSpec suite) {
-  auto taken = [&](const std::string& name) {
-    return std::any_of(suites->begin(), suites->end(),
-                       [&](const SuiteSpec& other) { return other.name == name; });
-  };
-  if (taken(suite.name)) {
-    std::string base = suite.name;
-    for (unsigned n = 2; taken(suite.name); ++n) suite.name = base + "#" + std::to_string(n);
-  }
-  suites->push_back(std::move(suite));
-}
-
-Result<std::vector<SuiteSpec>> GatherSuites(const SourceArgs& args) {
-  std::vector<SuiteSpec> suites;
-  for (const std::string& path : args.executables) {
-    if (auto problem = CheckExecutable(path)) return Error{*problem};
-    std::error_code ec;
-    fs::path absolute = fs::absolute(path, ec);
-    if (ec) return Error{"cannot run '" + path + "': " + ec.message()};
-    SuiteSpec suite;
-    suite.name = path;
-    suite.command = {absolute.lexically_normal().string()};
-    suite.origin = "command line";
-    AddSuite(&suites, std::move(suite));
-  }
-  std::string manifest = args.manifest;
-  if (manifest.empty() && args.executables.empty() && args.ctest_dir.empty() &&
-      ::access("testfarm.toml", F_OK) == 0) {
-    manifest = "testfarm.toml";
-  }
-  if (!manifest.empty()) {
-    std::vector<std::string> warnings;
-    auto declared = coordinator::ParseManifestFile(manifest, &warnings);
-    for (const std::string& warning : warnings) PrintTo(stderr, "testfarm: warning: ", warning);
-    if (!declared) return declared.error();
-    for (SuiteSpec& suite : *declared) {
-      if (!suite.disabled) {
-        if (auto problem = CheckExecutable(suite.command.at(0))) {
-          return Error{suite.origin + ": " + *problem};
-        }
-        if (auto problem = CheckSuiteFiles(suite)) return Error{*problem};
-      }
-      AddSuite(&suites, std::move(suite));
-    }
-  }
-  if (!args.ctest_dir.empty()) {
-    auto imported = ImportCtest(args.ctest_dir, SlotCount(args));
-    if (!imported) return imported.error();
-    for (SuiteSpec& suite : *imported) {
-      AddSuite(&suites, std::move(suite));
-    }
-  }
-  if (suites.empty()) {
-    return Error{
-        "nothing to run: give test executables, --manifest FILE or --ctest DIR "
-        "(or run where a testfarm.toml is)"};
-  }
-  return suites;
-}
-
-// Suites become tests: GoogleTest binaries are listed (in parallel, on a local pool), then the
-// selection applies.
-Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
-  auto timeout = ParseDuration(args.timeout);
-  if (!timeout)
-    return Error{"--timeout: not a duration: '" + args.timeout + "' (try 30s, 500ms, 2m)"};
-  std::optional<coordinator::Partition> partition;
-  if (!args.partition.empty()) {
-    auto parsed = coordinator::ParsePartition(args.partition);
-    if (!parsed) return parsed.error();
-    partition = *parsed;
-  }
-  auto suites = GatherSuites(args);
-  if (!suites) return suites.error();
-
-  std::vector<std::optional<coordinator::Listing>> listings(suites->size());
-  std::vector<worker::LaunchSpec> list_specs;
-  std::vector<std::size_t> listed;
-  std::map<std::string, bool> is_gtest;  // by executable path
-  for (std::size_t i = 0; i < suites->size(); ++i) {
-    SuiteSpec& suite = (*suites)[i];
-    if (suite.disabled || suite.command.empty()) continue;
-    if (suite.kind == SuiteKind::kAuto) {
-      // Many suites may run one binary (with different arguments): look inside it once.
-      auto known = is_gtest.find(suite.command[0]);
-      if (known == is_gtest.end()) {
-        known =
-            is_gtest.emplace(suite.command[0], coordinator::IsGtestBinary(suite.command[0])).first;
-      }
-      suite.kind = known->second ? SuiteKind::kGtest : SuiteKind::kPlain;
-    }
-    if (suite.kind != SuiteKind::kGtest) continue;
+// Discovery's helper programs (listings, ctest), run on a local pool like tests.
+std::vector<coordinator::Listing> RunTools(std::vector<coordinator::ToolRun> runs,
+                                           unsigned parallel) {
+  std::vector<worker::LaunchSpec> specs;
+  for (coordinator::ToolRun& run : runs) {
     worker::LaunchSpec spec;
-    spec.argv = coordinator::ListCommand(suite);
-    spec.env = suite.env;
-    // An instrumented binary would otherwise leave default.profraw in its working directory.
-    spec.env["LLVM_PROFILE_FILE"] = "/dev/null";
-    spec.cwd = suite.cwd;
-    spec.timeout = kListTimeout;
-    spec.kill_grace = Millis(1000);
-    list_specs.push_back(std::move(spec));
-    listed.push_back(i);
+    spec.argv = std::move(run.argv);
+    spec.env = std::move(run.env);
+    spec.cwd = std::move(run.cwd);
+    spec.timeout = run.timeout;
+    spec.kill_grace = run.kill_grace;
+    specs.push_back(std::move(spec));
   }
-  auto finished = worker::RunToCompletion(std::move(list_specs), SlotCount(args));
-  for (std::size_t k = 0; k < listed.size(); ++k) {
-    listings[listed[k]] = coordinator::Listing{finished[k].state, std::move(finished[k].out.text),
-                                               std::move(finished[k].err.text)};
+  std::vector<coordinator::Listing> results;
+  for (worker::FinishedJob& job : worker::RunToCompletion(std::move(specs), parallel)) {
+    results.push_back({job.state, std::move(job.out.text), std::move(job.err.text)});
   }
-  auto tests = coordinator::ExpandSuites(*suites, listings, *timeout);
-  std::vector<TestSpec> all = tests;  // a fixture's setup and cleanup come back from here
-  auto selected = coordinator::Select(
-      std::move(tests), coordinator::Selection{args.filters, args.excludes, args.labels});
-  if (!selected) return selected;
-  if (partition) *selected = coordinator::TakePartition(std::move(*selected), *partition);
-  // Like ctest: a selected test requiring a fixture brings the fixture's setup and cleanup.
-  std::vector<std::string> added;
-  *selected = coordinator::WithFixtureTests(all, std::move(*selected), &added);
-  for (const std::string& name : added) {
-    spdlog::info("{}: added to the run as a setup or cleanup of a selected test's fixture", name);
+  return results;
+}
+
+// Suites become tests (discovery); what it warns of is said here.
+Result<std::vector<TestSpec>> PlanTests(const SourceArgs& args) {
+  coordinator::DiscoveryNotes notes;
+  auto tests = coordinator::DiscoverTests(args, RunTools, SlotCount(args), &notes);
+  for (const std::string& warning : notes.warnings) {
+    PrintTo(stderr, "testfarm: warning: ", warning);
   }
-  if (auto order = coordinator::OrderTests(*selected); !order) return order.error();
-  return selected;
+  for (const std::string& note : notes.notes) spdlog::info("{}", note);
+  return tests;
 }
 
 // SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked in every thread (so zmq's threads never take
@@ -397,43 +234,6 @@ int WriteReports(const RunArgs& args, const coordinator::RunSummary& summary,
   return status;
 }
 
-// "tcp://HOST:PORT". PORT is 1-65535; a listener may also give '*' or 0 for any free port.
-// Returns the host.
-enum class PortUse { kListen, kConnect };
-Result<std::string> TcpHost(const std::string& option, const std::string& endpoint, PortUse use) {
-  const std::string scheme = "tcp://";
-  std::size_t colon = endpoint.rfind(':');
-  if (endpoint.rfind(scheme, 0) != 0 || colon == std::string::npos || colon <= scheme.size() ||
-      colon + 1 == endpoint.size()) {
-    return Error{option + ": expected tcp://HOST:PORT, got '" + endpoint + "'"};
-  }
-  std::string port = endpoint.substr(colon + 1);
-  if (port == "*" && use == PortUse::kListen)
-    return endpoint.substr(scheme.size(), colon - scheme.size());
-  bool digits = port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
-  unsigned long number = digits ? std::stoul(port) : 0;
-  if (!digits || number > 65535 || (number == 0 && use == PortUse::kConnect)) {
-    return Error{option + ": '" + port + "' is not a port number (1-65535" +
-                 (use == PortUse::kListen ? std::string(", or * or 0 for any free port") : "") +
-                 ") in '" + endpoint + "'"};
-  }
-  return endpoint.substr(scheme.size(), colon - scheme.size());
-}
-
-// A literal loopback address (127.0.0.0/8, ::1) or "localhost". Names are not resolved: a
-// name that merely starts with "127." is not loopback, and neither is ZeroMQ's "src;dst" form.
-bool IsLoopback(const std::string& host) {
-  if (host == "localhost") return true;
-  std::string address = host;
-  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
-    address = address.substr(1, address.size() - 2);
-  }
-  in_addr v4{};
-  if (::inet_pton(AF_INET, address.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  return ::inet_pton(AF_INET6, address.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
-}
-
 Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
   std::map<std::string, std::string> labels;
   std::size_t start = 0;
@@ -449,39 +249,6 @@ Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) 
     start = end + 1;
   }
   return labels;
-}
-
-// Both files or neither; each read and checked before anything starts.
-struct Security {
-  std::optional<protocol::KeyPair> keys;
-  std::string peer_key;                       // worker: the coordinator's public key
-  std::vector<protocol::AllowedKey> allowed;  // coordinator: the workers' public keys
-};
-
-Result<Security> LoadSecurity(const std::string& key_option, const std::string& key,
-                              const std::string& peer_option, const std::string& peer,
-                              bool peer_is_allow_list) {
-  Security security;
-  if (key.empty() && peer.empty()) return security;
-  if (key.empty() || peer.empty()) {
-    return Error{key_option + " and " + peer_option + " go together: give both or neither"};
-  }
-  if (!protocol::CurveAvailable()) {
-    return Error{key_option + ": this libzmq was built without CurveZMQ support"};
-  }
-  auto keys = protocol::ReadSecretKeyFile(key);
-  if (!keys) return Error{key_option + ": " + keys.error().message};
-  security.keys = std::move(*keys);
-  if (peer_is_allow_list) {
-    auto allowed = protocol::ReadAllowList(peer);
-    if (!allowed) return Error{peer_option + ": " + allowed.error().message};
-    security.allowed = std::move(*allowed);
-  } else {
-    auto peer_key = protocol::ReadPublicKeyFile(peer);
-    if (!peer_key) return Error{peer_option + ": " + peer_key.error().message};
-    security.peer_key = std::move(*peer_key);
-  }
-  return security;
 }
 
 // "10G", "512M", "64k", "1000": bytes, with binary multiples.
@@ -519,17 +286,16 @@ std::filesystem::path DefaultCacheDir() {
 // the shell's redirection (llvm-cov writes its export to stdout, which can be large).
 coordinator::CommandResult RunTool(const std::vector<std::string>& argv,
                                    const std::string& stdout_file) {
-  worker::LaunchSpec spec;
+  coordinator::ToolRun run;
   if (stdout_file.empty()) {
-    spec.argv = argv;
+    run.argv = argv;
   } else {
-    spec.argv = {"/bin/sh", "-c", "out=$1; shift; exec \"$@\" >\"$out\"", "sh", stdout_file};
-    spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
+    run.argv = {"/bin/sh", "-c", "out=$1; shift; exec \"$@\" >\"$out\"", "sh", stdout_file};
+    run.argv.insert(run.argv.end(), argv.begin(), argv.end());
   }
-  std::vector<worker::LaunchSpec> specs;
-  specs.push_back(std::move(spec));
-  worker::FinishedJob done = std::move(worker::RunToCompletion(std::move(specs), 1).front());
-  return {done.state.passed(), done.state.Describe(), done.err.text};
+  run.timeout = Millis(0);  // a large export takes what it takes
+  coordinator::Listing done = std::move(RunTools({std::move(run)}, 1).front());
+  return {done.state.passed(), done.state.Describe(), done.err};
 }
 
 // After the run: merge, export and report. Returns the exit status it adds (0 or kExitUsage).
@@ -587,8 +353,10 @@ int Keygen(const KeygenArgs& args) {
 }
 
 int Worker(const WorkerArgs& args) {
-  auto host = TcpHost("--connect", args.connect, PortUse::kConnect);
-  if (!host) return UsageError(host.error().message);
+  if (auto host = protocol::TcpHost("--connect", args.connect, protocol::PortUse::kConnect);
+      !host) {
+    return UsageError(host.error().message);
+  }
   auto heartbeat = ParseDuration(args.heartbeat);
   if (!heartbeat || heartbeat->count() == 0) {
     return UsageError("--heartbeat: not a positive duration: '" + args.heartbeat + "'");
@@ -606,13 +374,13 @@ int Worker(const WorkerArgs& args) {
   }
   auto labels = ParseLabels(args.labels);
   if (!labels) return UsageError(labels.error().message);
-  auto security = LoadSecurity("--key", args.key, "--coordinator-key", args.coordinator_key, false);
+  auto security =
+      protocol::LoadSecurity("--key", args.key, "--coordinator-key", args.coordinator_key, false);
   if (!security) return UsageError(security.error().message);
-  if (!security->keys && !IsLoopback(*host) && !args.insecure) {
-    return UsageError("--connect " + args.connect +
-                      ": refusing to take commands from the network without authentication; "
-                      "anyone who can pose as the coordinator could run commands here. Give "
-                      "--key and --coordinator-key, or pass --insecure on a trusted network");
+  if (auto allowed = protocol::CheckEndpoint("--connect", args.connect, protocol::PortUse::kConnect,
+                                             security->keys.has_value(), args.insecure);
+      !allowed) {
+    return UsageError(allowed.error().message);
   }
   auto cache_size = ParseByteSize(args.cache_size);
   if (!cache_size || *cache_size == 0) {
@@ -732,21 +500,16 @@ int Run(const RunArgs& args) {
   auto wait_workers = ParseDuration(args.wait_workers);
   if (!wait_workers)
     return UsageError("--wait-workers: not a duration: '" + args.wait_workers + "'");
-  auto security = LoadSecurity("--key", args.key, "--worker-keys", args.worker_keys, true);
+  auto security =
+      protocol::LoadSecurity("--key", args.key, "--worker-keys", args.worker_keys, true);
   if (!security) return UsageError(security.error().message);
   if (security->keys && args.listen.empty()) {
     return UsageError("--key and --worker-keys are for remote workers: they need --listen");
   }
   if (!args.listen.empty()) {
-    auto host = TcpHost("--listen", args.listen, PortUse::kListen);
-    if (!host) return UsageError(host.error().message);
-    if (!security->keys && !IsLoopback(*host) && !args.insecure) {
-      return UsageError("--listen " + args.listen +
-                        ": refusing to accept workers from the network without authentication; "
-                        "anyone who can connect could run commands on them. Give --key and "
-                        "--worker-keys (see `testfarm keygen`), bind a loopback address, or pass "
-                        "--insecure on a trusted network");
-    }
+    auto allowed = protocol::CheckEndpoint("--listen", args.listen, protocol::PortUse::kListen,
+                                           security->keys.has_value(), args.insecure);
+    if (!allowed) return UsageError(allowed.error().message);
   }
   Millis slow_timeout{0};
   if (!args.slow_timeout.empty()) {

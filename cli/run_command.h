@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/discovery.h"
 #include "shared/clock.h"
 #include "shared/defaults.h"
 #include "shared/duration.h"
@@ -13,17 +14,7 @@
 namespace testfarm::cli {
 
 // What to run: where the suites come from and which of their tests.
-struct SourceArgs {
-  std::vector<std::string> executables;
-  std::string manifest;  // empty: ./testfarm.toml if present and nothing else was given
-  std::string ctest_dir;
-  std::vector<std::string> filters;
-  std::vector<std::string> excludes;
-  std::vector<std::string> labels;
-  std::string timeout = "10m";
-  unsigned jobs = 0;      // 0: the default slot count
-  std::string partition;  // "hash:M/N" or "count:M/N"; empty: all of the selection
-};
+using SourceArgs = coordinator::SourceOptions;
 
 struct RunArgs {
   SourceArgs source;

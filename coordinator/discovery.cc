@@ -1,0 +1,212 @@
+#include "coordinator/discovery.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+
+#include "coordinator/ctest_import.h"
+#include "coordinator/gtest.h"
+#include "coordinator/manifest.h"
+#include "coordinator/test_order.h"
+#include "shared/duration.h"
+#include "shared/errno_text.h"
+#include "shared/llvm_tools.h"
+
+namespace testfarm::coordinator {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+Result<std::vector<SuiteSpec>> ImportCtest(const std::string& dir, const ToolRunner& run,
+                                           unsigned parallel, DiscoveryNotes* notes) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return Error{"--ctest: '" + dir + "': " + ErrnoText(errno)};
+  }
+  if (!S_ISDIR(st.st_mode)) return Error{"--ctest: '" + dir + "' is not a directory"};
+  fs::path root(dir);
+  if (::access((root / "CTestTestfile.cmake").c_str(), F_OK) != 0) {
+    if (::access((root / "CMakeCache.txt").c_str(), F_OK) != 0) {
+      return Error{"--ctest: '" + dir + "' is not a CMake build directory (no CMakeCache.txt)"};
+    }
+    return Error{"--ctest: '" + dir +
+                 "' has no tests registered (no CTestTestfile.cmake: does the project call "
+                 "enable_testing()?)"};
+  }
+  std::string ctest = FindOnPath("ctest");
+  if (ctest.empty()) return Error{"--ctest: 'ctest' is not on PATH (it comes with cmake)"};
+  ToolRun list;
+  list.argv = CtestListCommand(dir);
+  list.argv[0] = ctest;
+  std::vector<Listing> done = run({list}, parallel);
+  const Listing& listed = done.at(0);
+  if (!listed.state.passed()) {
+    return Error{"--ctest: '" + dir + "': ctest failed (" + listed.state.Describe() +
+                 "): " + listed.err};
+  }
+  return ParseCtestJson(listed.out, "ctest " + dir, &notes->warnings);
+}
+
+// A manifest suite's working directory and data files must be there before anything runs, on
+// this machine as on a fleet (where they are shipped from here).
+std::optional<std::string> CheckSuiteFiles(const SuiteSpec& suite) {
+  struct stat st {};
+  if (!suite.cwd.empty()) {
+    if (::stat(suite.cwd.c_str(), &st) != 0) {
+      return suite.origin + ": cwd '" + suite.cwd + "': " + ErrnoText(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) return suite.origin + ": cwd '" + suite.cwd + "' is not a directory";
+  }
+  for (const std::string& data : suite.data_files) {
+    fs::path path = fs::path(suite.cwd) / data;  // absolute data paths ignore the cwd
+    if (::stat(path.c_str(), &st) != 0) {
+      return suite.origin + ": data '" + path.string() + "': " + ErrnoText(errno);
+    }
+  }
+  return std::nullopt;
+}
+
+// Two suites of one name would make tests of one name, counted once in one report and twice in
+// another. A name given again (the same executable twice, or a manifest suite named like a CTest
+// test) becomes "NAME#2", "NAME#3": every suite runs, under a name of its own everywhere.
+void AddSuite(std::vector<SuiteSpec>* suites, SuiteSpec suite) {
+  auto taken = [&](const std::string& name) {
+    return std::any_of(suites->begin(), suites->end(),
+                       [&](const SuiteSpec& other) { return other.name == name; });
+  };
+  if (taken(suite.name)) {
+    std::string base = suite.name;
+    for (unsigned n = 2; taken(suite.name); ++n) suite.name = base + "#" + std::to_string(n);
+  }
+  suites->push_back(std::move(suite));
+}
+
+}  // namespace
+
+std::optional<std::string> CheckExecutable(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return "cannot run '" + path + "': " + ErrnoText(errno);
+  }
+  if (S_ISDIR(st.st_mode)) return "cannot run '" + path + "': it is a directory";
+  if (!S_ISREG(st.st_mode)) return "cannot run '" + path + "': not a regular file";
+  if (::access(path.c_str(), R_OK) != 0) {
+    return "cannot run '" + path + "': " + ErrnoText(errno);
+  }
+  return std::nullopt;
+}
+
+Result<std::vector<SuiteSpec>> GatherSuites(const SourceOptions& options, const ToolRunner& run,
+                                            unsigned parallel, DiscoveryNotes* notes) {
+  std::vector<SuiteSpec> suites;
+  for (const std::string& path : options.executables) {
+    if (auto problem = CheckExecutable(path)) return Error{*problem};
+    std::error_code ec;
+    fs::path absolute = fs::absolute(path, ec);
+    if (ec) return Error{"cannot run '" + path + "': " + ec.message()};
+    SuiteSpec suite;
+    suite.name = path;
+    suite.command = {absolute.lexically_normal().string()};
+    suite.origin = "command line";
+    AddSuite(&suites, std::move(suite));
+  }
+  std::string manifest = options.manifest;
+  if (manifest.empty() && options.executables.empty() && options.ctest_dir.empty() &&
+      ::access("testfarm.toml", F_OK) == 0) {
+    manifest = "testfarm.toml";
+  }
+  if (!manifest.empty()) {
+    auto declared = ParseManifestFile(manifest, &notes->warnings);
+    if (!declared) return declared.error();
+    for (SuiteSpec& suite : *declared) {
+      if (!suite.disabled) {
+        if (auto problem = CheckExecutable(suite.command.at(0))) {
+          return Error{suite.origin + ": " + *problem};
+        }
+        if (auto problem = CheckSuiteFiles(suite)) return Error{*problem};
+      }
+      AddSuite(&suites, std::move(suite));
+    }
+  }
+  if (!options.ctest_dir.empty()) {
+    auto imported = ImportCtest(options.ctest_dir, run, parallel, notes);
+    if (!imported) return imported.error();
+    for (SuiteSpec& suite : *imported) AddSuite(&suites, std::move(suite));
+  }
+  if (suites.empty()) {
+    return Error{
+        "nothing to run: give test executables, --manifest FILE or --ctest DIR "
+        "(or run where a testfarm.toml is)"};
+  }
+  return suites;
+}
+
+Result<std::vector<TestSpec>> DiscoverTests(const SourceOptions& options, const ToolRunner& run,
+                                            unsigned parallel, DiscoveryNotes* notes) {
+  auto timeout = ParseDuration(options.timeout);
+  if (!timeout) {
+    return Error{"--timeout: not a duration: '" + options.timeout + "' (try 30s, 500ms, 2m)"};
+  }
+  std::optional<Partition> partition;
+  if (!options.partition.empty()) {
+    auto parsed = ParsePartition(options.partition);
+    if (!parsed) return parsed.error();
+    partition = *parsed;
+  }
+  auto suites = GatherSuites(options, run, parallel, notes);
+  if (!suites) return suites.error();
+
+  // GoogleTest suites are listed, all at once.
+  std::vector<std::optional<Listing>> listings(suites->size());
+  std::vector<ToolRun> lists;
+  std::vector<std::size_t> listed;
+  std::map<std::string, bool> is_gtest;  // by executable path
+  for (std::size_t i = 0; i < suites->size(); ++i) {
+    SuiteSpec& suite = (*suites)[i];
+    if (suite.disabled || suite.command.empty()) continue;
+    if (suite.kind == SuiteKind::kAuto) {
+      // Many suites may run one binary (with different arguments): look inside it once.
+      auto known = is_gtest.find(suite.command[0]);
+      if (known == is_gtest.end()) {
+        known = is_gtest.emplace(suite.command[0], IsGtestBinary(suite.command[0])).first;
+      }
+      suite.kind = known->second ? SuiteKind::kGtest : SuiteKind::kPlain;
+    }
+    if (suite.kind != SuiteKind::kGtest) continue;
+    ToolRun list;
+    list.argv = ListCommand(suite);
+    list.env = suite.env;
+    // An instrumented binary would otherwise leave default.profraw in its working directory.
+    list.env["LLVM_PROFILE_FILE"] = "/dev/null";
+    list.cwd = suite.cwd;
+    lists.push_back(std::move(list));
+    listed.push_back(i);
+  }
+  if (!lists.empty()) {
+    std::vector<Listing> done = run(std::move(lists), parallel);
+    for (std::size_t k = 0; k < listed.size() && k < done.size(); ++k) {
+      listings[listed[k]] = std::move(done[k]);
+    }
+  }
+  auto tests = ExpandSuites(*suites, listings, *timeout);
+  std::vector<TestSpec> all = tests;  // a fixture's setup and cleanup come back from here
+  auto selected =
+      Select(std::move(tests), Selection{options.filters, options.excludes, options.labels});
+  if (!selected) return selected;
+  if (partition) *selected = TakePartition(std::move(*selected), *partition);
+  // Like ctest: a selected test requiring a fixture brings the fixture's setup and cleanup.
+  std::vector<std::string> added;
+  *selected = WithFixtureTests(all, std::move(*selected), &added);
+  for (const std::string& name : added) {
+    notes->notes.push_back(name + ": added to the run as a setup or cleanup of a selected test's " +
+                           "fixture");
+  }
+  if (auto order = OrderTests(*selected); !order) return order.error();
+  return selected;
+}
+
+}  // namespace testfarm::coordinator
