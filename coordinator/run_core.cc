@@ -75,18 +75,13 @@ RunCore::RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions opt
       profile_sink_(std::move(profiles)),
       scheduler_(clock, options.scheduler),
       running_(options.slow_timeout),
-      suspension_(options.liveness),
       batcher_(options.batcher),
+      workers_(clock, options.liveness),
       reported_(tests_.size(), false),
       started_(clock.Now()) {}
 
-std::string RunCore::Describe(const std::string& peer) const {
-  auto name = worker_names_.find(peer);
-  return name == worker_names_.end() ? "a peer that has not joined" : "worker " + name->second;
-}
-
 void RunCore::Send(const std::string& peer, protocol::Message message) {
-  if (auto it = workers_.find(peer); it != workers_.end()) it->second.liveness.Sent(clock_.Now());
+  workers_.Sent(peer);
   outbox_.push_back(Outgoing{peer, std::move(message)});
 }
 
@@ -201,11 +196,11 @@ bool RunCore::DispatchDone() const {
 }
 
 void RunCore::ForgetWorker(const std::string& peer, const std::string& why, bool lost) {
-  if (workers_.count(peer) == 0) return;
+  if (!workers_.Contains(peer)) return;
   // Its merged profile goes with it: say so rather than write a coverage.json that silently
   // lacks those tests. (Once its profile was asked for, EndCollectingProfiles says it.)
   if (options_.coverage && raw_profiles_[peer] > 0 && profiles_.count(peer) == 0) {
-    summary_.coverage.errors.push_back(worker_names_[peer] + " left or was lost (" + why +
+    summary_.coverage.errors.push_back(workers_.NameOf(peer) + " left or was lost (" + why +
                                        "): the coverage of " + std::to_string(raw_profiles_[peer]) +
                                        " profiles of its tests is missing");
   }
@@ -215,24 +210,23 @@ void RunCore::ForgetWorker(const std::string& peer, const std::string& why, bool
   for (JobId job : removal.quarantined) {
     std::string names;
     for (const WorkerId& id : scheduler_.LostWorkers(job)) {
-      auto it = worker_names_.find(id);
-      names += (names.empty() ? "" : ", ") + (it == worker_names_.end() ? id : it->second);
+      names += (names.empty() ? "" : ", ") + workers_.NameOf(id);
     }
     ReportJob(job, TestStatus::kFailed,
               "worker lost: it was running when workers " + names + " were lost; not retried");
   }
-  workers_.erase(peer);
+  workers_.Remove(peer);
 }
 
 void RunCore::OnUnreachable(const std::string& peer) {
   tick_due_ = true;
-  if (workers_.count(peer) == 0) return;
-  spdlog::warn("coordinator: worker {} unreachable; requeueing its jobs", worker_names_[peer]);
+  if (!workers_.Contains(peer)) return;
+  spdlog::warn("coordinator: worker {} unreachable; requeueing its jobs", workers_.NameOf(peer));
   ForgetWorker(peer, "the worker became unreachable", /*lost=*/true);
 }
 
 void RunCore::OnHello(const std::string& peer, const protocol::Hello& hello) {
-  if (workers_.count(peer) != 0) {
+  if (workers_.Contains(peer)) {
     spdlog::warn("coordinator: duplicate hello from worker {}; ignored", hello.worker_name);
     return;
   }
@@ -245,9 +239,7 @@ void RunCore::OnHello(const std::string& peer, const protocol::Hello& hello) {
     Send(peer, protocol::Bye{"run finished"});
     return;
   }
-  workers_.emplace(
-      peer, WorkerInfo{hello.worker_name, hello.slots, Liveness(options_.liveness, clock_.Now())});
-  worker_names_[peer] = hello.worker_name;
+  workers_.Add(peer, hello.worker_name, hello.slots, hello.labels);
   scheduler_.AddWorker(peer, hello.slots, hello.labels);
   Send(peer, protocol::Welcome{"run"});
   reporter_.OnWorkerJoined(hello.worker_name, hello.slots);
@@ -309,13 +301,13 @@ void RunCore::ReportJob(JobId job, TestStatus status, const std::string& reason)
 }
 
 void RunCore::OnStarted(const std::string& peer, const protocol::JobStarted& started) {
-  if (workers_.count(peer) == 0 || !scheduler_.OnStarted(peer, started.lease)) return;
+  if (!workers_.Contains(peer) || !scheduler_.OnStarted(peer, started.lease)) return;
   WatchRunning();  // its START line now, even if its result is the next message
 }
 
 void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
-  auto worker = workers_.find(peer);
-  if (worker == workers_.end()) {
+  const WorkerRegistry::Worker* worker = workers_.Find(peer);
+  if (worker == nullptr) {
     spdlog::warn("coordinator: result from an unknown worker dropped (lease {})", result.lease);
     return;
   }
@@ -343,7 +335,7 @@ void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
     TestReport report = Decided(v.state, std::move(v.reason));
     report.message = std::move(v.message);
     report.duration = v.duration;
-    report.worker = worker->second.name;
+    report.worker = worker->name;
     report.attempt = job.attempt;
     report.batch = job.batch;
     Report(v.test, std::move(report), &result);
@@ -357,7 +349,7 @@ void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
 
 void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
   tick_due_ = true;
-  if (auto it = workers_.find(peer); it != workers_.end()) it->second.liveness.Heard(clock_.Now());
+  workers_.Heard(peer);
   if (auto* hello = std::get_if<protocol::Hello>(&message)) {
     OnHello(peer, *hello);
   } else if (auto* started = std::get_if<protocol::JobStarted>(&message)) {
@@ -425,10 +417,8 @@ void RunCore::StartCollectingProfiles() {
   // Bounded: a worker that dies or falls silent is forgotten by CheckWorkers, an interrupt
   // ends the wait, and so does kProfileWait.
   profile_deadline_ = profiles_asked_at_ + kProfileWait;
-  std::vector<std::string> peers;
-  for (const auto& [peer, info] : workers_) peers.push_back(peer);
-  for (const std::string& peer : peers) {
-    profiles_[peer] = ProfileDownload{workers_.at(peer).name, {}, false};
+  for (const std::string& peer : workers_.Peers()) {
+    profiles_[peer] = ProfileDownload{workers_.NameOf(peer), {}, false};
     Send(peer, protocol::ProfileRequest{});
   }
 }
@@ -486,15 +476,14 @@ void RunCore::PerformActions() {
 }
 
 void RunCore::WarnIfClamped(std::size_t test, const std::string& peer) {
-  auto worker = workers_.find(peer);
+  const WorkerRegistry::Worker* worker = workers_.Find(peer);
   unsigned wanted = tests_[test].ordering.processors;
-  if (worker == workers_.end() || wanted <= worker->second.slots) return;
+  if (worker == nullptr || wanted <= worker->slots) return;
   if (!clamp_warned_.insert(test).second) return;
   spdlog::warn(
       "{} asks for PROCESSORS {}, more than the {} slot{} of worker {}: it runs there "
       "holding all of them",
-      tests_[test].name, wanted, worker->second.slots, worker->second.slots == 1 ? "" : "s",
-      worker->second.name);
+      tests_[test].name, wanted, worker->slots, worker->slots == 1 ? "" : "s", worker->name);
 }
 
 void RunCore::OnInterrupt() {
@@ -532,25 +521,15 @@ void RunCore::Abort(const std::string& why) {
 }
 
 void RunCore::CheckWorkers() {
-  SteadyTime now = clock_.Now();
-  // The loop wakes at least once per interval. If it did not (the process was suspended or
-  // starved of CPU), the workers' silence is ours, not theirs: start counting again.
-  if (auto gap = suspension_.Woke(now); gap && !workers_.empty()) {
+  WorkerRegistry::Check check = workers_.CheckLiveness();
+  if (check.suspended_for) {
     spdlog::warn("coordinator: this process did not run for {}; not counting it against workers",
-                 FormatDuration(*gap));
-    for (auto& [peer, info] : workers_) info.liveness.Heard(now);
+                 FormatDuration(*check.suspended_for));
   }
-  std::vector<std::string> dead;
-  for (auto& [peer, info] : workers_) {
-    if (info.liveness.Dead(now)) {
-      dead.push_back(peer);
-    } else if (info.liveness.ShouldSendHeartbeat(now)) {
-      Send(peer, protocol::Heartbeat{});
-    }
-  }
-  for (const std::string& peer : dead) {
+  for (const std::string& peer : check.heartbeat_due) Send(peer, protocol::Heartbeat{});
+  for (const std::string& peer : check.dead) {
     spdlog::warn("coordinator: worker {} silent for {} heartbeats; requeueing its jobs",
-                 worker_names_[peer], options_.liveness.liveness);
+                 workers_.NameOf(peer), options_.liveness.liveness);
     ForgetWorker(peer, "its worker was lost", /*lost=*/true);
   }
 }
@@ -601,7 +580,7 @@ std::optional<SteadyTime> RunCore::NextDeadline() const {
   auto consider = [&](std::optional<SteadyTime> at) {
     if (at && (!next || *at < *next)) next = at;
   };
-  for (const auto& [peer, info] : workers_) consider(info.liveness.NextDeadline());
+  consider(workers_.NextDeadline());
   if (phase_ == RunPhase::kCollectingProfiles) {  // the run's own deadlines are over
     consider(profile_deadline_);
     return next;
@@ -626,8 +605,7 @@ void RunCore::WatchRunning() {
   // Leases the run is already cancelling may still be marked running: not worth a START line.
   if (!scheduler_.stopped()) {
     for (const auto& lease : changes.started) {
-      auto worker = worker_names_.find(lease.worker);
-      reporter_.OnTestStarted(name_of(lease), worker == worker_names_.end() ? "" : worker->second);
+      reporter_.OnTestStarted(name_of(lease), workers_.NameOf(lease.worker));
     }
   }
   for (const auto& lease : changes.slow) {
@@ -645,7 +623,7 @@ void RunCore::Tick() {
   CheckWorkers();
   if (phase_ == RunPhase::kCollectingProfiles) {
     bool waiting = std::any_of(profiles_.begin(), profiles_.end(), [&](const auto& entry) {
-      return !entry.second.done && workers_.count(entry.first) != 0;
+      return !entry.second.done && workers_.Contains(entry.first);
     });
     if (!waiting || clock_.Now() >= *profile_deadline_) EndCollectingProfiles();
     return;
@@ -697,7 +675,7 @@ RunSummary RunCore::Finish() {
   for (std::size_t t = 0; t < tests_.size(); ++t) {
     if (!reported_[t]) Report(t, Decided(TestStatus::kNotRun, not_run_reason));
   }
-  for (const auto& [peer, info] : workers_) Send(peer, protocol::Bye{"run finished"});
+  for (const std::string& peer : workers_.Peers()) Send(peer, protocol::Bye{"run finished"});
   phase_ = RunPhase::kDone;
   summary_.stop_reason = scheduler_.stop_reason();
   summary_.wall = std::chrono::duration_cast<Millis>(clock_.Now() - started_);

@@ -26,9 +26,9 @@
 #include "coordinator/scheduler.h"
 #include "coordinator/test_order.h"
 #include "coordinator/test_spec.h"
+#include "coordinator/worker_registry.h"
 #include "protocol/messages.h"
 #include "shared/clock.h"
-#include "shared/liveness.h"
 #include "shared/result.h"
 
 namespace testfarm::coordinator {
@@ -96,20 +96,15 @@ class RunCore {
   RunPhase phase() const { return phase_; }
 
   // Whether `peer` is a worker of this run now (it said hello and was not lost).
-  bool IsWorker(const std::string& peer) const { return workers_.count(peer) != 0; }
+  bool IsWorker(const std::string& peer) const { return workers_.Contains(peer); }
   // "worker NAME" for a peer that ever joined, else "a peer that has not joined".
-  std::string Describe(const std::string& peer) const;
+  std::string Describe(const std::string& peer) const { return workers_.Describe(peer); }
 
   // Ends the run: every test not yet reported is reported not run (with why), the workers are
   // told goodbye (in the outbox) and the reporter gets the summary.
   RunSummary Finish();
 
  private:
-  struct WorkerInfo {
-    std::string name;
-    unsigned slots = 0;
-    Liveness liveness;
-  };
   struct Job {
     std::vector<std::size_t> tests;
     bool batch = false;
@@ -158,7 +153,6 @@ class RunCore {
 
   Scheduler scheduler_;
   RunningTests running_;
-  SuspensionGuard suspension_;  // wakes of CheckWorkers()
   Batcher batcher_;
   RunPhase phase_ = RunPhase::kDispatching;
   bool tick_due_ = false;  // an input came since the last Tick
@@ -168,10 +162,9 @@ class RunCore {
   std::vector<Job> jobs_;                              // by scheduler JobId
   TestOrder order_;                                    // DEPENDS and fixtures among tests_
   std::map<std::pair<std::size_t, std::size_t>, std::string>
-      fixture_of_;                             // (user, setup) -> the fixture the user requires
-  std::set<std::size_t> clamp_warned_;         // tests warned about PROCESSORS
-  std::map<std::string, WorkerInfo> workers_;  // by peer
-  std::map<std::string, std::string> worker_names_;  // every worker ever seen, for messages
+      fixture_of_;                      // (user, setup) -> the fixture the user requires
+  std::set<std::size_t> clamp_warned_;  // tests warned about PROCESSORS
+  WorkerRegistry workers_;
   bool dispatch_open_ = false;
 
   std::vector<bool> reported_;

@@ -1,0 +1,69 @@
+#include "coordinator/worker_registry.h"
+
+namespace testfarm::coordinator {
+
+bool WorkerRegistry::Add(const std::string& peer, std::string name, unsigned slots,
+                         std::map<std::string, std::string> labels) {
+  if (workers_.count(peer) != 0) return false;
+  names_[peer] = name;
+  workers_.emplace(
+      peer, Worker{std::move(name), slots, std::move(labels), Liveness(liveness_, clock_.Now())});
+  return true;
+}
+
+const WorkerRegistry::Worker* WorkerRegistry::Find(const std::string& peer) const {
+  auto it = workers_.find(peer);
+  return it == workers_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> WorkerRegistry::Peers() const {
+  std::vector<std::string> peers;
+  for (const auto& [peer, worker] : workers_) peers.push_back(peer);
+  return peers;
+}
+
+void WorkerRegistry::Heard(const std::string& peer) {
+  if (auto it = workers_.find(peer); it != workers_.end()) it->second.liveness.Heard(clock_.Now());
+}
+
+void WorkerRegistry::Sent(const std::string& peer) {
+  if (auto it = workers_.find(peer); it != workers_.end()) it->second.liveness.Sent(clock_.Now());
+}
+
+std::string WorkerRegistry::NameOf(const std::string& peer) const {
+  auto it = names_.find(peer);
+  return it == names_.end() ? peer : it->second;
+}
+
+std::string WorkerRegistry::Describe(const std::string& peer) const {
+  auto it = names_.find(peer);
+  return it == names_.end() ? "a peer that has not joined" : "worker " + it->second;
+}
+
+WorkerRegistry::Check WorkerRegistry::CheckLiveness() {
+  Check check;
+  SteadyTime now = clock_.Now();
+  if (auto gap = suspension_.Woke(now); gap && !workers_.empty()) {
+    check.suspended_for = gap;
+    for (auto& [peer, worker] : workers_) worker.liveness.Heard(now);
+  }
+  for (const auto& [peer, worker] : workers_) {
+    if (worker.liveness.Dead(now)) {
+      check.dead.push_back(peer);
+    } else if (worker.liveness.ShouldSendHeartbeat(now)) {
+      check.heartbeat_due.push_back(peer);
+    }
+  }
+  return check;
+}
+
+std::optional<SteadyTime> WorkerRegistry::NextDeadline() const {
+  std::optional<SteadyTime> next;
+  for (const auto& [peer, worker] : workers_) {
+    SteadyTime at = worker.liveness.NextDeadline();
+    if (!next || at < *next) next = at;
+  }
+  return next;
+}
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,67 @@
+#pragma once
+// The workers a coordinator knows: who joined (name, slots, labels), whether each is alive
+// (heartbeats both ways, Paranoid-Pirate style) and the name of every worker ever seen, for
+// messages about one that is gone. Pure and clock-injected; it decides nothing about jobs.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shared/clock.h"
+#include "shared/liveness.h"
+
+namespace testfarm::coordinator {
+
+class WorkerRegistry {
+ public:
+  struct Worker {
+    std::string name;
+    unsigned slots = 0;
+    std::map<std::string, std::string> labels;
+    Liveness liveness;
+  };
+
+  WorkerRegistry(const Clock& clock, LivenessOptions liveness)
+      : clock_(clock), liveness_(liveness), suspension_(liveness) {}
+
+  // `peer` joined now. False if it already had.
+  bool Add(const std::string& peer, std::string name, unsigned slots,
+           std::map<std::string, std::string> labels);
+  void Remove(const std::string& peer) { workers_.erase(peer); }
+
+  const Worker* Find(const std::string& peer) const;
+  bool Contains(const std::string& peer) const { return workers_.count(peer) != 0; }
+  std::size_t size() const { return workers_.size(); }
+  bool empty() const { return workers_.empty(); }
+  std::vector<std::string> Peers() const;  // in a stable order
+
+  // Any message from / to the peer (an unknown peer is ignored).
+  void Heard(const std::string& peer);
+  void Sent(const std::string& peer);
+
+  // The name of a peer that ever joined, else the peer's identity as is.
+  std::string NameOf(const std::string& peer) const;
+  // "worker NAME" for a peer that ever joined, else "a peer that has not joined".
+  std::string Describe(const std::string& peer) const;
+
+  struct Check {
+    std::vector<std::string> heartbeat_due;  // alive, and nothing sent to them for an interval
+    std::vector<std::string> dead;           // silent for liveness x interval
+    std::optional<Millis> suspended_for;     // this process did not run for that long: nobody
+                                             // is blamed for the silence it caused
+  };
+  // Call whenever the loop wakes (it wakes at least once per interval to send heartbeats).
+  Check CheckLiveness();
+  // The nearest heartbeat to send or death to declare.
+  std::optional<SteadyTime> NextDeadline() const;
+  const LivenessOptions& liveness() const { return liveness_; }
+
+ private:
+  const Clock& clock_;
+  LivenessOptions liveness_;
+  SuspensionGuard suspension_;
+  std::map<std::string, Worker> workers_;     // by peer
+  std::map<std::string, std::string> names_;  // every peer that ever joined
+};
+
+}  // namespace testfarm::coordinator
