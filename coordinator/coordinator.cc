@@ -61,10 +61,14 @@ void Coordinator::Prepare() {
 }
 
 void Coordinator::Flush() {
-  for (auto outbox = core_->TakeOutbox(); !outbox.empty(); outbox = core_->TakeOutbox()) {
-    for (Outgoing& out : outbox) link_.Send(out.peer, std::move(out.message));
+  bool more = true;
+  while (more) {
+    for (Outgoing& out : core_->TakeOutbox()) link_.Send(out.peer, std::move(out.message));
+    for (const std::string& gone : core_->TakeGone()) link_.Forget(gone);
     // A worker found gone: its jobs go back to the queue (and the core may want more sent).
+    // Messages a full queue held back are retried here too.
     for (const std::string& gone : link_.Flush().gone) core_->OnUnreachable(gone);
+    more = core_->HasOutgoing();
   }
 }
 

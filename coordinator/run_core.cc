@@ -216,11 +216,13 @@ void RunCore::ForgetWorker(const std::string& peer, const std::string& why, bool
               "worker lost: it was running when workers " + names + " were lost; not retried");
   }
   workers_.Remove(peer);
+  gone_.push_back(peer);
 }
 
 void RunCore::OnUnreachable(const std::string& peer) {
+  // Once done, the run's report is written: a worker gone before its goodbye changes nothing.
+  if (phase_ == RunPhase::kDone || !workers_.Contains(peer)) return;
   tick_due_ = true;
-  if (!workers_.Contains(peer)) return;
   spdlog::warn("coordinator: worker {} unreachable; requeueing its jobs", workers_.NameOf(peer));
   ForgetWorker(peer, "the worker became unreachable", /*lost=*/true);
 }

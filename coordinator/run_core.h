@@ -90,6 +90,10 @@ class RunCore {
   void Tick();
 
   std::vector<Outgoing> TakeOutbox();
+  // Peers that stopped being workers since the last call (left, lost, unreachable): whatever
+  // still waits to be sent to them is stale.
+  std::vector<std::string> TakeGone() { return std::exchange(gone_, {}); }
+  bool HasOutgoing() const { return !outbox_.empty() || !gone_.empty(); }
   // When Tick must next be called (now, after any input it has not seen); nullopt: only on
   // input.
   std::optional<SteadyTime> NextDeadline() const;
@@ -157,6 +161,7 @@ class RunCore {
   RunPhase phase_ = RunPhase::kDispatching;
   bool tick_due_ = false;  // an input came since the last Tick
   std::vector<Outgoing> outbox_;
+  std::vector<std::string> gone_;
 
   std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
   std::vector<Job> jobs_;                              // by scheduler JobId

@@ -177,15 +177,18 @@ Scheduler::Removal Scheduler::RemoveWorker(const WorkerId& worker, bool lost) {
   // to its free slots. A job counts the loss only then: a killer test is not retried forever,
   // and a job that merely waited there is not blamed.
   std::set<LeaseId> maybe_running;
-  std::size_t started = 0;
-  for (LeaseId id : outstanding) started += leases_.at(id).running_since ? 1 : 0;
-  std::size_t unknown = it->second.slots > started ? it->second.slots - started : 0;
+  unsigned started = 0;  // slots, weighed as the jobs occupy them (PROCESSORS)
   for (LeaseId id : outstanding) {
+    if (leases_.at(id).running_since) started += Weight(it->second, leases_.at(id).job);
+  }
+  unsigned unknown = it->second.slots > started ? it->second.slots - started : 0;
+  for (LeaseId id : outstanding) {
+    unsigned weight = Weight(it->second, leases_.at(id).job);
     if (leases_.at(id).running_since) {
       maybe_running.insert(id);
-    } else if (unknown > 0) {
+    } else if (unknown >= weight) {
       maybe_running.insert(id);
-      --unknown;
+      unknown -= weight;
     }
   }
   // Requeue in reverse so the earliest-assigned job ends up at the front.

@@ -184,6 +184,7 @@ TEST(RunCore, ASilentWorkerIsLostAndItsJobsGoToAnother) {
     farm.Tick();
   }
   EXPECT_TRUE(farm.Saw("a", "heartbeat"));
+  EXPECT_EQ(farm.core.TakeGone(), std::vector<std::string>{"a"}) << "what waits for it is stale";
   auto on_b = farm.TakeJobs("b");
   ASSERT_EQ(on_b.size(), 2u) << "requeued";
   EXPECT_EQ(on_b[0].job_id, on_a[0].job_id) << "in their order, at the front";
@@ -191,6 +192,7 @@ TEST(RunCore, ASilentWorkerIsLostAndItsJobsGoToAnother) {
   farm.Tick();
   RunSummary summary = farm.core.Finish();
   EXPECT_EQ(summary.passed, 2u);
+  ASSERT_NE(farm.reporter.Find("t0"), nullptr);
   EXPECT_EQ(farm.reporter.Find("t0")->worker, "b");
   // A result of the lost lease that arrives late is dropped, never reported twice.
   farm.Finished(on_a[0], "a", ExitState::Exited(1));
@@ -360,6 +362,7 @@ TEST(RunCore, WaitWorkersWithNobodyStopsWithEveryTestNotRun) {
   EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
   RunSummary summary = farm.core.Finish();
   EXPECT_EQ(summary.not_run, 2u);
+  ASSERT_NE(farm.reporter.Find("t0"), nullptr);
   EXPECT_EQ(farm.reporter.Find("t0")->reason, "the run stopped: no worker joined within 5.00s");
 }
 

@@ -107,6 +107,46 @@ TEST(PeerLink, ARouterReportsAPeerThatIsGoneInsteadOfThrowing) {
   EXPECT_TRUE(std::holds_alternative<Bye>(got[0]));
 }
 
+TEST(PeerLink, ARouterKeepsWhatAFullPeerCannotTakeInOrderAndStillServesOthers) {
+  zmq::context_t context;
+  SteadyClock clock;
+  PeerLink link(context, clock, /*router=*/true, "coordinator", "the worker");
+  link.socket().set(zmq::sockopt::sndhwm, 2);
+  link.socket().bind("inproc://peer-link-full");
+  zmq::socket_t slow(context, zmq::socket_type::dealer);
+  slow.set(zmq::sockopt::rcvhwm, 2);
+  slow.set(zmq::sockopt::routing_id, "slow");
+  slow.connect("inproc://peer-link-full");
+  ASSERT_TRUE(Send(slow, Heartbeat{}));
+  zmq_pollitem_t item{link.handle(), 0, ZMQ_POLLIN, 0};
+  ASSERT_EQ(zmq_poll(&item, 1, kBoundMs), 1);
+  link.Receive([](const std::string& peer) { return peer; }, [](const std::string&, Message&) {});
+  // 50 messages for a peer that reads nothing: its queue fills, the rest wait, none is lost.
+  for (uint64_t i = 0; i < 50; ++i) link.Send("slow", Cancel{i});
+  link.Send("nobody", Heartbeat{});
+  PeerLink::Flushed flushed = link.Flush();
+  EXPECT_EQ(flushed.gone, std::vector<std::string>{"nobody"});
+  std::size_t waiting = link.queued();
+  EXPECT_GT(waiting, 0u) << "the queue is full";
+  EXPECT_LT(waiting, 50u) << "some went";
+  EXPECT_NE(link.NextDeadline(), std::nullopt) << "the loop comes back to retry";
+  // The peer reads; each flush moves more; everything arrives in order.
+  std::vector<uint64_t> leases;
+  for (int round = 0; round < 200 && leases.size() < 50; ++round) {
+    if (!Readable(slow)) break;
+    while (auto incoming = Receive(slow, /*router=*/false)) {
+      leases.push_back(std::get<Cancel>(std::get<Message>(incoming->message)).lease);
+    }
+    // As the event loop's poll does: the socket learns that the peer's queue has room.
+    (void)link.socket().get(zmq::sockopt::events);
+    link.Flush();
+  }
+  ASSERT_EQ(leases.size(), 50u);
+  for (uint64_t i = 0; i < 50; ++i) EXPECT_EQ(leases[i], i);
+  EXPECT_EQ(link.queued(), 0u);
+  EXPECT_EQ(link.NextDeadline(), std::nullopt);
+}
+
 TEST(PeerLink, ADealerKeepsWhatItCannotSendYetInOrder) {
   zmq::context_t context;
   SteadyClock clock;
