@@ -75,9 +75,14 @@ start_workers "$endpoint" 2
 for _ in $(seq 400); do grep -q '^PASS' "$work/run2.out" && break; sleep 0.05; done
 kill -9 "${pids[0]}"
 killed_at=$(date +%s.%N)
+# The coordinator logs (warn) the moment it declares the worker lost and requeues its tests; the
+# line is timed as it appears (to 10 ms).
+requeued_at=""
+for _ in $(seq 1000); do
+  if grep -q 'requeueing its jobs' "$work/run2.out"; then requeued_at=$(date +%s.%N); break; fi
+  sleep 0.01
+done
 wait "$coordinator" || true
-# The coordinator logs (warn) the moment it declares the worker dead and requeues its tests.
-requeued=$(grep -m1 'requeueing its jobs' "$work/run2.out" | sed -E 's/^\[([0-9-]+ [0-9:.]+)\].*/\1/')
-requeued_at=$(date -d "$requeued" +%s.%N)
+[ -n "$requeued_at" ] || { echo "the lost worker's tests were never requeued" >&2; exit 1; }
 echo "  after SIGKILL of one of 2 workers: $(tail -n 1 "$work/run2.out")"
 printf '  death to requeue: %.2fs (heartbeat 1s x liveness 3)\n' "$(echo "$requeued_at - $killed_at" | bc -l)"
