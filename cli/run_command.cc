@@ -611,7 +611,10 @@ int Run(const RunArgs& args) {
   options.scheduler.max_failures = args.fail_fast ? 1 : args.max_fail;
   // --no-capture: the worker holds no test beyond the running one, so the next starts only
   // after this one's result line is printed.
-  if (args.no_capture) options.scheduler.prefetch = 0;
+  if (args.no_capture) {
+    options.scheduler.prefetch = 0;
+    options.start_at_assignment = true;  // the test's own output follows its START line
+  }
   options.slow_timeout = slow_timeout;
   options.batch = args.isolation == "batch";
   options.batcher.target = *batch_target;

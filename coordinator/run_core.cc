@@ -469,6 +469,9 @@ void RunCore::PerformActions() {
         message.artifacts = set.files;
         message.library_dirs = set.library_dirs;
       }
+      if (options_.start_at_assignment) {
+        reporter_.OnTestStarted(message.name, workers_.NameOf(assign->worker));
+      }
       Send(assign->worker, std::move(message));
     } else {
       const auto& cancel = std::get<CancelAction>(action);
@@ -605,7 +608,7 @@ void RunCore::WatchRunning() {
   };
   RunningTests::Changes changes = running_.Update(scheduler_.Running(), now);
   // Leases the run is already cancelling may still be marked running: not worth a START line.
-  if (!scheduler_.stopped()) {
+  if (!scheduler_.stopped() && !options_.start_at_assignment) {
     for (const auto& lease : changes.started) {
       reporter_.OnTestStarted(name_of(lease), workers_.NameOf(lease.worker));
     }

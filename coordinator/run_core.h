@@ -53,6 +53,10 @@ struct RunOptions {
   bool coverage = false;
   // --slow-timeout: a test running this long is reported slow (once); 0: never.
   Millis slow_timeout{0};
+  // A test's START is said when it is handed to its worker, not when the worker says it began:
+  // for --no-capture, where tests write to the terminal themselves (one slot, no prefetch) and
+  // START must come before their output.
+  bool start_at_assignment = false;
 };
 
 enum class RunPhase { kDispatching, kStopping, kCollectingProfiles, kDone };

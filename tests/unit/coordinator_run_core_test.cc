@@ -156,6 +156,23 @@ TEST(RunCore, ARunFromHelloToBye) {
   EXPECT_TRUE(farm.Saw("w", "bye"));
 }
 
+TEST(RunCore, StartAtAssignmentSaysStartBeforeTheWorkerHasTheJob) {
+  RunOptions options = Options();
+  options.start_at_assignment = true;  // --no-capture: the test writes to the terminal itself
+  options.scheduler.prefetch = 0;
+  Farm farm(Specs(2), options);
+  farm.core.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(farm.reporter.started, std::vector<std::string>{"t0@w"}) << "before any word back";
+  farm.Started(jobs[0], "w");
+  farm.Finished(jobs[0], "w");
+  farm.Tick();
+  EXPECT_EQ(farm.reporter.started, (std::vector<std::string>{"t0@w", "t1@w"})) << "once each";
+}
+
 TEST(RunCore, AnInputMakesTheNextDeadlineNow) {
   Farm farm(Specs(1));
   farm.core.Start();
