@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "shared/duration.h"
 #include "shared/sha256.h"
 
 namespace testfarm::worker {
@@ -71,7 +72,10 @@ void RelocateJob(protocol::JobAssign& job, const std::string& dir) {
   }
 }
 
-ArtifactStore::ArtifactStore(ArtifactStoreOptions options) : options_(std::move(options)) {}
+ArtifactStore::ArtifactStore(ArtifactStoreOptions options) : options_(std::move(options)) {
+  static const SteadyClock kSteady;
+  if (options_.clock == nullptr) options_.clock = &kSteady;
+}
 
 bool ArtifactStore::MatchesAtRoot(const protocol::JobAssign& job) {
   for (const protocol::ArtifactFile& file : job.artifacts) {
@@ -129,6 +133,7 @@ std::optional<fs::path> ArtifactStore::Staged(const protocol::ArtifactFile& file
 void ArtifactStore::Restart(const std::string& sha256, Download& download) {
   ++download.attempts;
   download.next_offset = 0;
+  download.held.clear();
   auto pending = options_.cache->Begin(sha256, download.size);
   if (!pending) {
     download.error = "cannot store " + download.path + ": " + pending.error().message;
@@ -221,7 +226,18 @@ ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
 
 std::vector<protocol::Fetch> ArtifactStore::TakeFetches() {
   std::vector<protocol::Fetch> fetches;
-  while (in_flight_ < options_.window && !queue_.empty()) {
+  if (in_flight_.empty() && queue_.empty()) return fetches;
+  SteadyTime now = options_.clock->Now();
+  for (auto& [key, asked] : in_flight_) {
+    if (now < asked.at + options_.resend_after) continue;
+    auto download = downloads_.find(key.first);
+    spdlog::warn("no answer for {} bytes of {} at offset {} within {}; asking again", asked.length,
+                 download == downloads_.end() ? Short(key.first) : download->second.path,
+                 key.second, FormatDuration(options_.resend_after));
+    fetches.push_back({key.first, key.second, asked.length});
+    asked.at = now;
+  }
+  while (in_flight_.size() < options_.window && !queue_.empty()) {
     auto it = downloads_.find(queue_.front());
     if (it == downloads_.end() || !it->second.error.empty() ||
         it->second.next_offset >= it->second.size) {
@@ -232,14 +248,24 @@ std::vector<protocol::Fetch> ArtifactStore::TakeFetches() {
     uint64_t length =
         std::min<uint64_t>(options_.chunk_bytes, download.size - download.next_offset);
     fetches.push_back({it->first, download.next_offset, static_cast<uint32_t>(length)});
+    in_flight_[{it->first, download.next_offset}] = Asked{static_cast<uint32_t>(length), now};
     download.next_offset += length;
-    ++in_flight_;
   }
   return fetches;
 }
 
+std::optional<SteadyTime> ArtifactStore::NextDeadline() const {
+  std::optional<SteadyTime> next;
+  for (const auto& [key, asked] : in_flight_) {
+    SteadyTime at = asked.at + options_.resend_after;
+    if (!next || at < *next) next = at;
+  }
+  return next;
+}
+
 void ArtifactStore::OnChunk(const protocol::Chunk& chunk) {
-  if (in_flight_ > 0) --in_flight_;
+  // Only an answer to a request in flight counts: a second answer to one asked again is dropped.
+  if (in_flight_.erase({chunk.sha256, chunk.offset}) == 0) return;
   auto it = downloads_.find(chunk.sha256);
   if (it == downloads_.end() || !it->second.error.empty()) return;  // late, or given up
   Download& download = it->second;
@@ -247,6 +273,8 @@ void ArtifactStore::OnChunk(const protocol::Chunk& chunk) {
     download.error =
         "cannot fetch " + download.path + " (sha256 " + Short(chunk.sha256) + "): " + why;
     download.pending.Discard();
+    // Its other requests are not waited for (nor asked again).
+    std::erase_if(in_flight_, [&](const auto& entry) { return entry.first.first == chunk.sha256; });
     spdlog::error("{}", download.error);
   };
   if (!chunk.error.empty()) return give_up("the coordinator says: " + chunk.error);
@@ -256,9 +284,22 @@ void ArtifactStore::OnChunk(const protocol::Chunk& chunk) {
   }
   if (chunk.data.empty())
     return give_up("an empty chunk at offset " + std::to_string(chunk.offset));
+  // A chunk past a gap (the one before it is being asked again) waits for it, in memory: at
+  // most the window's worth.
+  if (chunk.offset > download.pending.written()) {
+    download.held[chunk.offset] = chunk.data;
+    return;
+  }
   auto written = download.pending.Write(chunk.offset, chunk.data);
   if (!written) return give_up(written.error().message);
   fetched_bytes_ += chunk.data.size();
+  while (!download.held.empty() && download.held.begin()->first <= download.pending.written()) {
+    auto next = download.held.begin();
+    auto more = download.pending.Write(next->first, next->second);
+    if (!more) return give_up(more.error().message);
+    fetched_bytes_ += next->second.size();
+    download.held.erase(next);
+  }
   if (download.pending.written() < download.size) return;
   auto committed = options_.cache->Commit(std::move(download.pending));
   if (committed) {

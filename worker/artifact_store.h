@@ -4,15 +4,18 @@
 // and they match, else a private copy of the suite's tree built from the blob cache. Missing blobs
 // are fetched in chunks with at most `window` requests in flight (credit-based flow control);
 // each is verified before it enters the cache, and one that fails verification is fetched again,
-// up to `max_attempts` times, and never run.
+// up to `max_attempts` times, and never run. A request unanswered for `resend_after` (its answer
+// lost with a dropped connection) is asked again; an answer that comes twice counts once.
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "protocol/messages.h"
+#include "shared/clock.h"
 #include "worker/blob_cache.h"
 #include "worker/scratch_dir.h"
 
@@ -25,6 +28,8 @@ struct ArtifactStoreOptions {
   unsigned window = 16;                // chunk requests in flight
   uint32_t chunk_bytes = 256 * 1024;
   unsigned max_attempts = 3;
+  const Clock* clock = nullptr;  // none: the steady clock
+  Millis resend_after{30000};
 };
 
 class ArtifactStore {
@@ -40,11 +45,14 @@ class ArtifactStore {
   // it runs from one). kWaiting: blobs are being fetched; ask again after OnChunk.
   Prepared Prepare(protocol::JobAssign& job);
 
-  // The fetch requests to send now (none while `window` are unanswered).
+  // The fetch requests to send now: those unanswered for too long again, then new ones while
+  // fewer than `window` are unanswered.
   std::vector<protocol::Fetch> TakeFetches();
   void OnChunk(const protocol::Chunk& chunk);
+  // When an unanswered request is due to be asked again; nullopt while none is in flight.
+  std::optional<SteadyTime> NextDeadline() const;
 
-  unsigned in_flight() const { return in_flight_; }
+  std::size_t in_flight() const { return in_flight_.size(); }
   uint64_t fetched_bytes() const { return fetched_bytes_; }
 
  private:
@@ -52,7 +60,8 @@ class ArtifactStore {
     uint64_t size = 0;
     std::string path;  // a name for messages
     PendingBlob pending;
-    uint64_t next_offset = 0;  // next byte to request
+    uint64_t next_offset = 0;              // next byte to request
+    std::map<uint64_t, std::string> held;  // chunks that arrived past a gap, by offset
     unsigned attempts = 0;
     std::string error;  // non-empty: given up
   };
@@ -86,7 +95,11 @@ class ArtifactStore {
   std::map<std::string, Download> downloads_;
   std::deque<std::string> queue_;  // downloads with bytes still to request, in order
   std::map<std::filesystem::path, Seen> seen_;
-  unsigned in_flight_ = 0;
+  struct Asked {
+    uint32_t length = 0;
+    SteadyTime at;
+  };
+  std::map<std::pair<std::string, uint64_t>, Asked> in_flight_;  // (sha256, offset) -> request
   uint64_t fetched_bytes_ = 0;
 };
 

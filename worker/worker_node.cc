@@ -66,7 +66,8 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
       link_(context, clock, /*router=*/false, "worker " + options_.name, "the coordinator"),
       artifacts_(ArtifactStoreOptions{.cache = options_.cache,
                                       .shared_fs = options_.shared_fs,
-                                      .scratch_root = ScratchRoot(options_)}),
+                                      .scratch_root = ScratchRoot(options_),
+                                      .clock = &clock}),
       pool_(clock, PoolOptionsFor(options_)),
       coverage_(CoverageOptions{.llvm_profdata = options_.llvm_profdata,
                                 .scratch_root = ScratchRoot(options_),
@@ -313,6 +314,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
     loop.WakeBy([&] { return std::optional<SteadyTime>(coordinator_.NextDeadline()); });
     loop.WakeBy([&] { return welcomed_ ? std::nullopt : options_.join_by; });
     loop.WakeBy([&] { return pool_.NextDeadline(); });
+    loop.WakeBy([&] { return artifacts_.NextDeadline(); });
     loop.WakeBy([&] { return merges_.NextDeadline(); });
     while (true) {
       StartQueuedJobs();

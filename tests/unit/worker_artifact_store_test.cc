@@ -69,8 +69,10 @@ struct FakeCoordinator {
 struct Fixture {
   TempDir dir;
   BlobCache cache = *BlobCache::Open({dir.path() / "cache", 1 << 30});
+  FakeClock clock;
   ArtifactStoreOptions Options(bool shared_fs = false) {
     ArtifactStoreOptions options;
+    options.clock = &clock;
     options.cache = &cache;
     options.shared_fs = shared_fs;
     options.scratch_root = dir.path();
@@ -79,6 +81,39 @@ struct Fixture {
     return options;
   }
 };
+
+TEST(ArtifactStore, ARequestWhoseAnswerWasLostIsAskedAgainAndATwiceAnsweredOneCountsOnce) {
+  Fixture f;
+  FakeCoordinator coordinator{"/nonexistent/build", {}, {}};
+  coordinator.content["bin/t"] = std::string(3'500, 'y');  // 4 chunks of 1000: the whole window
+  protocol::JobAssign job = coordinator.Job({"/nonexistent/build/bin/t"});
+  ArtifactStore store(f.Options());
+  ASSERT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
+  auto fetches = store.TakeFetches();
+  ASSERT_EQ(fetches.size(), 4u);
+  EXPECT_EQ(store.NextDeadline(), f.clock.Now() + std::chrono::seconds(30));
+  // The answer to the second request is lost; the others arrive.
+  for (std::size_t i = 0; i < fetches.size(); ++i) {
+    if (i != 1) store.OnChunk(coordinator.Answer(fetches[i]));
+  }
+  EXPECT_EQ(store.in_flight(), 1u);
+  f.clock.Advance(std::chrono::seconds(29));
+  EXPECT_TRUE(store.TakeFetches().empty()) << "not yet";
+  EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
+  f.clock.Advance(std::chrono::seconds(1));
+  auto again = store.TakeFetches();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0], fetches[1]) << "the same bytes, asked again";
+  EXPECT_EQ(store.NextDeadline(), f.clock.Now() + std::chrono::seconds(30));
+  // Both answers come after all: the second is dropped, not written twice.
+  store.OnChunk(coordinator.Answer(fetches[1]));
+  store.OnChunk(coordinator.Answer(again[0]));
+  EXPECT_EQ(store.in_flight(), 0u);
+  EXPECT_FALSE(store.NextDeadline().has_value());
+  EXPECT_EQ(store.fetched_bytes(), 3'500u);
+  ASSERT_EQ(store.Prepare(job).status, ArtifactStore::Status::kReady);
+  EXPECT_EQ(Read(job.argv[0]), std::string(3'500, 'y'));
+}
 
 TEST(ArtifactStore, FetchesInChunksWithinTheWindowAndRunsFromItsOwnCopy) {
   Fixture f;
