@@ -33,28 +33,6 @@ std::string BlockedReason(const std::string& fixture, const std::string& setup, 
   return "fixture '" + fixture + "': its setup test '" + setup + "' " + how;
 }
 
-// A result without its output and report, which can be megabytes.
-protocol::JobResult WithoutBulk(const protocol::JobResult& result) {
-  protocol::JobResult copy;
-  copy.lease = result.lease;
-  copy.job_id = result.job_id;
-  copy.state = result.state;
-  copy.duration_ms = result.duration_ms;
-  copy.slot = result.slot;
-  copy.stdout_dropped = result.stdout_dropped;
-  copy.stderr_dropped = result.stderr_dropped;
-  copy.report_error = result.report_error;
-  return copy;
-}
-
-constexpr std::size_t kKeptPassingOutput = 64 * 1024;
-
-std::string Tail(const std::string& text) {
-  if (text.size() <= kKeptPassingOutput) return text;
-  return "[testfarm: " + std::to_string(text.size() - kKeptPassingOutput) +
-         " earlier bytes not kept]\n" + text.substr(text.size() - kKeptPassingOutput);
-}
-
 // A report of a test that did not run to a result of its own.
 TestReport Decided(TestStatus status, std::string reason) {
   TestReport report;
@@ -77,8 +55,7 @@ RunCore::RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions opt
       running_(options.slow_timeout),
       batcher_(options.batcher),
       workers_(clock, options.liveness),
-      reported_(tests_.size(), false),
-      started_(clock.Now()) {}
+      ledger_(clock, tests_, reporter) {}
 
 void RunCore::Send(const std::string& peer, protocol::Message message) {
   workers_.Sent(peer);
@@ -106,7 +83,7 @@ JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attem
 }
 
 void RunCore::Start() {
-  started_ = clock_.Now();
+  ledger_.Start();
   reporter_.OnRunStart(tests_.size());
   PlanInitialJobs();
   Tick();
@@ -248,48 +225,7 @@ void RunCore::OnHello(const std::string& peer, const protocol::Hello& hello) {
 }
 
 void RunCore::Report(std::size_t test, TestReport report, const protocol::JobResult* result) {
-  if (reported_[test]) return;  // each test is reported exactly once
-  reported_[test] = true;
-  const TestSpec& spec = tests_[test];
-  report.name = spec.name;
-  report.suite = spec.suite;
-  report.case_name = spec.gtest_case;
-  if (result != nullptr) {
-    report.result = WithoutBulk(*result);
-    // A failure keeps all its output. A batch's output belongs to its failures; a passing test
-    // keeps the tail, so a run of many chatty tests does not hold all of it in memory.
-    if (IsFailure(report.state)) {
-      report.result->stdout_text = result->stdout_text;
-      report.result->stderr_text = result->stderr_text;
-    } else if (!report.batch) {
-      report.result->stdout_text = Tail(result->stdout_text);
-      report.result->stderr_text = Tail(result->stderr_text);
-    }
-    report.slot = result->slot;
-  }
-  report.finished_at = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
-  Millis process = result ? Millis(static_cast<long long>(result->duration_ms)) : report.duration;
-  report.started_at = std::max(Millis(0), report.finished_at - process);
-  switch (report.state) {
-    case TestStatus::kPassed:
-      ++summary_.passed;
-      break;
-    case TestStatus::kSkipped:
-      ++summary_.skipped_tests;
-      break;
-    case TestStatus::kCancelled:
-      ++summary_.cancelled;
-      break;
-    case TestStatus::kNotRun:
-      ++summary_.not_run;
-      break;
-    case TestStatus::kFailed:
-    case TestStatus::kExpired:
-      ++summary_.failed;
-      break;
-  }
-  summary_.reports.push_back(std::move(report));
-  reporter_.OnTestFinished(summary_.reports.back(), scheduler_.outstanding());
+  ledger_.Record(test, std::move(report), result, scheduler_.outstanding());
 }
 
 void RunCore::ReportJob(JobId job, TestStatus status, const std::string& reason) {
@@ -550,7 +486,7 @@ void RunCore::StopIfNoWorkerCanCome() {
 
 bool RunCore::DispatchOpen() {
   if (dispatch_open_) return true;
-  bool waited = clock_.Now() >= started_ + options_.wait_workers;
+  bool waited = clock_.Now() >= ledger_.started() + options_.wait_workers;
   if (workers_.size() >= options_.min_workers || (waited && !workers_.empty())) {
     dispatch_open_ = true;
     if (workers_.size() < options_.min_workers) {
@@ -567,7 +503,7 @@ bool RunCore::DispatchOpen() {
 }
 
 void RunCore::FailUnplaceable() {
-  if (clock_.Now() < started_ + options_.wait_workers) return;
+  if (clock_.Now() < ledger_.started() + options_.wait_workers) return;
   for (JobId job : scheduler_.TakeUnplaceable()) {
     std::string wanted;
     for (const auto& [key, value] : tests_[jobs_[job].tests.front()].required_labels) {
@@ -593,7 +529,7 @@ std::optional<SteadyTime> RunCore::NextDeadline() const {
   consider(scheduler_.NextDeadline());
   consider(give_up_at_);
   if (!dispatch_open_ && options_.wait_workers.count() > 0) {
-    consider(started_ + options_.wait_workers);
+    consider(ledger_.started() + options_.wait_workers);
   }
   consider(running_.NextSlowDeadline());
   return next;
@@ -677,15 +613,11 @@ RunSummary RunCore::Finish() {
   std::string not_run_reason = scheduler_.stop_reason().empty()
                                    ? std::string("the run ended before it started")
                                    : "the run stopped: " + scheduler_.stop_reason();
-  for (std::size_t t = 0; t < tests_.size(); ++t) {
-    if (!reported_[t]) Report(t, Decided(TestStatus::kNotRun, not_run_reason));
-  }
+  ledger_.RecordTheRestNotRun(not_run_reason);
   for (const std::string& peer : workers_.Peers()) Send(peer, protocol::Bye{"run finished"});
   phase_ = RunPhase::kDone;
   summary_.stop_reason = scheduler_.stop_reason();
-  summary_.wall = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
-  reporter_.OnRunEnd(summary_);
-  return summary_;
+  return ledger_.Close();
 }
 
 }  // namespace testfarm::coordinator

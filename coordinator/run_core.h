@@ -24,6 +24,7 @@
 #include "coordinator/report.h"
 #include "coordinator/running_tests.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/test_ledger.h"
 #include "coordinator/test_order.h"
 #include "coordinator/test_spec.h"
 #include "coordinator/worker_registry.h"
@@ -146,9 +147,7 @@ class RunCore {
   void AbandonOutstanding(const std::string& why);
   void Send(const std::string& peer, protocol::Message message);
 
-  // The ledger: `report` (its state, reason, message, duration, worker, attempt, batch) for
-  // test `test`, with the process that ran it if any. A test is reported once; later calls
-  // for it are ignored.
+  // Into the ledger (a test is reported once; later calls for it are ignored).
   void Report(std::size_t test, TestReport report, const protocol::JobResult* result = nullptr);
   void ReportJob(JobId job, TestStatus status, const std::string& reason);
 
@@ -176,9 +175,8 @@ class RunCore {
   WorkerRegistry workers_;
   bool dispatch_open_ = false;
 
-  std::vector<bool> reported_;
-  RunSummary summary_;
-  SteadyTime started_;
+  TestLedger ledger_;  // after tests_, which it reads
+  RunSummary& summary_ = ledger_.summary();
   std::optional<SteadyTime> give_up_at_;  // set once the run is stopping
   std::optional<SteadyTime> first_interrupt_at_;
 
