@@ -306,9 +306,11 @@ void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
     }
   } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
     OnProfileChunk(peer, *profile);
-  } else if (std::holds_alternative<protocol::Heartbeat>(message) ||
-             std::holds_alternative<protocol::Fetch>(message)) {
-    // Heard() above is all a heartbeat is for; a fetch is served by the transport's owner.
+  } else if (std::holds_alternative<protocol::Fetch>(message)) {
+    // Served by the transport's owner; here it is progress towards starting a held job.
+    if (workers_.Contains(peer)) scheduler_.OnProgress(peer);
+  } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
+    // Heard() above is all a heartbeat is for.
   } else {
     spdlog::warn("coordinator: unexpected {} message from a worker; ignored",
                  protocol::TypeName(message));

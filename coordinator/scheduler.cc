@@ -144,6 +144,30 @@ std::deque<JobId>::iterator Scheduler::Eligible(const WorkerId& id, const Worker
 void Scheduler::AddWorker(const WorkerId& worker, unsigned slots, Labels labels) {
   workers_[worker].slots = std::max(1u, slots);
   workers_[worker].labels = std::move(labels);
+  workers_[worker].last_progress = clock_.Now();
+}
+
+void Scheduler::OnProgress(const WorkerId& worker) {
+  if (auto it = workers_.find(worker); it != workers_.end())
+    it->second.last_progress = clock_.Now();
+}
+
+std::optional<std::pair<LeaseId, SteadyTime>> Scheduler::HeldDeadline(const Worker& worker) const {
+  unsigned busy = 0;
+  for (LeaseId id : worker.outstanding) {
+    const Lease& lease = leases_.at(id);
+    if (lease.running_since) busy += Weight(worker, lease.job);
+  }
+  for (LeaseId id : worker.outstanding) {
+    const Lease& lease = leases_.at(id);
+    if (lease.running_since) continue;
+    if (busy + Weight(worker, lease.job) > worker.slots) return std::nullopt;  // waits its turn
+    Millis timeout = jobs_[lease.job].timeout;
+    if (timeout.count() == 0) return std::nullopt;
+    SteadyTime from = std::max(lease.assigned_at, worker.last_progress);
+    return std::make_pair(id, from + timeout + options_.kill_grace + options_.lease_slack);
+  }
+  return std::nullopt;
 }
 
 bool Scheduler::CanTake(const Worker& worker, JobId job) const {
@@ -232,7 +256,7 @@ void Scheduler::Dispatch() {
       held_locks.insert(needs.locks.begin(), needs.locks.end());
       if (needs.group) pinned_.emplace(*needs.group, id);  // no-op if already pinned here
       LeaseId lease = next_lease_++;
-      leases_[lease] = Lease{job, id, std::nullopt};
+      leases_[lease] = Lease{job, id, std::nullopt, std::nullopt, clock_.Now()};
       worker.outstanding.push_back(lease);
       jobs_[job].state = JobState::kLeased;
       ++jobs_[job].attempts;
@@ -246,6 +270,7 @@ bool Scheduler::OnStarted(const WorkerId& worker, LeaseId lease_id) {
   if (it == leases_.end() || it->second.worker != worker || it->second.running_since) return false;
   Lease& lease = it->second;
   lease.running_since = clock_.Now();
+  OnProgress(worker);
   Millis timeout = jobs_[lease.job].timeout;
   if (timeout.count() > 0) {
     lease.deadline = clock_.Now() + timeout + options_.kill_grace + options_.lease_slack;
@@ -300,6 +325,7 @@ std::optional<JobId> Scheduler::OnResult(const WorkerId& worker, LeaseId lease_i
   if (it == leases_.end() || it->second.worker != worker) return std::nullopt;
   JobId job = it->second.job;
   ForgetLease(lease_id);
+  OnProgress(worker);
   switch (verdict) {
     case Verdict::kPassed:
       Finish(job, JobState::kPassed);
@@ -339,6 +365,9 @@ std::vector<JobId> Scheduler::OnTimers() {
   for (const auto& [lease, info] : leases_) {
     if (info.deadline && *info.deadline <= now) due.push_back(lease);
   }
+  for (const auto& [id, worker] : workers_) {
+    if (auto held = HeldDeadline(worker); held && held->second <= now) due.push_back(held->first);
+  }
   for (LeaseId lease : due) {
     const Lease& info = leases_.at(lease);
     JobId job = info.job;
@@ -352,8 +381,14 @@ std::vector<JobId> Scheduler::OnTimers() {
 
 std::optional<SteadyTime> Scheduler::NextDeadline() const {
   std::optional<SteadyTime> next;
+  auto consider = [&](SteadyTime at) {
+    if (!next || at < *next) next = at;
+  };
   for (const auto& [lease, info] : leases_) {
-    if (info.deadline && (!next || *info.deadline < *next)) next = info.deadline;
+    if (info.deadline) consider(*info.deadline);
+  }
+  for (const auto& [id, worker] : workers_) {
+    if (auto held = HeldDeadline(worker)) consider(held->second);
   }
   return next;
 }

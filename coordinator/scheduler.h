@@ -8,7 +8,10 @@
 // the worker's word: it says so when it starts one (OnStarted), and may start a later job before
 // an earlier one whose files are still on their way. A running lease must report back within
 // timeout + kill grace + slack of its start, or it expires: the job fails ("no result from
-// worker") and the worker is told to cancel it.
+// worker") and the worker is told to cancel it. A lease the worker holds but has not started,
+// though it has a slot free for it by its own word, gets the same allowance counted from the
+// worker's last sign of progress (a start, a result, a file fetched): a worker that never
+// starts it does not hold the run forever.
 //
 // Jobs may also wait for others (AddDependency: CTest DEPENDS and fixtures), exclude each other
 // (locks: CTest RESOURCE_LOCK), occupy several slots (CTest PROCESSORS) and be pinned together
@@ -169,6 +172,8 @@ class Scheduler {
   // The worker started the lease's job: from now it runs, and its deadline counts. Returns false
   // for a stale or unknown lease, one of another worker, or one already started (ignored).
   bool OnStarted(const WorkerId& worker, LeaseId lease);
+  // The worker is getting the files its jobs need (it fetched a piece of one): progress.
+  void OnProgress(const WorkerId& worker);
   std::optional<SteadyTime> NextDeadline() const;
 
   // The leases running now (their worker said so), each with the moment it started: for showing
@@ -208,12 +213,18 @@ class Scheduler {
     WorkerId worker;
     std::optional<SteadyTime> deadline;  // set when the worker starts it, if it has a timeout
     std::optional<SteadyTime> running_since = std::nullopt;  // set when the worker starts it
+    SteadyTime assigned_at{};
   };
   struct Worker {
     unsigned slots = 1;
     Labels labels;
     std::deque<LeaseId> outstanding;  // in assignment order
+    SteadyTime last_progress{};       // joined, or last started, reported or fetched
   };
+  // The held lease of `worker` that it should have started by now if it makes progress, and the
+  // moment it is given up on: the earliest unstarted one with a timeout that fits the slots its
+  // started leases leave free.
+  std::optional<std::pair<LeaseId, SteadyTime>> HeldDeadline(const Worker& worker) const;
   bool CanTake(const Worker& worker, JobId job) const;
   // Every job it waits for has ended.
   bool Ready(JobId job) const;

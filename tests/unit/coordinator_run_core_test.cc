@@ -277,10 +277,13 @@ TEST(RunCore, AStartedTestThatNeverReportsExpiresAfterItsAllowance) {
   farm.Tick();
   auto jobs = farm.TakeJobs("w");
   ASSERT_EQ(jobs.size(), 1u);
-  farm.clock.Advance(seconds(30));  // fetching its files: no clock yet
-  farm.Say("w", protocol::Heartbeat{});
-  farm.Tick();
+  for (int i = 0; i < 30; ++i) {  // 30 s fetching its files: progress, not its clock
+    farm.clock.Advance(seconds(1));
+    farm.Say("w", protocol::Fetch{std::string(64, 'a'), uint64_t(i) * 1024, 1024});
+    farm.Tick();
+  }
   EXPECT_EQ(farm.core.phase(), RunPhase::kDispatching);
+  EXPECT_TRUE(farm.cancels["w"].empty());
   farm.Started(jobs[0], "w");
   farm.Tick();
   ASSERT_TRUE(farm.core.NextDeadline().has_value());
@@ -295,6 +298,27 @@ TEST(RunCore, AStartedTestThatNeverReportsExpiresAfterItsAllowance) {
   const TestReport* slow = farm.reporter.Find("slow");
   ASSERT_NE(slow, nullptr);
   EXPECT_EQ(slow->state, TestStatus::kExpired);
+  EXPECT_EQ(summary.failed, 1u);
+}
+
+TEST(RunCore, AHeldTestItsWorkerNeverStartsExpiresInsteadOfHoldingTheRun) {
+  Farm farm({Spec("stuck", seconds(1))});
+  farm.core.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 1u);
+  // Alive (heartbeats) but never starting it, nor fetching anything: 1 s + 2 s + 10 s.
+  for (int i = 0; i < 13; ++i) {
+    farm.clock.Advance(seconds(1));
+    farm.Say("w", protocol::Heartbeat{});
+    farm.Tick();
+  }
+  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  EXPECT_EQ(farm.cancels["w"], std::vector<uint64_t>{jobs[0].lease});
+  RunSummary summary = farm.core.Finish();
+  ASSERT_NE(farm.reporter.Find("stuck"), nullptr);
+  EXPECT_EQ(farm.reporter.Find("stuck")->state, TestStatus::kExpired);
   EXPECT_EQ(summary.failed, 1u);
 }
 

@@ -97,7 +97,6 @@ TEST(Scheduler, RunningLeaseExpiresAfterTimeoutPlusGracePlusSlack) {
   s.AddWorker("w", 1);
   s.Dispatch();
   auto assign = Assigns(s.TakeActions()).at(0);
-  EXPECT_FALSE(s.NextDeadline().has_value()) << "held, not started: no deadline yet";
   ASSERT_TRUE(s.OnStarted("w", assign.lease));
   ASSERT_TRUE(s.NextDeadline().has_value());
   EXPECT_EQ(*s.NextDeadline() - clock.Now(), seconds(5 + 2 + 10));
@@ -122,10 +121,14 @@ TEST(Scheduler, AWorkerStillFetchingFilesDoesNotSpendItsTestsTimeouts) {
   s.Dispatch();
   auto assigns = Assigns(s.TakeActions());
   ASSERT_EQ(assigns.size(), 2u);
-  // 60 s of fetching (the allowance is 17 s): held, not started, so nothing expires.
-  clock.Advance(seconds(60));
-  EXPECT_TRUE(s.OnTimers().empty());
-  EXPECT_FALSE(s.NextDeadline().has_value());
+  // 60 s of fetching, a piece every second (the allowance is 17 s): held, not started, and
+  // progressing, so nothing expires.
+  for (int i = 0; i < 60; ++i) {
+    clock.Advance(seconds(1));
+    s.OnProgress("w");
+    EXPECT_TRUE(s.OnTimers().empty()) << i;
+  }
+  EXPECT_EQ(*s.NextDeadline() - clock.Now(), seconds(17)) << "counted from the last progress";
   EXPECT_TRUE(s.Running().empty());
   ASSERT_TRUE(s.OnStarted("w", assigns[0].lease));
   EXPECT_EQ(*s.NextDeadline() - clock.Now(), seconds(5 + 2 + 10)) << "counted from the start";
@@ -133,6 +136,43 @@ TEST(Scheduler, AWorkerStillFetchingFilesDoesNotSpendItsTestsTimeouts) {
   auto expired = s.OnTimers();
   ASSERT_EQ(expired.size(), 1u) << "then the test's own timeout applies";
   EXPECT_EQ(s.state(0), JobState::kExpired);
+}
+
+TEST(Scheduler, AHeldLeaseTheWorkerNeverStartsExpiresAnAllowanceAfterItsLastProgress) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/1),
+              {Millis(seconds(5)), Millis(seconds(5)), Millis(seconds(5))});
+  s.AddWorker("w", 1);
+  s.Dispatch();
+  auto held = Assigns(s.TakeActions());
+  ASSERT_EQ(held.size(), 2u);
+  clock.Advance(seconds(10));
+  s.OnProgress("w");  // a piece of a file
+  EXPECT_EQ(*s.NextDeadline() - clock.Now(), seconds(17));
+  clock.Advance(seconds(16));
+  EXPECT_TRUE(s.OnTimers().empty());
+  clock.Advance(seconds(1));
+  auto expired = s.OnTimers();
+  EXPECT_EQ(expired, std::vector<JobId>{held[0].job}) << "the first; the second waits its turn";
+  EXPECT_EQ(s.state(held[0].job), JobState::kExpired);
+  EXPECT_EQ(Cancels(s.TakeActions()).size(), 1u);
+  // The slot is free, and the worker did not start the next one either (it would have, had its
+  // files been there): its allowance, from the same last progress, is over too.
+  EXPECT_EQ(*s.NextDeadline(), clock.Now());
+  EXPECT_EQ(s.OnTimers(), std::vector<JobId>{held[1].job});
+}
+
+TEST(Scheduler, AHeldLeaseWaitingBehindRunningOnesHasNoDeadline) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/1), {Millis(0), Millis(seconds(5))});
+  s.AddWorker("w", 1);
+  s.Dispatch();
+  auto held = Assigns(s.TakeActions());
+  ASSERT_EQ(held.size(), 2u);
+  ASSERT_TRUE(s.OnStarted("w", held[0].lease));  // no timeout: runs as long as it likes
+  clock.Advance(std::chrono::hours(3));
+  EXPECT_TRUE(s.OnTimers().empty()) << "the second waits for the slot, not for the worker";
+  EXPECT_FALSE(s.NextDeadline().has_value());
 }
 
 TEST(Scheduler, ALaterLeaseStartedFirstIsTheRunningOne) {
