@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/child_process.h"
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/child_process.h"
 
 namespace testfarm::test {
 namespace {
@@ -80,10 +80,16 @@ struct KillOnExit {
   }
 };
 
-void ExpectFamilyDiesWithItsRunner(BackgroundChild& runner, FamilyFifo& fifo) {
+// `announcer` prints START (-v) when the worker's `started` arrives, which the worker sends only
+// after the test's group is recorded for its watchdog. Waiting for it leaves out the known gap
+// (a runner killed between posix_spawn and the record; see group_watchdog.h), which a loaded
+// machine can otherwise widen to the whole time the test takes to report its pids.
+void ExpectFamilyDiesWithItsRunner(BackgroundChild& runner, FamilyFifo& fifo,
+                                   BackgroundChild& announcer) {
   KillOnExit leftovers;
   leftovers.pids = fifo.WaitForPids(60s);
   ASSERT_EQ(leftovers.pids.size(), 2u) << "the test never started; testfarm said: " << runner.out();
+  ASSERT_TRUE(announcer.WaitForOutput("START", 60s)) << announcer.out();
   ASSERT_EQ(::kill(runner.pid(), SIGKILL), 0);
   for (pid_t pid : leftovers.pids) {
     EXPECT_TRUE(DiesWithin(pid, 20s)) << "process " << pid << " outlived its runner";
@@ -92,19 +98,20 @@ void ExpectFamilyDiesWithItsRunner(BackgroundChild& runner, FamilyFifo& fifo) {
 
 TEST(E2ELifetime, KillNineOfRunKillsItsTestsAndTheirChildren) {
   FamilyFifo fifo;
-  BackgroundChild run({TESTFARM_BINARY, "run", Fixture("tf_family")}, {fifo.env()});
-  ExpectFamilyDiesWithItsRunner(run, fifo);
+  BackgroundChild run({TESTFARM_BINARY, "run", "-v", Fixture("tf_family")}, {fifo.env()});
+  ExpectFamilyDiesWithItsRunner(run, fifo, run);
 }
 
 TEST(E2ELifetime, KillNineOfAWorkerKillsItsTestsAndTheirChildren) {
   FamilyFifo fifo;
   std::string endpoint;
-  auto coordinator = StartCoordinator({"--local-slots", "0", Fixture("tf_family")}, &endpoint);
+  auto coordinator =
+      StartCoordinator({"-v", "--local-slots", "0", Fixture("tf_family")}, &endpoint);
   ASSERT_FALSE(endpoint.empty()) << coordinator->out();
   BackgroundChild worker({TESTFARM_BINARY, "worker", "--connect", endpoint, "--once", "--name",
                           "doomed", "--cache-dir", WorkerCacheDir()},
                          {fifo.env()});
-  ExpectFamilyDiesWithItsRunner(worker, fifo);
+  ExpectFamilyDiesWithItsRunner(worker, fifo, *coordinator);
 }
 
 }  // namespace
