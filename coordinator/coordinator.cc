@@ -63,12 +63,12 @@ void Coordinator::Prepare() {
 void Coordinator::Flush() {
   bool more = true;
   while (more) {
-    for (Outgoing& out : core_->TakeOutbox()) link_.Send(out.peer, std::move(out.message));
-    for (const std::string& gone : core_->TakeGone()) link_.Forget(gone);
+    for (Outgoing& out : farm_->TakeOutbox()) link_.Send(out.peer, std::move(out.message));
+    for (const std::string& gone : farm_->TakeGone()) link_.Forget(gone);
     // A worker found gone: its jobs go back to the queue (and the core may want more sent).
     // Messages a full queue held back are retried here too.
-    for (const std::string& gone : link_.Flush().gone) core_->OnUnreachable(gone);
-    more = core_->HasOutgoing();
+    for (const std::string& gone : link_.Flush().gone) farm_->OnUnreachable(gone);
+    more = farm_->HasOutgoing();
   }
 }
 
@@ -77,7 +77,7 @@ void Coordinator::Serve(const std::string& peer, const protocol::Fetch& fetch) {
   chunk.sha256 = fetch.sha256;
   chunk.offset = fetch.offset;
   const std::filesystem::path* path = artifacts_.PathOf(fetch.sha256);
-  if (!core_->IsWorker(peer)) {
+  if (!farm_->IsWorker(peer)) {
     chunk.error = "not a worker of this run";
   } else if (path == nullptr) {
     chunk.error = "no file of this run has that content";
@@ -108,9 +108,9 @@ void Coordinator::Watch(protocol::PollLoop* loop, int signal_fd) {
   loop->WatchSocket(
       link_.handle(), [this] { return link_.events(); },
       [this](short) {
-        link_.Receive([this](const std::string& peer) { return core_->Describe(peer); },
+        link_.Receive([this](const std::string& peer) { return farm_->Describe(peer); },
                       [this](const std::string& peer, protocol::Message& message) {
-                        core_->OnMessage(peer, message);
+                        farm_->OnMessage(peer, message);
                         if (auto* fetch = std::get_if<protocol::Fetch>(&message)) {
                           Serve(peer, *fetch);
                         }
@@ -126,7 +126,7 @@ void Coordinator::Watch(protocol::PollLoop* loop, int signal_fd) {
       core_->OnInterrupt();
     }
   });
-  loop->WakeBy([this] { return core_->NextDeadline(); });
+  loop->WakeBy([this] { return farm_->NextDeadline(); });
   loop->WakeBy([this] { return link_.NextDeadline(); });
 }
 
@@ -149,16 +149,22 @@ RunSummary Coordinator::Run(int signal_fd) {
     if (!out) return Error{"cannot write " + path.string()};
     return path;
   };
-  core_.emplace(clock_, std::move(tests_), options_, reporter_, std::move(shipped),
-                std::move(keep_profile));
+  farm_.emplace(clock_, FarmOptions{.liveness = options_.liveness, .single_run = true});
+  run_id_ = farm_->NewRunId();
+  RunOptions run_options = options_;
+  run_options.scheduler.first_lease = FarmCore::FirstLease(run_id_);
+  auto core = std::make_unique<RunCore>(clock_, std::move(tests_), run_options, reporter_,
+                                        std::move(shipped), std::move(keep_profile));
+  core_ = core.get();
   protocol::PollLoop loop(clock_);
   Watch(&loop, signal_fd);
   try {
     core_->Start();
+    farm_->AddRun(run_id_, std::move(core));
     Flush();
     while (core_->phase() != RunPhase::kDone) {
       loop.Turn();
-      core_->Tick();
+      farm_->Tick();
       Flush();
     }
   } catch (const zmq::error_t& e) {
@@ -168,7 +174,8 @@ RunSummary Coordinator::Run(int signal_fd) {
   for (const std::string& line : link_.TakeUntoldBadFrames()) {
     spdlog::warn("coordinator: {}", line);
   }
-  RunSummary summary = core_->Finish();
+  RunSummary summary = farm_->FinishRun(run_id_);
+  core_ = nullptr;
   try {
     Flush();
   } catch (const zmq::error_t& e) {

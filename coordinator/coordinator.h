@@ -1,6 +1,6 @@
 #pragma once
-// The coordinator: a ROUTER socket around the run core. It binds, authenticates (CurveZMQ with
-// a ZAP handler), decodes what workers send and hands it to the RunCore, sends what the core
+// The coordinator: a ROUTER socket around a farm of one run. It binds, authenticates (CurveZMQ
+// with a ZAP handler), decodes what workers send and hands it to the FarmCore, sends what it
 // wants sent, serves the files workers fetch and keeps the profiles they return. Everything the
 // run decides is the core's; this class only does, driven by one protocol::PollLoop over the
 // socket, the handshake monitor, the ZAP socket and a signal fd.
@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 
 #include "coordinator/artifacts.h"
+#include "coordinator/farm_core.h"
 #include "coordinator/report.h"
 #include "coordinator/run_core.h"
 #include "coordinator/test_spec.h"
@@ -24,6 +25,8 @@
 namespace testfarm::coordinator {
 
 struct CoordinatorOptions : RunOptions {
+  // Heartbeats both ways; a worker silent for liveness x interval is dead and its jobs requeued.
+  LivenessOptions liveness;
   // CurveZMQ: with `keys`, only workers holding a key in `allowed_workers` (or these keys
   // themselves, as the in-process worker does) may connect.
   std::optional<protocol::KeyPair> keys;
@@ -66,7 +69,9 @@ class Coordinator {
   Reporter& reporter_;
   ArtifactCatalog artifacts_;
   bool prepared_ = false;
-  std::optional<RunCore> core_;  // while Run() runs
+  std::optional<FarmCore> farm_;  // while Run() runs: a farm of this one run
+  RunId run_id_ = 0;
+  RunCore* core_ = nullptr;
 };
 
 }  // namespace testfarm::coordinator

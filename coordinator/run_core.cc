@@ -54,11 +54,10 @@ RunCore::RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions opt
       scheduler_(clock, options.scheduler),
       running_(options.slow_timeout),
       batcher_(options.batcher),
-      workers_(clock, options.liveness),
+      workers_(clock, LivenessOptions{}),
       ledger_(clock, tests_, reporter) {}
 
 void RunCore::Send(const std::string& peer, protocol::Message message) {
-  workers_.Sent(peer);
   outbox_.push_back(Outgoing{peer, std::move(message)});
 }
 
@@ -172,8 +171,9 @@ bool RunCore::DispatchDone() const {
   return scheduler_.Done() && (scheduler_.stopped() || batcher_.empty());
 }
 
-void RunCore::ForgetWorker(const std::string& peer, const std::string& why, bool lost) {
+void RunCore::RemoveWorker(const std::string& peer, const std::string& why, bool lost) {
   if (!workers_.Contains(peer)) return;
+  tick_due_ = true;
   // Its merged profile goes with it: say so rather than write a coverage.json that silently
   // lacks those tests. (Once its profile was asked for, EndCollectingProfiles says it.)
   if (options_.coverage && raw_profiles_[peer] > 0 && profiles_.count(peer) == 0) {
@@ -193,35 +193,35 @@ void RunCore::ForgetWorker(const std::string& peer, const std::string& why, bool
               "worker lost: it was running when workers " + names + " were lost; not retried");
   }
   workers_.Remove(peer);
-  gone_.push_back(peer);
 }
 
-void RunCore::OnUnreachable(const std::string& peer) {
-  // Once done, the run's report is written: a worker gone before its goodbye changes nothing.
-  if (phase_ == RunPhase::kDone || !workers_.Contains(peer)) return;
+void RunCore::AddWorker(const std::string& peer, const std::string& name, unsigned slots,
+                        const std::map<std::string, std::string>& labels, unsigned grant) {
+  if (!workers_.Add(peer, name, slots, labels)) return;
   tick_due_ = true;
-  spdlog::warn("coordinator: worker {} unreachable; requeueing its jobs", workers_.NameOf(peer));
-  ForgetWorker(peer, "the worker became unreachable", /*lost=*/true);
+  scheduler_.AddWorker(peer, slots, labels);
+  scheduler_.SetGrant(peer, grant);
+  reporter_.OnWorkerJoined(name, slots);
 }
 
-void RunCore::OnHello(const std::string& peer, const protocol::Hello& hello) {
-  if (workers_.Contains(peer)) {
-    spdlog::warn("coordinator: duplicate hello from worker {}; ignored", hello.worker_name);
-    return;
-  }
-  if (hello.slots == 0) {
-    Send(peer, protocol::ErrorReply{"hello: a worker needs at least one slot"});
-    return;
-  }
-  // The run ended (or was stopped, or is collecting profiles) before this worker arrived.
-  if (phase_ == RunPhase::kCollectingProfiles || phase_ == RunPhase::kDone || DispatchDone()) {
-    Send(peer, protocol::Bye{"run finished"});
-    return;
-  }
-  workers_.Add(peer, hello.worker_name, hello.slots, hello.labels);
-  scheduler_.AddWorker(peer, hello.slots, hello.labels);
-  Send(peer, protocol::Welcome{"run"});
-  reporter_.OnWorkerJoined(hello.worker_name, hello.slots);
+void RunCore::SetGrant(const std::string& peer, unsigned grant) {
+  tick_due_ = true;
+  scheduler_.SetGrant(peer, grant);
+}
+
+void RunCore::OnWorkerProgress(const std::string& peer) {
+  if (workers_.Contains(peer)) scheduler_.OnProgress(peer);
+}
+
+bool RunCore::AcceptsWorkers() const {
+  return phase_ != RunPhase::kCollectingProfiles && phase_ != RunPhase::kDone && !DispatchDone();
+}
+
+std::size_t RunCore::Demand(std::size_t cap) const {
+  if (phase_ != RunPhase::kDispatching) return 0;
+  // Cases still in the batcher become batches as slots free: they want slots too.
+  if (options_.batch && !batcher_.empty()) return cap;
+  return scheduler_.Demand(cap);
 }
 
 void RunCore::Report(std::size_t test, TestReport report, const protocol::JobResult* result) {
@@ -287,18 +287,11 @@ void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
 
 void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
   tick_due_ = true;
-  workers_.Heard(peer);
-  if (auto* hello = std::get_if<protocol::Hello>(&message)) {
-    OnHello(peer, *hello);
-  } else if (auto* started = std::get_if<protocol::JobStarted>(&message)) {
+  if (auto* started = std::get_if<protocol::JobStarted>(&message)) {
     OnStarted(peer, *started);
   } else if (auto* result = std::get_if<protocol::JobResult>(&message)) {
     OnResult(peer, *result);
-  } else if (std::holds_alternative<protocol::Bye>(message)) {
-    spdlog::info("coordinator: worker left");
-    ForgetWorker(peer, "the worker left", /*lost=*/false);
   } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
-    spdlog::error("coordinator: worker reported an error: {}", error->text);
     // A worker that cannot answer the profile request (an older testfarm) will never send one.
     if (auto it = profiles_.find(peer); it != profiles_.end() && !it->second.done) {
       summary_.coverage.errors.push_back(it->second.name + ": " + error->text);
@@ -306,16 +299,6 @@ void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
     }
   } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
     OnProfileChunk(peer, *profile);
-  } else if (std::holds_alternative<protocol::Fetch>(message)) {
-    // Served by the transport's owner; here it is progress towards starting a held job.
-    if (workers_.Contains(peer)) scheduler_.OnProgress(peer);
-  } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
-    // Heard() above is all a heartbeat is for.
-  } else {
-    spdlog::warn("coordinator: unexpected {} message from a worker; ignored",
-                 protocol::TypeName(message));
-    Send(peer, protocol::ErrorReply{std::string("unexpected message type ") +
-                                    protocol::TypeName(message)});
   }
 }
 
@@ -354,7 +337,7 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
 void RunCore::StartCollectingProfiles() {
   phase_ = RunPhase::kCollectingProfiles;
   profiles_asked_at_ = clock_.Now();
-  // Bounded: a worker that dies or falls silent is forgotten by CheckWorkers, an interrupt
+  // Bounded: a worker that dies or falls silent is removed by its farm, an interrupt
   // ends the wait, and so does kProfileWait.
   profile_deadline_ = profiles_asked_at_ + kProfileWait;
   for (const std::string& peer : workers_.Peers()) {
@@ -463,20 +446,6 @@ void RunCore::Abort(const std::string& why) {
   phase_ = RunPhase::kDone;
 }
 
-void RunCore::CheckWorkers() {
-  WorkerRegistry::Check check = workers_.CheckLiveness();
-  if (check.suspended_for) {
-    spdlog::warn("coordinator: this process did not run for {}; not counting it against workers",
-                 FormatDuration(*check.suspended_for));
-  }
-  for (const std::string& peer : check.heartbeat_due) Send(peer, protocol::Heartbeat{});
-  for (const std::string& peer : check.dead) {
-    spdlog::warn("coordinator: worker {} silent for {} heartbeats; requeueing its jobs",
-                 workers_.NameOf(peer), options_.liveness.liveness);
-    ForgetWorker(peer, "its worker was lost", /*lost=*/true);
-  }
-}
-
 void RunCore::StopIfNoWorkerCanCome() {
   // Without --listen nobody else can come: a run whose every worker is gone stops (else it
   // would wait on a socket no one will ever write to).
@@ -523,7 +492,6 @@ std::optional<SteadyTime> RunCore::NextDeadline() const {
   auto consider = [&](std::optional<SteadyTime> at) {
     if (at && (!next || *at < *next)) next = at;
   };
-  consider(workers_.NextDeadline());
   if (phase_ == RunPhase::kCollectingProfiles) {  // the run's own deadlines are over
     consider(profile_deadline_);
     return next;
@@ -563,7 +531,6 @@ void RunCore::WatchRunning() {
 void RunCore::Tick() {
   tick_due_ = false;
   if (phase_ == RunPhase::kDone) return;
-  CheckWorkers();
   if (phase_ == RunPhase::kCollectingProfiles) {
     bool waiting = std::any_of(profiles_.begin(), profiles_.end(), [&](const auto& entry) {
       return !entry.second.done && workers_.Contains(entry.first);
@@ -616,7 +583,6 @@ RunSummary RunCore::Finish() {
                                    ? std::string("the run ended before it started")
                                    : "the run stopped: " + scheduler_.stop_reason();
   ledger_.RecordTheRestNotRun(not_run_reason);
-  for (const std::string& peer : workers_.Peers()) Send(peer, protocol::Bye{"run finished"});
   phase_ = RunPhase::kDone;
   summary_.stop_reason = scheduler_.stop_reason();
   return ledger_.Close();

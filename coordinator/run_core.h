@@ -1,15 +1,17 @@
 #pragma once
 // The run core: everything a run decides, with no socket, no file and no clock of its own. It
-// holds the scheduler, the batcher, the registry of workers (with their liveness) and the
-// ledger of tests (each reported exactly once), and moves through explicit phases:
+// holds the scheduler, the batcher, the workers its farm lends it (FarmCore: it decides who is
+// alive and how many slots each run may fill) and the ledger of tests (each reported exactly
+// once), and moves through explicit phases:
 //
 //   dispatching -> stopping (interrupt, fail-fast, every worker lost) -> collecting profiles
 //   (--coverage) -> done
 //
-// Inputs are the peers' messages, the user's interrupt and the passing of time (Tick), each at
-// the injected clock's time; outputs are messages to send (TakeOutbox), the moment the core
-// must next be ticked (NextDeadline) and the reporter's calls. The Coordinator feeds it from a
-// ROUTER socket; unit tests feed it by hand on a FakeClock.
+// Inputs are workers joining and leaving, their messages about the run's jobs, the user's
+// interrupt and the passing of time (Tick), each at the injected clock's time; outputs are
+// messages to send (TakeOutbox), the moment the core must next be ticked (NextDeadline) and the
+// reporter's calls. A FarmCore feeds it (for `testfarm run`, a farm of one run); unit tests
+// feed it by hand on a FakeClock.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -43,8 +45,6 @@ struct RunOptions {
   // --isolation batch: cases of one GoogleTest binary share processes.
   bool batch = false;
   BatcherOptions batcher;
-  // Heartbeats both ways; a worker silent for liveness x interval is dead and its jobs requeued.
-  LivenessOptions liveness;
   // Nothing is dispatched until this many workers have joined, or `wait_workers` has passed
   // (then the run goes on with whoever came; with nobody it stops). After `wait_workers`, tests
   // whose required labels no connected worker has fail.
@@ -80,13 +80,28 @@ class RunCore {
 
   // The run starts now: the jobs are planned and the tests decided beforehand are reported.
   void Start();
-  // A message from `peer`. Any message is a sign of life.
+  // Workers come and go through the farm that holds the run (FarmCore), which also keeps them
+  // alive. A worker joined the run: it may fill `grant` of its `slots`.
+  void AddWorker(const std::string& peer, const std::string& name, unsigned slots,
+                 const std::map<std::string, std::string>& labels, unsigned grant);
+  // The farm changed how many of the worker's slots this run may fill.
+  void SetGrant(const std::string& peer, unsigned grant);
+  // The worker is gone (`lost`: died or fell silent, which counts against the jobs it ran; else
+  // it left): its jobs go back to the queue, or end cancelled once the run stops.
+  void RemoveWorker(const std::string& peer, const std::string& why, bool lost);
+  // It made progress on any run's job (started, finished or fetched): jobs it holds for this
+  // run are still on their way.
+  void OnWorkerProgress(const std::string& peer);
+  // Whether a worker joining now could still get work (not once the run stops dispatching).
+  bool AcceptsWorkers() const;
+  // Slots this run could fill now, up to `cap`.
+  std::size_t Demand(std::size_t cap) const;
+  // A message from a worker of this run about the run's jobs or profiles (started, result,
+  // profile chunk, error reply).
   void OnMessage(const std::string& peer, protocol::Message& message);
   // The user interrupted: the first time the run stops gracefully (running tests are cancelled);
   // a second time, a second or more later, it stops waiting for them.
   void OnInterrupt();
-  // A message to `peer` could not be delivered: it is gone, and its jobs are requeued.
-  void OnUnreachable(const std::string& peer);
   // The transport failed: nothing more can be sent or heard. Every outstanding test is
   // cancelled and the run is done.
   void Abort(const std::string& why);
@@ -95,10 +110,7 @@ class RunCore {
   void Tick();
 
   std::vector<Outgoing> TakeOutbox();
-  // Peers that stopped being workers since the last call (left, lost, unreachable): whatever
-  // still waits to be sent to them is stale.
-  std::vector<std::string> TakeGone() { return std::exchange(gone_, {}); }
-  bool HasOutgoing() const { return !outbox_.empty() || !gone_.empty(); }
+  bool HasOutgoing() const { return !outbox_.empty(); }
   // When Tick must next be called (now, after any input it has not seen); nullopt: only on
   // input.
   std::optional<SteadyTime> NextDeadline() const;
@@ -109,8 +121,8 @@ class RunCore {
   // "worker NAME" for a peer that ever joined, else "a peer that has not joined".
   std::string Describe(const std::string& peer) const { return workers_.Describe(peer); }
 
-  // Ends the run: every test not yet reported is reported not run (with why), the workers are
-  // told goodbye (in the outbox) and the reporter gets the summary.
+  // Ends the run: every test not yet reported is reported not run (with why) and the reporter
+  // gets the summary.
   RunSummary Finish();
 
  private:
@@ -129,12 +141,9 @@ class RunCore {
   JobId AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front);
   void RefillBatches();
   bool DispatchDone() const;
-  void OnHello(const std::string& peer, const protocol::Hello& hello);
   void OnStarted(const std::string& peer, const protocol::JobStarted& started);
   void OnResult(const std::string& peer, protocol::JobResult& result);
   void OnProfileChunk(const std::string& peer, protocol::ProfileChunk& chunk);
-  void ForgetWorker(const std::string& peer, const std::string& why, bool lost);
-  void CheckWorkers();  // heartbeats out, dead workers out
   bool DispatchOpen();
   void StopIfNoWorkerCanCome();
   void FailUnplaceable();
@@ -164,7 +173,6 @@ class RunCore {
   RunPhase phase_ = RunPhase::kDispatching;
   bool tick_due_ = false;  // an input came since the last Tick
   std::vector<Outgoing> outbox_;
-  std::vector<std::string> gone_;
 
   std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
   std::vector<Job> jobs_;                              // by scheduler JobId

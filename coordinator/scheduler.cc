@@ -6,7 +6,7 @@
 namespace testfarm::coordinator {
 
 Scheduler::Scheduler(const Clock& clock, SchedulerOptions options, std::vector<Millis> timeouts)
-    : clock_(clock), options_(options) {
+    : clock_(clock), options_(options), next_lease_(options.first_lease) {
   jobs_.resize(timeouts.size());
   for (JobId id = 0; id < timeouts.size(); ++id) {
     jobs_[id].timeout = timeouts[id];
@@ -74,7 +74,7 @@ std::size_t Scheduler::WantedJobs() const {
   if (stopped_) return 0;
   std::size_t wanted = 0;
   for (const auto& [id, worker] : workers_) {
-    std::size_t credit = worker.slots + options_.prefetch.value_or(std::max(worker.slots, 2u));
+    std::size_t credit = Credit(worker);
     if (worker.outstanding.size() < credit) wanted += credit - worker.outstanding.size();
   }
   return wanted > queue_.size() ? wanted - queue_.size() : 0;
@@ -82,7 +82,7 @@ std::size_t Scheduler::WantedJobs() const {
 
 unsigned Scheduler::total_slots() const {
   unsigned slots = 0;
-  for (const auto& [id, worker] : workers_) slots += worker.slots;
+  for (const auto& [id, worker] : workers_) slots += worker.grant;
   return slots;
 }
 
@@ -141,8 +141,29 @@ std::deque<JobId>::iterator Scheduler::Eligible(const WorkerId& id, const Worker
   return queue_.end();
 }
 
+std::size_t Scheduler::Credit(const Worker& worker) const {
+  if (worker.grant == 0) return 0;
+  return worker.grant + options_.prefetch.value_or(std::max(worker.grant, 2u));
+}
+
+void Scheduler::SetGrant(const WorkerId& worker, unsigned grant) {
+  if (auto it = workers_.find(worker); it != workers_.end()) {
+    it->second.grant = std::min(grant, it->second.slots);
+  }
+}
+
+std::size_t Scheduler::Demand(std::size_t cap) const {
+  if (stopped_) return 0;
+  std::size_t demand = leases_.size();
+  for (auto it = queue_.begin(); it != queue_.end() && demand < cap; ++it) {
+    demand += Ready(*it) ? 1 : 0;
+  }
+  return std::min(demand, cap);
+}
+
 void Scheduler::AddWorker(const WorkerId& worker, unsigned slots, Labels labels) {
   workers_[worker].slots = std::max(1u, slots);
+  workers_[worker].grant = workers_[worker].slots;
   workers_[worker].labels = std::move(labels);
   workers_[worker].last_progress = clock_.Now();
 }
@@ -246,7 +267,7 @@ void Scheduler::Dispatch() {
     held_locks.insert(jobs_[info.job].needs.locks.begin(), jobs_[info.job].needs.locks.end());
   }
   for (auto& [id, worker] : workers_) {
-    unsigned credit = worker.slots + options_.prefetch.value_or(std::max(worker.slots, 2u));
+    std::size_t credit = Credit(worker);
     while (worker.outstanding.size() < credit) {
       auto next = Eligible(id, worker, held_locks);
       if (next == queue_.end()) break;

@@ -43,6 +43,9 @@ struct SchedulerOptions {
   std::optional<unsigned> prefetch;
   Millis kill_grace = kDefaultKillGrace;  // the worker's SIGTERM -> SIGKILL grace
   Millis lease_slack{10000};              // allowance for transport and bookkeeping
+  // The first lease id: a farm gives each run its own range, so a worker's word about a lease
+  // finds its run.
+  LeaseId first_lease = 1;
 };
 
 struct AssignAction {
@@ -128,6 +131,12 @@ class Scheduler {
 
   // `labels`: what the worker offers; a job goes only to a worker carrying every label it requires.
   void AddWorker(const WorkerId& worker, unsigned slots, Labels labels = {});
+  // How many of the worker's slots this run may fill (a farm shares them between runs): no new
+  // job is assigned beyond it, nothing running is taken back. 0: none. Starts at `slots`.
+  void SetGrant(const WorkerId& worker, unsigned grant);
+  // Slots this run could use now, up to `cap`: what it holds plus what waits, ready, in its
+  // queue (counted no further than the cap).
+  std::size_t Demand(std::size_t cap) const;
 
   struct Removal {
     std::vector<JobId> cancelled;    // the run had stopped: they end as kCancelled
@@ -217,6 +226,7 @@ class Scheduler {
   };
   struct Worker {
     unsigned slots = 1;
+    unsigned grant = 1;  // of those, the ones this run may fill
     Labels labels;
     std::deque<LeaseId> outstanding;  // in assignment order
     SteadyTime last_progress{};       // joined, or last started, reported or fetched
@@ -226,6 +236,8 @@ class Scheduler {
   // started leases leave free.
   std::optional<std::pair<LeaseId, SteadyTime>> HeldDeadline(const Worker& worker) const;
   bool CanTake(const Worker& worker, JobId job) const;
+  // Leases the worker may hold: its grant plus the prefetch window.
+  std::size_t Credit(const Worker& worker) const;
   // Every job it waits for has ended.
   bool Ready(JobId job) const;
   // The slots `job` occupies on `worker`.
@@ -252,7 +264,7 @@ class Scheduler {
   std::vector<Action> actions_;
   std::vector<Blocked> blocked_;
   std::map<uint64_t, WorkerId> pinned_;  // group -> the worker its jobs go to
-  LeaseId next_lease_ = 1;
+  LeaseId next_lease_;
   unsigned failures_ = 0;
   bool stopped_ = false;
   std::string stop_reason_;

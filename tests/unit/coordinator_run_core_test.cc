@@ -5,56 +5,18 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/farm_core.h"
 #include "coordinator/run_core.h"
+#include "coordinator_run_fixtures.h"
 
 namespace testfarm::coordinator {
 namespace {
 
+using fixtures::RecordingReporter;
+using fixtures::Spec;
+using fixtures::Specs;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-class RecordingReporter : public Reporter {
- public:
-  void OnRunStart(std::size_t) override {}
-  void OnWorkerJoined(const std::string& name, unsigned) override { joined.push_back(name); }
-  void OnTestStarted(const std::string& name, const std::string& worker) override {
-    started.push_back(name + "@" + worker);
-  }
-  void OnTestFinished(const TestReport& report, std::size_t) override {
-    finished.push_back(report);
-  }
-  void OnRunEnd(const RunSummary&) override { ++ended; }
-
-  const TestReport* Find(const std::string& name) const {
-    const TestReport* found = nullptr;
-    for (const TestReport& r : finished) {
-      if (r.name != name) continue;
-      EXPECT_EQ(found, nullptr) << name << " reported twice";
-      found = &r;
-    }
-    return found;
-  }
-
-  std::vector<std::string> joined;
-  std::vector<std::string> started;
-  std::vector<TestReport> finished;
-  int ended = 0;
-};
-
-TestSpec Spec(const std::string& name, Millis timeout = Millis(0)) {
-  TestSpec spec;
-  spec.name = name;
-  spec.suite = name;
-  spec.command = {"/bin/" + name};
-  spec.timeout = timeout;
-  return spec;
-}
-
-std::vector<TestSpec> Specs(int n) {
-  std::vector<TestSpec> specs;
-  for (int i = 0; i < n; ++i) specs.push_back(Spec("t" + std::to_string(i)));
-  return specs;
-}
 
 protocol::ProfileChunk Piece(uint64_t offset, uint64_t size, std::string data, bool last,
                              uint32_t merged) {
@@ -69,17 +31,28 @@ protocol::ProfileChunk Piece(uint64_t offset, uint64_t size, std::string data, b
 
 RunOptions Options() {
   RunOptions options;
-  options.liveness = LivenessOptions{Millis(1000), 3};
   options.scheduler.kill_grace = seconds(2);
   options.scheduler.lease_slack = seconds(10);
   options.stop_slack = seconds(5);
   return options;
 }
 
-// A run core with its clock, and the worker's side of the conversation.
+// A farm of one run core with its clock, and the workers' side of the conversation.
 struct Farm {
   explicit Farm(std::vector<TestSpec> specs, RunOptions options = Options(), ProfileSink sink = {})
-      : core(clock, std::move(specs), options, reporter, {}, std::move(sink)) {}
+      : core(clock, FarmOptions{.liveness = LivenessOptions{Millis(1000), 3}, .single_run = true}) {
+    id = core.NewRunId();
+    options.scheduler.first_lease = FarmCore::FirstLease(id);
+    owned = std::make_unique<RunCore>(clock, std::move(specs), options, reporter,
+                                      std::vector<const ArtifactSet*>{}, std::move(sink));
+    run = owned.get();
+  }
+
+  void Start() {
+    run->Start();
+    core.AddRun(id, std::move(owned));
+  }
+  RunSummary Finish() { return core.FinishRun(id); }
 
   void Hello(const std::string& peer, unsigned slots, Labels labels = {}) {
     protocol::Message hello = protocol::Hello{peer, slots, "linux", "x86_64", std::move(labels)};
@@ -122,7 +95,10 @@ struct Farm {
 
   FakeClock clock;
   RecordingReporter reporter;
-  RunCore core;
+  FarmCore core;
+  RunId id = 0;
+  std::unique_ptr<RunCore> owned;  // until Start
+  RunCore* run = nullptr;
   std::map<std::string, std::vector<protocol::JobAssign>> jobs;
   std::map<std::string, std::vector<uint64_t>> cancels;
   std::map<std::string, std::vector<std::string>> others;
@@ -130,8 +106,8 @@ struct Farm {
 
 TEST(RunCore, ARunFromHelloToBye) {
   Farm farm(Specs(3));
-  farm.core.Start();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDispatching);
+  farm.Start();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDispatching);
   farm.Hello("w", 1);
   farm.Tick();
   EXPECT_TRUE(farm.Saw("w", "welcome"));
@@ -142,9 +118,9 @@ TEST(RunCore, ARunFromHelloToBye) {
     farm.Finished(job, "w");
   }
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
   EXPECT_FALSE(farm.core.NextDeadline().has_value());
-  RunSummary summary = farm.core.Finish();
+  RunSummary summary = farm.Finish();
   EXPECT_EQ(summary.passed, 3u);
   EXPECT_EQ(summary.total(), 3u);
   EXPECT_EQ(farm.reporter.ended, 1);
@@ -161,7 +137,7 @@ TEST(RunCore, StartAtAssignmentSaysStartBeforeTheWorkerHasTheJob) {
   options.start_at_assignment = true;  // --no-capture: the test writes to the terminal itself
   options.scheduler.prefetch = 0;
   Farm farm(Specs(2), options);
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1);
   farm.Tick();
   auto jobs = farm.TakeJobs("w");
@@ -175,7 +151,7 @@ TEST(RunCore, StartAtAssignmentSaysStartBeforeTheWorkerHasTheJob) {
 
 TEST(RunCore, AnInputMakesTheNextDeadlineNow) {
   Farm farm(Specs(1));
-  farm.core.Start();
+  farm.Start();
   EXPECT_FALSE(farm.core.NextDeadline().has_value()) << "no worker, nothing to wait for";
   farm.Hello("w", 1);
   EXPECT_EQ(farm.core.NextDeadline(), farm.clock.Now());
@@ -185,7 +161,7 @@ TEST(RunCore, AnInputMakesTheNextDeadlineNow) {
 
 TEST(RunCore, ASilentWorkerIsLostAndItsJobsGoToAnother) {
   Farm farm(Specs(2));
-  farm.core.Start();
+  farm.Start();
   farm.Hello("a", 1);
   farm.Tick();
   auto on_a = farm.TakeJobs("a");
@@ -207,7 +183,7 @@ TEST(RunCore, ASilentWorkerIsLostAndItsJobsGoToAnother) {
   EXPECT_EQ(on_b[0].job_id, on_a[0].job_id) << "in their order, at the front";
   for (const auto& job : on_b) farm.Finished(job, "b");
   farm.Tick();
-  RunSummary summary = farm.core.Finish();
+  RunSummary summary = farm.Finish();
   EXPECT_EQ(summary.passed, 2u);
   ASSERT_NE(farm.reporter.Find("t0"), nullptr);
   EXPECT_EQ(farm.reporter.Find("t0")->worker, "b");
@@ -218,7 +194,7 @@ TEST(RunCore, ASilentWorkerIsLostAndItsJobsGoToAnother) {
 
 TEST(RunCore, TheSuspensionGuardDoesNotBlameWorkersForOurOwnSilence) {
   Farm farm(Specs(1));
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1);
   farm.Tick();
   farm.clock.Advance(seconds(30));  // this process was stopped; the worker was not heard
@@ -234,7 +210,7 @@ TEST(RunCore, TheSuspensionGuardDoesNotBlameWorkersForOurOwnSilence) {
 
 TEST(RunCore, AJobThatTakesDownTwoWorkersIsQuarantined) {
   Farm farm({Spec("killer"), Spec("fine")});
-  farm.core.Start();
+  farm.Start();
   for (const char* w : {"a", "b", "c"}) farm.Hello(w, 1);
   farm.Tick();
   std::string holder;
@@ -260,8 +236,8 @@ TEST(RunCore, AJobThatTakesDownTwoWorkersIsQuarantined) {
   ASSERT_NE(second, holder);
   farm.core.OnUnreachable(second);
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone) << "not requeued a third time";
-  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone) << "not requeued a third time";
+  RunSummary summary = farm.Finish();
   EXPECT_EQ(summary.passed, 1u);
   EXPECT_EQ(summary.failed, 1u);
   const TestReport* killer = farm.reporter.Find("killer");
@@ -272,7 +248,7 @@ TEST(RunCore, AJobThatTakesDownTwoWorkersIsQuarantined) {
 
 TEST(RunCore, AStartedTestThatNeverReportsExpiresAfterItsAllowance) {
   Farm farm({Spec("slow", seconds(1))});
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1);
   farm.Tick();
   auto jobs = farm.TakeJobs("w");
@@ -282,7 +258,7 @@ TEST(RunCore, AStartedTestThatNeverReportsExpiresAfterItsAllowance) {
     farm.Say("w", protocol::Fetch{std::string(64, 'a'), uint64_t(i) * 1024, 1024});
     farm.Tick();
   }
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDispatching);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDispatching);
   EXPECT_TRUE(farm.cancels["w"].empty());
   farm.Started(jobs[0], "w");
   farm.Tick();
@@ -294,7 +270,7 @@ TEST(RunCore, AStartedTestThatNeverReportsExpiresAfterItsAllowance) {
     farm.Tick();
   }
   EXPECT_EQ(farm.cancels["w"], std::vector<uint64_t>{jobs[0].lease});
-  RunSummary summary = farm.core.Finish();
+  RunSummary summary = farm.Finish();
   const TestReport* slow = farm.reporter.Find("slow");
   ASSERT_NE(slow, nullptr);
   EXPECT_EQ(slow->state, TestStatus::kExpired);
@@ -303,7 +279,7 @@ TEST(RunCore, AStartedTestThatNeverReportsExpiresAfterItsAllowance) {
 
 TEST(RunCore, AHeldTestItsWorkerNeverStartsExpiresInsteadOfHoldingTheRun) {
   Farm farm({Spec("stuck", seconds(1))});
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1);
   farm.Tick();
   auto jobs = farm.TakeJobs("w");
@@ -314,9 +290,9 @@ TEST(RunCore, AHeldTestItsWorkerNeverStartsExpiresInsteadOfHoldingTheRun) {
     farm.Say("w", protocol::Heartbeat{});
     farm.Tick();
   }
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
   EXPECT_EQ(farm.cancels["w"], std::vector<uint64_t>{jobs[0].lease});
-  RunSummary summary = farm.core.Finish();
+  RunSummary summary = farm.Finish();
   ASSERT_NE(farm.reporter.Find("stuck"), nullptr);
   EXPECT_EQ(farm.reporter.Find("stuck")->state, TestStatus::kExpired);
   EXPECT_EQ(summary.failed, 1u);
@@ -324,7 +300,7 @@ TEST(RunCore, AHeldTestItsWorkerNeverStartsExpiresInsteadOfHoldingTheRun) {
 
 TEST(RunCore, AnInterruptCancelsAndGivesUpAfterTheKillGraceAndTheSlack) {
   Farm farm(Specs(4));
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 2);
   farm.Tick();
   auto jobs = farm.TakeJobs("w");
@@ -332,23 +308,23 @@ TEST(RunCore, AnInterruptCancelsAndGivesUpAfterTheKillGraceAndTheSlack) {
   farm.Started(jobs[0], "w");
   farm.Started(jobs[1], "w");
   farm.Finished(jobs[2], "w");  // a third one finished before the interrupt
-  farm.core.OnInterrupt();
+  farm.run->OnInterrupt();
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kStopping);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kStopping);
   EXPECT_EQ(farm.cancels["w"].size(), 3u) << "every lease still held";
   farm.Finished(jobs[0], "w", ExitState::Cancelled("the run was stopped"));
-  farm.core.OnInterrupt();  // the same signal again, at once: not a second one
+  farm.run->OnInterrupt();  // the same signal again, at once: not a second one
   // The worker never confirms the other two: given up on after 2 s + 5 s, heartbeats aside.
   for (int i = 0; i < 6; ++i) {
     farm.clock.Advance(seconds(1));
     farm.Say("w", protocol::Heartbeat{});
     farm.Tick();
-    EXPECT_EQ(farm.core.phase(), RunPhase::kStopping) << i;
+    EXPECT_EQ(farm.run->phase(), RunPhase::kStopping) << i;
   }
   farm.clock.Advance(seconds(1));
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
-  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
   EXPECT_TRUE(summary.interrupted);
   EXPECT_EQ(summary.stop_reason, "interrupted");
   EXPECT_EQ(summary.passed, 1u);
@@ -359,17 +335,17 @@ TEST(RunCore, AnInterruptCancelsAndGivesUpAfterTheKillGraceAndTheSlack) {
 
 TEST(RunCore, ASecondInterruptStopsWaitingAtOnce) {
   Farm farm(Specs(1));
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1);
   farm.Tick();
   farm.Started(farm.TakeJobs("w").at(0), "w");
-  farm.core.OnInterrupt();
+  farm.run->OnInterrupt();
   farm.Tick();
   farm.clock.Advance(milliseconds(1500));
-  farm.core.OnInterrupt();
+  farm.run->OnInterrupt();
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
-  EXPECT_EQ(farm.core.Finish().cancelled, 1u);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  EXPECT_EQ(farm.Finish().cancelled, 1u);
 }
 
 TEST(RunCore, WaitWorkersHoldsDispatchThenGoesOnWithWhoeverCame) {
@@ -377,7 +353,7 @@ TEST(RunCore, WaitWorkersHoldsDispatchThenGoesOnWithWhoeverCame) {
   options.min_workers = 2;
   options.wait_workers = seconds(5);
   Farm farm(Specs(2), options);
-  farm.core.Start();
+  farm.Start();
   farm.Hello("a", 1);
   farm.Tick();
   EXPECT_TRUE(farm.TakeJobs("a").empty()) << "waiting for the second worker";
@@ -396,12 +372,12 @@ TEST(RunCore, WaitWorkersWithNobodyStopsWithEveryTestNotRun) {
   RunOptions options = Options();
   options.wait_workers = seconds(5);
   Farm farm(Specs(2), options);
-  farm.core.Start();
+  farm.Start();
   EXPECT_EQ(farm.core.NextDeadline(), farm.clock.Now() + seconds(5));
   farm.clock.Advance(seconds(5));
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
-  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
   EXPECT_EQ(summary.not_run, 2u);
   ASSERT_NE(farm.reporter.Find("t0"), nullptr);
   EXPECT_EQ(farm.reporter.Find("t0")->reason, "the run stopped: no worker joined within 5.00s");
@@ -413,7 +389,7 @@ TEST(RunCore, ATestNoWorkerCanTakeFailsOnceTheWaitIsOver) {
   TestSpec gpu = Spec("gpu");
   gpu.required_labels = {{"gpu", "1"}};
   Farm farm({gpu, Spec("cpu")}, options);
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1, {{"arch", "x86_64"}});
   farm.Tick();
   auto jobs = farm.TakeJobs("w");
@@ -429,20 +405,20 @@ TEST(RunCore, ATestNoWorkerCanTakeFailsOnceTheWaitIsOver) {
   ASSERT_NE(failed, nullptr);
   EXPECT_EQ(failed->state, TestStatus::kFailed);
   EXPECT_EQ(failed->reason, "no connected worker has the labels it requires: gpu=1");
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
 }
 
 TEST(RunCore, EveryWorkerLostStopsTheRunWithTheRestNotRun) {
   Farm farm(Specs(5));
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1);
   farm.Tick();
   auto jobs = farm.TakeJobs("w");
   farm.Started(jobs[0], "w");
   farm.Say("w", protocol::Bye{"leaving"});
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
-  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
   EXPECT_EQ(summary.stop_reason, "every worker was lost");
   EXPECT_EQ(summary.not_run, 5u);
   EXPECT_EQ(summary.total(), 5u);
@@ -457,7 +433,7 @@ TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
               kept[index] = data;
               return std::filesystem::path("p" + std::to_string(index));
             });
-  farm.core.Start();
+  farm.Start();
   farm.Hello("a", 1);
   farm.Hello("b", 1);
   farm.Tick();
@@ -468,7 +444,7 @@ TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
     }
   }
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kCollectingProfiles);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kCollectingProfiles);
   EXPECT_TRUE(farm.Saw("a", "profile_request"));
   EXPECT_TRUE(farm.Saw("b", "profile_request"));
   farm.Hello("late", 1);
@@ -477,12 +453,12 @@ TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
   farm.Say("a", Piece(0, 4, "ab", false, 0));
   farm.Say("a", Piece(2, 4, "cd", true, 3));
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kCollectingProfiles) << "b has not answered";
+  EXPECT_EQ(farm.run->phase(), RunPhase::kCollectingProfiles) << "b has not answered";
   farm.clock.Advance(milliseconds(700));
   farm.Say("b", Piece(0, 1, "x", true, 3));
   farm.Tick();
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
-  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
   EXPECT_EQ(kept.size(), 2u);
   EXPECT_EQ(kept[0], "abcd");
   EXPECT_EQ(kept[1], "x");
@@ -500,26 +476,26 @@ TEST(RunCore, AWorkerLostWhileCollectingIsReportedNotWaitedFor) {
             [](std::size_t, const std::string&) -> Result<std::filesystem::path> {
               return std::filesystem::path("p");
             });
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1);
   farm.Tick();
   auto job = farm.TakeJobs("w").at(0);
   farm.Finished(job, "w", ExitState::Exited(0), 1);
   farm.Tick();
-  ASSERT_EQ(farm.core.phase(), RunPhase::kCollectingProfiles);
+  ASSERT_EQ(farm.run->phase(), RunPhase::kCollectingProfiles);
   for (int i = 0; i < 3; ++i) {
     farm.clock.Advance(seconds(1));
     farm.Tick();
   }
-  EXPECT_EQ(farm.core.phase(), RunPhase::kDone);
-  RunSummary summary = farm.core.Finish();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
   ASSERT_EQ(summary.coverage.errors.size(), 1u);
   EXPECT_NE(summary.coverage.errors[0].find("its profile never came"), std::string::npos);
 }
 
 TEST(RunCore, UnexpectedMessagesAreAnsweredWithAnError) {
   Farm farm(Specs(1));
-  farm.core.Start();
+  farm.Start();
   farm.Hello("w", 1);
   farm.Say("w", protocol::Welcome{"confused"});
   farm.Tick();

@@ -1,0 +1,266 @@
+// The farm core on a fake clock: several runs sharing workers, fairly, each told only of its own
+// tests; and the fair-share rule on its own.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/fair_share.h"
+#include "coordinator/farm_core.h"
+#include "coordinator_run_fixtures.h"
+
+namespace testfarm::coordinator {
+namespace {
+
+using fixtures::RecordingReporter;
+using fixtures::Specs;
+using std::chrono::seconds;
+
+TEST(FairShare, ARunAloneGetsEverySlot) {
+  EXPECT_EQ(FairQuotas(8, {{3, 0}}), (std::vector<std::size_t>{8}));
+  EXPECT_EQ(ShareSlots({4, 4}, {{100, 0}}), (std::vector<std::vector<unsigned>>{{4, 4}}));
+}
+
+TEST(FairShare, EqualRunsGetEqualShares) {
+  EXPECT_EQ(FairQuotas(8, {{100, 0}, {100, 0}}), (std::vector<std::size_t>{4, 4}));
+  // The odd slot goes to the earlier run.
+  EXPECT_EQ(FairQuotas(7, {{100, 0}, {100, 0}}), (std::vector<std::size_t>{4, 3}));
+  // More runs than slots: one each, earliest first.
+  EXPECT_EQ(FairQuotas(2, {{5, 0}, {5, 0}, {5, 0}}), (std::vector<std::size_t>{1, 1, 0}));
+}
+
+TEST(FairShare, WhatARunCannotUseGoesToTheOthers) {
+  // Run 0 can use 1 slot now: run 1 gets the 7 it can use; nothing is left idle.
+  EXPECT_EQ(FairQuotas(8, {{1, 0}, {100, 0}}), (std::vector<std::size_t>{1, 7}));
+  // Both can use little: the idle rest is still dealt out, fairly.
+  EXPECT_EQ(FairQuotas(8, {{1, 0}, {1, 0}}), (std::vector<std::size_t>{4, 4}));
+}
+
+TEST(FairShare, ACapIsNeverExceeded) {
+  EXPECT_EQ(FairQuotas(8, {{100, 2}, {100, 0}}), (std::vector<std::size_t>{2, 6}));
+  EXPECT_EQ(FairQuotas(8, {{100, 2}}), (std::vector<std::size_t>{2}));
+  // Slots every run's cap leaves over stay idle.
+  EXPECT_EQ(ShareSlots({4}, {{100, 1}, {100, 1}}), (std::vector<std::vector<unsigned>>{{1}, {1}}));
+}
+
+TEST(FairShare, SlotsAreDealtPerWorkerInOrder) {
+  EXPECT_EQ(ShareSlots({2, 2, 2}, {{100, 0}, {100, 0}}),
+            (std::vector<std::vector<unsigned>>{{2, 1, 0}, {0, 1, 2}}));
+}
+
+// A standing farm (workers stay across runs) with runs added by hand.
+struct Farm {
+  Farm()
+      : core(clock, FarmOptions{.liveness = LivenessOptions{seconds(1), 3}, .single_run = false}) {}
+
+  struct Client {
+    RunId id = 0;
+    RecordingReporter reporter;
+    RunCore* run = nullptr;
+  };
+
+  Client& Submit(int tests, RunLimits limits = {}, std::string prefix = "t") {
+    auto client = std::make_unique<Client>();
+    client->id = core.NewRunId();
+    RunOptions options;
+    options.scheduler.first_lease = FarmCore::FirstLease(client->id);
+    options.scheduler.prefetch = 0;  // assignments are exactly the slots granted
+    options.scheduler.kill_grace = seconds(2);
+    std::vector<TestSpec> specs = Specs(tests);
+    for (TestSpec& spec : specs) spec.name = spec.suite = prefix + spec.name.substr(1);
+    auto run = std::make_unique<RunCore>(clock, std::move(specs), options, client->reporter);
+    client->run = run.get();
+    run->Start();
+    core.AddRun(client->id, std::move(run), limits);
+    clients.push_back(std::move(client));
+    return *clients.back();
+  }
+  void Hello(const std::string& peer, unsigned slots) {
+    protocol::Message hello = protocol::Hello{peer, slots, "linux", "x86_64", {}};
+    core.OnMessage(peer, hello);
+  }
+  void Say(const std::string& peer, protocol::Message message) { core.OnMessage(peer, message); }
+  void Tick() {
+    core.Tick();
+    for (Outgoing& out : core.TakeOutbox()) {
+      if (auto* job = std::get_if<protocol::JobAssign>(&out.message)) {
+        jobs[out.peer].push_back(*job);
+      } else if (auto* cancel = std::get_if<protocol::Cancel>(&out.message)) {
+        cancels[out.peer].push_back(cancel->lease);
+      }
+    }
+  }
+  // Every job the worker holds starts and finishes with `state`.
+  void RunAll(const std::string& peer, ExitState state = ExitState::Exited(0)) {
+    for (const protocol::JobAssign& job : std::exchange(jobs[peer], {})) {
+      Say(peer, protocol::JobStarted{job.lease});
+      protocol::JobResult result;
+      result.lease = job.lease;
+      result.job_id = job.job_id;
+      result.state = state;
+      Say(peer, result);
+    }
+  }
+  std::size_t Held(const std::string& peer, const std::string& prefix) const {
+    auto it = jobs.find(peer);
+    if (it == jobs.end()) return 0;
+    std::size_t n = 0;
+    for (const auto& job : it->second) n += job.name.rfind(prefix, 0) == 0 ? 1 : 0;
+    return n;
+  }
+
+  FakeClock clock;
+  FarmCore core;
+  std::vector<std::unique_ptr<Client>> clients;
+  std::map<std::string, std::vector<protocol::JobAssign>> jobs;
+  std::map<std::string, std::vector<uint64_t>> cancels;
+};
+
+TEST(FarmCore, TwoRunsShareTheSlotsAndEachHearsOnlyOfItsOwnTests) {
+  Farm farm;
+  farm.Hello("w1", 2);
+  farm.Hello("w2", 2);
+  Farm::Client& a = farm.Submit(6, {}, "a");
+  Farm::Client& b = farm.Submit(6, {}, "b");
+  farm.Tick();
+  EXPECT_EQ(farm.core.GrantOf(a.id, "w1") + farm.core.GrantOf(a.id, "w2"), 2u);
+  EXPECT_EQ(farm.core.GrantOf(b.id, "w1") + farm.core.GrantOf(b.id, "w2"), 2u);
+  EXPECT_EQ(farm.Held("w1", "a") + farm.Held("w2", "a"), 2u);
+  EXPECT_EQ(farm.Held("w1", "b") + farm.Held("w2", "b"), 2u);
+  for (int round = 0;
+       round < 10 && (a.run->phase() != RunPhase::kDone || b.run->phase() != RunPhase::kDone);
+       ++round) {
+    farm.RunAll("w1");
+    farm.RunAll("w2");
+    farm.Tick();
+  }
+  ASSERT_EQ(a.run->phase(), RunPhase::kDone);
+  ASSERT_EQ(b.run->phase(), RunPhase::kDone);
+  RunSummary sa = farm.core.FinishRun(a.id);
+  RunSummary sb = farm.core.FinishRun(b.id);
+  EXPECT_EQ(sa.passed, 6u);
+  EXPECT_EQ(sb.passed, 6u);
+  for (const TestReport& r : a.reporter.finished) EXPECT_EQ(r.name[0], 'a');
+  for (const TestReport& r : b.reporter.finished) EXPECT_EQ(r.name[0], 'b');
+  EXPECT_EQ(a.reporter.finished.size(), 6u);
+  EXPECT_EQ(b.reporter.finished.size(), 6u);
+}
+
+TEST(FarmCore, AFinishingRunsSlotsGoToTheOtherAtOnce) {
+  Farm farm;
+  farm.Hello("w", 4);
+  Farm::Client& a = farm.Submit(2, {}, "a");
+  Farm::Client& b = farm.Submit(20, {}, "b");
+  farm.Tick();
+  // a can use only 2 now: b gets the rest.
+  EXPECT_EQ(farm.core.GrantOf(a.id, "w"), 2u);
+  EXPECT_EQ(farm.core.GrantOf(b.id, "w"), 2u);
+  farm.RunAll("w");
+  farm.Tick();
+  ASSERT_EQ(a.run->phase(), RunPhase::kDone);
+  farm.core.FinishRun(a.id);
+  farm.Tick();
+  EXPECT_EQ(farm.core.GrantOf(b.id, "w"), 4u);
+  EXPECT_EQ(farm.Held("w", "b"), 4u);
+}
+
+TEST(FarmCore, MaxSlotsCapsARun) {
+  Farm farm;
+  farm.Hello("w", 4);
+  Farm::Client& a = farm.Submit(10, RunLimits{.max_slots = 1}, "a");
+  farm.Tick();
+  EXPECT_EQ(farm.core.GrantOf(a.id, "w"), 1u);
+  EXPECT_EQ(farm.Held("w", "a"), 1u);
+}
+
+TEST(FarmCore, ARunCancelledMidFlightLeavesTheOtherUntouched) {
+  Farm farm;
+  farm.Hello("w", 2);
+  Farm::Client& a = farm.Submit(3, {}, "a");
+  Farm::Client& b = farm.Submit(3, {}, "b");
+  farm.Tick();
+  for (const auto& job : farm.jobs["w"]) farm.Say("w", protocol::JobStarted{job.lease});
+  a.run->OnInterrupt();
+  farm.Tick();
+  // Only a's running test is cancelled.
+  ASSERT_EQ(farm.cancels["w"].size(), 1u);
+  uint64_t cancelled = farm.cancels["w"][0];
+  EXPECT_EQ(cancelled >> 40, a.id);
+  // The worker confirms; a ends with its test cancelled and the rest not run.
+  for (const auto& job : farm.jobs["w"]) {
+    if (job.lease != cancelled) continue;
+    protocol::JobResult result;
+    result.lease = job.lease;
+    result.job_id = job.job_id;
+    result.state = ExitState::Cancelled("cancelled");
+    farm.Say("w", result);
+  }
+  std::erase_if(farm.jobs["w"], [&](const auto& job) { return job.lease == cancelled; });
+  farm.Tick();
+  ASSERT_EQ(a.run->phase(), RunPhase::kDone);
+  RunSummary sa = farm.core.FinishRun(a.id);
+  EXPECT_EQ(sa.cancelled, 1u);
+  EXPECT_EQ(sa.not_run, 2u);
+  for (int round = 0; round < 10 && b.run->phase() != RunPhase::kDone; ++round) {
+    farm.RunAll("w");
+    farm.Tick();
+  }
+  ASSERT_EQ(b.run->phase(), RunPhase::kDone);
+  EXPECT_EQ(farm.core.FinishRun(b.id).passed, 3u);
+}
+
+TEST(FarmCore, ALostWorkerRequeuesEachRunsOwnTestsAndTheFarmStays) {
+  Farm farm;
+  farm.Hello("w1", 1);
+  farm.Hello("w2", 1);
+  Farm::Client& a = farm.Submit(2, {}, "a");
+  Farm::Client& b = farm.Submit(2, {}, "b");
+  farm.Tick();
+  ASSERT_EQ(farm.jobs["w1"].size() + farm.jobs["w2"].size(), 2u);
+  // w1 goes silent; w2 keeps talking.
+  for (int i = 0; i < 5; ++i) {
+    farm.clock.Advance(seconds(1));
+    farm.Say("w2", protocol::Heartbeat{});
+    farm.Tick();
+  }
+  EXPECT_FALSE(farm.core.IsWorker("w1"));
+  EXPECT_EQ(farm.core.TakeGone(), (std::vector<std::string>{"w1"}));
+  farm.jobs["w1"].clear();
+  for (int round = 0;
+       round < 10 && (a.run->phase() != RunPhase::kDone || b.run->phase() != RunPhase::kDone);
+       ++round) {
+    farm.RunAll("w2");
+    farm.Tick();
+  }
+  EXPECT_EQ(farm.core.FinishRun(a.id).passed, 2u);
+  EXPECT_EQ(farm.core.FinishRun(b.id).passed, 2u);
+  // A standing farm keeps its workers between runs: nobody was told goodbye.
+  EXPECT_TRUE(farm.core.IsWorker("w2"));
+}
+
+TEST(FarmCore, AResultForARunThatEndedIsDropped) {
+  Farm farm;
+  farm.Hello("w", 1);
+  Farm::Client& a = farm.Submit(1, {}, "a");
+  farm.Tick();
+  ASSERT_EQ(farm.jobs["w"].size(), 1u);
+  a.run->OnInterrupt();
+  a.run->OnInterrupt();
+  farm.clock.Advance(seconds(60));
+  farm.Tick();
+  farm.core.FinishRun(a.id);
+  protocol::JobResult late;
+  late.lease = farm.jobs["w"][0].lease;
+  farm.Say("w", late);  // nobody to tell; nothing breaks
+  Farm::Client& b = farm.Submit(1, {}, "b");
+  farm.jobs["w"].clear();
+  farm.Tick();
+  farm.RunAll("w");
+  farm.Tick();
+  EXPECT_EQ(farm.core.FinishRun(b.id).passed, 1u);
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
