@@ -345,6 +345,175 @@ void Fields(Io& io, M& m) {
   io.Str("text", m.text, Need::kRequired);
 }
 
+template <typename Io, Is<FileSet> M>
+void Fields(Io& io, M& m) {
+  io.Str("root", m.root, Need::kRequired);
+  io.Records("files", m.files, Need::kOptional);
+  io.StrArray("library_dirs", m.library_dirs, Need::kOptional);
+}
+
+template <typename Io, Is<RunTest> M>
+void Fields(Io& io, M& m) {
+  io.Str("name", m.name, Need::kRequired);
+  io.Str("suite", m.suite, Need::kRequired);
+  io.Str("gtest_case", m.gtest_case, Need::kOptional);
+  io.StrArray("command", m.command, Need::kOptional);
+  io.StrMap("env", m.env, Need::kOptional);
+  io.Str("cwd", m.cwd, Need::kOptional);
+  io.U64("timeout_ms", m.timeout_ms, Need::kOptional);
+  io.StrArray("labels", m.labels, Need::kOptional);
+  io.StrMap("required_labels", m.required_labels, Need::kOptional);
+  io.Bool("will_fail", m.will_fail, Need::kOptional);
+  io.Bool("has_skip_return_code", m.has_skip_return_code, Need::kOptional);
+  io.U32("skip_return_code", m.skip_return_code, Need::kOptional);
+  io.Bool("run_serial", m.run_serial, Need::kOptional);
+  io.StrArray("depends", m.depends, Need::kOptional);
+  io.StrArray("fixtures_setup", m.fixtures_setup, Need::kOptional);
+  io.StrArray("fixtures_required", m.fixtures_required, Need::kOptional);
+  io.StrArray("fixtures_cleanup", m.fixtures_cleanup, Need::kOptional);
+  io.StrArray("resource_locks", m.resource_locks, Need::kOptional);
+  io.U32("processors", m.processors, Need::kOptional);
+  io.StrArray("pass_regex", m.pass_regex, Need::kOptional);
+  io.StrArray("fail_regex", m.fail_regex, Need::kOptional);
+  io.StrArray("skip_regex", m.skip_regex, Need::kOptional);
+  io.Str("skip_reason", m.skip_reason, Need::kOptional);
+  io.Str("error", m.error, Need::kOptional);
+  io.Str("error_output", m.error_output, Need::kOptional);
+  io.Str("cannot_run", m.cannot_run, Need::kOptional);
+  io.U32("file_set", m.file_set, Need::kOptional);
+}
+
+template <typename Io, Is<Submit> M>
+void Fields(Io& io, M& m) {
+  io.Str("client", m.client, Need::kOptional);
+  io.Str("label", m.label, Need::kOptional);
+  io.U64("test_count", m.test_count, Need::kRequired);
+  io.U32("max_failures", m.max_failures, Need::kOptional);
+  io.U32("max_lost_workers", m.max_lost_workers, Need::kOptional);
+  io.Bool("has_prefetch", m.has_prefetch, Need::kOptional);
+  io.U32("prefetch", m.prefetch, Need::kOptional);
+  io.U64("kill_grace_ms", m.kill_grace_ms, Need::kOptional);
+  io.U64("lease_slack_ms", m.lease_slack_ms, Need::kOptional);
+  io.U64("stop_slack_ms", m.stop_slack_ms, Need::kOptional);
+  io.Bool("batch", m.batch, Need::kOptional);
+  io.U64("batch_target_ms", m.batch_target_ms, Need::kOptional);
+  io.U64("first_batch", m.first_batch, Need::kOptional);
+  io.U64("max_batch", m.max_batch, Need::kOptional);
+  io.U64("slow_timeout_ms", m.slow_timeout_ms, Need::kOptional);
+  io.U32("min_workers", m.min_workers, Need::kOptional);
+  io.U64("wait_workers_ms", m.wait_workers_ms, Need::kOptional);
+  io.U32("max_slots", m.max_slots, Need::kOptional);
+}
+
+template <typename Io, Is<SubmitPart> M>
+void Fields(Io& io, M& m) {
+  io.Records("tests", m.tests, Need::kOptional);
+  io.Records("file_sets", m.file_sets, Need::kOptional);
+  io.Bool("last", m.last, Need::kOptional);
+}
+
+template <typename Io, Is<Accepted> M>
+void Fields(Io& io, M& m) {
+  io.Str("run_id", m.run_id, Need::kOptional);
+  io.U32("waiting_behind", m.waiting_behind, Need::kOptional);
+  io.Str("error", m.error, Need::kOptional);
+}
+
+template <typename Io, Is<HasBlobs> M>
+void Fields(Io& io, M& m) {
+  io.StrArray("sha256", m.sha256, Need::kRequired);
+}
+
+template <typename Io, Is<MissingBlobs> M>
+void Fields(Io& io, M& m) {
+  io.StrArray("sha256", m.sha256, Need::kRequired);
+}
+
+template <typename Io, Is<Upload> M>
+void Fields(Io& io, M& m) {
+  io.Str("sha256", m.sha256, Need::kRequired);
+  io.U64("offset", m.offset, Need::kRequired);
+  io.U64("size", m.size, Need::kRequired);
+  io.Bin("data", m.data, Need::kOptional);
+}
+
+template <typename Io, Is<WorkerJoined> M>
+void Fields(Io& io, M& m) {
+  io.Str("name", m.name, Need::kRequired);
+  io.U32("slots", m.slots, Need::kOptional);
+}
+
+template <typename Io, Is<TestStarted> M>
+void Fields(Io& io, M& m) {
+  io.Str("name", m.name, Need::kRequired);
+  io.Str("worker", m.worker, Need::kOptional);
+}
+
+template <typename Io, Is<TestSlow> M>
+void Fields(Io& io, M& m) {
+  io.Str("name", m.name, Need::kRequired);
+  io.U64("running_ms", m.running_ms, Need::kOptional);
+}
+
+template <typename Io, Is<TestDone> M>
+void Fields(Io& io, M& m) {
+  io.U64("test", m.test, Need::kRequired);
+  io.Str("state", m.state, Need::kRequired);
+  io.Records("result", m.result, Need::kOptional);
+  io.Str("reason", m.reason, Need::kOptional);
+  io.Str("message", m.message, Need::kOptional);
+  io.U64("duration_ms", m.duration_ms, Need::kOptional);
+  io.Str("worker", m.worker, Need::kOptional);
+  io.U32("slot", m.slot, Need::kOptional);
+  io.U64("started_at_ms", m.started_at_ms, Need::kOptional);
+  io.U64("finished_at_ms", m.finished_at_ms, Need::kOptional);
+  io.U32("attempt", m.attempt, Need::kOptional);
+  io.Bool("batch", m.batch, Need::kOptional);
+  io.U64("running", m.running, Need::kOptional);
+}
+
+template <typename Io, Is<RunFinished> M>
+void Fields(Io& io, M& m) {
+  io.Bool("interrupted", m.interrupted, Need::kOptional);
+  io.Str("stop_reason", m.stop_reason, Need::kOptional);
+  io.U64("wall_ms", m.wall_ms, Need::kOptional);
+}
+
+template <typename Io, Is<StopRun> M>
+void Fields(Io&, M&) {}
+
+template <typename Io, Is<StatusRequest> M>
+void Fields(Io&, M&) {}
+
+template <typename Io, Is<WorkerStatus> M>
+void Fields(Io& io, M& m) {
+  io.Str("name", m.name, Need::kRequired);
+  io.StrMap("labels", m.labels, Need::kOptional);
+  io.U32("slots", m.slots, Need::kOptional);
+  io.U32("busy", m.busy, Need::kOptional);
+  io.StrArray("tests", m.tests, Need::kOptional);
+}
+
+template <typename Io, Is<RunStatus> M>
+void Fields(Io& io, M& m) {
+  io.Str("run_id", m.run_id, Need::kRequired);
+  io.Str("client", m.client, Need::kOptional);
+  io.Str("label", m.label, Need::kOptional);
+  io.Str("state", m.state, Need::kOptional);
+  io.U64("tests", m.tests, Need::kOptional);
+  io.U64("finished", m.finished, Need::kOptional);
+  io.U64("failed", m.failed, Need::kOptional);
+  io.U32("slots", m.slots, Need::kOptional);
+  io.U32("running", m.running, Need::kOptional);
+}
+
+template <typename Io, Is<FarmStatus> M>
+void Fields(Io& io, M& m) {
+  io.Records("workers", m.workers, Need::kOptional);
+  io.Records("runs", m.runs, Need::kOptional);
+  io.U32("max_runs", m.max_runs, Need::kOptional);
+}
+
 // Rules the field list cannot express. Checked after the fields are read.
 std::optional<std::string> Invalid(const Hello& m) {
   if (m.worker_name.empty()) return "worker_name must not be empty";
@@ -365,24 +534,31 @@ bool IsSafeRelativePath(std::string_view path) {
   return true;
 }
 
-std::optional<std::string> Invalid(const JobAssign& m) {
-  if (m.argv.empty()) return "argv must not be empty";
-  if (!m.artifacts.empty() && (m.artifact_root.empty() || m.artifact_root.front() != '/')) {
+// Files named by content under an absolute root (a job's artifacts, a submitted file set).
+std::optional<std::string> InvalidFiles(const std::string& root,
+                                        const std::vector<ArtifactFile>& files,
+                                        const std::vector<std::string>& library_dirs) {
+  if (!files.empty() && (root.empty() || root.front() != '/')) {
     return "artifact_root must be an absolute path";
   }
-  for (const ArtifactFile& file : m.artifacts) {
+  for (const ArtifactFile& file : files) {
     if (!IsSafeRelativePath(file.path)) {
       return "artifact path '" + Printable(file.path) + "' is not a relative path inside its root";
     }
     if (!IsSha256Hex(file.sha256))
       return "artifact sha256 '" + Printable(file.sha256) + "' is not a digest";
   }
-  for (const std::string& dir : m.library_dirs) {
+  for (const std::string& dir : library_dirs) {
     if (dir != "." && !IsSafeRelativePath(dir)) {
       return "library dir '" + Printable(dir) + "' is not a relative path inside its root";
     }
   }
   return std::nullopt;
+}
+
+std::optional<std::string> Invalid(const JobAssign& m) {
+  if (m.argv.empty()) return "argv must not be empty";
+  return InvalidFiles(m.artifact_root, m.artifacts, m.library_dirs);
 }
 std::optional<std::string> Invalid(const Fetch& m) {
   if (!IsSha256Hex(m.sha256)) return "sha256 is not a digest";
@@ -398,6 +574,39 @@ std::optional<std::string> Invalid(const ProfileChunk& m) {
 std::optional<std::string> Invalid(const Chunk& m) {
   if (!IsSha256Hex(m.sha256)) return "sha256 is not a digest";
   if (m.data.size() > kMaxChunkBytes) return "data exceeds " + std::to_string(kMaxChunkBytes);
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const FileSet& m) {
+  if (m.root.empty() || m.root.front() != '/') return "root must be an absolute path";
+  return InvalidFiles(m.root, m.files, m.library_dirs);
+}
+std::optional<std::string> Invalid(const SubmitPart& m) {
+  for (std::size_t i = 0; i < m.file_sets.size(); ++i) {
+    if (auto why = Invalid(m.file_sets[i])) return "file_sets[" + std::to_string(i) + "]: " + *why;
+  }
+  for (std::size_t i = 0; i < m.tests.size(); ++i) {
+    const RunTest& test = m.tests[i];
+    bool decided = !test.skip_reason.empty() || !test.error.empty() || !test.cannot_run.empty();
+    if (test.command.empty() && !decided) {
+      return "tests[" + std::to_string(i) + "]: a test that is to run needs a command";
+    }
+  }
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const HasBlobs& m) {
+  for (const std::string& sha : m.sha256) {
+    if (!IsSha256Hex(sha)) return "sha256 '" + Printable(sha) + "' is not a digest";
+  }
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const Upload& m) {
+  if (!IsSha256Hex(m.sha256)) return "sha256 is not a digest";
+  if (m.data.size() > kMaxChunkBytes) return "data exceeds " + std::to_string(kMaxChunkBytes);
+  if (m.offset + m.data.size() > m.size || m.offset > m.size) return "data beyond the stated size";
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const TestDone& m) {
+  if (m.result.size() > 1) return "result holds at most one process";
   return std::nullopt;
 }
 template <typename M>

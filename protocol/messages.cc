@@ -43,6 +43,48 @@ const char* Name(const ProfileRequest&) {
 const char* Name(const ProfileChunk&) {
   return "profile";
 }
+const char* Name(const Submit&) {
+  return "submit";
+}
+const char* Name(const SubmitPart&) {
+  return "tests";
+}
+const char* Name(const Accepted&) {
+  return "accepted";
+}
+const char* Name(const HasBlobs&) {
+  return "has";
+}
+const char* Name(const MissingBlobs&) {
+  return "missing";
+}
+const char* Name(const Upload&) {
+  return "upload";
+}
+const char* Name(const WorkerJoined&) {
+  return "joined";
+}
+const char* Name(const TestStarted&) {
+  return "test-started";
+}
+const char* Name(const TestSlow&) {
+  return "test-slow";
+}
+const char* Name(const TestDone&) {
+  return "test-done";
+}
+const char* Name(const RunFinished&) {
+  return "run-finished";
+}
+const char* Name(const StopRun&) {
+  return "stop";
+}
+const char* Name(const StatusRequest&) {
+  return "status";
+}
+const char* Name(const FarmStatus&) {
+  return "farm-status";
+}
 }  // namespace
 
 const char* TypeName(const Message& message) {

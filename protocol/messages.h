@@ -1,6 +1,7 @@
 #pragma once
-// Wire messages between coordinator (ROUTER) and worker (DEALER). Plain structs; the codec maps
-// each to a msgpack map with named keys, so fields can be added without breaking peers.
+// Wire messages between coordinator or farm (ROUTER) and workers and clients (DEALER). Plain
+// structs; the codec maps each to a msgpack map with named keys, so fields can be added without
+// breaking peers.
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -14,7 +15,7 @@ namespace testfarm::protocol {
 
 // One source of truth for the protocol version. Frame 0 of every message is kHeader,
 // "<kName>/<kVersion>", spelled out at compile time from the two.
-inline constexpr int kVersion = 4;
+inline constexpr int kVersion = 5;
 inline constexpr const char* kName = "testfarm";
 
 namespace detail {
@@ -181,8 +182,190 @@ struct ErrorReply {
   friend bool operator==(const ErrorReply&, const ErrorReply&) = default;
 };
 
-using Message = std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat,
-                             Bye, ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk>;
+// ---- Client <-> farm (protocol 5): `testfarm run --farm` submits a run to `testfarm serve`. ----
+
+// A set of files tests need, as they are under `root` on the client (see JobAssign).
+struct FileSet {
+  std::string root;
+  std::vector<ArtifactFile> files;
+  std::vector<std::string> library_dirs;
+  friend bool operator==(const FileSet&, const FileSet&) = default;
+};
+
+// One test of a submitted run, as the client planned it.
+struct RunTest {
+  std::string name;
+  std::string suite;
+  std::string gtest_case;  // "Suite.Case" for a GoogleTest case
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  std::string cwd;
+  uint64_t timeout_ms = 0;
+  std::vector<std::string> labels;
+  std::map<std::string, std::string> required_labels;
+  bool will_fail = false;
+  bool has_skip_return_code = false;
+  uint32_t skip_return_code = 0;
+  bool run_serial = false;
+  std::vector<std::string> depends;
+  std::vector<std::string> fixtures_setup;
+  std::vector<std::string> fixtures_required;
+  std::vector<std::string> fixtures_cleanup;
+  std::vector<std::string> resource_locks;
+  uint32_t processors = 1;
+  std::vector<std::string> pass_regex;
+  std::vector<std::string> fail_regex;
+  std::vector<std::string> skip_regex;
+  std::string skip_reason;  // decided before the run: reported without running
+  std::string error;
+  std::string error_output;
+  std::string cannot_run;
+  uint32_t file_set = 0;  // 0: none; else 1 + an index into the run's file sets
+  friend bool operator==(const RunTest&, const RunTest&) = default;
+};
+
+// client -> farm: a run, with how it is to be run. Its tests and file sets follow in `tests`
+// messages (a run may be far bigger than one message).
+struct Submit {
+  std::string client;  // who submits: shown by `status`
+  std::string label;
+  uint64_t test_count = 0;
+  uint32_t max_failures = 0;
+  uint32_t max_lost_workers = 2;
+  bool has_prefetch = false;
+  uint32_t prefetch = 0;
+  uint64_t kill_grace_ms = 0;
+  uint64_t lease_slack_ms = 0;
+  uint64_t stop_slack_ms = 0;
+  bool batch = false;
+  uint64_t batch_target_ms = 0;
+  uint64_t first_batch = 0;
+  uint64_t max_batch = 0;
+  uint64_t slow_timeout_ms = 0;
+  uint32_t min_workers = 1;
+  uint64_t wait_workers_ms = 0;
+  uint32_t max_slots = 0;  // 0: no cap
+  friend bool operator==(const Submit&, const Submit&) = default;
+};
+
+// client -> farm: a part of the submitted run. The run starts after the part marked last.
+struct SubmitPart {
+  std::vector<RunTest> tests;
+  std::vector<FileSet> file_sets;
+  bool last = false;
+  friend bool operator==(const SubmitPart&, const SubmitPart&) = default;
+};
+
+// farm -> client: the run was taken (and is running, or waits its turn), or refused.
+struct Accepted {
+  std::string run_id;
+  uint32_t waiting_behind = 0;  // runs ahead of it in the farm's queue
+  std::string error;            // non-empty: refused, and why
+  friend bool operator==(const Accepted&, const Accepted&) = default;
+};
+
+// client -> farm: which of these blobs do you lack? farm -> client: these.
+struct HasBlobs {
+  std::vector<std::string> sha256;
+  friend bool operator==(const HasBlobs&, const HasBlobs&) = default;
+};
+struct MissingBlobs {
+  std::vector<std::string> sha256;
+  friend bool operator==(const MissingBlobs&, const MissingBlobs&) = default;
+};
+
+// client -> farm: a piece of a blob, in order.
+struct Upload {
+  std::string sha256;
+  uint64_t offset = 0;
+  uint64_t size = 0;  // the whole blob's size
+  std::string data;   // msgpack bin, at most kMaxChunkBytes
+  friend bool operator==(const Upload&, const Upload&) = default;
+};
+
+// farm -> client: what the run's reporter hears. Names as in the console.
+struct WorkerJoined {
+  std::string name;
+  uint32_t slots = 0;
+  friend bool operator==(const WorkerJoined&, const WorkerJoined&) = default;
+};
+struct TestStarted {
+  std::string name;
+  std::string worker;
+  friend bool operator==(const TestStarted&, const TestStarted&) = default;
+};
+struct TestSlow {
+  std::string name;
+  uint64_t running_ms = 0;
+  friend bool operator==(const TestSlow&, const TestSlow&) = default;
+};
+// One finished test of the run (test: its index in the submission).
+struct TestDone {
+  uint64_t test = 0;
+  std::string state;              // passed, failed, expired, cancelled, not_run, skipped
+  std::vector<JobResult> result;  // the process that ran it: none or one
+  std::string reason;
+  std::string message;
+  uint64_t duration_ms = 0;
+  std::string worker;
+  uint32_t slot = 0;
+  uint64_t started_at_ms = 0;
+  uint64_t finished_at_ms = 0;
+  uint32_t attempt = 1;
+  bool batch = false;
+  uint64_t running = 0;  // jobs still out
+  friend bool operator==(const TestDone&, const TestDone&) = default;
+};
+// The run is over; every test was reported before this.
+struct RunFinished {
+  bool interrupted = false;
+  std::string stop_reason;
+  uint64_t wall_ms = 0;
+  friend bool operator==(const RunFinished&, const RunFinished&) = default;
+};
+
+// client -> farm: the user interrupted the run (a second one, a second later, stops waiting for
+// its cancelled tests).
+struct StopRun {
+  friend bool operator==(const StopRun&, const StopRun&) = default;
+};
+
+// anyone -> farm: what the farm is doing. farm -> them: FarmStatus.
+struct StatusRequest {
+  friend bool operator==(const StatusRequest&, const StatusRequest&) = default;
+};
+struct WorkerStatus {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  uint32_t slots = 0;
+  uint32_t busy = 0;               // jobs running on it now (every run)
+  std::vector<std::string> tests;  // what they are
+  friend bool operator==(const WorkerStatus&, const WorkerStatus&) = default;
+};
+struct RunStatus {
+  std::string run_id;
+  std::string client;
+  std::string label;
+  std::string state;  // waiting, running, stopping, collecting, done
+  uint64_t tests = 0;
+  uint64_t finished = 0;
+  uint64_t failed = 0;
+  uint32_t slots = 0;  // slots it may fill now
+  uint32_t running = 0;
+  friend bool operator==(const RunStatus&, const RunStatus&) = default;
+};
+struct FarmStatus {
+  std::vector<WorkerStatus> workers;
+  std::vector<RunStatus> runs;
+  uint32_t max_runs = 0;
+  friend bool operator==(const FarmStatus&, const FarmStatus&) = default;
+};
+
+using Message =
+    std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat, Bye,
+                 ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit, SubmitPart,
+                 Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined, TestStarted, TestSlow,
+                 TestDone, RunFinished, StopRun, StatusRequest, FarmStatus>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "protocol/codec.h"
+#include "tests/support/farm_messages.h"
 
 namespace testfarm::protocol {
 namespace {
@@ -52,7 +53,8 @@ void CheckRoundTrip(const Message& message) {
 
 std::vector<Message> SeedMessages() {
   const std::string odd("a\0\xff\xc3\xa9", 5);
-  return {
+  std::vector<Message> seeds = testing::FarmMessageSamples();
+  std::vector<Message> worker_messages = {
       Hello{.worker_name = "w1",
             .slots = 8,
             .os = "linux",
@@ -129,6 +131,8 @@ std::vector<Message> SeedMessages() {
       ProfileChunk{
           .offset = 0, .size = 2, .data = "xy", .last = true, .merged = 1, .bad = {}, .error = ""},
   };
+  seeds.insert(seeds.end(), worker_messages.begin(), worker_messages.end());
+  return seeds;
 }
 
 // Returns the directory of a --write-seeds=DIR argument, or an empty string.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "protocol/codec.h"
+#include "tests/support/farm_messages.h"
 
 namespace testfarm::protocol {
 namespace {
@@ -265,6 +266,40 @@ TEST(CodecRoundTrip, SmallMessages) {
                         .error = "cannot read /x: gone"});
 }
 
+TEST(CodecRoundTrip, ClientAndFarmMessages) {
+  for (const Message& message : testing::FarmMessageSamples()) {
+    std::visit([](const auto& m) { ExpectRoundTrip(m); }, message);
+  }
+}
+
+TEST(CodecFields, ClientAndFarmRules) {
+  using testing::FarmMessageSamples;
+  auto rejects = [](const Message& message, const std::string& why) {
+    auto decoded = Decode(kHeader, EncodeBody(message));
+    ASSERT_TRUE(std::holds_alternative<DecodeError>(decoded)) << why;
+    EXPECT_NE(std::get<DecodeError>(decoded).message.find(why), std::string::npos)
+        << std::get<DecodeError>(decoded).message;
+  };
+  SubmitPart part;
+  part.tests.emplace_back();
+  part.tests[0].name = part.tests[0].suite = "t";
+  rejects(part, "needs a command");
+  part = SubmitPart{};
+  part.file_sets.emplace_back();
+  part.file_sets[0].root = "rel";
+  rejects(part, "root must be an absolute path");
+  part.file_sets[0].root = "/b";
+  part.file_sets[0].files.push_back({.path = "../x", .sha256 = std::string(64, 'a'), .size = 1});
+  rejects(part, "not a relative path");
+  rejects(HasBlobs{.sha256 = {"zz"}}, "not a digest");
+  rejects(Upload{.sha256 = std::string(64, 'a'), .offset = 4, .size = 5, .data = "ab"},
+          "beyond the stated size");
+  TestDone done;
+  done.state = "passed";
+  done.result.resize(2);
+  rejects(done, "at most one");
+}
+
 TEST(CodecTypeNames, AreTheWireNames) {
   EXPECT_STREQ(TypeName(Hello{}), "hello");
   EXPECT_STREQ(TypeName(Welcome{}), "welcome");
@@ -310,8 +345,8 @@ TEST(CodecHeader, RejectsOtherNames) {
 
 TEST(CodecHeader, OtherVersionNamesBothVersions) {
   const std::string body = EncodeBody(Heartbeat{});
-  EXPECT_TRUE(IsError(Decode("testfarm/3", body), Code::kWrongVersion, "version 3, we speak 4"));
-  EXPECT_TRUE(IsError(Decode("testfarm/5", body), Code::kWrongVersion, "version 5, we speak 4"));
+  EXPECT_TRUE(IsError(Decode("testfarm/4", body), Code::kWrongVersion, "version 4, we speak 5"));
+  EXPECT_TRUE(IsError(Decode("testfarm/6", body), Code::kWrongVersion, "version 6, we speak 5"));
   EXPECT_TRUE(IsError(Decode("testfarm/0", body), Code::kWrongVersion, "version 0"));
   // Too big for any integer type: still a version, just not ours.
   EXPECT_TRUE(IsError(Decode("testfarm/99999999999999999999999", body), Code::kWrongVersion,
@@ -373,7 +408,9 @@ TEST(CodecMalformed, EveryTruncationOfEveryType) {
                    .bad = {"x"},
                    .error = ""},
   };
-  for (const Message& message : messages) {
+  std::vector<Message> all(std::begin(messages), std::end(messages));
+  for (const Message& message : testing::FarmMessageSamples()) all.push_back(message);
+  for (const Message& message : all) {
     const std::string body = EncodeBody(message);
     ASSERT_TRUE(std::holds_alternative<Message>(DecodeBody(body)));
     for (std::size_t n = 0; n < body.size(); ++n) {
