@@ -42,7 +42,7 @@
 #include "shared/llvm_tools.h"
 #include "shared/terminal_text.h"
 #include "shared/unique_fd.h"
-#include "worker/blob_cache.h"
+#include "shared/blob_cache.h"
 #include "worker/daemon.h"
 #include "worker/run_local.h"
 #include "worker/scratch_dir.h"
@@ -389,7 +389,7 @@ int Worker(const WorkerArgs& args) {
   }
   std::filesystem::path cache_dir =
       args.cache_dir.empty() ? DefaultCacheDir() : std::filesystem::path(args.cache_dir);
-  auto cache = worker::BlobCache::Open({cache_dir, *cache_size});
+  auto cache = BlobCache::Open({cache_dir, *cache_size});
   if (!cache) return UsageError("--cache-dir: " + cache.error().message);
   UniqueFd stop_fd = BlockTerminationSignals();
   SteadyClock clock;

@@ -16,7 +16,7 @@
 
 #include "protocol/messages.h"
 #include "shared/clock.h"
-#include "worker/blob_cache.h"
+#include "shared/blob_cache.h"
 #include "worker/scratch_dir.h"
 
 namespace testfarm::worker {

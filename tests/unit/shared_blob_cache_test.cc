@@ -21,9 +21,9 @@
 
 #include "shared/sha256.h"
 #include "tests/support/temp_dir.h"
-#include "worker/blob_cache.h"
+#include "shared/blob_cache.h"
 
-namespace testfarm::worker {
+namespace testfarm {
 namespace {
 
 namespace fs = std::filesystem;
@@ -533,4 +533,4 @@ TEST_F(LinkOrCopyTest, MissingBlobIsAnErrorAndLeavesNothing) {
 }
 
 }  // namespace
-}  // namespace testfarm::worker
+}  // namespace testfarm

@@ -1,7 +1,7 @@
 #pragma once
 // A size-bounded on-disk cache of content-addressed blobs (test executables, libraries, data),
-// named by the lowercase hex SHA-256 of their content and fetched from the coordinator in chunks.
-// Several worker processes may share one cache directory: all state is on disk, LRU order is the
+// named by the lowercase hex SHA-256 of their content: a worker's cache of what it fetched, and a
+// farm's store of what its clients uploaded. Several processes may share one directory: all state is on disk, LRU order is the
 // blobs' mtimes, and a flock on <dir>/lock keeps evictions and removals from racing each other.
 //
 // Layout:
@@ -23,7 +23,7 @@
 #include "shared/result.h"
 #include "shared/unique_fd.h"
 
-namespace testfarm::worker {
+namespace testfarm {
 
 struct BlobCacheOptions {
   std::filesystem::path dir;         // created if missing (with parents)
@@ -133,4 +133,4 @@ class BlobCache {
 Status LinkOrCopy(const std::filesystem::path& blob, const std::filesystem::path& dest,
                   bool force_copy = false, std::optional<mode_t> copy_mode = std::nullopt);
 
-}  // namespace testfarm::worker
+}  // namespace testfarm

@@ -1,4 +1,4 @@
-#include "worker/blob_cache.h"
+#include "shared/blob_cache.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -17,7 +17,7 @@
 #include "shared/errno_text.h"
 #include "shared/sha256.h"
 
-namespace testfarm::worker {
+namespace testfarm {
 
 namespace fs = std::filesystem;
 
@@ -513,4 +513,4 @@ Status LinkOrCopy(const fs::path& blob, const fs::path& dest, bool force_copy,
   return Ok{};
 }
 
-}  // namespace testfarm::worker
+}  // namespace testfarm
