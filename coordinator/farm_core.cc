@@ -21,6 +21,11 @@ RunCore* FarmCore::Run(RunId id) {
   return it == runs_.end() ? nullptr : it->second.core.get();
 }
 
+const RunCore* FarmCore::Run(RunId id) const {
+  auto it = runs_.find(id);
+  return it == runs_.end() ? nullptr : it->second.core.get();
+}
+
 unsigned FarmCore::GrantOf(RunId id, const std::string& peer) const {
   auto run = runs_.find(id);
   if (run == runs_.end()) return 0;

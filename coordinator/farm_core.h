@@ -50,6 +50,7 @@ class FarmCore {
   // Admits a started run: it is lent every worker, and a fair share of their slots.
   void AddRun(RunId id, std::unique_ptr<RunCore> run, RunLimits limits = {});
   RunCore* Run(RunId id);
+  const RunCore* Run(RunId id) const;
   // Ends the run (RunCore::Finish) and lends its slots to the others.
   RunSummary FinishRun(RunId id);
 

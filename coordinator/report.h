@@ -15,6 +15,7 @@ namespace testfarm::coordinator {
 
 // One finished attempt of one test.
 struct TestReport {
+  std::size_t test = 0;   // its index among the run's selected tests
   std::string name;       // full name: the suite's name, or "suite::Suite.Case" for a gtest case
   std::string suite;      // the suite's name
   std::string case_name;  // "Suite.Case" for a gtest case; empty for a plain suite

@@ -260,9 +260,7 @@ void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
   summary_.coverage.raw_profiles += result.profiles;
   raw_profiles_[peer] += result.profiles;
   if (options_.coverage && result.profiles_empty > 0) {
-    const TestSpec& first = tests_[job.tests.front()];
-    std::string name = job.tests.size() == 1 ? first.name : first.suite + " (batch)";
-    summary_.coverage.empty.push_back(name + " (" + result.state.Describe() + ")");
+    summary_.coverage.empty.push_back(JobName(*job_id) + " (" + result.state.Describe() + ")");
   }
   unsigned failures = 0;
   for (CaseVerdict& v : verdicts.decided) {
@@ -370,7 +368,7 @@ void RunCore::PerformActions() {
       protocol::JobAssign message;
       message.lease = assign->lease;
       message.job_id = assign->job;
-      message.name = job.tests.size() == 1 ? first.name : first.suite + " (batch)";
+      message.name = JobName(assign->job);
       message.argv = first.command;
       if (first.gtest()) {
         std::vector<std::string> cases;
@@ -505,13 +503,33 @@ std::optional<SteadyTime> RunCore::NextDeadline() const {
   return next;
 }
 
+std::string RunCore::JobName(JobId id) const {
+  const Job& job = jobs_[id];
+  const TestSpec& first = tests_[job.tests.front()];
+  return job.tests.size() == 1 ? first.name : first.suite + " (batch)";
+}
+
+std::vector<std::pair<std::string, std::string>> RunCore::RunningNow() const {
+  std::vector<std::pair<std::string, std::string>> running;
+  for (const Scheduler::RunningLease& lease : scheduler_.Running()) {
+    running.emplace_back(lease.worker, JobName(lease.job));
+  }
+  return running;
+}
+
+void RunCore::Stop(const std::string& reason) {
+  tick_due_ = true;
+  if (phase_ == RunPhase::kCollectingProfiles) {
+    EndCollectingProfiles();
+    return;
+  }
+  if (phase_ == RunPhase::kDone) return;
+  scheduler_.Stop(reason);
+}
+
 void RunCore::WatchRunning() {
   SteadyTime now = clock_.Now();
-  auto name_of = [&](const Scheduler::RunningLease& lease) {
-    const Job& job = jobs_[lease.job];
-    const TestSpec& first = tests_[job.tests.front()];
-    return job.tests.size() == 1 ? first.name : first.suite + " (batch)";
-  };
+  auto name_of = [&](const Scheduler::RunningLease& lease) { return JobName(lease.job); };
   RunningTests::Changes changes = running_.Update(scheduler_.Running(), now);
   // Leases the run is already cancelling may still be marked running: not worth a START line.
   if (!scheduler_.stopped() && !options_.start_at_assignment) {

@@ -102,6 +102,9 @@ class RunCore {
   // The user interrupted: the first time the run stops gracefully (running tests are cancelled);
   // a second time, a second or more later, it stops waiting for them.
   void OnInterrupt();
+  // Stops the run for `reason` (its client left, the farm is shutting down): running tests are
+  // cancelled, the rest not run, as for an interrupt.
+  void Stop(const std::string& reason);
   // The transport failed: nothing more can be sent or heard. Every outstanding test is
   // cancelled and the run is done.
   void Abort(const std::string& why);
@@ -115,6 +118,11 @@ class RunCore {
   // input.
   std::optional<SteadyTime> NextDeadline() const;
   RunPhase phase() const { return phase_; }
+  std::size_t test_count() const { return tests_.size(); }
+  // The counts so far (every report recorded up to now).
+  const RunSummary& progress() const { return summary_; }
+  // What runs now: (worker peer, test or "suite (batch)") for each started lease.
+  std::vector<std::pair<std::string, std::string>> RunningNow() const;
 
   // Whether `peer` is a worker of this run now (it said hello and was not lost).
   bool IsWorker(const std::string& peer) const { return workers_.Contains(peer); }
@@ -151,6 +159,7 @@ class RunCore {
   void ReportBlocked();
   void WarnIfClamped(std::size_t test, const std::string& peer);
   void WatchRunning();
+  std::string JobName(JobId job) const;
   void StartCollectingProfiles();
   void EndCollectingProfiles();
   void AbandonOutstanding(const std::string& why);

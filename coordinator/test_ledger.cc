@@ -42,6 +42,7 @@ bool TestLedger::Record(std::size_t test, TestReport report, const protocol::Job
   if (reported_[test]) return false;  // each test is reported exactly once
   reported_[test] = true;
   const TestSpec& spec = tests_[test];
+  report.test = test;
   report.name = spec.name;
   report.suite = spec.suite;
   report.case_name = spec.gtest_case;

@@ -1,0 +1,113 @@
+#pragma once
+// What `testfarm serve` decides, with no socket, no file and no clock of its own: the farm core
+// (workers, fair shares, runs) plus the clients that submit runs. A client asks which blobs the
+// farm lacks, uploads them, submits its planned tests in parts and hears its run's reports as
+// they happen; a client that leaves or falls silent stops its run, and nobody else's. At most
+// `max_runs` runs share the slots at once; up to `max_queued` more wait their turn; beyond that
+// a submission is refused, saying why.
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "coordinator/farm_core.h"
+#include "coordinator/run_core.h"
+#include "protocol/messages.h"
+#include "shared/clock.h"
+#include "shared/liveness.h"
+#include "shared/result.h"
+
+namespace testfarm::coordinator {
+
+// Where uploaded blobs go: the farm's content-addressed store (a BlobCache in the shell).
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+  virtual bool Has(const std::string& sha256) = 0;
+  // A piece of `peer`'s upload, in order; the blob is verified and kept after its last piece.
+  virtual Status Receive(const std::string& peer, const protocol::Upload& piece) = 0;
+  // `peer` is gone: its unfinished uploads are dropped.
+  virtual void Forget(const std::string& peer) = 0;
+};
+
+struct FarmServiceOptions {
+  LivenessOptions liveness;     // with workers and with clients alike
+  std::size_t max_runs = 8;     // runs sharing the slots at once
+  std::size_t max_queued = 64;  // runs waiting for one of those places
+  RunOptions run_defaults;      // for what a submission leaves at 0
+};
+
+class FarmService {
+ public:
+  FarmService(const Clock& clock, FarmServiceOptions options, BlobStore& store);
+  ~FarmService();
+
+  void OnMessage(const std::string& peer, protocol::Message& message);
+  // A message to `peer` could not be delivered: a worker is lost, a client gone.
+  void OnUnreachable(const std::string& peer);
+  void Tick();
+  // The farm is stopping: every run stops (its client hears each test's end, with `why`),
+  // waiting runs are told they will not run, and no run is taken any more.
+  void Shutdown(const std::string& why);
+  // After Shutdown, once every run has ended and its client has been told.
+  bool Done() const;
+
+  std::vector<Outgoing> TakeOutbox();
+  std::vector<std::string> TakeGone() { return std::exchange(gone_, {}); }
+  bool HasOutgoing() const { return !outbox_.empty() || !gone_.empty() || farm_.HasOutgoing(); }
+  std::optional<SteadyTime> NextDeadline() const;
+
+  bool IsWorker(const std::string& peer) const { return farm_.IsWorker(peer); }
+  std::string Describe(const std::string& peer) const;
+  // Blobs of the runs the farm holds: the ones workers may fetch, and the store must keep.
+  const std::multiset<std::string>& BlobsInUse() const { return blobs_in_use_; }
+  protocol::FarmStatus Snapshot() const;
+
+ private:
+  class RemoteReporter;
+  struct Session {
+    std::string peer;
+    Liveness liveness;
+    std::optional<protocol::Submit> submit;
+    std::vector<protocol::RunTest> tests;
+    std::vector<ArtifactSet> sets;
+    bool submitted = false;  // every part came
+    std::string run_name;
+    std::optional<RunId> run;  // while its run holds slots
+    bool gone = false;         // the client left: its run is being stopped
+    std::unique_ptr<RemoteReporter> reporter;
+    std::vector<std::string> blobs;  // counted in blobs_in_use_ while the run is held
+  };
+
+  void OnClientMessage(Session& session, protocol::Message& message);
+  void OnPart(Session& session, protocol::SubmitPart& part);
+  void Admit(Session& session);
+  void StartRun(Session& session);
+  void Refuse(Session& session, const std::string& why);
+  // The client left (bye, silence, unreachable): its run stops; it hears nothing more.
+  void LoseClient(Session& session, const std::string& why);
+  void EndRuns();
+  void StartWaiting();
+  void Drop(const std::string& peer);
+  void Send(const std::string& peer, protocol::Message message);
+  std::size_t RunningCount() const;
+
+  const Clock& clock_;
+  FarmServiceOptions options_;
+  BlobStore& store_;
+  FarmCore farm_;
+  std::map<std::string, std::unique_ptr<Session>> sessions_;  // by client peer
+  std::deque<std::string> waiting_;                           // client peers, in order
+  std::multiset<std::string> blobs_in_use_;
+  std::vector<Outgoing> outbox_;
+  std::vector<std::string> gone_;
+  uint64_t runs_taken_ = 0;
+  bool shutting_down_ = false;
+  std::string shutdown_reason_;
+};
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,329 @@
+// The farm service on a fake clock: clients submit, hear only of their own runs, leave; the
+// farm queues, refuses and reports its status. No socket, no file.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "coordinator/farm_service.h"
+#include "coordinator/farm_wire.h"
+#include "coordinator_run_fixtures.h"
+
+namespace testfarm::coordinator {
+namespace {
+
+using std::chrono::seconds;
+
+class MemoryStore : public BlobStore {
+ public:
+  bool Has(const std::string& sha256) override { return blobs.count(sha256) != 0; }
+  Status Receive(const std::string&, const protocol::Upload& piece) override {
+    if (piece.offset + piece.data.size() == piece.size) blobs.insert(piece.sha256);
+    return Ok{};
+  }
+  void Forget(const std::string& peer) override { forgotten.push_back(peer); }
+  std::set<std::string> blobs;
+  std::vector<std::string> forgotten;
+};
+
+struct Farm {
+  explicit Farm(std::size_t max_runs = 8, std::size_t max_queued = 4)
+      : service(clock,
+                FarmServiceOptions{.liveness = LivenessOptions{seconds(1), 3},
+                                   .max_runs = max_runs,
+                                   .max_queued = max_queued,
+                                   .run_defaults = {}},
+                store) {}
+
+  void Say(const std::string& peer, protocol::Message message) { service.OnMessage(peer, message); }
+  void Hello(const std::string& peer, unsigned slots) {
+    Say(peer, protocol::Hello{peer, slots, "linux", "x86_64", {}});
+  }
+  // Submits `tests` plain tests named PREFIX0.. in one part.
+  void Submit(const std::string& client, int tests, uint32_t max_slots = 0,
+              std::vector<protocol::FileSet> sets = {}) {
+    protocol::Submit submit;
+    submit.client = client;
+    submit.test_count = static_cast<uint64_t>(tests);
+    submit.max_slots = max_slots;
+    submit.has_prefetch = true;  // exactly the granted slots
+    Say(client, submit);
+    protocol::SubmitPart part;
+    for (TestSpec& spec : fixtures::Specs(tests)) {
+      spec.name = spec.suite = client + "-" + spec.name;
+      part.tests.push_back(ToWire(spec, sets.empty() ? 0 : 1));
+    }
+    part.file_sets = std::move(sets);
+    part.last = true;
+    Say(client, part);
+  }
+  void Tick() {
+    service.Tick();
+    for (Outgoing& out : service.TakeOutbox()) {
+      if (auto* job = std::get_if<protocol::JobAssign>(&out.message)) {
+        jobs[out.peer].push_back(*job);
+      } else {
+        heard[out.peer].push_back(out.message);
+      }
+    }
+  }
+  void RunAll(const std::string& worker) {
+    for (const protocol::JobAssign& job : std::exchange(jobs[worker], {})) {
+      Say(worker, protocol::JobStarted{job.lease});
+      protocol::JobResult result;
+      result.lease = job.lease;
+      result.job_id = job.job_id;
+      Say(worker, result);
+    }
+  }
+  template <typename M>
+  std::vector<M> Heard(const std::string& peer) const {
+    std::vector<M> out;
+    auto it = heard.find(peer);
+    if (it == heard.end()) return out;
+    for (const protocol::Message& message : it->second) {
+      if (auto* m = std::get_if<M>(&message)) out.push_back(*m);
+    }
+    return out;
+  }
+
+  FakeClock clock;
+  MemoryStore store;
+  FarmService service;
+  std::map<std::string, std::vector<protocol::JobAssign>> jobs;
+  std::map<std::string, std::vector<protocol::Message>> heard;
+};
+
+TEST(FarmService, TwoClientsEachHearOnlyOfTheirOwnTests) {
+  Farm farm;
+  farm.Hello("w", 2);
+  farm.Submit("a", 3);
+  farm.Submit("b", 3);
+  for (int round = 0; round < 10; ++round) {
+    farm.Tick();
+    farm.RunAll("w");
+  }
+  farm.Tick();
+  for (const char* client : {"a", "b"}) {
+    auto accepted = farm.Heard<protocol::Accepted>(client);
+    ASSERT_EQ(accepted.size(), 1u);
+    EXPECT_TRUE(accepted[0].error.empty());
+    auto done = farm.Heard<protocol::TestDone>(client);
+    ASSERT_EQ(done.size(), 3u) << client;
+    std::set<uint64_t> indices;
+    for (const auto& d : done) {
+      EXPECT_EQ(d.state, "passed");
+      indices.insert(d.test);
+    }
+    EXPECT_EQ(indices, (std::set<uint64_t>{0, 1, 2}));
+    EXPECT_EQ(farm.Heard<protocol::RunFinished>(client).size(), 1u);
+  }
+  // The worker stays, and the farm is idle.
+  EXPECT_TRUE(farm.service.IsWorker("w"));
+  EXPECT_TRUE(farm.service.Snapshot().runs.empty());
+}
+
+TEST(FarmService, AClientThatLeavesStopsOnlyItsRun) {
+  Farm farm;
+  farm.Hello("w", 2);
+  farm.Submit("a", 3);
+  farm.Submit("b", 3);
+  farm.Tick();
+  for (const auto& job : farm.jobs["w"]) farm.Say("w", protocol::JobStarted{job.lease});
+  farm.Say("a", protocol::Bye{"interrupted"});
+  farm.Tick();
+  // a's running test is cancelled on the worker; b's is not.
+  std::vector<uint64_t> cancelled;
+  for (const auto& message : farm.heard["w"]) {
+    if (auto* cancel = std::get_if<protocol::Cancel>(&message)) cancelled.push_back(cancel->lease);
+  }
+  ASSERT_EQ(cancelled.size(), 1u);
+  for (const auto& job : farm.jobs["w"]) {
+    if (job.lease != cancelled[0]) continue;
+    EXPECT_EQ(job.name.substr(0, 2), "a-");
+    protocol::JobResult result;
+    result.lease = job.lease;
+    result.job_id = job.job_id;
+    result.state = ExitState::Cancelled("cancelled");
+    farm.Say("w", result);
+  }
+  std::erase_if(farm.jobs["w"], [&](const auto& job) { return job.lease == cancelled[0]; });
+  for (int round = 0; round < 10; ++round) {
+    farm.Tick();
+    farm.RunAll("w");
+  }
+  // a heard nothing after it left; b finished every test.
+  EXPECT_TRUE(farm.Heard<protocol::RunFinished>("a").empty());
+  EXPECT_EQ(farm.Heard<protocol::TestDone>("b").size(), 3u);
+  EXPECT_EQ(farm.Heard<protocol::RunFinished>("b").size(), 1u);
+  EXPECT_TRUE(farm.service.Snapshot().runs.empty()) << "both runs ended";
+}
+
+TEST(FarmService, ASilentClientIsLostAndItsRunStops) {
+  Farm farm;
+  farm.Hello("w", 1);
+  farm.Submit("a", 2);
+  farm.Tick();
+  for (int i = 0; i < 5; ++i) {
+    farm.clock.Advance(seconds(1));
+    farm.Say("w", protocol::Heartbeat{});
+    farm.Tick();
+  }
+  protocol::FarmStatus status = farm.service.Snapshot();
+  ASSERT_EQ(status.runs.size(), 1u);
+  EXPECT_EQ(status.runs[0].state, "stopping");
+}
+
+TEST(FarmService, RunsBeyondMaxRunsWaitAndBeyondTheQueueAreRefused) {
+  Farm farm(/*max_runs=*/1, /*max_queued=*/1);
+  farm.Hello("w", 1);
+  farm.Submit("a", 1);
+  farm.Submit("b", 1);
+  farm.Submit("c", 1);
+  farm.Tick();
+  EXPECT_EQ(farm.Heard<protocol::Accepted>("a")[0].waiting_behind, 0u);
+  auto b = farm.Heard<protocol::Accepted>("b");
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_TRUE(b[0].error.empty());
+  auto c = farm.Heard<protocol::Accepted>("c");
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_NE(c[0].error.find("the farm is full"), std::string::npos) << c[0].error;
+  protocol::FarmStatus status = farm.service.Snapshot();
+  ASSERT_EQ(status.runs.size(), 2u);
+  EXPECT_EQ(status.runs[1].state, "waiting");
+  // a ends: b starts at once.
+  for (int round = 0; round < 6; ++round) {
+    farm.RunAll("w");
+    farm.Tick();
+  }
+  EXPECT_EQ(farm.Heard<protocol::TestDone>("a").size(), 1u);
+  EXPECT_EQ(farm.Heard<protocol::TestDone>("b").size(), 1u);
+}
+
+TEST(FarmService, ASubmissionNamingAFileNeverUploadedIsRefused) {
+  Farm farm;
+  farm.Hello("w", 1);
+  std::string sha(64, 'a');
+  protocol::FileSet set{"/b", {{.path = "t", .sha256 = sha, .size = 1, .executable = true}}, {}};
+  farm.Say("a", protocol::HasBlobs{{sha}});
+  farm.Tick();
+  auto missing = farm.Heard<protocol::MissingBlobs>("a");
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_EQ(missing[0].sha256, (std::vector<std::string>{sha}));
+  farm.Submit("a", 1, 0, {set});
+  farm.Tick();
+  auto accepted = farm.Heard<protocol::Accepted>("a");
+  ASSERT_EQ(accepted.size(), 1u);
+  EXPECT_NE(accepted[0].error.find("/b/t"), std::string::npos) << accepted[0].error;
+  // Uploaded, the same submission runs, and its blob is in use until it ends.
+  farm.Say("b", protocol::Upload{sha, 0, 1, "x"});
+  farm.Submit("b", 1, 0, {set});
+  farm.Tick();
+  EXPECT_EQ(farm.service.BlobsInUse().count(sha), 1u);
+  ASSERT_EQ(farm.jobs["w"].size(), 1u);
+  EXPECT_EQ(farm.jobs["w"][0].artifacts.size(), 1u);
+  farm.RunAll("w");
+  farm.Tick();
+  EXPECT_EQ(farm.service.BlobsInUse().count(sha), 0u);
+}
+
+TEST(FarmService, AnUnknownClientIsToldItsRunIsGone) {
+  Farm farm;
+  farm.Say("ghost", protocol::Heartbeat{});
+  farm.Say("ghost2", protocol::StopRun{});
+  farm.Tick();
+  EXPECT_EQ(farm.Heard<protocol::Bye>("ghost").size(), 1u);
+  EXPECT_EQ(farm.Heard<protocol::Bye>("ghost2").size(), 1u);
+}
+
+TEST(FarmService, StatusShowsWorkersTheirTestsAndRuns) {
+  Farm farm;
+  farm.Hello("w", 2);
+  farm.Submit("a", 5, /*max_slots=*/1);
+  farm.Tick();
+  for (const auto& job : farm.jobs["w"]) farm.Say("w", protocol::JobStarted{job.lease});
+  farm.Tick();
+  protocol::FarmStatus status = farm.service.Snapshot();
+  ASSERT_EQ(status.workers.size(), 1u);
+  EXPECT_EQ(status.workers[0].name, "w");
+  EXPECT_EQ(status.workers[0].slots, 2u);
+  EXPECT_EQ(status.workers[0].busy, 1u);
+  EXPECT_EQ(status.workers[0].tests, (std::vector<std::string>{"a-t0"}));
+  ASSERT_EQ(status.runs.size(), 1u);
+  EXPECT_EQ(status.runs[0].client, "a");
+  EXPECT_EQ(status.runs[0].slots, 1u);
+  EXPECT_EQ(status.runs[0].tests, 5u);
+  EXPECT_EQ(status.runs[0].state, "running");
+}
+
+TEST(FarmService, ShutdownStopsEveryRunAndTellsWaitingClients) {
+  Farm farm(/*max_runs=*/1);
+  farm.Hello("w", 1);
+  farm.Submit("a", 2);
+  farm.Submit("b", 1);
+  farm.Tick();
+  farm.service.Shutdown("the farm is shutting down");
+  farm.Tick();
+  EXPECT_EQ(farm.Heard<protocol::Bye>("b").size(), 1u);
+  // a's held test is cancelled (not yet started: the worker reports it cancelled).
+  for (const auto& job : std::exchange(farm.jobs["w"], {})) {
+    protocol::JobResult result;
+    result.lease = job.lease;
+    result.job_id = job.job_id;
+    result.state = ExitState::Cancelled("cancelled");
+    farm.Say("w", result);
+  }
+  farm.Tick();
+  EXPECT_TRUE(farm.service.Done());
+  auto finished = farm.Heard<protocol::RunFinished>("a");
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].stop_reason, "the farm is shutting down");
+  EXPECT_EQ(farm.Heard<protocol::TestDone>("a").size(), 2u);
+}
+
+TEST(FarmWire, ATestSpecSurvivesTheTrip) {
+  TestSpec spec = fixtures::Spec("suite");
+  spec.gtest_case = "A.b";
+  spec.timeout = seconds(3);
+  spec.skip_return_code = 77;
+  spec.ordering.depends = {"x"};
+  spec.ordering.processors = 3;
+  spec.output_rules.fail = {"boom"};
+  spec.required_labels = {{"gpu", "1"}};
+  TestSpec back = FromWire(ToWire(spec, 2));
+  EXPECT_EQ(back.name, spec.name);
+  EXPECT_EQ(back.gtest_case, "A.b");
+  EXPECT_EQ(back.timeout, spec.timeout);
+  EXPECT_EQ(back.skip_return_code, 77);
+  EXPECT_EQ(back.ordering.depends, spec.ordering.depends);
+  EXPECT_EQ(back.ordering.processors, 3u);
+  EXPECT_EQ(back.output_rules.fail, spec.output_rules.fail);
+  EXPECT_EQ(back.required_labels, spec.required_labels);
+  EXPECT_FALSE(FromWire(ToWire(fixtures::Spec("plain"), 0)).skip_return_code.has_value());
+}
+
+TEST(FarmWire, AReportSurvivesTheTrip) {
+  TestReport report;
+  report.test = 7;
+  report.state = TestStatus::kExpired;
+  report.reason = "no result";
+  report.attempt = 2;
+  report.batch = true;
+  report.result = protocol::JobResult{};
+  protocol::TestDone done = ToWire(report, 4);
+  EXPECT_EQ(done.running, 4u);
+  ASSERT_EQ(done.result.size(), 1u);
+  auto back = FromWire(done);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->test, 7u);
+  EXPECT_EQ(back->state, TestStatus::kExpired);
+  EXPECT_EQ(back->attempt, 2u);
+  EXPECT_TRUE(back->batch);
+  done.state = "exploded";
+  EXPECT_FALSE(FromWire(done));
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
