@@ -183,9 +183,26 @@ int main(int argc, char** argv) {
                   "run stops. Tests whose required labels no worker has then fail")
       ->type_name("DURATION")
       ->capture_default_str();
+  run->add_option("--farm", run_args.farm,
+                  "Run on a standing farm (`testfarm serve`) instead of here: the tests are "
+                  "found and planned here, the files they need uploaded if the farm lacks "
+                  "them, and the console and reports written here as for a local run. Not with "
+                  "--listen, --local-slots, --no-capture or --coverage")
+      ->type_name("tcp://HOST:PORT");
+  run->add_option("--farm-key", run_args.farm_key,
+                  "With --farm: the farm's public key (with --key, this client's secret key)")
+      ->type_name("FILE");
+  run->add_option("--max-slots", run_args.max_slots,
+                  "With --farm: fill at most this many of the farm's slots at once (default: a "
+                  "fair share of all of them)")
+      ->check(CLI::Range(1u, 1000000u));
+  run->add_option("--run-label", run_args.label,
+                  "With --farm: a label for the run (e.g. the commit), shown by `testfarm status`")
+      ->type_name("TEXT");
   run->add_option("--key", run_args.key,
                   "With --listen: this coordinator's CurveZMQ secret key (`testfarm keygen`); "
-                  "connections are encrypted and only --worker-keys may join")
+                  "connections are encrypted and only --worker-keys may join. With --farm: this "
+                  "client's secret key")
       ->type_name("FILE");
   run->add_option("--worker-keys", run_args.worker_keys,
                   "The workers' public keys allowed to join: one per line, optionally followed "
@@ -231,9 +248,9 @@ int main(int argc, char** argv) {
   testfarm::cli::WorkerArgs worker_args;
   CLI::App* worker = app.add_subcommand(
       "worker",
-      "Serve runs for a coordinator (`testfarm run --listen`): one run after another, "
-      "reconnecting with backoff (1s up to 32s) when it is gone");
-  worker->add_option("--connect", worker_args.connect, "The coordinator's endpoint")
+      "Serve runs for a coordinator (`testfarm run --listen`) or a standing farm (`testfarm "
+      "serve`): one run after another, reconnecting with backoff (1s up to 32s) when it is gone");
+  worker->add_option("--connect", worker_args.connect, "The coordinator's (or farm's) endpoint")
       ->type_name("tcp://HOST:PORT")
       ->required();
   worker
@@ -251,7 +268,7 @@ int main(int argc, char** argv) {
       ->type_name("FILE");
   worker
       ->add_option("--coordinator-key", worker_args.coordinator_key,
-                   "The coordinator's public key: this worker talks to no other")
+                   "The coordinator's (or farm's) public key: this worker talks to no other")
       ->type_name("FILE");
   worker
       ->add_option("--cache-dir", worker_args.cache_dir,
@@ -291,6 +308,82 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 1000u))
       ->capture_default_str();
 
+  testfarm::cli::ServeArgs serve_args;
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "Run a standing farm: workers (`testfarm worker --connect`) attach and stay; clients\n"
+      "(`testfarm run --farm`) submit runs, which share the workers' slots fairly. Stop it with\n"
+      "SIGINT/SIGTERM: running runs stop (their clients hear every test), then it exits");
+  serve
+      ->add_option("--listen", serve_args.listen,
+                   "Where workers and clients connect, e.g. tcp://0.0.0.0:7700 (port * picks a "
+                   "free one; the address in use is logged)")
+      ->type_name("tcp://ADDR:PORT")
+      ->required();
+  serve
+      ->add_option("--key", serve_args.key,
+                   "The farm's CurveZMQ secret key (`testfarm keygen`); connections are "
+                   "encrypted and only --worker-keys and --client-keys may connect")
+      ->type_name("FILE");
+  serve
+      ->add_option("--worker-keys", serve_args.worker_keys,
+                   "The workers' public keys allowed to join: one per line, optionally followed "
+                   "by a label")
+      ->type_name("FILE");
+  serve
+      ->add_option("--client-keys", serve_args.client_keys,
+                   "The clients' public keys allowed to submit runs and ask for the status")
+      ->type_name("FILE");
+  serve->add_flag("--insecure", serve_args.insecure,
+                  "Allow --listen on a non-loopback address without keys (anyone who can "
+                  "connect can run commands on the workers)");
+  serve
+      ->add_option("--store", serve_args.store_dir,
+                   "Where uploaded test files are kept, by content, shared by every run "
+                   "(default: $XDG_CACHE_HOME/testfarm/farm-store or ~/.cache/...)")
+      ->type_name("DIR");
+  serve
+      ->add_option("--store-size", serve_args.store_size,
+                   "Bound on the store; least recently used files go first, never those of a "
+                   "run in progress (k, M, G, T)")
+      ->type_name("SIZE")
+      ->capture_default_str();
+  serve
+      ->add_option("--max-runs", serve_args.max_runs,
+                   "Runs sharing the slots at once; later ones wait their turn")
+      ->check(CLI::Range(1u, 10000u))
+      ->capture_default_str();
+  serve
+      ->add_option("--max-queued", serve_args.max_queued,
+                   "Runs that may wait; beyond them a submission is refused, saying why")
+      ->check(CLI::Range(0u, 100000u))
+      ->capture_default_str();
+  serve
+      ->add_option("--heartbeat", serve_args.heartbeat,
+                   "Heartbeat interval with workers and clients; one silent for --liveness "
+                   "intervals is gone (a worker's tests run elsewhere, a client's run stops)")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  serve->add_option("--liveness", serve_args.liveness, "Heartbeats a peer may miss")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+
+  testfarm::cli::StatusArgs status_args;
+  CLI::App* status = app.add_subcommand(
+      "status", "Print what a standing farm is doing: its workers and their tests, its runs");
+  status->add_option("--farm", status_args.farm, "The farm's endpoint")
+      ->type_name("tcp://HOST:PORT")
+      ->required();
+  status->add_option("--key", status_args.key, "This client's CurveZMQ secret key")
+      ->type_name("FILE");
+  status->add_option("--farm-key", status_args.farm_key, "The farm's public key")
+      ->type_name("FILE");
+  status->add_flag("--insecure", status_args.insecure, "Allow a non-loopback farm without keys");
+  status->add_flag("--json", status_args.json, "Print it as JSON");
+  status->add_option("--timeout", status_args.timeout, "Give up when the farm does not answer")
+      ->type_name("DURATION")
+      ->capture_default_str();
+
   testfarm::cli::KeygenArgs keygen_args;
   CLI::App* keygen = app.add_subcommand(
       "keygen",
@@ -308,7 +401,7 @@ int main(int argc, char** argv) {
 
   // --log-level may come before or after the command: each command hands the options it does
   // not know to testfarm's own.
-  for (CLI::App* command : {run, list, worker, keygen}) command->fallthrough();
+  for (CLI::App* command : {run, list, worker, serve, status, keygen}) command->fallthrough();
 
   // CLI11 reports an unknown command as "a subcommand is required"; name the culprit instead.
   std::string command_name;
@@ -319,9 +412,11 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg.rfind('-', 0) == 0) continue;
-    if (arg != "run" && arg != "list" && arg != "worker" && arg != "keygen") {
+    if (arg != "run" && arg != "list" && arg != "worker" && arg != "serve" && arg != "status" &&
+        arg != "keygen") {
       std::fprintf(stderr,
-                   "testfarm: error: unknown command '%s' (commands: run, list, worker, keygen)\n",
+                   "testfarm: error: unknown command '%s' (commands: run, list, worker, serve, "
+                   "status, keygen)\n",
                    arg.c_str());
       return 2;
     }
@@ -345,8 +440,9 @@ int main(int argc, char** argv) {
     }
     return 2;
   }
-  if (worker->parsed() && log_option->count() == 0) log_level = "info";
-  if (!testfarm::InitLogging(log_level, worker->parsed())) {
+  bool daemon = worker->parsed() || serve->parsed();
+  if (daemon && log_option->count() == 0) log_level = "info";
+  if (!testfarm::InitLogging(log_level, daemon)) {
     std::fprintf(stderr, "testfarm: error: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;
   }
@@ -361,6 +457,8 @@ int main(int argc, char** argv) {
     if (run->parsed()) return testfarm::cli::Run(run_args);
     if (list->parsed()) return testfarm::cli::List(list_args);
     if (worker->parsed()) return testfarm::cli::Worker(worker_args);
+    if (serve->parsed()) return testfarm::cli::Serve(serve_args);
+    if (status->parsed()) return testfarm::cli::Status(status_args);
     if (keygen->parsed()) return testfarm::cli::Keygen(keygen_args);
   } catch (const std::filesystem::filesystem_error& e) {
     std::string path = e.path1().empty() ? "" : " '" + e.path1().string() + "'";

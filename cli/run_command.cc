@@ -30,6 +30,8 @@
 #include "coordinator/coverage.h"
 #include "coordinator/ctest_import.h"
 #include "coordinator/discovery.h"
+#include "coordinator/farm_client.h"
+#include "coordinator/farm_server.h"
 #include "coordinator/gtest.h"
 #include "coordinator/manifest.h"
 #include "coordinator/plan.h"
@@ -37,12 +39,12 @@
 #include "coordinator/test_order.h"
 #include "protocol/curve.h"
 #include "protocol/endpoint_policy.h"
+#include "shared/blob_cache.h"
 #include "shared/duration.h"
 #include "shared/errno_text.h"
 #include "shared/llvm_tools.h"
 #include "shared/terminal_text.h"
 #include "shared/unique_fd.h"
-#include "shared/blob_cache.h"
 #include "worker/daemon.h"
 #include "worker/run_local.h"
 #include "worker/scratch_dir.h"
@@ -465,6 +467,181 @@ int List(const ListArgs& args) {
   return status;
 }
 
+namespace {
+
+// The exit code of a finished run: interrupted, all passed (or skipped), or not.
+int ExitCodeOf(const coordinator::RunSummary& summary) {
+  if (summary.interrupted) return kExitInterrupted;
+  return summary.passed + summary.skipped_tests == summary.total() ? kExitPassed : kExitFailed;
+}
+
+int RunOnFarm(const RunArgs& args, std::vector<TestSpec> tests,
+              const coordinator::RunOptions& policy, const protocol::Security& security,
+              LivenessOptions liveness) {
+  // Every file a test needs goes with it: the farm's workers share nothing with this machine.
+  coordinator::ArtifactCatalog catalog;
+  std::vector<const coordinator::ArtifactSet*> shipped = coordinator::ShipTests(catalog, tests);
+  UniqueFd signal_fd = BlockTerminationSignals();
+  SteadyClock clock;
+  zmq::context_t context;
+  coordinator::FarmClientOptions options;
+  options.endpoint = args.farm;
+  options.keys = security.keys;
+  options.farm_key = security.peer_key;
+  options.liveness = liveness;
+  options.client_name = HostName() + ":" + std::to_string(::getpid());
+  if (const char* user = std::getenv("USER"); user != nullptr && *user != '\0') {
+    options.client_name = std::string(user) + "@" + options.client_name;
+  }
+  options.label = args.label;
+  options.max_slots = args.max_slots;
+  coordinator::RunInfo info{HostName(), UtcNow(), Millis(0)};
+  coordinator::ConsoleReporter reporter(stdout, ConsoleOptionsFor(args));
+  coordinator::FarmClient client(context, clock, options);
+  coordinator::RunSummary summary =
+      client.Run(std::move(tests), shipped, policy, reporter, signal_fd.get());
+  info.wall = summary.wall;
+  if (int status = WriteReports(args, summary, info); status != 0) return status;
+  if (!client.failure().empty()) {
+    PrintTo(stderr, "testfarm: error: ", client.failure());
+    return kExitFailed;
+  }
+  return ExitCodeOf(summary);
+}
+
+}  // namespace
+
+int Serve(const ServeArgs& args) {
+  auto heartbeat = ParseDuration(args.heartbeat);
+  if (!heartbeat || heartbeat->count() == 0) {
+    return UsageError("--heartbeat: not a positive duration: '" + args.heartbeat + "'");
+  }
+  auto security =
+      protocol::LoadSecurity("--key", args.key, "--worker-keys", args.worker_keys, true);
+  if (!security) return UsageError(security.error().message);
+  std::vector<protocol::AllowedKey> allowed = security->allowed;
+  if (!args.client_keys.empty()) {
+    if (!security->keys) return UsageError("--client-keys needs --key and --worker-keys");
+    auto clients = protocol::ReadAllowList(args.client_keys);
+    if (!clients) return UsageError("--client-keys: " + clients.error().message);
+    allowed.insert(allowed.end(), clients->begin(), clients->end());
+  } else if (security->keys) {
+    return UsageError(
+        "--key needs --client-keys too: the public keys of the clients (`testfarm run --farm`) "
+        "allowed to submit runs");
+  }
+  auto allowed_endpoint =
+      protocol::CheckEndpoint("--listen", args.listen, protocol::PortUse::kListen,
+                              security->keys.has_value(), args.insecure);
+  if (!allowed_endpoint) return UsageError(allowed_endpoint.error().message);
+  auto store_size = ParseByteSize(args.store_size);
+  if (!store_size || *store_size == 0) {
+    return UsageError("--store-size: expected a size such as 20G, 512M or 1000000, got '" +
+                      args.store_size + "'");
+  }
+  UniqueFd signal_fd = BlockTerminationSignals();
+  SteadyClock clock;
+  zmq::context_t context;
+  coordinator::FarmServerOptions options;
+  options.service.liveness = LivenessOptions{*heartbeat, args.liveness};
+  options.service.max_runs = std::max(1u, args.max_runs);
+  options.service.max_queued = args.max_queued;
+  options.keys = security->keys;
+  options.allowed = std::move(allowed);
+  options.store.dir = args.store_dir.empty() ? DefaultCacheDir() / "farm-store"
+                                             : std::filesystem::path(args.store_dir);
+  options.store.max_bytes = *store_size;
+  auto farm = coordinator::FarmServer::Create(context, clock, options);
+  if (!farm) return UsageError("--store: " + farm.error().message);
+  auto bound = (*farm)->Bind(args.listen);
+  if (!bound) return UsageError(bound.error().message);
+  spdlog::info("farm: serving on {} (at most {} runs at once, {} waiting; store {})", *bound,
+               options.service.max_runs, options.service.max_queued, options.store.dir.string());
+  (*farm)->Serve(signal_fd.get());
+  spdlog::info("farm: stopped");
+  return 0;
+}
+
+int Status(const StatusArgs& args) {
+  auto timeout = ParseDuration(args.timeout);
+  if (!timeout || timeout->count() == 0) {
+    return UsageError("--timeout: not a positive duration: '" + args.timeout + "'");
+  }
+  auto security = protocol::LoadSecurity("--key", args.key, "--farm-key", args.farm_key, false);
+  if (!security) return UsageError(security.error().message);
+  auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kConnect,
+                                         security->keys.has_value(), args.insecure);
+  if (!allowed) return UsageError(allowed.error().message);
+  SteadyClock clock;
+  zmq::context_t context;
+  coordinator::FarmClientOptions options;
+  options.endpoint = args.farm;
+  options.keys = security->keys;
+  options.farm_key = security->peer_key;
+  options.connect_timeout = *timeout;
+  auto status = coordinator::QueryFarmStatus(context, clock, options);
+  if (!status) {
+    PrintTo(stderr, "testfarm: error: ", status.error().message);
+    return kExitFailed;
+  }
+  if (args.json) {
+    nlohmann::ordered_json out;
+    out["workers"] = nlohmann::ordered_json::array();
+    for (const protocol::WorkerStatus& w : status->workers) {
+      out["workers"].push_back({{"name", w.name},
+                                {"labels", w.labels},
+                                {"slots", w.slots},
+                                {"busy", w.busy},
+                                {"tests", w.tests}});
+    }
+    out["runs"] = nlohmann::ordered_json::array();
+    for (const protocol::RunStatus& r : status->runs) {
+      out["runs"].push_back({{"id", r.run_id},
+                             {"client", r.client},
+                             {"label", r.label},
+                             {"state", r.state},
+                             {"tests", r.tests},
+                             {"finished", r.finished},
+                             {"failed", r.failed},
+                             {"slots", r.slots},
+                             {"running", r.running}});
+    }
+    out["max_runs"] = status->max_runs;
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return kExitPassed;
+  }
+  unsigned slots = 0;
+  unsigned busy = 0;
+  for (const protocol::WorkerStatus& w : status->workers) {
+    slots += w.slots;
+    busy += w.busy;
+  }
+  std::printf("Workers: %zu (%u of %u slots busy)\n", status->workers.size(), busy, slots);
+  for (const protocol::WorkerStatus& w : status->workers) {
+    std::string labels;
+    for (const auto& [k, v] : w.labels) labels += (labels.empty() ? " [" : ",") + k + "=" + v;
+    if (!labels.empty()) labels += "]";
+    std::printf("  %s%s: %u/%u busy", w.name.c_str(), labels.c_str(), w.busy, w.slots);
+    for (std::size_t i = 0; i < w.tests.size(); ++i) {
+      std::printf("%s%s", i == 0 ? ": " : ", ", w.tests[i].c_str());
+    }
+    std::printf("\n");
+  }
+  std::size_t waiting = 0;
+  for (const protocol::RunStatus& r : status->runs) waiting += r.state == "waiting" ? 1 : 0;
+  std::printf("Runs: %zu running, %zu waiting (at most %u at once)\n",
+              status->runs.size() - waiting, waiting, status->max_runs);
+  for (const protocol::RunStatus& r : status->runs) {
+    std::string label = r.label.empty() ? "" : " " + r.label;
+    std::printf("  %s%s from %s: %s, %llu/%llu done, %llu failed, %u running, %u slots\n",
+                r.run_id.c_str(), label.c_str(), r.client.c_str(), r.state.c_str(),
+                static_cast<unsigned long long>(r.finished),
+                static_cast<unsigned long long>(r.tests), static_cast<unsigned long long>(r.failed),
+                r.running, r.slots);
+  }
+  return kExitPassed;
+}
+
 int Run(const RunArgs& args) {
   auto kill_grace = ParseDuration(args.kill_grace);
   if (!kill_grace) return UsageError("--kill-grace: not a duration: '" + args.kill_grace + "'");
@@ -500,11 +677,35 @@ int Run(const RunArgs& args) {
   auto wait_workers = ParseDuration(args.wait_workers);
   if (!wait_workers)
     return UsageError("--wait-workers: not a duration: '" + args.wait_workers + "'");
+  if (args.farm.empty()) {
+    if (!args.farm_key.empty()) return UsageError("--farm-key needs --farm");
+    if (args.max_slots != 0) return UsageError("--max-slots needs --farm");
+    if (!args.label.empty()) return UsageError("--run-label needs --farm");
+  } else {
+    for (const auto& [given, option] :
+         {std::pair<bool, const char*>{!args.listen.empty(), "--listen"},
+          {args.local_slots.has_value(), "--local-slots"},
+          {!args.worker_keys.empty(), "--worker-keys"},
+          {args.no_capture, "--no-capture"},
+          {args.coverage, "--coverage"}}) {
+      if (given) {
+        return UsageError(std::string(option) +
+                          " does not work with --farm: the farm's workers run the tests");
+      }
+    }
+  }
   auto security =
-      protocol::LoadSecurity("--key", args.key, "--worker-keys", args.worker_keys, true);
+      args.farm.empty()
+          ? protocol::LoadSecurity("--key", args.key, "--worker-keys", args.worker_keys, true)
+          : protocol::LoadSecurity("--key", args.key, "--farm-key", args.farm_key, false);
   if (!security) return UsageError(security.error().message);
-  if (security->keys && args.listen.empty()) {
+  if (security->keys && args.listen.empty() && args.farm.empty()) {
     return UsageError("--key and --worker-keys are for remote workers: they need --listen");
+  }
+  if (!args.farm.empty()) {
+    auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kConnect,
+                                           security->keys.has_value(), args.insecure);
+    if (!allowed) return UsageError(allowed.error().message);
   }
   if (!args.listen.empty()) {
     auto allowed = protocol::CheckEndpoint("--listen", args.listen, protocol::PortUse::kListen,
@@ -581,6 +782,19 @@ int Run(const RunArgs& args) {
                 static_cast<unsigned long long>(*shuffle_seed),
                 static_cast<unsigned long long>(*shuffle_seed));
   }
+  coordinator::RunOptions policy;
+  policy.scheduler.kill_grace = *kill_grace;
+  policy.scheduler.max_failures = args.fail_fast ? 1 : args.max_fail;
+  policy.slow_timeout = slow_timeout;
+  policy.batch = args.isolation == "batch";
+  policy.batcher.target = *batch_target;
+  policy.min_workers = std::max(1u, args.min_workers);
+  if (!args.farm.empty()) {
+    // A farm's run waits for workers as long as asked (they may be restarting).
+    policy.wait_workers = *wait_workers;
+    return RunOnFarm(args, std::move(*tests), policy, *security,
+                     LivenessOptions{*heartbeat, args.liveness});
+  }
   coordinator::CoverageObjects coverage_objects;
   std::optional<worker::ScratchDir> coverage_dir;
   if (args.coverage) {
@@ -607,19 +821,14 @@ int Run(const RunArgs& args) {
   coordinator::RunInfo info{HostName(), UtcNow(), Millis(0)};
 
   coordinator::CoordinatorOptions options;
-  options.scheduler.kill_grace = *kill_grace;
-  options.scheduler.max_failures = args.fail_fast ? 1 : args.max_fail;
+  static_cast<coordinator::RunOptions&>(options) = policy;
   // --no-capture: the worker holds no test beyond the running one, so the next starts only
   // after this one's result line is printed.
   if (args.no_capture) {
     options.scheduler.prefetch = 0;
     options.start_at_assignment = true;  // the test's own output follows its START line
   }
-  options.slow_timeout = slow_timeout;
-  options.batch = args.isolation == "batch";
-  options.batcher.target = *batch_target;
   options.liveness = LivenessOptions{*heartbeat, args.liveness};
-  options.min_workers = std::max(1u, args.min_workers);
   options.wait_workers = args.listen.empty() ? Millis(0) : *wait_workers;
   options.keys = security->keys;
   options.allowed_workers = security->allowed;
@@ -679,8 +888,7 @@ int Run(const RunArgs& args) {
       return status;
     }
   }
-  if (summary.interrupted) return kExitInterrupted;
-  return summary.passed + summary.skipped_tests == summary.total() ? kExitPassed : kExitFailed;
+  return ExitCodeOf(summary);
 }
 
 }  // namespace testfarm::cli

@@ -46,6 +46,11 @@ struct RunArgs {
   std::string worker_keys;  // the allow-list of worker public keys
   std::string heartbeat = "1s";
   unsigned liveness = 3;
+  // A standing farm.
+  std::string farm;      // tcp://HOST:PORT of `testfarm serve`; empty: run here
+  std::string farm_key;  // the farm's public key file
+  unsigned max_slots = 0;
+  std::string label;
   // Coverage.
   bool coverage = false;
   std::string coverage_output;  // empty: coverage.json, coverage.lcov or coverage-html
@@ -76,6 +81,29 @@ struct WorkerArgs {
   unsigned liveness = 3;
 };
 
+struct ServeArgs {
+  std::string listen;
+  std::string key;          // the farm's secret key file
+  std::string worker_keys;  // allow-list of workers' public keys
+  std::string client_keys;  // allow-list of clients' public keys
+  bool insecure = false;
+  std::string store_dir;  // empty: the default
+  std::string store_size = "20G";
+  unsigned max_runs = 8;
+  unsigned max_queued = 64;
+  std::string heartbeat = "1s";
+  unsigned liveness = 3;
+};
+
+struct StatusArgs {
+  std::string farm;
+  std::string key;
+  std::string farm_key;
+  bool insecure = false;
+  bool json = false;
+  std::string timeout = "10s";
+};
+
 struct KeygenArgs {
   std::string base;  // writes BASE.key and BASE.pub
 };
@@ -87,6 +115,10 @@ struct ListArgs {
 
 // Exit codes: 0 all passed, 1 any failed, 2 bad input, 130 interrupted.
 int Run(const RunArgs& args);
+// `testfarm serve`: a standing farm; returns when interrupted.
+int Serve(const ServeArgs& args);
+// `testfarm status --farm`: prints what the farm is doing.
+int Status(const StatusArgs& args);
 // Exit codes: 0 listed, 1 a suite could not be listed (it crashed or hung), 2 bad input.
 int List(const ListArgs& args);
 // Exit codes: 0 stopped by a signal or done (--once), 1 socket failure or could not join within

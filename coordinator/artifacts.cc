@@ -1,6 +1,8 @@
 #include "coordinator/artifacts.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -9,8 +11,46 @@
 #include "coordinator/elf_deps.h"
 #include "shared/errno_text.h"
 #include "shared/sha256.h"
+#include "shared/unique_fd.h"
 
 namespace testfarm::coordinator {
+
+std::vector<const ArtifactSet*> ShipTests(ArtifactCatalog& catalog, std::vector<TestSpec>& tests) {
+  std::vector<const ArtifactSet*> shipped(tests.size(), nullptr);
+  for (std::size_t t = 0; t < tests.size(); ++t) {
+    if (tests[t].decided()) continue;
+    if (auto set = catalog.For(tests[t])) {
+      shipped[t] = *set;
+    } else {
+      tests[t].error = set.error().message;
+    }
+  }
+  return shipped;
+}
+
+protocol::Chunk ReadChunk(const protocol::Fetch& fetch, const std::filesystem::path& path) {
+  protocol::Chunk chunk;
+  chunk.sha256 = fetch.sha256;
+  chunk.offset = fetch.offset;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0) {
+    chunk.error = "cannot read " + path.string() + ": " + ErrnoText(errno);
+    return chunk;
+  }
+  chunk.size = static_cast<uint64_t>(st.st_size);
+  uint64_t available = chunk.size > fetch.offset ? chunk.size - fetch.offset : 0;
+  chunk.data.resize(std::min<uint64_t>(available, fetch.length));
+  ssize_t n =
+      ::pread(fd.get(), chunk.data.data(), chunk.data.size(), static_cast<off_t>(fetch.offset));
+  if (n < 0) {
+    chunk.error = "cannot read " + path.string() + ": " + ErrnoText(errno);
+    chunk.data.clear();
+  } else {
+    chunk.data.resize(static_cast<std::size_t>(n));
+  }
+  return chunk;
+}
 
 namespace fs = std::filesystem;
 

@@ -21,6 +21,14 @@ struct ArtifactSet {
   std::vector<std::string> library_dirs;      // relative to root
 };
 
+class ArtifactCatalog;
+// The files each test needs shipped (nullptr for a test decided before the run). A test whose
+// files cannot be read or resolved fails before the run, with why (its `error`).
+std::vector<const ArtifactSet*> ShipTests(ArtifactCatalog& catalog, std::vector<TestSpec>& tests);
+
+// The piece of the blob at `path` a Fetch asks for (or the error why it cannot be read).
+protocol::Chunk ReadChunk(const protocol::Fetch& fetch, const std::filesystem::path& path);
+
 class ArtifactCatalog {
  public:
   // The set for `test`, computed once per distinct executable, data files and cwd. Errors name

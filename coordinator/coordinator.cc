@@ -53,11 +53,7 @@ Result<std::string> Coordinator::Bind(const std::string& endpoint) {
 void Coordinator::Prepare() {
   if (prepared_) return;
   prepared_ = true;
-  if (!options_.ship_artifacts) return;
-  for (TestSpec& test : tests_) {
-    if (test.decided()) continue;
-    if (auto set = artifacts_.For(test); !set) test.error = set.error().message;
-  }
+  if (options_.ship_artifacts) shipped_ = ShipTests(artifacts_, tests_);
 }
 
 void Coordinator::Flush() {
@@ -73,33 +69,17 @@ void Coordinator::Flush() {
 }
 
 void Coordinator::Serve(const std::string& peer, const protocol::Fetch& fetch) {
-  protocol::Chunk chunk;
-  chunk.sha256 = fetch.sha256;
-  chunk.offset = fetch.offset;
   const std::filesystem::path* path = artifacts_.PathOf(fetch.sha256);
+  protocol::Chunk chunk;
   if (!farm_->IsWorker(peer)) {
     chunk.error = "not a worker of this run";
   } else if (path == nullptr) {
     chunk.error = "no file of this run has that content";
   } else {
-    UniqueFd fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
-    struct stat st {};
-    if (!fd || ::fstat(fd.get(), &st) != 0) {
-      chunk.error = "cannot read " + path->string() + ": " + ErrnoText(errno);
-    } else {
-      chunk.size = static_cast<uint64_t>(st.st_size);
-      uint64_t available = chunk.size > fetch.offset ? chunk.size - fetch.offset : 0;
-      chunk.data.resize(std::min<uint64_t>(available, fetch.length));
-      ssize_t n =
-          ::pread(fd.get(), chunk.data.data(), chunk.data.size(), static_cast<off_t>(fetch.offset));
-      if (n < 0) {
-        chunk.error = "cannot read " + path->string() + ": " + ErrnoText(errno);
-        chunk.data.clear();
-      } else {
-        chunk.data.resize(static_cast<std::size_t>(n));
-      }
-    }
+    chunk = ReadChunk(fetch, *path);
   }
+  chunk.sha256 = fetch.sha256;
+  chunk.offset = fetch.offset;
   link_.Send(peer, std::move(chunk));
 }
 
@@ -132,13 +112,6 @@ void Coordinator::Watch(protocol::PollLoop* loop, int signal_fd) {
 
 RunSummary Coordinator::Run(int signal_fd) {
   Prepare();
-  std::vector<const ArtifactSet*> shipped(tests_.size(), nullptr);
-  if (options_.ship_artifacts) {
-    for (std::size_t t = 0; t < tests_.size(); ++t) {
-      if (tests_[t].decided()) continue;
-      if (auto set = artifacts_.For(tests_[t])) shipped[t] = *set;  // hashed by Prepare()
-    }
-  }
   std::filesystem::path profile_dir = options_.profile_dir;
   ProfileSink keep_profile =
       [profile_dir](std::size_t index, const std::string& data) -> Result<std::filesystem::path> {
@@ -154,7 +127,7 @@ RunSummary Coordinator::Run(int signal_fd) {
   RunOptions run_options = options_;
   run_options.scheduler.first_lease = FarmCore::FirstLease(run_id_);
   auto core = std::make_unique<RunCore>(clock_, std::move(tests_), run_options, reporter_,
-                                        std::move(shipped), std::move(keep_profile));
+                                        std::move(shipped_), std::move(keep_profile));
   core_ = core.get();
   protocol::PollLoop loop(clock_);
   Watch(&loop, signal_fd);

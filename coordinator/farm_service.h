@@ -62,6 +62,7 @@ class FarmService {
   std::optional<SteadyTime> NextDeadline() const;
 
   bool IsWorker(const std::string& peer) const { return farm_.IsWorker(peer); }
+  std::vector<std::string> WorkerPeers() const { return farm_.workers().Peers(); }
   std::string Describe(const std::string& peer) const;
   // Blobs of the runs the farm holds: the ones workers may fetch, and the store must keep.
   const std::multiset<std::string>& BlobsInUse() const { return blobs_in_use_; }

@@ -350,7 +350,7 @@ Result<PendingBlob> BlobCache::Begin(const std::string& sha256, uint64_t size) {
                ": all names taken"};
 }
 
-Result<fs::path> BlobCache::Commit(PendingBlob blob) {
+Result<fs::path> BlobCache::Commit(PendingBlob blob, std::set<std::string> keep) {
   if (!blob.valid()) return Error{"commit of a download that is not open"};
   const std::string sha256 = blob.sha256();
   const int fd = blob.fd_.get();
@@ -423,7 +423,8 @@ Result<fs::path> BlobCache::Commit(PendingBlob blob) {
                    ErrnoText(err)};
     }
   }
-  Evict({sha256});
+  keep.insert(sha256);
+  Evict(keep);
   return path;
 }
 

@@ -100,10 +100,10 @@ class BlobCache {
 
   // Verifies the size and SHA-256 of the pending file; on a match makes it part of the cache
   // atomically (rename into place; another process committing the same blob meanwhile is fine)
-  // with mode 0555, calls Evict(keep={sha256}) and returns the blob's path. On a mismatch the temp
+  // with mode 0555, calls Evict(keep = `keep` and sha256) and returns the blob's path. On a mismatch the temp
   // file is deleted and the error is "hash mismatch for <sha>: got <actual>"; an incomplete
   // download is rejected the same way. A bad blob never enters the cache.
-  Result<std::filesystem::path> Commit(PendingBlob blob);
+  Result<std::filesystem::path> Commit(PendingBlob blob, std::set<std::string> keep = {});
 
   // Deletes least-recently-used blobs (oldest mtime first) until the total size is <= max_bytes,
   // never deleting those in `keep`, under an exclusive flock on <dir>/lock. Also removes temp

@@ -1,0 +1,183 @@
+#include "coordinator/farm_server.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <map>
+#include <set>
+
+#include "coordinator/artifacts.h"
+
+namespace testfarm::coordinator {
+
+// The farm's blob store: uploads land in a BlobCache, verified before they count.
+class FarmServer::Store : public BlobStore {
+ public:
+  Store(BlobCache cache, const FarmService* service)
+      : cache_(std::move(cache)), service_(service) {}
+
+  bool Has(const std::string& sha256) override { return cache_.Find(sha256).has_value(); }
+
+  Status Receive(const std::string& peer, const protocol::Upload& piece) override {
+    auto& uploads = uploads_[peer];
+    auto it = uploads.find(piece.sha256);
+    if (it == uploads.end()) {
+      if (piece.offset != 0) return Error{"a piece past the start of an upload not begun"};
+      auto pending = cache_.Begin(piece.sha256, piece.size);
+      if (!pending) return pending.error();
+      it = uploads.emplace(piece.sha256, std::move(*pending)).first;
+    }
+    if (Status written = it->second.Write(piece.offset, piece.data); !written) {
+      uploads.erase(it);
+      return written;
+    }
+    if (it->second.written() < piece.size) return Ok{};
+    PendingBlob done = std::move(it->second);
+    uploads.erase(it);
+    // Blobs runs still use are never evicted to make room.
+    std::set<std::string> keep(service_->BlobsInUse().begin(), service_->BlobsInUse().end());
+    auto kept = cache_.Commit(std::move(done), std::move(keep));
+    if (!kept) return kept.error();
+    return Ok{};
+  }
+
+  void Forget(const std::string& peer) override { uploads_.erase(peer); }
+
+  std::optional<std::filesystem::path> Find(const std::string& sha256) {
+    return cache_.Find(sha256);
+  }
+
+ private:
+  BlobCache cache_;
+  const FarmService* service_;
+  std::map<std::string, std::map<std::string, PendingBlob>> uploads_;  // by peer, by blob
+};
+
+Result<std::unique_ptr<FarmServer>> FarmServer::Create(zmq::context_t& context, const Clock& clock,
+                                                       FarmServerOptions options) {
+  auto cache = BlobCache::Open(options.store);
+  if (!cache) return cache.error();
+  return std::unique_ptr<FarmServer>(
+      new FarmServer(context, clock, std::move(options), std::move(*cache)));
+}
+
+FarmServer::FarmServer(zmq::context_t& context, const Clock& clock, FarmServerOptions options,
+                       BlobCache cache)
+    : link_(context, clock, /*router=*/true, "farm", "the peer"),
+      clock_(clock),
+      options_(std::move(options)),
+      store_(std::make_unique<Store>(std::move(cache), &service_)),
+      service_(clock, options_.service, *store_) {
+  if (options_.keys) {
+    zap_.emplace(context, options_.allowed);
+    protocol::MakeCurveServer(link_.socket(), *options_.keys);
+  }
+}
+
+FarmServer::~FarmServer() = default;
+
+Result<std::string> FarmServer::Bind(const std::string& endpoint) {
+  try {
+    link_.socket().bind(endpoint);
+    return link_.socket().get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Error{"cannot listen on " + endpoint + ": " + e.what()};
+  }
+}
+
+void FarmServer::CheckHandshakes() {
+  if (zap_) zap_->HandleRequests();
+  for (const auto& handshake : link_.TakeHandshakeFailures()) {
+    if (handshake.new_kind) {
+      spdlog::warn("farm: refused a connection on {}: {}", handshake.failure.endpoint,
+                   handshake.failure.why);
+    }
+  }
+}
+
+void FarmServer::Flush() {
+  bool more = true;
+  while (more) {
+    for (Outgoing& out : service_.TakeOutbox()) link_.Send(out.peer, std::move(out.message));
+    for (const std::string& gone : service_.TakeGone()) link_.Forget(gone);
+    for (const std::string& gone : link_.Flush().gone) service_.OnUnreachable(gone);
+    more = service_.HasOutgoing();
+  }
+}
+
+void FarmServer::ServeFetch(const std::string& peer, const protocol::Fetch& fetch) {
+  protocol::Chunk chunk;
+  std::optional<std::filesystem::path> path;
+  if (!service_.IsWorker(peer)) {
+    chunk.error = "not a worker of this farm";
+  } else if (service_.BlobsInUse().count(fetch.sha256) == 0) {
+    chunk.error = "no run on this farm has that content";
+  } else if (!(path = store_->Find(fetch.sha256))) {
+    chunk.error = "the farm's store lost that content";
+  } else {
+    chunk = ReadChunk(fetch, *path);
+  }
+  chunk.sha256 = fetch.sha256;
+  chunk.offset = fetch.offset;
+  link_.Send(peer, std::move(chunk));
+}
+
+void FarmServer::OnSignal() {
+  SteadyTime now = clock_.Now();
+  if (!first_signal_at_) {
+    first_signal_at_ = now;
+    spdlog::info("farm: shutting down: stopping every run");
+    service_.Shutdown("the farm is shutting down");
+  } else if (now - *first_signal_at_ >= std::chrono::seconds(1)) {
+    spdlog::warn("farm: interrupted again: leaving now");
+    leave_now_ = true;
+  }
+}
+
+void FarmServer::Watch(protocol::PollLoop* loop, int signal_fd) {
+  auto readable = [] { return static_cast<short>(ZMQ_POLLIN); };
+  loop->WatchSocket(
+      link_.handle(), [this] { return link_.events(); },
+      [this](short) {
+        link_.Receive([this](const std::string& peer) { return service_.Describe(peer); },
+                      [this](const std::string& peer, protocol::Message& message) {
+                        service_.OnMessage(peer, message);
+                        if (auto* fetch = std::get_if<protocol::Fetch>(&message)) {
+                          ServeFetch(peer, *fetch);
+                        }
+                        Flush();
+                      });
+        Flush();
+      });
+  loop->WatchSocket(link_.monitor_handle(), readable, [this](short) { CheckHandshakes(); });
+  if (zap_) loop->WatchSocket(zap_->handle(), readable, [this](short) { CheckHandshakes(); });
+  loop->WatchFd(signal_fd, [this, signal_fd] {
+    signalfd_siginfo info{};
+    if (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) OnSignal();
+  });
+  loop->WakeBy([this] { return service_.NextDeadline(); });
+  loop->WakeBy([this] { return link_.NextDeadline(); });
+}
+
+void FarmServer::Serve(int signal_fd) {
+  protocol::PollLoop loop(clock_);
+  Watch(&loop, signal_fd);
+  try {
+    while (!leave_now_ && !service_.Done()) {
+      loop.Turn();
+      service_.Tick();
+      Flush();
+    }
+    // Workers go back to waiting for a farm (this one, restarted, or another).
+    for (const std::string& peer : service_.WorkerPeers()) {
+      link_.Send(peer, protocol::Bye{"the farm is shutting down"});
+    }
+    link_.Flush();
+  } catch (const zmq::error_t& e) {
+    spdlog::error("farm: socket failure: {}", e.what());
+  }
+  for (const std::string& line : link_.TakeUntoldBadFrames()) spdlog::warn("farm: {}", line);
+}
+
+}  // namespace testfarm::coordinator
