@@ -555,6 +555,8 @@ int Serve(const ServeArgs& args) {
   if (!farm) return UsageError("--store: " + farm.error().message);
   auto bound = (*farm)->Bind(args.listen);
   if (!bound) return UsageError(bound.error().message);
+  std::printf("testfarm: listening on %s\n", bound->c_str());
+  std::fflush(stdout);
   spdlog::info("farm: serving on {} (at most {} runs at once, {} waiting; store {})", *bound,
                options.service.max_runs, options.service.max_queued, options.store.dir.string());
   (*farm)->Serve(signal_fd.get());
@@ -569,7 +571,7 @@ int Status(const StatusArgs& args) {
   }
   auto security = protocol::LoadSecurity("--key", args.key, "--farm-key", args.farm_key, false);
   if (!security) return UsageError(security.error().message);
-  auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kConnect,
+  auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kSubmit,
                                          security->keys.has_value(), args.insecure);
   if (!allowed) return UsageError(allowed.error().message);
   SteadyClock clock;
@@ -703,7 +705,7 @@ int Run(const RunArgs& args) {
     return UsageError("--key and --worker-keys are for remote workers: they need --listen");
   }
   if (!args.farm.empty()) {
-    auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kConnect,
+    auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kSubmit,
                                            security->keys.has_value(), args.insecure);
     if (!allowed) return UsageError(allowed.error().message);
   }

@@ -17,7 +17,7 @@ Result<std::string> TcpHost(const std::string& option, const std::string& endpoi
     return endpoint.substr(scheme.size(), colon - scheme.size());
   bool digits = port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
   unsigned long number = digits ? std::stoul(port) : 0;
-  if (!digits || number > 65535 || (number == 0 && use == PortUse::kConnect)) {
+  if (!digits || number > 65535 || (number == 0 && use != PortUse::kListen)) {
     return Error{option + ": '" + port + "' is not a port number (1-65535" +
                  (use == PortUse::kListen ? std::string(", or * or 0 for any free port") : "") +
                  ") in '" + endpoint + "'"};
@@ -71,8 +71,14 @@ Result<std::string> CheckEndpoint(const std::string& option, const std::string& 
     return Error{option + " " + endpoint +
                  ": refusing to accept workers from the network without authentication; "
                  "anyone who can connect could run commands on them. Give --key and "
-                 "--worker-keys (see `testfarm keygen`), bind a loopback address, or pass "
-                 "--insecure on a trusted network"};
+                 "--worker-keys (a farm: and --client-keys; see `testfarm keygen`), bind a "
+                 "loopback address, or pass --insecure on a trusted network"};
+  }
+  if (use == PortUse::kSubmit) {
+    return Error{option + " " + endpoint +
+                 ": refusing to talk to a farm over the network without authentication; "
+                 "anyone who can pose as it would get the uploaded files and could forge the "
+                 "results. Give --key and --farm-key, or pass --insecure on a trusted network"};
   }
   return Error{option + " " + endpoint +
                ": refusing to take commands from the network without authentication; "

@@ -12,7 +12,8 @@
 
 namespace testfarm::protocol {
 
-enum class PortUse { kListen, kConnect };
+// kListen: a coordinator or farm; kConnect: a worker; kSubmit: a client of a farm.
+enum class PortUse { kListen, kConnect, kSubmit };
 
 // "tcp://HOST:PORT" with PORT 1-65535 (a listener may also give '*' or 0 for any free port).
 // Returns HOST; errors name `option`.

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/child_process.h"
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/child_process.h"
 #include "tests/support/loopback_port.h"
 
 namespace testfarm::test {
@@ -38,17 +38,6 @@ void ExpectUsageErrors(const std::vector<UsageCase>& cases) {
     EXPECT_NE(r.err.find(c.expected), std::string::npos)
         << "wanted '" << c.expected << "' in " << r.err;
   }
-}
-
-// A manifest of `count` suites that each sleep `ms` milliseconds.
-fs::path SleepManifest(const TempDir& dir, int count, int ms) {
-  fs::path manifest = dir.path() / "testfarm.toml";
-  std::ofstream out(manifest);
-  for (int i = 0; i < count; ++i) {
-    out << "[[suite]]\nname = \"sleep" << i << "\"\ncommand = \"" << Fixture("tf_sleep")
-        << "\"\nargs = [\"" << ms << "\"]\n\n";
-  }
-  return manifest;
 }
 
 TEST(E2EFleet, ThreeWorkersRunEveryTestExactlyOnce) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <regex>
@@ -53,6 +54,34 @@ inline std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string
   // a second, and a worker killed outright is noticed by its dropped connection anyway.
   std::vector<std::string> argv = {TESTFARM_BINARY,     "run",          "--listen",
                                    "tcp://127.0.0.1:*", "--kill-grace", "200ms"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = std::make_unique<BackgroundChild>(argv);
+  if (!child->WaitForOutput("\n", std::chrono::milliseconds(30000))) return child;
+  std::smatch m;
+  std::string out = child->out();
+  if (std::regex_search(out, m, std::regex("listening on (tcp://[0-9.:]+)"))) *endpoint = m[1];
+  return child;
+}
+
+// A manifest of `count` suites named PREFIX0.. that each sleep `ms` milliseconds.
+inline std::filesystem::path SleepManifest(const TempDir& dir, int count, int ms,
+                                           const std::string& prefix = "sleep") {
+  std::filesystem::path manifest = dir.path() / (prefix + ".toml");
+  std::ofstream out(manifest);
+  for (int i = 0; i < count; ++i) {
+    out << "[[suite]]\nname = \"" << prefix << i << "\"\ncommand = \"" << Fixture("tf_sleep")
+        << "\"\nargs = [\"" << ms << "\"]\n\n";
+  }
+  return manifest;
+}
+
+// A standing farm (`testfarm serve`) on an ephemeral loopback port unless `listen` names one;
+// returns it once it says where it listens.
+inline std::unique_ptr<BackgroundChild> StartFarm(const TempDir& dir, std::vector<std::string> args,
+                                                  std::string* endpoint,
+                                                  const std::string& listen = "tcp://127.0.0.1:*") {
+  std::vector<std::string> argv = {TESTFARM_BINARY, "serve",   "--listen",
+                                   listen,          "--store", (dir.path() / "store").string()};
   argv.insert(argv.end(), args.begin(), args.end());
   auto child = std::make_unique<BackgroundChild>(argv);
   if (!child->WaitForOutput("\n", std::chrono::milliseconds(30000))) return child;

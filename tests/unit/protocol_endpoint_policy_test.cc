@@ -44,6 +44,10 @@ TEST(EndpointPolicy, WithoutKeysOnlyLoopbackUnlessInsecure) {
   ASSERT_FALSE(remote.ok());
   EXPECT_NE(remote.error().message.find("refusing to take commands from the network"),
             std::string::npos);
+  auto farm = CheckEndpoint("--farm", "tcp://10.1.1.1:7700", PortUse::kSubmit, false, false);
+  ASSERT_FALSE(farm.ok());
+  EXPECT_NE(farm.error().message.find("Give --key and --farm-key"), std::string::npos);
+  EXPECT_FALSE(CheckEndpoint("--farm", "tcp://127.0.0.1:0", PortUse::kSubmit, false, false).ok());
   EXPECT_FALSE(CheckEndpoint("--connect", "nonsense", PortUse::kConnect, true, true).ok())
       << "keys do not make a malformed endpoint right";
 }
