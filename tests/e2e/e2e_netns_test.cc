@@ -452,9 +452,9 @@ TEST_F(E2ENetns, AFarmServesWorkersAndAClientOnOtherHostsThroughALostLink) {
   // The farm in the root namespace; workers on hosts 0 and 1, a client on host 2 and another
   // on this host, at once. 40 x 300 ms on 2 x 2 slots shared by two runs.
   auto farm = std::make_unique<BackgroundChild>(std::vector<std::string>{
-      TESTFARM_BINARY, "serve", "--listen", "tcp://0.0.0.0:*", "--key",
-      KeyFile("coordinator.key"), "--worker-keys", KeyFile("worker.pub"), "--client-keys",
-      KeyFile("client.pub"), "--store", (dir.path() / "store").string()});
+      TESTFARM_BINARY, "serve", "--listen", "tcp://0.0.0.0:*", "--key", KeyFile("coordinator.key"),
+      "--worker-keys", KeyFile("worker.pub"), "--client-keys", KeyFile("client.pub"), "--store",
+      (dir.path() / "store").string()});
   ASSERT_TRUE(farm->WaitForOutput("\n", kWaitDeadline));
   std::smatch m;
   std::string out = farm->out();
@@ -462,25 +462,27 @@ TEST_F(E2ENetns, AFarmServesWorkersAndAClientOnOtherHostsThroughALostLink) {
       << out;
   std::string port = m[1];
   auto farm_worker = [&](int i) {
-    std::vector<std::string> argv = WorkerArgv(Endpoint(hosts.HostIp(i), port),
-                                               "host" + std::to_string(i), 2);
+    std::vector<std::string> argv =
+        WorkerArgv(Endpoint(hosts.HostIp(i), port), "host" + std::to_string(i), 2);
     std::erase(argv, std::string("--once"));  // a farm's workers stay
     return std::make_unique<BackgroundChild>(hosts.WorkerCommand(i, argv));
   };
   auto steady = farm_worker(0);
   auto cut = farm_worker(1);
   auto client_argv = [&](const std::string& endpoint, const fs::path& manifest) {
-    return std::vector<std::string>{TESTFARM_BINARY, "run", "--farm", endpoint, "--key",
-                                    KeyFile("client.key"), "--farm-key",
-                                    KeyFile("coordinator.pub"), "--manifest", manifest.string()};
+    return std::vector<std::string>{TESTFARM_BINARY, "run",
+                                    "--farm",        endpoint,
+                                    "--key",         KeyFile("client.key"),
+                                    "--farm-key",    KeyFile("coordinator.pub"),
+                                    "--manifest",    manifest.string()};
   };
   TempDir far_dir;
   fs::path far_manifest = Manifest(far_dir, "far", 40, Fixture("tf_sleep"), {"300"});
   fs::path near_manifest = Manifest(dir, "near", 20, Fixture("tf_sleep"), {"300"});
   auto far = std::make_unique<BackgroundChild>(
       hosts.WorkerCommand(2, client_argv(Endpoint(hosts.HostIp(2), port), far_manifest)));
-  auto near = std::make_unique<BackgroundChild>(
-      client_argv(Endpoint("127.0.0.1", port), near_manifest));
+  auto near =
+      std::make_unique<BackgroundChild>(client_argv(Endpoint("127.0.0.1", port), near_manifest));
   ASSERT_TRUE(far->WaitForOutput("\nPASS ", kWaitDeadline)) << far->out();
   ASSERT_TRUE(hosts.LinkDown(1));
   ASSERT_TRUE(farm->WaitForStderr("coordinator: worker host1 ", kWaitDeadline)) << farm->out();

@@ -47,6 +47,17 @@ inline std::map<std::string, int> SummaryCounts(const std::string& line) {
   return counts;
 }
 
+// Waits for `child`'s first line, "testfarm: listening on ENDPOINT", and sets *endpoint (left
+// empty if it never came).
+inline std::unique_ptr<BackgroundChild> WhenListening(std::unique_ptr<BackgroundChild> child,
+                                                      std::string* endpoint) {
+  if (!child->WaitForOutput("\n", std::chrono::milliseconds(30000))) return child;
+  std::smatch m;
+  std::string out = child->out();
+  if (std::regex_search(out, m, std::regex("listening on (tcp://[0-9.:]+)"))) *endpoint = m[1];
+  return child;
+}
+
 // A coordinator on an ephemeral loopback port; returns it once it says where it listens.
 inline std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string> args,
                                                          std::string* endpoint) {
@@ -55,12 +66,7 @@ inline std::unique_ptr<BackgroundChild> StartCoordinator(std::vector<std::string
   std::vector<std::string> argv = {TESTFARM_BINARY,     "run",          "--listen",
                                    "tcp://127.0.0.1:*", "--kill-grace", "200ms"};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto child = std::make_unique<BackgroundChild>(argv);
-  if (!child->WaitForOutput("\n", std::chrono::milliseconds(30000))) return child;
-  std::smatch m;
-  std::string out = child->out();
-  if (std::regex_search(out, m, std::regex("listening on (tcp://[0-9.:]+)"))) *endpoint = m[1];
-  return child;
+  return WhenListening(std::make_unique<BackgroundChild>(argv), endpoint);
 }
 
 // A manifest of `count` suites named PREFIX0.. that each sleep `ms` milliseconds.
@@ -83,12 +89,7 @@ inline std::unique_ptr<BackgroundChild> StartFarm(const TempDir& dir, std::vecto
   std::vector<std::string> argv = {TESTFARM_BINARY, "serve",   "--listen",
                                    listen,          "--store", (dir.path() / "store").string()};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto child = std::make_unique<BackgroundChild>(argv);
-  if (!child->WaitForOutput("\n", std::chrono::milliseconds(30000))) return child;
-  std::smatch m;
-  std::string out = child->out();
-  if (std::regex_search(out, m, std::regex("listening on (tcp://[0-9.:]+)"))) *endpoint = m[1];
-  return child;
+  return WhenListening(std::make_unique<BackgroundChild>(argv), endpoint);
 }
 
 inline std::unique_ptr<BackgroundChild> StartWorker(const std::string& endpoint,

@@ -51,7 +51,7 @@ TEST(FairShare, SlotsAreDealtPerWorkerInOrder) {
 }
 
 // A standing farm (workers stay across runs) with runs added by hand.
-struct Farm {
+struct Farm : fixtures::Mailboxes {
   Farm()
       : core(clock, FarmOptions{.liveness = LivenessOptions{seconds(1), 3}, .single_run = false}) {}
 
@@ -84,23 +84,13 @@ struct Farm {
   void Say(const std::string& peer, protocol::Message message) { core.OnMessage(peer, message); }
   void Tick() {
     core.Tick();
-    for (Outgoing& out : core.TakeOutbox()) {
-      if (auto* job = std::get_if<protocol::JobAssign>(&out.message)) {
-        jobs[out.peer].push_back(*job);
-      } else if (auto* cancel = std::get_if<protocol::Cancel>(&out.message)) {
-        cancels[out.peer].push_back(cancel->lease);
-      }
-    }
+    Sort(core.TakeOutbox());
   }
   // Every job the worker holds starts and finishes with `state`.
   void RunAll(const std::string& peer, ExitState state = ExitState::Exited(0)) {
     for (const protocol::JobAssign& job : std::exchange(jobs[peer], {})) {
       Say(peer, protocol::JobStarted{job.lease});
-      protocol::JobResult result;
-      result.lease = job.lease;
-      result.job_id = job.job_id;
-      result.state = state;
-      Say(peer, result);
+      Say(peer, fixtures::ResultOf(job, state));
     }
   }
   std::size_t Held(const std::string& peer, const std::string& prefix) const {
@@ -114,8 +104,6 @@ struct Farm {
   FakeClock clock;
   FarmCore core;
   std::vector<std::unique_ptr<Client>> clients;
-  std::map<std::string, std::vector<protocol::JobAssign>> jobs;
-  std::map<std::string, std::vector<uint64_t>> cancels;
 };
 
 TEST(FarmCore, TwoRunsShareTheSlotsAndEachHearsOnlyOfItsOwnTests) {
@@ -190,12 +178,7 @@ TEST(FarmCore, ARunCancelledMidFlightLeavesTheOtherUntouched) {
   EXPECT_EQ(cancelled >> 40, a.id);
   // The worker confirms; a ends with its test cancelled and the rest not run.
   for (const auto& job : farm.jobs["w"]) {
-    if (job.lease != cancelled) continue;
-    protocol::JobResult result;
-    result.lease = job.lease;
-    result.job_id = job.job_id;
-    result.state = ExitState::Cancelled("cancelled");
-    farm.Say("w", result);
+    if (job.lease == cancelled) farm.Say("w", fixtures::ResultOf(job, ExitState::Cancelled("x")));
   }
   std::erase_if(farm.jobs["w"], [&](const auto& job) { return job.lease == cancelled; });
   farm.Tick();

@@ -28,7 +28,7 @@ class MemoryStore : public BlobStore {
   std::vector<std::string> forgotten;
 };
 
-struct Farm {
+struct Farm : fixtures::Mailboxes {
   explicit Farm(std::size_t max_runs = 8, std::size_t max_queued = 4)
       : service(clock,
                 FarmServiceOptions{.liveness = LivenessOptions{seconds(1), 3},
@@ -61,39 +61,18 @@ struct Farm {
   }
   void Tick() {
     service.Tick();
-    for (Outgoing& out : service.TakeOutbox()) {
-      if (auto* job = std::get_if<protocol::JobAssign>(&out.message)) {
-        jobs[out.peer].push_back(*job);
-      } else {
-        heard[out.peer].push_back(out.message);
-      }
-    }
+    Sort(service.TakeOutbox());
   }
   void RunAll(const std::string& worker) {
     for (const protocol::JobAssign& job : std::exchange(jobs[worker], {})) {
       Say(worker, protocol::JobStarted{job.lease});
-      protocol::JobResult result;
-      result.lease = job.lease;
-      result.job_id = job.job_id;
-      Say(worker, result);
+      Say(worker, fixtures::ResultOf(job));
     }
-  }
-  template <typename M>
-  std::vector<M> Heard(const std::string& peer) const {
-    std::vector<M> out;
-    auto it = heard.find(peer);
-    if (it == heard.end()) return out;
-    for (const protocol::Message& message : it->second) {
-      if (auto* m = std::get_if<M>(&message)) out.push_back(*m);
-    }
-    return out;
   }
 
   FakeClock clock;
   MemoryStore store;
   FarmService service;
-  std::map<std::string, std::vector<protocol::JobAssign>> jobs;
-  std::map<std::string, std::vector<protocol::Message>> heard;
 };
 
 TEST(FarmService, TwoClientsEachHearOnlyOfTheirOwnTests) {
@@ -135,19 +114,12 @@ TEST(FarmService, AClientThatLeavesStopsOnlyItsRun) {
   farm.Say("a", protocol::Bye{"interrupted"});
   farm.Tick();
   // a's running test is cancelled on the worker; b's is not.
-  std::vector<uint64_t> cancelled;
-  for (const auto& message : farm.heard["w"]) {
-    if (auto* cancel = std::get_if<protocol::Cancel>(&message)) cancelled.push_back(cancel->lease);
-  }
+  std::vector<uint64_t> cancelled = farm.cancels["w"];
   ASSERT_EQ(cancelled.size(), 1u);
   for (const auto& job : farm.jobs["w"]) {
     if (job.lease != cancelled[0]) continue;
     EXPECT_EQ(job.name.substr(0, 2), "a-");
-    protocol::JobResult result;
-    result.lease = job.lease;
-    result.job_id = job.job_id;
-    result.state = ExitState::Cancelled("cancelled");
-    farm.Say("w", result);
+    farm.Say("w", fixtures::ResultOf(job, ExitState::Cancelled("cancelled")));
   }
   std::erase_if(farm.jobs["w"], [&](const auto& job) { return job.lease == cancelled[0]; });
   for (int round = 0; round < 10; ++round) {
@@ -269,11 +241,7 @@ TEST(FarmService, ShutdownStopsEveryRunAndTellsWaitingClients) {
   EXPECT_EQ(farm.Heard<protocol::Bye>("b").size(), 1u);
   // a's held test is cancelled (not yet started: the worker reports it cancelled).
   for (const auto& job : std::exchange(farm.jobs["w"], {})) {
-    protocol::JobResult result;
-    result.lease = job.lease;
-    result.job_id = job.job_id;
-    result.state = ExitState::Cancelled("cancelled");
-    farm.Say("w", result);
+    farm.Say("w", fixtures::ResultOf(job, ExitState::Cancelled("cancelled")));
   }
   farm.Tick();
   EXPECT_TRUE(farm.service.Done());

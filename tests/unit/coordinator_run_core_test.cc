@@ -38,7 +38,7 @@ RunOptions Options() {
 }
 
 // A farm of one run core with its clock, and the workers' side of the conversation.
-struct Farm {
+struct Farm : fixtures::Mailboxes {
   explicit Farm(std::vector<TestSpec> specs, RunOptions options = Options(), ProfileSink sink = {})
       : core(clock, FarmOptions{.liveness = LivenessOptions{Millis(1000), 3}, .single_run = true}) {
     id = core.NewRunId();
@@ -64,33 +64,14 @@ struct Farm {
   }
   void Finished(const protocol::JobAssign& job, const std::string& peer,
                 ExitState state = ExitState::Exited(0), uint32_t profiles = 0) {
-    protocol::JobResult result;
-    result.lease = job.lease;
-    result.job_id = job.job_id;
-    result.state = state;
+    protocol::JobResult result = fixtures::ResultOf(job, state);
     result.profiles = profiles;
     Say(peer, result);
   }
   // Ticks and sorts what the core wants sent.
   void Tick() {
     core.Tick();
-    for (Outgoing& out : core.TakeOutbox()) {
-      if (auto* job = std::get_if<protocol::JobAssign>(&out.message)) {
-        jobs[out.peer].push_back(*job);
-      } else if (auto* cancel = std::get_if<protocol::Cancel>(&out.message)) {
-        cancels[out.peer].push_back(cancel->lease);
-      } else {
-        others[out.peer].push_back(protocol::TypeName(out.message));
-      }
-    }
-  }
-  std::vector<protocol::JobAssign> TakeJobs(const std::string& peer) {
-    return std::exchange(jobs[peer], {});
-  }
-  bool Saw(const std::string& peer, const std::string& type) const {
-    auto it = others.find(peer);
-    return it != others.end() &&
-           std::find(it->second.begin(), it->second.end(), type) != it->second.end();
+    Sort(core.TakeOutbox());
   }
 
   FakeClock clock;
@@ -99,9 +80,6 @@ struct Farm {
   RunId id = 0;
   std::unique_ptr<RunCore> owned;  // until Start
   RunCore* run = nullptr;
-  std::map<std::string, std::vector<protocol::JobAssign>> jobs;
-  std::map<std::string, std::vector<uint64_t>> cancels;
-  std::map<std::string, std::vector<std::string>> others;
 };
 
 TEST(RunCore, ARunFromHelloToBye) {
