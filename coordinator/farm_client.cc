@@ -181,6 +181,10 @@ void FarmClient::OnMessage(protocol::Message& message) {
     reporter_->OnTestStarted(started->name, started->worker);
   } else if (auto* slow = std::get_if<protocol::TestSlow>(&message)) {
     reporter_->OnTestSlow(slow->name, Millis(static_cast<Millis::rep>(slow->running_ms)));
+  } else if (auto* running = std::get_if<protocol::Running>(&message)) {
+    running_ = running->count;
+    longest_ = running->longest;
+    longest_since_ = clock_.Now() - Millis(static_cast<Millis::rep>(running->longest_ms));
   } else if (auto* done = std::get_if<protocol::TestDone>(&message)) {
     auto report = FromWire(*done);
     if (!report || done->test >= tests_.size()) {
@@ -290,6 +294,12 @@ RunSummary FarmClient::Run(std::vector<TestSpec> tests,
       }
       PumpUploads();
       link_.Flush();
+      if (stage_ == Stage::kRunning) {
+        reporter_->OnRunning(
+            running_, longest_,
+            longest_.empty() ? Millis(0)
+                             : std::chrono::duration_cast<Millis>(clock_.Now() - longest_since_));
+      }
     }
     Send(protocol::Bye{"done"});
     link_.Flush();

@@ -91,6 +91,10 @@ class FarmClient {
   std::string stop_reason_;
   std::string failure_;
   Liveness farm_;
+  // What runs now, as the farm last said (for the console's progress line).
+  std::size_t running_ = 0;
+  std::string longest_;
+  SteadyTime longest_since_{};
   SteadyTime deadline_;  // kAsking .. kAccepting: connect_timeout
 };
 

@@ -21,6 +21,12 @@ class FarmService::RemoteReporter : public Reporter {
   void OnTestSlow(const std::string& name, Millis running) override {
     Say(protocol::TestSlow{name, static_cast<uint64_t>(running.count())});
   }
+  void OnRunning(std::size_t count, const std::string& longest, Millis longest_for) override {
+    if (count == running_count_ && longest == longest_) return;
+    running_count_ = count;
+    longest_ = longest;
+    Say(protocol::Running{count, longest, static_cast<uint64_t>(longest_for.count())});
+  }
   void OnTestFinished(const TestReport& report, std::size_t running) override {
     Say(ToWire(report, running));
   }
@@ -35,6 +41,8 @@ class FarmService::RemoteReporter : public Reporter {
   }
   FarmService& service_;
   Session& session_;
+  std::size_t running_count_ = 0;
+  std::string longest_;
 };
 
 FarmService::FarmService(const Clock& clock, FarmServiceOptions options, BlobStore& store)

@@ -455,6 +455,13 @@ void Fields(Io& io, M& m) {
   io.U64("running_ms", m.running_ms, Need::kOptional);
 }
 
+template <typename Io, Is<Running> M>
+void Fields(Io& io, M& m) {
+  io.U64("count", m.count, Need::kRequired);
+  io.Str("longest", m.longest, Need::kOptional);
+  io.U64("longest_ms", m.longest_ms, Need::kOptional);
+}
+
 template <typename Io, Is<TestDone> M>
 void Fields(Io& io, M& m) {
   io.U64("test", m.test, Need::kRequired);

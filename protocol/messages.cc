@@ -70,6 +70,9 @@ const char* Name(const TestStarted&) {
 const char* Name(const TestSlow&) {
   return "test-slow";
 }
+const char* Name(const Running&) {
+  return "running";
+}
 const char* Name(const TestDone&) {
   return "test-done";
 }

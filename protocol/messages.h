@@ -299,6 +299,14 @@ struct TestSlow {
   uint64_t running_ms = 0;
   friend bool operator==(const TestSlow&, const TestSlow&) = default;
 };
+// What runs now: how many jobs, and the one running longest (empty: none) for how long. Sent
+// when the count or the longest changes.
+struct Running {
+  uint64_t count = 0;
+  std::string longest;
+  uint64_t longest_ms = 0;
+  friend bool operator==(const Running&, const Running&) = default;
+};
 // One finished test of the run (test: its index in the submission).
 struct TestDone {
   uint64_t test = 0;
@@ -365,7 +373,7 @@ using Message =
     std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat, Bye,
                  ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit, SubmitPart,
                  Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined, TestStarted, TestSlow,
-                 TestDone, RunFinished, StopRun, StatusRequest, FarmStatus>;
+                 Running, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

@@ -87,6 +87,7 @@ inline std::vector<protocol::Message> FarmMessageSamples() {
       WorkerJoined{.name = "w1", .slots = 4},
       TestStarted{.name = "suite::A.b", .worker = "w1"},
       TestSlow{.name = "suite::A.b", .running_ms = 61000},
+      Running{.count = 3, .longest = "suite::A.b", .longest_ms = 1500},
       TestDone{.test = 0,
                .state = "failed",
                .result = {result},
