@@ -186,8 +186,8 @@ int main(int argc, char** argv) {
   run->add_option("--farm", run_args.farm,
                   "Run on a standing farm (`testfarm serve`) instead of here: the tests are "
                   "found and planned here, the files they need uploaded if the farm lacks "
-                  "them, and the console and reports written here as for a local run. Not with "
-                  "--listen, --local-slots, --no-capture or --coverage")
+                  "them, and the console, reports and coverage written here as for a local run. "
+                  "Not with --listen, --local-slots or --no-capture")
       ->type_name("tcp://HOST:PORT");
   run->add_option("--farm-key", run_args.farm_key,
                   "With --farm: the farm's public key (with --key, this client's secret key)")

@@ -475,9 +475,18 @@ int ExitCodeOf(const coordinator::RunSummary& summary) {
   return summary.passed + summary.skipped_tests == summary.total() ? kExitPassed : kExitFailed;
 }
 
+// What a --coverage run on a farm needs to turn the profiles it gets back into a report.
+struct FarmCoverage {
+  const RunArgs& resolved;  // with the coverage output's default filled in
+  const coordinator::CoverageObjects& objects;
+  std::string llvm_profdata;
+  std::string llvm_cov;
+  std::filesystem::path profile_dir;  // empty: no coverage
+};
+
 int RunOnFarm(const RunArgs& args, std::vector<TestSpec> tests,
               const coordinator::RunOptions& policy, const protocol::Security& security,
-              LivenessOptions liveness) {
+              LivenessOptions liveness, const FarmCoverage& coverage) {
   // Every file a test needs goes with it: the farm's workers share nothing with this machine.
   coordinator::ArtifactCatalog catalog;
   std::vector<const coordinator::ArtifactSet*> shipped = coordinator::ShipTests(catalog, tests);
@@ -495,16 +504,26 @@ int RunOnFarm(const RunArgs& args, std::vector<TestSpec> tests,
   }
   options.label = args.label;
   options.max_slots = args.max_slots;
+  options.profile_dir = coverage.profile_dir;
   coordinator::RunInfo info{HostName(), UtcNow(), Millis(0)};
   coordinator::ConsoleReporter reporter(stdout, ConsoleOptionsFor(args));
   coordinator::FarmClient client(context, clock, options);
   coordinator::RunSummary summary =
       client.Run(std::move(tests), shipped, policy, reporter, signal_fd.get());
+  SteadyTime tests_done = clock.Now() - summary.coverage.collect;
   info.wall = summary.wall;
   if (int status = WriteReports(args, summary, info); status != 0) return status;
   if (!client.failure().empty()) {
     PrintTo(stderr, "testfarm: error: ", client.failure());
     return kExitFailed;
+  }
+  if (args.coverage && !summary.interrupted) {
+    if (int status =
+            WriteCoverage(coverage.resolved, summary, coverage.objects, coverage.llvm_profdata,
+                          coverage.llvm_cov, coverage.profile_dir, tests_done);
+        status != 0) {
+      return status;
+    }
   }
   return ExitCodeOf(summary);
 }
@@ -688,8 +707,7 @@ int Run(const RunArgs& args) {
          {std::pair<bool, const char*>{!args.listen.empty(), "--listen"},
           {args.local_slots.has_value(), "--local-slots"},
           {!args.worker_keys.empty(), "--worker-keys"},
-          {args.no_capture, "--no-capture"},
-          {args.coverage, "--coverage"}}) {
+          {args.no_capture, "--no-capture"}}) {
       if (given) {
         return UsageError(std::string(option) +
                           " does not work with --farm: the farm's workers run the tests");
@@ -791,12 +809,6 @@ int Run(const RunArgs& args) {
   policy.batch = args.isolation == "batch";
   policy.batcher.target = *batch_target;
   policy.min_workers = std::max(1u, args.min_workers);
-  if (!args.farm.empty()) {
-    // A farm's run waits for workers as long as asked (they may be restarting).
-    policy.wait_workers = *wait_workers;
-    return RunOnFarm(args, std::move(*tests), policy, *security,
-                     LivenessOptions{*heartbeat, args.liveness});
-  }
   coordinator::CoverageObjects coverage_objects;
   std::optional<worker::ScratchDir> coverage_dir;
   if (args.coverage) {
@@ -817,6 +829,15 @@ int Run(const RunArgs& args) {
     coverage_dir = std::move(*dir);
   }
 
+  policy.coverage = args.coverage;
+  if (!args.farm.empty()) {
+    // A farm's run waits for workers as long as asked (they may be restarting).
+    policy.wait_workers = *wait_workers;
+    FarmCoverage coverage{resolved, coverage_objects, llvm_profdata, llvm_cov,
+                          coverage_dir ? coverage_dir->path() : std::filesystem::path()};
+    return RunOnFarm(args, std::move(*tests), policy, *security,
+                     LivenessOptions{*heartbeat, args.liveness}, coverage);
+  }
   UniqueFd signal_fd = BlockTerminationSignals();
   SteadyClock clock;
   zmq::context_t context;
@@ -835,7 +856,6 @@ int Run(const RunArgs& args) {
   options.keys = security->keys;
   options.allowed_workers = security->allowed;
   options.ship_artifacts = !args.listen.empty();
-  options.coverage = args.coverage;
   if (coverage_dir) options.profile_dir = coverage_dir->path();
   coordinator::ConsoleReporter reporter(stdout, ConsoleOptionsFor(args));
   coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);

@@ -126,6 +126,7 @@ RunSummary Coordinator::Run(int signal_fd) {
   run_id_ = farm_->NewRunId();
   RunOptions run_options = options_;
   run_options.scheduler.first_lease = FarmCore::FirstLease(run_id_);
+  run_options.run_id = run_id_;
   auto core = std::make_unique<RunCore>(clock_, std::move(tests_), run_options, reporter_,
                                         std::move(shipped_), std::move(keep_profile));
   core_ = core.get();

@@ -36,6 +36,9 @@ struct FarmClientOptions {
   std::size_t max_slots = 0;  // 0: no cap
   // Not accepted (or refused) by then: the farm is taken to be unreachable.
   Millis connect_timeout{30000};
+  // Coverage (the run's options ask for it): where the merged profiles the farm sends back are
+  // written, one file per worker that had any.
+  std::filesystem::path profile_dir;
 };
 
 // Asks the farm at `endpoint` what it is doing (`testfarm status`).
@@ -65,6 +68,7 @@ class FarmClient {
   };
 
   void OnMessage(protocol::Message& message);
+  void OnProfileData(const protocol::ProfileData& piece);
   void OnSignal();
   void Submit();
   void PumpUploads();
@@ -96,6 +100,14 @@ class FarmClient {
   std::string longest_;
   SteadyTime longest_since_{};
   SteadyTime deadline_;  // kAsking .. kAccepting: connect_timeout
+  // Coverage profiles as they come: by index, the file and what was written of it.
+  struct Profile {
+    std::filesystem::path path;
+    uint64_t written = 0;
+    bool failed = false;
+  };
+  std::map<uint32_t, Profile> profiles_;
+  std::vector<std::string> profile_errors_;
 };
 
 }  // namespace testfarm::coordinator

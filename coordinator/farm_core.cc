@@ -131,11 +131,15 @@ void FarmCore::OnMessage(const std::string& peer, protocol::Message& message) {
     if (workers_.Contains(peer)) progress();
   } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
     // Heard() above is all a heartbeat is for.
-  } else if (std::holds_alternative<protocol::ProfileChunk>(message) ||
-             std::holds_alternative<protocol::ErrorReply>(message)) {
-    if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
-      spdlog::error("coordinator: worker reported an error: {}", error->text);
+  } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
+    if (!workers_.Contains(peer)) return;
+    if (auto run = runs_.find(profile->run); run != runs_.end()) {
+      run->second.core->OnMessage(peer, message);
+    } else {
+      spdlog::info("coordinator: a profile for run {}, which has ended, dropped", profile->run);
     }
+  } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
+    spdlog::error("coordinator: worker reported an error: {}", error->text);
     if (!workers_.Contains(peer)) return;
     for (auto& [id, run] : runs_) run.core->OnMessage(peer, message);
   } else {

@@ -31,8 +31,26 @@ class FarmService::RemoteReporter : public Reporter {
     Say(ToWire(report, running));
   }
   void OnRunEnd(const RunSummary& summary) override {
-    Say(protocol::RunFinished{summary.interrupted, summary.stop_reason,
-                              static_cast<uint64_t>(summary.wall.count())});
+    protocol::RunFinished finished;
+    finished.interrupted = summary.interrupted;
+    finished.stop_reason = summary.stop_reason;
+    finished.wall_ms = static_cast<uint64_t>(summary.wall.count());
+    const CoverageSummary& coverage = summary.coverage;
+    finished.raw_profiles = coverage.raw_profiles;
+    finished.merged = coverage.merged;
+    finished.empty = coverage.empty;
+    finished.bad = coverage.bad;
+    finished.errors = coverage.errors;
+    finished.collect_ms = static_cast<uint64_t>(coverage.collect.count());
+    Say(std::move(finished));
+  }
+  // A worker's merged profile of the run goes to the client, in pieces.
+  Result<std::filesystem::path> SendProfile(std::size_t index, const std::string& data) {
+    for (std::size_t offset = 0; offset < data.size(); offset += protocol::kMaxChunkBytes) {
+      Say(protocol::ProfileData{static_cast<uint32_t>(index), offset, data.size(),
+                                data.substr(offset, protocol::kMaxChunkBytes)});
+    }
+    return std::filesystem::path("profile-" + std::to_string(index) + " (sent to the client)");
   }
 
  private:
@@ -228,6 +246,7 @@ void FarmService::StartRun(Session& session) {
   RunId id = farm_.NewRunId();
   RunOptions options = FromWire(*session.submit, options_.run_defaults);
   options.scheduler.first_lease = FarmCore::FirstLease(id);
+  options.run_id = id;
   std::vector<TestSpec> specs;
   std::vector<const ArtifactSet*> shipped;
   specs.reserve(session.tests.size());
@@ -238,8 +257,15 @@ void FarmService::StartRun(Session& session) {
   session.tests.clear();
   session.tests.shrink_to_fit();
   session.reporter = std::make_unique<RemoteReporter>(*this, session);
+  ProfileSink profiles;
+  if (options.coverage) {
+    RemoteReporter* reporter = session.reporter.get();
+    profiles = [reporter](std::size_t index, const std::string& data) {
+      return reporter->SendProfile(index, data);
+    };
+  }
   auto core = std::make_unique<RunCore>(clock_, std::move(specs), options, *session.reporter,
-                                        std::move(shipped));
+                                        std::move(shipped), std::move(profiles));
   spdlog::info("farm: {} from {} starts: {} tests", session.run_name, Describe(session.peer),
                core->test_count());
   core->Start();

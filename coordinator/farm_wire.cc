@@ -101,6 +101,7 @@ protocol::Submit ToWire(const RunOptions& options, std::size_t max_slots) {
   submit.min_workers = options.min_workers;
   submit.wait_workers_ms = Ms(options.wait_workers);
   submit.max_slots = static_cast<uint32_t>(max_slots);
+  submit.coverage = options.coverage;
   return submit;
 }
 
@@ -119,6 +120,7 @@ RunOptions FromWire(const protocol::Submit& submit, const RunOptions& defaults) 
   options.slow_timeout = MillisOf(submit.slow_timeout_ms);
   options.min_workers = std::max(1u, submit.min_workers);
   options.wait_workers = OrDefault(submit.wait_workers_ms, defaults.wait_workers);
+  options.coverage = submit.coverage;
   return options;
 }
 

@@ -340,7 +340,7 @@ void RunCore::StartCollectingProfiles() {
   profile_deadline_ = profiles_asked_at_ + kProfileWait;
   for (const std::string& peer : workers_.Peers()) {
     profiles_[peer] = ProfileDownload{workers_.NameOf(peer), {}, false};
-    Send(peer, protocol::ProfileRequest{});
+    Send(peer, protocol::ProfileRequest{options_.run_id});
   }
 }
 
@@ -381,6 +381,7 @@ void RunCore::PerformActions() {
       message.timeout_ms = static_cast<uint64_t>(first.timeout.count());
       message.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());
       message.coverage = options_.coverage;
+      message.run = options_.run_id;
       if (first_index < shipped_.size() && shipped_[first_index] != nullptr &&
           !shipped_[first_index]->files.empty()) {
         const ArtifactSet& set = *shipped_[first_index];

@@ -58,6 +58,9 @@ struct RunOptions {
   // for --no-capture, where tests write to the terminal themselves (one slot, no prefetch) and
   // START must come before their output.
   bool start_at_assignment = false;
+  // The run's number in its farm: jobs and profile requests carry it, so a worker serving
+  // several runs keeps their coverage profiles apart.
+  uint64_t run_id = 0;
 };
 
 enum class RunPhase { kDispatching, kStopping, kCollectingProfiles, kDone };

@@ -265,6 +265,7 @@ void Fields(Io& io, M& m) {
   io.Records("artifacts", m.artifacts, Need::kOptional);
   io.StrArray("library_dirs", m.library_dirs, Need::kOptional);
   io.Bool("coverage", m.coverage, Need::kOptional);
+  io.U64("run", m.run, Need::kOptional);
 }
 
 template <typename Io, Is<ArtifactFile> M>
@@ -319,7 +320,9 @@ void Fields(Io& io, M& m) {
 }
 
 template <typename Io, Is<ProfileRequest> M>
-void Fields(Io&, M&) {}
+void Fields(Io& io, M& m) {
+  io.U64("run", m.run, Need::kOptional);
+}
 
 template <typename Io, Is<ProfileChunk> M>
 void Fields(Io& io, M& m) {
@@ -330,6 +333,7 @@ void Fields(Io& io, M& m) {
   io.U32("merged", m.merged, Need::kOptional);
   io.StrArray("bad", m.bad, Need::kOptional);
   io.Str("error", m.error, Need::kOptional);
+  io.U64("run", m.run, Need::kOptional);
 }
 
 template <typename Io, Is<Heartbeat> M>
@@ -403,6 +407,15 @@ void Fields(Io& io, M& m) {
   io.U32("min_workers", m.min_workers, Need::kOptional);
   io.U64("wait_workers_ms", m.wait_workers_ms, Need::kOptional);
   io.U32("max_slots", m.max_slots, Need::kOptional);
+  io.Bool("coverage", m.coverage, Need::kOptional);
+}
+
+template <typename Io, Is<ProfileData> M>
+void Fields(Io& io, M& m) {
+  io.U32("index", m.index, Need::kRequired);
+  io.U64("offset", m.offset, Need::kRequired);
+  io.U64("size", m.size, Need::kRequired);
+  io.Bin("data", m.data, Need::kOptional);
 }
 
 template <typename Io, Is<SubmitPart> M>
@@ -484,6 +497,12 @@ void Fields(Io& io, M& m) {
   io.Bool("interrupted", m.interrupted, Need::kOptional);
   io.Str("stop_reason", m.stop_reason, Need::kOptional);
   io.U64("wall_ms", m.wall_ms, Need::kOptional);
+  io.U64("raw_profiles", m.raw_profiles, Need::kOptional);
+  io.U64("merged", m.merged, Need::kOptional);
+  io.StrArray("empty", m.empty, Need::kOptional);
+  io.StrArray("bad", m.bad, Need::kOptional);
+  io.StrArray("errors", m.errors, Need::kOptional);
+  io.U64("collect_ms", m.collect_ms, Need::kOptional);
 }
 
 template <typename Io, Is<StopRun> M>
@@ -610,6 +629,11 @@ std::optional<std::string> Invalid(const Upload& m) {
   if (!IsSha256Hex(m.sha256)) return "sha256 is not a digest";
   if (m.data.size() > kMaxChunkBytes) return "data exceeds " + std::to_string(kMaxChunkBytes);
   if (m.offset + m.data.size() > m.size || m.offset > m.size) return "data beyond the stated size";
+  return std::nullopt;
+}
+std::optional<std::string> Invalid(const ProfileData& m) {
+  if (m.data.size() > kMaxChunkBytes) return "data exceeds " + std::to_string(kMaxChunkBytes);
+  if (m.offset > m.size || m.data.size() > m.size - m.offset) return "data beyond the stated size";
   return std::nullopt;
 }
 std::optional<std::string> Invalid(const TestDone& m) {

@@ -73,6 +73,9 @@ const char* Name(const TestSlow&) {
 const char* Name(const Running&) {
   return "running";
 }
+const char* Name(const ProfileData&) {
+  return "profile-data";
+}
 const char* Name(const TestDone&) {
   return "test-done";
 }

@@ -92,6 +92,9 @@ struct JobAssign {
   // Coverage: the job writes LLVM profiles (LLVM_PROFILE_FILE, one per process) which the
   // worker keeps for the run's merged profile.
   bool coverage = false;
+  // The run the job belongs to (a farm runs several at once): a worker keeps each run's
+  // profiles apart.
+  uint64_t run = 0;
   friend bool operator==(const JobAssign&, const JobAssign&) = default;
 };
 
@@ -149,6 +152,7 @@ struct Chunk {
 
 // coordinator -> worker: the run's tests are done; send the merged coverage profile.
 struct ProfileRequest {
+  uint64_t run = 0;  // whose profiles (JobAssign::run)
   friend bool operator==(const ProfileRequest&, const ProfileRequest&) = default;
 };
 
@@ -162,6 +166,7 @@ struct ProfileChunk {
   uint32_t merged = 0;
   std::vector<std::string> bad;
   std::string error;  // non-empty: the worker could not produce its profile
+  uint64_t run = 0;   // whose profile (ProfileRequest::run)
   friend bool operator==(const ProfileChunk&, const ProfileChunk&) = default;
 };
 
@@ -245,6 +250,7 @@ struct Submit {
   uint32_t min_workers = 1;
   uint64_t wait_workers_ms = 0;
   uint32_t max_slots = 0;  // 0: no cap
+  bool coverage = false;   // tests write LLVM profiles; the merged ones come back to the client
   friend bool operator==(const Submit&, const Submit&) = default;
 };
 
@@ -324,11 +330,27 @@ struct TestDone {
   uint64_t running = 0;  // jobs still out
   friend bool operator==(const TestDone&, const TestDone&) = default;
 };
-// The run is over; every test was reported before this.
+// farm -> client: a piece of the `index`-th merged coverage profile of the run, in order.
+struct ProfileData {
+  uint32_t index = 0;
+  uint64_t offset = 0;
+  uint64_t size = 0;  // the whole profile's
+  std::string data;   // msgpack bin, at most kMaxChunkBytes
+  friend bool operator==(const ProfileData&, const ProfileData&) = default;
+};
+
+// The run is over; every test (and every profile) was sent before this.
 struct RunFinished {
   bool interrupted = false;
   std::string stop_reason;
   uint64_t wall_ms = 0;
+  // Coverage (see coordinator::CoverageSummary).
+  uint64_t raw_profiles = 0;
+  uint64_t merged = 0;
+  std::vector<std::string> empty;
+  std::vector<std::string> bad;
+  std::vector<std::string> errors;
+  uint64_t collect_ms = 0;
   friend bool operator==(const RunFinished&, const RunFinished&) = default;
 };
 
@@ -373,7 +395,7 @@ using Message =
     std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat, Bye,
                  ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit, SubmitPart,
                  Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined, TestStarted, TestSlow,
-                 Running, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus>;
+                 Running, ProfileData, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

@@ -69,9 +69,6 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
                                       .scratch_root = ScratchRoot(options_),
                                       .clock = &clock}),
       pool_(clock, PoolOptionsFor(options_)),
-      coverage_(CoverageOptions{.llvm_profdata = options_.llvm_profdata,
-                                .scratch_root = ScratchRoot(options_),
-                                .batch = 64}),
       merges_(clock, PoolOptions{.slots = 1,
                                  .worker_name = options_.name,
                                  .scratch_root = options_.scratch_root,
@@ -122,8 +119,8 @@ void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
     waiting_.push_back(std::move(*job));
   } else if (auto* chunk = std::get_if<protocol::Chunk>(&message)) {
     artifacts_.OnChunk(*chunk);
-  } else if (std::holds_alternative<protocol::ProfileRequest>(message)) {
-    profile_requested_ = true;
+  } else if (auto* request = std::get_if<protocol::ProfileRequest>(&message)) {
+    CoverageOf(request->run).requested = true;
   } else if (auto* cancel = std::get_if<protocol::Cancel>(&message)) {
     auto queued = std::find_if(waiting_.begin(), waiting_.end(),
                                [&](const auto& j) { return j.lease == cancel->lease; });
@@ -196,14 +193,14 @@ void WorkerNode::StartQueuedJobs() {
     spec.report_env = std::move(job.report_env);
     spec.inherit_output = options_.inherit_output;
     if (job.coverage) {
-      auto profile = coverage_.ProfileFileFor(job.lease);
+      auto profile = CoverageOf(job.run).collector.ProfileFileFor(job.lease);
       if (!profile) {
         FailJob(job, ExitState::SpawnFailed(EIO, "coverage: " + profile.error().message));
         continue;
       }
       spec.env["LLVM_PROFILE_FILE"] = *profile;
     }
-    running_jobs_[job.lease] = Running{job.job_id, job.name, job.coverage};
+    running_jobs_[job.lease] = Running{job.job_id, job.name, job.coverage, job.run};
     pool_.Start(job.lease, std::move(spec));
     // From this word the coordinator counts the job as running, and its timeout. Sent at once:
     // a test that takes its worker down must not take the word with it.
@@ -222,7 +219,7 @@ void WorkerNode::CollectFinished() {
     protocol::JobResult result = ResultOf(finished, job.job_id);
     if (job.coverage) {
       bool exited = finished.state.kind() == ExitState::Kind::kExited;
-      auto profiles = coverage_.TakeJob(finished.token, job.name, exited);
+      auto profiles = CoverageOf(job.run).collector.TakeJob(finished.token, job.name, exited);
       result.profiles = profiles.kept;
       result.profiles_empty = profiles.empty;
     }
@@ -231,25 +228,58 @@ void WorkerNode::CollectFinished() {
   RunMerges();
 }
 
-void WorkerNode::RunMerges() {
-  for (FinishedJob& merge : merges_.TakeFinished()) coverage_.OnMergeFinished(merge);
-  if (merges_.HasFreeSlot()) {
-    if (auto spec = coverage_.NextMerge(profile_requested_)) merges_.Start(++next_merge_, *spec);
+WorkerNode::RunCoverage& WorkerNode::CoverageOf(uint64_t run) {
+  std::unique_ptr<RunCoverage>& coverage = coverage_[run];
+  if (!coverage) {
+    coverage =
+        std::make_unique<RunCoverage>(CoverageOptions{.llvm_profdata = options_.llvm_profdata,
+                                                      .scratch_root = ScratchRoot(options_),
+                                                      .batch = 64});
   }
-  if (profile_requested_ && !profile_sent_ && coverage_.Idle() && merges_.running() == 0 &&
-      running_jobs_.empty()) {
-    SendProfile();
+  return *coverage;
+}
+
+void WorkerNode::RunMerges() {
+  for (FinishedJob& merge : merges_.TakeFinished()) {
+    auto run = merge_run_.find(merge.token);
+    if (run == merge_run_.end()) continue;
+    if (auto it = coverage_.find(run->second); it != coverage_.end()) {
+      it->second->collector.OnMergeFinished(merge);
+    }
+    merge_run_.erase(run);
+  }
+  for (auto& [run, coverage] : coverage_) {
+    if (!merges_.HasFreeSlot()) break;
+    if (auto spec = coverage->collector.NextMerge(coverage->requested)) {
+      merges_.Start(++next_merge_, *spec);
+      merge_run_[next_merge_] = run;
+    }
+  }
+  // A run's profile goes once it was asked for and nothing of that run still runs or merges.
+  for (auto it = coverage_.begin(); it != coverage_.end();) {
+    uint64_t run = it->first;
+    bool busy = !it->second->requested || !it->second->collector.Idle() ||
+                std::any_of(merge_run_.begin(), merge_run_.end(),
+                            [&](const auto& merge) { return merge.second == run; }) ||
+                std::any_of(running_jobs_.begin(), running_jobs_.end(),
+                            [&](const auto& job) { return job.second.run == run; });
+    if (busy) {
+      ++it;
+      continue;
+    }
+    SendProfile(run, it->second->collector);
+    it = coverage_.erase(it);
   }
 }
 
-void WorkerNode::SendProfile() {
-  profile_sent_ = true;
+void WorkerNode::SendProfile(uint64_t run, const CoverageCollector& coverage) {
   protocol::ProfileChunk last;
+  last.run = run;
   last.last = true;
-  last.merged = coverage_.merged_count();
-  last.bad = coverage_.bad();
-  last.error = coverage_.error();
-  std::filesystem::path merged = coverage_.merged();
+  last.merged = coverage.merged_count();
+  last.bad = coverage.bad();
+  last.error = coverage.error();
+  std::filesystem::path merged = coverage.merged();
   if (!merged.empty()) {
     auto read = ReadWholeFile(merged, std::size_t{4} << 30);
     if (!read) {
@@ -260,6 +290,7 @@ void WorkerNode::SendProfile() {
       // In pieces: each message stays far below the frame limit.
       for (std::size_t offset = 0; offset < data.size(); offset += protocol::kMaxChunkBytes) {
         protocol::ProfileChunk chunk;
+        chunk.run = run;
         chunk.offset = offset;
         chunk.size = data.size();
         chunk.data = data.substr(offset, protocol::kMaxChunkBytes);

@@ -5,6 +5,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -78,7 +79,14 @@ class WorkerNode {
   void StartQueuedJobs();
   void SendFetches();
   void RunMerges();
-  void SendProfile();
+  // The coverage of one run this worker serves (a farm's worker serves several at once).
+  struct RunCoverage {
+    explicit RunCoverage(CoverageOptions options) : collector(std::move(options)) {}
+    CoverageCollector collector;
+    bool requested = false;  // its profile was asked for: send it once its merges are done
+  };
+  RunCoverage& CoverageOf(uint64_t run);
+  void SendProfile(uint64_t run, const CoverageCollector& coverage);
   void FailJob(const protocol::JobAssign& job, ExitState state);
   void CollectFinished();
   void Queue(protocol::Message message);
@@ -93,16 +101,16 @@ class WorkerNode {
   // Before pool_: the pool (and the tests it kills) goes first, then the copies they ran from.
   ArtifactStore artifacts_;
   SubprocessPool pool_;
-  CoverageCollector coverage_;
+  std::map<uint64_t, std::unique_ptr<RunCoverage>> coverage_;  // by run
   SubprocessPool merges_;  // one slot: background llvm-profdata merges
   uint64_t next_merge_ = 0;
-  bool profile_requested_ = false;
-  bool profile_sent_ = false;
+  std::map<uint64_t, uint64_t> merge_run_;   // merge token -> its run
   std::deque<protocol::JobAssign> waiting_;  // assigned, not yet started
   struct Running {
     uint64_t job_id = 0;
     std::string name;
     bool coverage = false;
+    uint64_t run = 0;
   };
   std::map<uint64_t, Running> running_jobs_;  // by lease
   Liveness coordinator_;

@@ -177,6 +177,34 @@ TEST_F(E2ECoverage, ThreeRemoteWorkersWithShippedBinariesMatchTheReference) {
   for (auto& w : workers) EXPECT_EQ(w->Finish(milliseconds(20000)).exit_code, 0);
 }
 
+TEST_F(E2ECoverage, TwoRunsOnAFarmAtOnceEachGetTheirOwnCoverage) {
+  json reference = GtestAndPlainReference();
+  std::string endpoint;
+  auto farm = StartFarm(dir_, {}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << farm->out();
+  std::vector<std::unique_ptr<BackgroundChild>> workers;
+  for (const char* name : {"a", "b"}) {
+    workers.push_back(std::make_unique<BackgroundChild>(
+        std::vector<std::string>{TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", name,
+                                 "--slots", "2", "--cache-dir", WorkerCacheDir()}));
+  }
+  // The same tests in both runs, on the same workers at the same time: each run's profiles
+  // must stay its own (a mix-up would double the counts of one and empty the other).
+  std::vector<std::unique_ptr<BackgroundChild>> clients;
+  for (const char* run : {"one", "two"}) {
+    clients.push_back(std::make_unique<BackgroundChild>(std::vector<std::string>{
+        TESTFARM_BINARY, "run", "--farm", endpoint,
+        "--coverage=" + (dir_.path() / (std::string(run) + ".json")).string(), Gtest(), Plain()}));
+  }
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    ChildResult r = clients[i]->Finish(milliseconds(60000));
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("13 profiles merged, 0 empty, 0 corrupt"), std::string::npos) << r.out;
+  }
+  ExpectSameCoverage(dir_.path() / "one.json", reference, "the first farm run");
+  ExpectSameCoverage(dir_.path() / "two.json", reference, "the second farm run");
+}
+
 TEST_F(E2ECoverage, ATimedOutTestLeavesTheOthersCoverageIntactAndIsReportedEmpty) {
   json reference = GtestAndPlainReference();
   fs::path manifest = dir_.path() / "testfarm.toml";

@@ -263,8 +263,8 @@ TEST(E2EFarm, BadFarmInputIsExit2WithAClearLine) {
   std::vector<Case> cases = {
       {{"run", "--farm", "tcp://127.0.0.1:7700", "--listen", "tcp://127.0.0.1:*", "x"},
        "--listen does not work with --farm"},
-      {{"run", "--farm", "tcp://127.0.0.1:7700", "--coverage", "x"},
-       "--coverage does not work with --farm"},
+      {{"run", "--farm", "tcp://127.0.0.1:7700", "--no-capture", "x"},
+       "--no-capture does not work with --farm"},
       {{"run", "--farm", "tcp://10.1.2.3:7700", "x"}, "Give --key and --farm-key"},
       {{"run", "--max-slots", "2", "x"}, "--max-slots needs --farm"},
       {{"serve", "--listen", "tcp://0.0.0.0:7700"}, "loopback"},

@@ -43,6 +43,7 @@ struct Farm : fixtures::Mailboxes {
       : core(clock, FarmOptions{.liveness = LivenessOptions{Millis(1000), 3}, .single_run = true}) {
     id = core.NewRunId();
     options.scheduler.first_lease = FarmCore::FirstLease(id);
+    options.run_id = id;
     owned = std::make_unique<RunCore>(clock, std::move(specs), options, reporter,
                                       std::vector<const ArtifactSet*>{}, std::move(sink));
     run = owned.get();
