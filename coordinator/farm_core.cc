@@ -179,6 +179,13 @@ void FarmCore::Rebalance() {
     demands.push_back(RunDemand{run.core->Demand(total), run.limits.max_slots});
   }
   std::vector<std::vector<unsigned>> grants = ShareSlots(slots, demands);
+  // Each run learns how much of each worker the others keep busy (a worker runs every run's
+  // jobs in one pool).
+  for (const std::string& peer : peers) {
+    unsigned busy = 0;
+    for (const auto& [id, run] : runs_) busy += run.core->StartedOn(peer);
+    for (auto& [id, run] : runs_) run.core->SetForeignBusy(peer, busy - run.core->StartedOn(peer));
+  }
   std::size_t r = 0;
   for (auto& [id, run] : runs_) {
     for (std::size_t w = 0; w < peers.size(); ++w) {

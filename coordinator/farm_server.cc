@@ -24,6 +24,14 @@ class FarmServer::Store : public BlobStore {
     auto it = uploads.find(piece.sha256);
     if (it == uploads.end()) {
       if (piece.offset != 0) return Error{"a piece past the start of an upload not begun"};
+      if (uploads.size() >= kMaxUploadsPerPeer) {
+        return Error{"more than " + std::to_string(kMaxUploadsPerPeer) +
+                     " uploads at once from one client"};
+      }
+      if (piece.size > cache_.max_bytes()) {
+        return Error{"a blob of " + std::to_string(piece.size) +
+                     " bytes is larger than the farm's store (--store-size)"};
+      }
       auto pending = cache_.Begin(piece.sha256, piece.size);
       if (!pending) return pending.error();
       it = uploads.emplace(piece.sha256, std::move(*pending)).first;
@@ -43,6 +51,8 @@ class FarmServer::Store : public BlobStore {
   }
 
   void Forget(const std::string& peer) override { uploads_.erase(peer); }
+
+  static constexpr std::size_t kMaxUploadsPerPeer = 4;
 
   std::optional<std::filesystem::path> Find(const std::string& sha256) {
     return cache_.Find(sha256);

@@ -6,6 +6,10 @@
 
 namespace testfarm::coordinator {
 
+namespace {
+constexpr uint64_t kMaxTestsPerRun = 10'000'000;
+}  // namespace
+
 // A run's reporter on the farm: everything it hears goes to the run's client, as messages.
 class FarmService::RemoteReporter : public Reporter {
  public:
@@ -136,6 +140,8 @@ void FarmService::OnMessage(const std::string& peer, protocol::Message& message)
                              "you; your run, if any, is gone"});
     return;
   }
+  // A client saying goodbye after the farm let it go: nothing to do.
+  if (std::holds_alternative<protocol::Bye>(message) && !farm_.IsWorker(peer)) return;
   farm_.OnMessage(peer, message);
 }
 
@@ -143,10 +149,16 @@ void FarmService::OnClientMessage(Session& session, protocol::Message& message) 
   if (auto* has = std::get_if<protocol::HasBlobs>(&message)) {
     protocol::MissingBlobs missing;
     for (const std::string& sha : has->sha256) {
+      Protect(session, sha);
       if (!store_.Has(sha)) missing.sha256.push_back(sha);
     }
     Send(session.peer, std::move(missing));
   } else if (auto* upload = std::get_if<protocol::Upload>(&message)) {
+    if (session.blobs.count(upload->sha256) == 0) {
+      Send(session.peer, protocol::ErrorReply{"upload of " + upload->sha256.substr(0, 12) +
+                                              ": not asked about first (has)"});
+      return;
+    }
     if (Status stored = store_.Receive(session.peer, *upload); !stored) {
       Send(session.peer, protocol::ErrorReply{"upload of " + upload->sha256.substr(0, 12) + ": " +
                                               stored.error().message});
@@ -156,14 +168,26 @@ void FarmService::OnClientMessage(Session& session, protocol::Message& message) 
       Send(session.peer, protocol::ErrorReply{"submit: this connection already submitted a run"});
       return;
     }
+    if (submit->test_count > kMaxTestsPerRun) {
+      return Refuse(session, "a run of " + std::to_string(submit->test_count) +
+                                 " tests is more than a farm takes (" +
+                                 std::to_string(kMaxTestsPerRun) + ")");
+    }
     session.submit = std::move(*submit);
   } else if (auto* part = std::get_if<protocol::SubmitPart>(&message)) {
     OnPart(session, *part);
   } else if (std::holds_alternative<protocol::StopRun>(message)) {
     if (session.run) {
       farm_.Run(*session.run)->OnInterrupt();
-    } else if (session.submitted) {  // still waiting: it never runs
-      LoseClient(session, "interrupted");
+    } else if (session.submitted) {  // still waiting: it never runs, and its client hears so
+      protocol::RunFinished finished;
+      finished.interrupted = true;
+      finished.stop_reason = "interrupted";
+      Send(session.peer, std::move(finished));
+      std::erase(waiting_, session.peer);
+      Unprotect(session);
+      session.submitted = false;
+      session.submit.reset();
     }
   } else if (std::holds_alternative<protocol::StatusRequest>(message)) {
     Send(session.peer, Snapshot());
@@ -186,6 +210,10 @@ void FarmService::OnPart(Session& session, protocol::SubmitPart& part) {
     return Refuse(session, "more tests than the " + std::to_string(session.submit->test_count) +
                                " the submission announced");
   }
+  if (session.sets.size() + part.file_sets.size() >
+      std::max<uint64_t>(session.submit->test_count, 1)) {
+    return Refuse(session, "more file sets than tests");
+  }
   for (protocol::RunTest& test : part.tests) session.tests.push_back(std::move(test));
   for (const protocol::FileSet& set : part.file_sets) session.sets.push_back(FromWire(set));
   if (!part.last) return;
@@ -203,11 +231,11 @@ void FarmService::OnPart(Session& session, protocol::SubmitPart& part) {
   }
   for (const ArtifactSet& set : session.sets) {
     for (const protocol::ArtifactFile& file : set.files) {
+      Protect(session, file.sha256);
       if (!store_.Has(file.sha256)) {
         return Refuse(session, set.root + "/" + file.path + " (" + file.sha256.substr(0, 12) +
                                    ") was not uploaded");
       }
-      session.blobs.push_back(file.sha256);
     }
   }
   Admit(session);
@@ -222,15 +250,12 @@ void FarmService::Refuse(Session& session, const std::string& why) {
 void FarmService::Admit(Session& session) {
   if (shutting_down_) return Refuse(session, "the farm is shutting down");
   session.run_name = "run-" + std::to_string(++runs_taken_);
-  for (const std::string& sha : session.blobs) blobs_in_use_.insert(sha);
   if (RunningCount() < options_.max_runs && waiting_.empty()) {
     Send(session.peer, protocol::Accepted{session.run_name, 0, ""});
     StartRun(session);
     return;
   }
   if (waiting_.size() >= options_.max_queued) {
-    for (const std::string& sha : session.blobs) blobs_in_use_.erase(blobs_in_use_.find(sha));
-    session.blobs.clear();
     return Refuse(session, "the farm is full: " + std::to_string(RunningCount()) +
                                " runs running and " + std::to_string(waiting_.size()) +
                                " waiting (serve --max-runs, --max-queued); try again later");
@@ -284,19 +309,26 @@ void FarmService::LoseClient(Session& session, const std::string& why) {
   Drop(session.peer);
 }
 
-void FarmService::Drop(const std::string& peer) {
+void FarmService::Protect(Session& session, const std::string& sha256) {
+  if (session.blobs.insert(sha256).second) blobs_in_use_.insert(sha256);
+}
+
+void FarmService::Unprotect(Session& session) {
+  for (const std::string& sha : session.blobs) {
+    if (auto used = blobs_in_use_.find(sha); used != blobs_in_use_.end()) blobs_in_use_.erase(used);
+  }
+  session.blobs.clear();
+}
+
+void FarmService::Drop(const std::string& peer_ref) {
+  const std::string peer = peer_ref;  // it may be the session's own, erased below
   auto it = sessions_.find(peer);
   if (it == sessions_.end()) return;
-  if (!it->second->run) {
-    std::erase(waiting_, peer);
-    for (const std::string& sha : it->second->blobs) {
-      if (auto used = blobs_in_use_.find(sha); used != blobs_in_use_.end()) {
-        blobs_in_use_.erase(used);
-      }
-    }
-  }
+  std::erase(waiting_, peer);
+  Unprotect(*it->second);
   store_.Forget(peer);
   sessions_.erase(it);
+  gone_.push_back(peer);  // whatever still waits to be sent to it is stale
 }
 
 void FarmService::OnUnreachable(const std::string& peer) {
@@ -315,8 +347,7 @@ void FarmService::EndRuns() {
     spdlog::info("farm: {} from {} ended: {}", session->run_name, Describe(peer),
                  SummaryLine(summary));
     session->run.reset();
-    for (const std::string& sha : session->blobs) blobs_in_use_.erase(blobs_in_use_.find(sha));
-    session->blobs.clear();
+    Unprotect(*session);
     // A client that left is forgotten now; one still here keeps its session until it says bye.
     if (session->gone) ended.push_back(peer);
   }

@@ -64,7 +64,8 @@ class FarmService {
   bool IsWorker(const std::string& peer) const { return farm_.IsWorker(peer); }
   std::vector<std::string> WorkerPeers() const { return farm_.workers().Peers(); }
   std::string Describe(const std::string& peer) const;
-  // Blobs of the runs the farm holds: the ones workers may fetch, and the store must keep.
+  // Blobs of the runs the farm holds and of the clients preparing theirs: the ones workers may
+  // fetch, and the store must keep.
   const std::multiset<std::string>& BlobsInUse() const { return blobs_in_use_; }
   protocol::FarmStatus Snapshot() const;
 
@@ -81,7 +82,9 @@ class FarmService {
     std::optional<RunId> run;  // while its run holds slots
     bool gone = false;         // the client left: its run is being stopped
     std::unique_ptr<RemoteReporter> reporter;
-    std::vector<std::string> blobs;  // counted in blobs_in_use_ while the run is held
+    // Blobs the session asked about, uploaded or submits: each counted once in blobs_in_use_
+    // until the session ends, so the store keeps them while the client prepares its run.
+    std::set<std::string> blobs;
   };
 
   void OnClientMessage(Session& session, protocol::Message& message);
@@ -94,6 +97,8 @@ class FarmService {
   void EndRuns();
   void StartWaiting();
   void Drop(const std::string& peer);
+  void Protect(Session& session, const std::string& sha256);
+  void Unprotect(Session& session);
   void Send(const std::string& peer, protocol::Message message);
   std::size_t RunningCount() const;
 

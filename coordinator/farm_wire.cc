@@ -1,10 +1,14 @@
 #include "coordinator/farm_wire.h"
 
+#include <algorithm>
+
 namespace testfarm::coordinator {
 
 namespace {
+// Times from the wire are bounded (30 days), so a peer's huge value cannot overflow the clock.
 Millis MillisOf(uint64_t ms) {
-  return Millis(static_cast<Millis::rep>(ms));
+  constexpr uint64_t kMax = uint64_t{30} * 24 * 3600 * 1000;
+  return Millis(static_cast<Millis::rep>(std::min(ms, kMax)));
 }
 uint64_t Ms(Millis millis) {
   return millis.count() < 0 ? 0 : static_cast<uint64_t>(millis.count());

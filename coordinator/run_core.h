@@ -89,6 +89,11 @@ class RunCore {
                  const std::map<std::string, std::string>& labels, unsigned grant);
   // The farm changed how many of the worker's slots this run may fill.
   void SetGrant(const std::string& peer, unsigned grant);
+  // Slots of the worker other runs' started jobs occupy; and this run's own.
+  void SetForeignBusy(const std::string& peer, unsigned busy) {
+    scheduler_.SetForeignBusy(peer, busy);
+  }
+  unsigned StartedOn(const std::string& peer) const { return scheduler_.StartedWeight(peer); }
   // The worker is gone (`lost`: died or fell silent, which counts against the jobs it ran; else
   // it left): its jobs go back to the queue, or end cancelled once the run stops.
   void RemoveWorker(const std::string& peer, const std::string& why, bool lost);

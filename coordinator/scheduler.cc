@@ -146,6 +146,24 @@ std::size_t Scheduler::Credit(const Worker& worker) const {
   return worker.grant + options_.prefetch.value_or(std::max(worker.grant, 2u));
 }
 
+unsigned Scheduler::StartedWeight(const Worker& worker) const {
+  unsigned busy = 0;
+  for (LeaseId id : worker.outstanding) {
+    const Lease& lease = leases_.at(id);
+    if (lease.running_since) busy += Weight(worker, lease.job);
+  }
+  return busy;
+}
+
+unsigned Scheduler::StartedWeight(const WorkerId& worker) const {
+  auto it = workers_.find(worker);
+  return it == workers_.end() ? 0 : StartedWeight(it->second);
+}
+
+void Scheduler::SetForeignBusy(const WorkerId& worker, unsigned busy) {
+  if (auto it = workers_.find(worker); it != workers_.end()) it->second.foreign_busy = busy;
+}
+
 void Scheduler::SetGrant(const WorkerId& worker, unsigned grant) {
   if (auto it = workers_.find(worker); it != workers_.end()) {
     it->second.grant = std::min(grant, it->second.slots);
@@ -174,11 +192,8 @@ void Scheduler::OnProgress(const WorkerId& worker) {
 }
 
 std::optional<std::pair<LeaseId, SteadyTime>> Scheduler::HeldDeadline(const Worker& worker) const {
-  unsigned busy = 0;
-  for (LeaseId id : worker.outstanding) {
-    const Lease& lease = leases_.at(id);
-    if (lease.running_since) busy += Weight(worker, lease.job);
-  }
+  // Slots other runs of a farm keep busy on this worker are not free for ours either.
+  unsigned busy = worker.foreign_busy + StartedWeight(worker);
   for (LeaseId id : worker.outstanding) {
     const Lease& lease = leases_.at(id);
     if (lease.running_since) continue;
@@ -222,10 +237,8 @@ Scheduler::Removal Scheduler::RemoveWorker(const WorkerId& worker, bool lost) {
   // to its free slots. A job counts the loss only then: a killer test is not retried forever,
   // and a job that merely waited there is not blamed.
   std::set<LeaseId> maybe_running;
-  unsigned started = 0;  // slots, weighed as the jobs occupy them (PROCESSORS)
-  for (LeaseId id : outstanding) {
-    if (leases_.at(id).running_since) started += Weight(it->second, leases_.at(id).job);
-  }
+  // Slots, weighed as the jobs occupy them (PROCESSORS); other runs' started jobs hold theirs.
+  unsigned started = StartedWeight(it->second) + it->second.foreign_busy;
   unsigned unknown = it->second.slots > started ? it->second.slots - started : 0;
   for (LeaseId id : outstanding) {
     unsigned weight = Weight(it->second, leases_.at(id).job);

@@ -134,6 +134,11 @@ class Scheduler {
   // How many of the worker's slots this run may fill (a farm shares them between runs): no new
   // job is assigned beyond it, nothing running is taken back. 0: none. Starts at `slots`.
   void SetGrant(const WorkerId& worker, unsigned grant);
+  // Slots of the worker that other runs' started jobs occupy (a farm's runs share workers): a
+  // job this run holds there is not taken to have a free slot while they are busy.
+  void SetForeignBusy(const WorkerId& worker, unsigned busy);
+  // Slots this run's started jobs occupy on the worker.
+  unsigned StartedWeight(const WorkerId& worker) const;
   // Slots this run could use now, up to `cap`: what it holds plus what waits, ready, in its
   // queue (counted no further than the cap).
   std::size_t Demand(std::size_t cap) const;
@@ -226,7 +231,8 @@ class Scheduler {
   };
   struct Worker {
     unsigned slots = 1;
-    unsigned grant = 1;  // of those, the ones this run may fill
+    unsigned grant = 1;         // of those, the ones this run may fill
+    unsigned foreign_busy = 0;  // of those, the ones other runs' started jobs occupy
     Labels labels;
     std::deque<LeaseId> outstanding;  // in assignment order
     SteadyTime last_progress{};       // joined, or last started, reported or fetched
@@ -236,6 +242,7 @@ class Scheduler {
   // started leases leave free.
   std::optional<std::pair<LeaseId, SteadyTime>> HeldDeadline(const Worker& worker) const;
   bool CanTake(const Worker& worker, JobId job) const;
+  unsigned StartedWeight(const Worker& worker) const;
   // Leases the worker may hold: its grant plus the prefetch window.
   std::size_t Credit(const Worker& worker) const;
   // Every job it waits for has ended.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -146,6 +147,8 @@ TEST(E2EFarm, AClientKilledMidRunHasItsTestsGoneFromTheWorkersWithinThreeSeconds
                             [](const nlohmann::json& s) { return !Runs(s, "doomed"); }));
   auto gone_after = std::chrono::duration_cast<milliseconds>(Clock::now() - killed_at);
   EXPECT_LE(gone_after.count(), 3000) << "its tests still ran on the workers";
+  std::cout << "[ note     ] the killed client's tests left the workers within "
+            << gone_after.count() << " ms\n";
   ChildResult r = other->Finish(milliseconds(60000));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.LastLine(), "8 passed, 0 failed") << r.out;

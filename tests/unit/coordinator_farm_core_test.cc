@@ -223,6 +223,40 @@ TEST(FarmCore, ALostWorkerRequeuesEachRunsOwnTestsAndTheFarmStays) {
   EXPECT_TRUE(farm.core.IsWorker("w2"));
 }
 
+TEST(FarmCore, AJobHeldBehindAnotherRunsTestIsNotExpired) {
+  Farm farm;
+  farm.Hello("w", 2);
+  Farm::Client& a = farm.Submit(2, {}, "a");
+  farm.Tick();
+  ASSERT_EQ(farm.Held("w", "a"), 2u);
+  for (const auto& job : farm.jobs["w"]) farm.Say("w", protocol::JobStarted{job.lease});
+  // b comes while a's two long tests fill the worker: the shares become one slot each, but a's
+  // tests keep running, so the worker holds b's job (5 s timeout) behind them.
+  std::vector<TestSpec> specs = fixtures::Specs(1);
+  specs[0].name = specs[0].suite = "b0";
+  specs[0].timeout = seconds(5);
+  RunOptions options;
+  RunId id = farm.core.NewRunId();
+  options.scheduler.first_lease = FarmCore::FirstLease(id);
+  options.scheduler.kill_grace = seconds(1);
+  options.scheduler.lease_slack = seconds(1);
+  RecordingReporter b_reporter;
+  auto run = std::make_unique<RunCore>(farm.clock, std::move(specs), options, b_reporter);
+  RunCore* b = run.get();
+  run->Start();
+  farm.core.AddRun(id, std::move(run));
+  farm.Tick();
+  ASSERT_EQ(farm.Held("w", "b"), 1u) << "b's job waits on the worker behind a's";
+  for (int i = 0; i < 60; ++i) {
+    farm.clock.Advance(seconds(1));
+    farm.Say("w", protocol::Heartbeat{});
+    farm.Tick();
+  }
+  EXPECT_TRUE(b_reporter.finished.empty()) << "expired while the worker was busy with a's test";
+  EXPECT_EQ(b->phase(), RunPhase::kDispatching);
+  (void)a;
+}
+
 TEST(FarmCore, AResultForARunThatEndedIsDropped) {
   Farm farm;
   farm.Hello("w", 1);

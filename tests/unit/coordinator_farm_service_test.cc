@@ -190,6 +190,7 @@ TEST(FarmService, ASubmissionNamingAFileNeverUploadedIsRefused) {
   ASSERT_EQ(accepted.size(), 1u);
   EXPECT_NE(accepted[0].error.find("/b/t"), std::string::npos) << accepted[0].error;
   // Uploaded, the same submission runs, and its blob is in use until it ends.
+  farm.Say("b", protocol::HasBlobs{{sha}});
   farm.Say("b", protocol::Upload{sha, 0, 1, "x"});
   farm.Submit("b", 1, 0, {set});
   farm.Tick();
@@ -198,7 +199,61 @@ TEST(FarmService, ASubmissionNamingAFileNeverUploadedIsRefused) {
   EXPECT_EQ(farm.jobs["w"][0].artifacts.size(), 1u);
   farm.RunAll("w");
   farm.Tick();
+  farm.Say("b", protocol::Bye{"done"});  // kept until its client is gone
+  farm.Tick();
   EXPECT_EQ(farm.service.BlobsInUse().count(sha), 0u);
+}
+
+TEST(FarmService, ARefusedSubmissionLeavesTheBlobsOfRunningRunsInUse) {
+  Farm farm;
+  farm.Hello("w", 1);
+  std::string a(64, 'a');
+  std::string b(64, 'b');
+  farm.Say("c1", protocol::HasBlobs{{a}});
+  farm.Say("c1", protocol::Upload{a, 0, 1, "x"});
+  protocol::FileSet with_a{"/r", {{.path = "t", .sha256 = a, .size = 1, .executable = true}}, {}};
+  farm.Submit("c1", 1, 0, {with_a});
+  farm.Tick();
+  EXPECT_EQ(farm.service.BlobsInUse().count(a), 1u);
+  // c2 names A (held) and B (never uploaded): refused, and A stays in use for c1.
+  protocol::FileSet with_both = with_a;
+  with_both.files.push_back({.path = "u", .sha256 = b, .size = 1, .executable = false});
+  farm.Say("c2", protocol::HasBlobs{{a, b}});
+  farm.Submit("c2", 1, 0, {with_both});
+  farm.Tick();
+  ASSERT_EQ(farm.Heard<protocol::Accepted>("c2").size(), 1u);
+  EXPECT_FALSE(farm.Heard<protocol::Accepted>("c2")[0].error.empty());
+  EXPECT_EQ(farm.service.BlobsInUse().count(a), 1u);
+  EXPECT_EQ(farm.service.BlobsInUse().count(b), 0u);
+  farm.RunAll("w");
+  farm.Tick();
+  EXPECT_EQ(farm.Heard<protocol::TestDone>("c1").size(), 1u);
+  farm.Say("c1", protocol::Bye{"done"});
+  farm.Tick();
+  EXPECT_TRUE(farm.service.BlobsInUse().empty());
+}
+
+TEST(FarmService, AnUploadNotAskedAboutIsRefused) {
+  Farm farm;
+  farm.Say("c", protocol::HasBlobs{{}});
+  farm.Say("c", protocol::Upload{std::string(64, 'e'), 0, 1, "x"});
+  farm.Tick();
+  EXPECT_EQ(farm.Heard<protocol::ErrorReply>("c").size(), 1u);
+  EXPECT_TRUE(farm.store.blobs.empty());
+}
+
+TEST(FarmService, AnInterruptedWaitingRunIsToldItNeverRan) {
+  Farm farm(/*max_runs=*/1);
+  farm.Hello("w", 1);
+  farm.Submit("a", 1);
+  farm.Submit("b", 1);
+  farm.Tick();
+  farm.Say("b", protocol::StopRun{});
+  farm.Tick();
+  auto finished = farm.Heard<protocol::RunFinished>("b");
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_TRUE(finished[0].interrupted);
+  EXPECT_EQ(farm.service.Snapshot().runs.size(), 1u) << "only a's run is left";
 }
 
 TEST(FarmService, AnUnknownClientIsToldItsRunIsGone) {

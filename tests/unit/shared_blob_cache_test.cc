@@ -19,9 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "shared/blob_cache.h"
 #include "shared/sha256.h"
 #include "tests/support/temp_dir.h"
-#include "shared/blob_cache.h"
 
 namespace testfarm {
 namespace {
