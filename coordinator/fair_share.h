@@ -14,11 +14,16 @@ struct RunDemand {
   std::size_t cap = 0;     // at most this many slots in all; 0: no cap
 };
 
-// grants[r][w]: how many of worker w's slots run r may fill. Runs earlier in `runs` (submitted
-// earlier) get the odd slots when the division is not even; worker slots are dealt out in
-// worker order, so a run's grants stay on the same workers while the shares do not change.
+// grants[r][w]: how many of worker w's slots run r may fill. `eligible[r][w]`: whether run r
+// has tests worker w can run (its labels); empty: every run can use every worker. A run's
+// demand counts no more than the slots it is eligible for; the runs with the fewest eligible
+// slots are served first, each from its eligible workers, and slots still free go to eligible
+// runs below their caps. Runs earlier in `runs` (submitted earlier) get the odd slots when the
+// division is not even; worker slots are dealt out in worker order, so a run's grants stay on
+// the same workers while the shares do not change.
 std::vector<std::vector<unsigned>> ShareSlots(const std::vector<unsigned>& worker_slots,
-                                              const std::vector<RunDemand>& runs);
+                                              std::vector<RunDemand> runs,
+                                              const std::vector<std::vector<bool>>& eligible = {});
 
 // Each run's total share (the quotas ShareSlots deals out), for tests and status.
 std::vector<std::size_t> FairQuotas(std::size_t total_slots, const std::vector<RunDemand>& runs);

@@ -175,10 +175,15 @@ void FarmCore::Rebalance() {
     total += slots.back();
   }
   std::vector<RunDemand> demands;
+  std::vector<std::vector<bool>> eligible;
   for (const auto& [id, run] : runs_) {
     demands.push_back(RunDemand{run.core->Demand(total), run.limits.max_slots});
+    eligible.emplace_back();
+    for (const std::string& peer : peers) {
+      eligible.back().push_back(run.core->CanUse(workers_.Find(peer)->labels));
+    }
   }
-  std::vector<std::vector<unsigned>> grants = ShareSlots(slots, demands);
+  std::vector<std::vector<unsigned>> grants = ShareSlots(slots, demands, eligible);
   // Each run learns how much of each worker the others keep busy (a worker runs every run's
   // jobs in one pool).
   for (const std::string& peer : peers) {

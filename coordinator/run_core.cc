@@ -55,7 +55,24 @@ RunCore::RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions opt
       running_(options.slow_timeout),
       batcher_(options.batcher),
       workers_(clock, LivenessOptions{}),
-      ledger_(clock, tests_, reporter) {}
+      ledger_(clock, tests_, reporter) {
+  for (const TestSpec& test : tests_) {
+    if (test.decided()) continue;
+    if (std::find(label_needs_.begin(), label_needs_.end(), test.required_labels) ==
+        label_needs_.end()) {
+      label_needs_.push_back(test.required_labels);
+    }
+  }
+}
+
+bool RunCore::CanUse(const std::map<std::string, std::string>& labels) const {
+  return std::any_of(label_needs_.begin(), label_needs_.end(), [&](const auto& needs) {
+    return std::all_of(needs.begin(), needs.end(), [&](const auto& need) {
+      auto it = labels.find(need.first);
+      return it != labels.end() && it->second == need.second;
+    });
+  });
+}
 
 void RunCore::Send(const std::string& peer, protocol::Message message) {
   outbox_.push_back(Outgoing{peer, std::move(message)});

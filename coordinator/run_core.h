@@ -104,6 +104,8 @@ class RunCore {
   bool AcceptsWorkers() const;
   // Slots this run could fill now, up to `cap`.
   std::size_t Demand(std::size_t cap) const;
+  // Whether a worker with these labels can run any of the run's tests (their required labels).
+  bool CanUse(const std::map<std::string, std::string>& labels) const;
   // A message from a worker of this run about the run's jobs or profiles (started, result,
   // profile chunk, error reply).
   void OnMessage(const std::string& peer, protocol::Message& message);
@@ -197,6 +199,7 @@ class RunCore {
   std::map<std::pair<std::size_t, std::size_t>, std::string>
       fixture_of_;                      // (user, setup) -> the fixture the user requires
   std::set<std::size_t> clamp_warned_;  // tests warned about PROCESSORS
+  std::vector<std::map<std::string, std::string>> label_needs_;  // distinct required labels
   WorkerRegistry workers_;
   bool dispatch_open_ = false;
 

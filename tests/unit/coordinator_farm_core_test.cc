@@ -50,6 +50,18 @@ TEST(FairShare, SlotsAreDealtPerWorkerInOrder) {
             (std::vector<std::vector<unsigned>>{{2, 1, 0}, {0, 1, 2}}));
 }
 
+TEST(FairShare, ARunGetsItsShareWhereItsLabelsAre) {
+  // Run 0 can use only worker 1 (say, the GPU machine); run 1 can use both.
+  EXPECT_EQ(ShareSlots({2, 2}, {{100, 0}, {100, 0}}, {{false, true}, {true, true}}),
+            (std::vector<std::vector<unsigned>>{{0, 2}, {2, 0}}));
+  // A run no worker suits takes no share from the others.
+  EXPECT_EQ(ShareSlots({2, 2}, {{100, 0}, {100, 0}}, {{false, false}, {true, true}}),
+            (std::vector<std::vector<unsigned>>{{0, 0}, {2, 2}}));
+  // Its demand counts only as far as its workers reach: the rest goes to the other.
+  EXPECT_EQ(ShareSlots({1, 3}, {{100, 0}, {100, 0}}, {{true, false}, {true, true}}),
+            (std::vector<std::vector<unsigned>>{{1, 0}, {0, 3}}));
+}
+
 // A standing farm (workers stay across runs) with runs added by hand.
 struct Farm : fixtures::Mailboxes {
   Farm()
