@@ -78,14 +78,14 @@ int main(int argc, char** argv) {
   std::string log_level = "warn";
   CLI::Option* log_option =
       app.add_option("--log-level", log_level,
-                     "Log verbosity: trace, debug, info, warn, error, off (`worker`: info)")
+                     "Log verbosity: trace, debug, info, warn, error, off (`worker`, `serve`: info)")
           ->capture_default_str();
 
   testfarm::cli::RunArgs run_args;
   CLI::App* run = app.add_subcommand(
       "run",
-      "Run tests: a coordinator plus a worker inside this process, and with --listen\n"
-      "remote workers too.\n"
+      "Run tests: a coordinator plus a worker inside this process (with --listen, remote\n"
+      "workers too), or on a standing farm (`testfarm serve`) with --farm.\n"
       "A plain test passes when it exits 0 (and leaves no process holding its output open).");
   AddSourceOptions(run, &run_args.source);
   run->add_option("--kill-grace", run_args.kill_grace,
@@ -317,7 +317,7 @@ int main(int argc, char** argv) {
   serve
       ->add_option("--listen", serve_args.listen,
                    "Where workers and clients connect, e.g. tcp://0.0.0.0:7700 (port * picks a "
-                   "free one; the address in use is logged)")
+                   "free one; the address in use is printed)")
       ->type_name("tcp://ADDR:PORT")
       ->required();
   serve
