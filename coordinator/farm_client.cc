@@ -67,8 +67,7 @@ Result<protocol::FarmStatus> QueryFarmStatus(zmq::context_t& context, const Cloc
 }
 
 FarmClient::FarmClient(zmq::context_t& context, const Clock& clock, FarmClientOptions options)
-    : context_(context),
-      clock_(clock),
+    : clock_(clock),
       options_(std::move(options)),
       link_(context, clock, /*router=*/false, "client", "the farm"),
       farm_(options_.liveness, clock.Now()),

@@ -75,7 +75,6 @@ class FarmClient {
   void Fail(const std::string& why);
   void Send(protocol::Message message);
 
-  zmq::context_t& context_;
   const Clock& clock_;
   FarmClientOptions options_;
   protocol::PeerLink link_;

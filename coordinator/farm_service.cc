@@ -387,7 +387,6 @@ void FarmService::Tick() {
 void FarmService::Shutdown(const std::string& why) {
   if (shutting_down_) return;
   shutting_down_ = true;
-  shutdown_reason_ = why;
   for (const std::string& peer : waiting_) {
     Send(peer, protocol::Bye{why + ": the run did not start"});
   }

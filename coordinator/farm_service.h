@@ -113,7 +113,6 @@ class FarmService {
   std::vector<std::string> gone_;
   uint64_t runs_taken_ = 0;
   bool shutting_down_ = false;
-  std::string shutdown_reason_;
 };
 
 }  // namespace testfarm::coordinator
