@@ -77,8 +77,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string log_level = "warn";
   CLI::Option* log_option =
-      app.add_option("--log-level", log_level,
-                     "Log verbosity: trace, debug, info, warn, error, off (`worker`, `serve`: info)")
+      app.add_option(
+             "--log-level", log_level,
+             "Log verbosity: trace, debug, info, warn, error, off (`worker`, `serve`: info)")
           ->capture_default_str();
 
   testfarm::cli::RunArgs run_args;
@@ -163,6 +164,14 @@ int main(int argc, char** argv) {
                   "Print a SLOW line for a test still running after this long (once per test); "
                   "the progress line names the test running longest either way. Default: off")
       ->type_name("DURATION");
+
+  run->add_option("--slowest", run_args.slowest,
+                  "At the end, list the N slowest tests (with their peak RSS)")
+      ->check(CLI::Range(1u, 1000000u));
+  run->add_option("--hungriest", run_args.hungriest,
+                  "At the end, list the N tests with the largest peak resident set (from the "
+                  "rusage of their process; the cases of a batch share their process's)")
+      ->check(CLI::Range(1u, 1000000u));
 
   run->add_option("--listen", run_args.listen,
                   "Also accept remote workers (`testfarm worker --connect`) on this endpoint, "

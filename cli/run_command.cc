@@ -95,6 +95,8 @@ coordinator::ConsoleOptions ConsoleOptionsFor(const RunArgs& args) {
                                      : coordinator::Verbosity::kNormal;
   options.success_output = OutputWhenOf(args.success_output);
   options.failure_output = OutputWhenOf(args.failure_output);
+  options.slowest = args.slowest;
+  options.hungriest = args.hungriest;
   // The tests write to the terminal themselves: a progress line would be torn through.
   if (args.no_capture) options.progress = false;
   return options;

@@ -36,6 +36,8 @@ struct RunArgs {
   std::string failure_output = "immediate";
   bool no_capture = false;
   std::string slow_timeout;  // empty: off
+  std::size_t slowest = 0;    // list the N slowest tests at the end
+  std::size_t hungriest = 0;  // list the N with the largest peak RSS
   // The fleet.
   std::string listen;                   // tcp://ADDR:PORT; empty: in-process worker only
   std::optional<unsigned> local_slots;  // slots of the in-process worker; 0: none

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -67,6 +69,32 @@ std::string FirstColumns(const std::string& text, std::size_t columns) {
     if (seen++ == columns) return text.substr(0, i);
   }
   return text;
+}
+
+// "12.3 MiB": a size given in KiB.
+std::string FormatKib(uint64_t kib) {
+  char text[32];
+  if (kib < 1024) {
+    std::snprintf(text, sizeof text, "%llu KiB", static_cast<unsigned long long>(kib));
+  } else if (kib < 1024 * 1024) {
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(kib) / 1024);
+  } else {
+    std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(kib) / (1024 * 1024));
+  }
+  return text;
+}
+
+// The `n` reports that ran a process, largest `key` first (ties in finishing order).
+template <typename Key>
+std::vector<const TestReport*> Largest(const RunSummary& summary, std::size_t n, Key key) {
+  std::vector<const TestReport*> ran;
+  for (const TestReport& report : summary.reports) {
+    if (report.result) ran.push_back(&report);
+  }
+  std::stable_sort(ran.begin(), ran.end(),
+                   [&](const TestReport* a, const TestReport* b) { return key(*a) > key(*b); });
+  if (ran.size() > n) ran.resize(n);
+  return ran;
 }
 
 }  // namespace
@@ -260,6 +288,7 @@ void ConsoleReporter::OnRunEnd(const RunSummary& summary) {
       PrintOutputOf(report);
     }
   }
+  PrintTop(summary);
   std::vector<const TestReport*> failures = summary.Failures();
   if (!failures.empty()) {
     Write("\nFailed tests:\n");
@@ -276,6 +305,35 @@ void ConsoleReporter::OnRunEnd(const RunSummary& summary) {
         " in " + FormatDuration(summary.wall) + "\n");
   Write(SummaryLine(summary) + "\n");
   std::fflush(out_);
+}
+
+void ConsoleReporter::PrintTop(const RunSummary& summary) {
+  // The cases of a batch share their process's peak RSS and CPU: "(batch)" says so.
+  auto line = [&](const TestReport& report, const std::string& figure, const std::string& other) {
+    char column[32];
+    std::snprintf(column, sizeof column, "  %10s  ", figure.c_str());
+    Write(column + EscapeForTerminal(report.name) + "  (" + other +
+          (report.batch ? ", batch" : "") + ")\n");
+  };
+  if (options_.slowest > 0) {
+    auto top =
+        Largest(summary, options_.slowest, [](const TestReport& r) { return r.duration.count(); });
+    if (!top.empty()) Write("\nSlowest " + std::to_string(top.size()) + ":\n");
+    for (const TestReport* report : top) {
+      line(*report, FormatDuration(report->duration),
+           FormatKib(report->result->peak_rss_kb) + " peak");
+    }
+  }
+  if (options_.hungriest > 0) {
+    auto top = Largest(summary, options_.hungriest,
+                       [](const TestReport& r) { return r.result->peak_rss_kb; });
+    if (!top.empty()) Write("\nLargest peak RSS " + std::to_string(top.size()) + ":\n");
+    for (const TestReport* report : top) {
+      line(*report, FormatKib(report->result->peak_rss_kb),
+           FormatDuration(report->duration) + ", " +
+               FormatDuration(Millis(report->result->cpu_ms)) + " CPU");
+    }
+  }
 }
 
 }  // namespace testfarm::coordinator

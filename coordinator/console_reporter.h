@@ -37,6 +37,8 @@ struct ConsoleOptions {
   OutputWhen success_output = OutputWhen::kNever;
   OutputWhen failure_output = OutputWhen::kImmediate;
   std::size_t width = 80;  // the terminal's columns: the progress line stays within one row
+  std::size_t slowest = 0;    // at the end, list the N slowest tests (--slowest N)
+  std::size_t hungriest = 0;  // and the N with the largest peak RSS (--hungriest N)
 };
 
 // Decides the defaults from the environment: isatty(stdout), NO_COLOR, TERM=dumb, the window
@@ -64,6 +66,7 @@ class ConsoleReporter final : public Reporter {
   std::string StatusLine(const TestReport& report) const;
   void PrintOutputOf(const TestReport& report);
   void PrintOutput(const std::string& label, const std::string& text);
+  void PrintTop(const RunSummary& summary);
   std::string Paint(std::string_view word) const;
   bool quiet() const { return options_.verbosity == Verbosity::kQuiet; }
   bool verbose() const { return options_.verbosity == Verbosity::kVerbose; }

@@ -233,6 +233,18 @@ void AppendTestcase(std::string& out, const TestReport& report) {
   Attribute(out, "time", Seconds(report.duration));
 
   std::string body;
+  if (report.result && report.result->peak_rss_kb > 0) {
+    // The process's resources from its rusage (a batch's cases share their process's).
+    body += "      <properties>\n";
+    for (const auto& [key, value] : {std::pair{"peak_rss_kb", report.result->peak_rss_kb},
+                                     std::pair{"cpu_ms", report.result->cpu_ms}}) {
+      body += "        <property";
+      Attribute(body, "name", key);
+      Attribute(body, "value", std::to_string(value));
+      body += "/>\n";
+    }
+    body += "      </properties>\n";
+  }
   const Outcome outcome = OutcomeOf(report);
   const std::string reason = ReasonOrDefault(report);
   if (outcome == Outcome::kFailure || outcome == Outcome::kError) {
@@ -299,6 +311,8 @@ Json ProcessJson(const protocol::JobResult& result) {
   process["stderr"] = result.stderr_text;
   process["stdout_dropped"] = result.stdout_dropped;
   process["stderr_dropped"] = result.stderr_dropped;
+  process["peak_rss_kb"] = result.peak_rss_kb;
+  process["cpu_ms"] = result.cpu_ms;
   return process;
 }
 
@@ -476,6 +490,10 @@ std::string ChromeTrace(const std::vector<TestReport>& reports, const RunInfo& i
     event["pid"] = pids.at(report.worker);
     event["tid"] = report.slot;
     event["args"] = {{"status", StatusWord(report)}, {"reason", Reason(report)}};
+    if (report.result && report.result->peak_rss_kb > 0) {
+      event["args"]["peak_rss_kb"] = report.result->peak_rss_kb;
+      event["args"]["cpu_ms"] = report.result->cpu_ms;
+    }
     events.push_back(std::move(event));
   }
 

@@ -17,6 +17,8 @@ protocol::JobResult WithoutBulk(const protocol::JobResult& result) {
   copy.stdout_dropped = result.stdout_dropped;
   copy.stderr_dropped = result.stderr_dropped;
   copy.report_error = result.report_error;
+  copy.peak_rss_kb = result.peak_rss_kb;
+  copy.cpu_ms = result.cpu_ms;
   return copy;
 }
 

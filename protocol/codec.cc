@@ -307,6 +307,8 @@ void Fields(Io& io, M& m) {
   io.Str("report_error", m.report_error, Need::kOptional);
   io.U32("profiles", m.profiles, Need::kOptional);
   io.U32("profiles_empty", m.profiles_empty, Need::kOptional);
+  io.U64("peak_rss_kb", m.peak_rss_kb, Need::kOptional);
+  io.U64("cpu_ms", m.cpu_ms, Need::kOptional);
 }
 
 template <typename Io, Is<JobStarted> M>

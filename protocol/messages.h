@@ -115,6 +115,9 @@ struct JobResult {
   // (killed before they could write it).
   uint32_t profiles = 0;
   uint32_t profiles_empty = 0;
+  // The process's resources from its rusage: peak resident set (KiB) and user + system CPU.
+  uint64_t peak_rss_kb = 0;
+  uint64_t cpu_ms = 0;
   friend bool operator==(const JobResult&, const JobResult&) = default;
 };
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -145,7 +146,8 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::move(other.pidfd_)),
       watch_ticket_(std::exchange(other.watch_ticket_, -1)),
-      reaped_(std::exchange(other.reaped_, true)) {}
+      reaped_(std::exchange(other.reaped_, true)),
+      usage_(other.usage_) {}
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
@@ -154,6 +156,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
     pidfd_ = std::move(other.pidfd_);
     watch_ticket_ = std::exchange(other.watch_ticket_, -1);
     reaped_ = std::exchange(other.reaped_, true);
+    usage_ = other.usage_;
   }
   return *this;
 }
@@ -196,12 +199,21 @@ void ChildProcess::KillGroupAndReap() {
   if (reaped_ || pid_ <= 0) return;
   ::kill(-pid_, SIGKILL);
   Forget();  // before the reap frees the group id for reuse
-  siginfo_t info{};
-  int rc;
+  // wait4, not waitid, for the rusage. The main process is still our unreaped child, so its
+  // pid names it and no other.
+  int status = 0;
+  struct rusage usage {};
+  pid_t rc;
   do {
-    rc = pidfd_ ? ::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED)
-                : ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED);
-  } while (rc != 0 && errno == EINTR);
+    rc = ::wait4(pid_, &status, 0, &usage);
+  } while (rc < 0 && errno == EINTR);
+  if (rc == pid_) {
+    usage_.peak_rss_kb = static_cast<uint64_t>(usage.ru_maxrss);  // kilobytes on Linux
+    auto ms = [](const timeval& t) {
+      return static_cast<uint64_t>(t.tv_sec) * 1000 + static_cast<uint64_t>(t.tv_usec) / 1000;
+    };
+    usage_.cpu_ms = ms(usage.ru_utime) + ms(usage.ru_stime);
+  }
   reaped_ = true;
   pidfd_.Reset();
 }

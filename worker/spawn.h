@@ -5,6 +5,7 @@
 // Every fd is close-on-exec in the parent, so other spawners never inherit them.
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,6 +25,12 @@ struct SpawnRequest {
   std::string cwd;                         // empty: inherit
   // stdout and stderr are the spawner's own (no pipes): `testfarm run --no-capture`.
   bool inherit_output = false;
+};
+
+// A reaped process's resources: its peak resident set and its user + system CPU time.
+struct ProcessUsage {
+  uint64_t peak_rss_kb = 0;
+  uint64_t cpu_ms = 0;
 };
 
 struct SpawnError {
@@ -56,6 +63,9 @@ class ChildProcess {
   bool SignalGroup(int signal) const;
   // SIGKILLs the whole group, then reaps the main process (waiting for it if it still runs).
   void KillGroupAndReap();
+  // What the main process (and the children it reaped) used, from its rusage; zero until it is
+  // reaped here.
+  const ProcessUsage& usage() const { return usage_; }
 
  private:
   void Forget();  // out of the watchdog's table
@@ -64,6 +74,7 @@ class ChildProcess {
   UniqueFd pidfd_;
   int watch_ticket_ = -1;
   bool reaped_ = false;
+  ProcessUsage usage_;
 };
 
 struct SpawnedChild {

@@ -266,6 +266,7 @@ void SubprocessPool::Impl::Finalize(std::size_t index) {
   done.state = job.life.FinalState();
   done.duration = job.life.Duration();
   done.slot = job.slot;
+  done.usage = job.child.usage();
   done.out = job.out.buffer.Take();
   done.err = job.err.buffer.Take();
   if (!job.report_path.empty()) done.report_error = ReadReport(job.report_path, &done.report);

@@ -18,6 +18,7 @@
 #include "shared/clock.h"
 #include "shared/defaults.h"
 #include "shared/exit_state.h"
+#include "worker/spawn.h"
 
 namespace testfarm::worker {
 
@@ -64,6 +65,7 @@ struct FinishedJob {
   CapturedOutput err;
   std::string report;        // the report file, when LaunchSpec::report_env asked for one
   std::string report_error;  // non-empty: why there is no report
+  ProcessUsage usage;        // the main process's peak RSS and CPU time
 };
 
 class SubprocessPool {

@@ -40,6 +40,8 @@ protocol::JobResult ResultOf(FinishedJob& finished, uint64_t job_id) {
   result.stderr_text = std::move(finished.err.text);
   result.stdout_dropped = finished.out.dropped;
   result.stderr_dropped = finished.err.dropped;
+  result.peak_rss_kb = finished.usage.peak_rss_kb;
+  result.cpu_ms = finished.usage.cpu_ms;
   result.report = std::move(finished.report);
   result.report_error = std::move(finished.report_error);
   return result;

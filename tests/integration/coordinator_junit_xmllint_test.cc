@@ -107,6 +107,8 @@ TestReport Report(const std::string& suite, const std::string& case_name, TestSt
     protocol::JobResult result;
     result.state = *exit;
     result.duration_ms = 17;
+    result.peak_rss_kb = 4096;  // <properties> in every testcase that ran
+    result.cpu_ms = 3;
     report.result = result;
     report.worker = "local";
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,7 +149,7 @@ class PoolTest : public ::testing::Test {
     pool_->Start(token, std::move(spec));
     std::vector<FinishedJob> done = RunUntil(*pool_, clock_, 1);
     if (done.empty())
-      return FinishedJob{token, ExitState::Cancelled("test gave up"), {}, 0, {}, {}, {}, {}};
+      return FinishedJob{token, ExitState::Cancelled("test gave up"), {}, 0, {}, {}, {}, {}, {}};
     EXPECT_EQ(done[0].token, token);
     return std::move(done[0]);
   }
@@ -167,6 +168,23 @@ TEST_F(PoolTest, PassExitsZeroWithStdoutCaptured) {
   EXPECT_EQ(job.err.text, "");
   EXPECT_GE(job.duration.count(), 0);
   EXPECT_LT(job.duration, kBound);
+}
+
+TEST_F(PoolTest, PeakRssAndCpuComeFromTheReapedProcess) {
+  // Linux counts into a spawned process's peak RSS the spawner's own at the exec (posix_spawn's
+  // child shares its memory until then), so the fixture allocates more than this process holds
+  // (an ASan build holds a lot): then the figure is the fixture's, within 10%.
+  rusage self{};
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &self), 0);
+  const long mib = 64 + self.ru_maxrss / 1024;
+  FinishedJob job = RunOne(Spec("tf_alloc", {std::to_string(mib), "150"}));
+  ASSERT_EQ(job.state, ExitState::Exited(0)) << job.state.Describe();
+  const double expected_kb = static_cast<double>(mib) * 1024;
+  EXPECT_GE(static_cast<double>(job.usage.peak_rss_kb), expected_kb);
+  EXPECT_LE(static_cast<double>(job.usage.peak_rss_kb), expected_kb * 1.10);
+  // It spun 150 ms of CPU (and spent some on touching the pages).
+  EXPECT_GE(job.usage.cpu_ms, 140u);
+  EXPECT_LT(job.usage.cpu_ms, 10000u);
 }
 
 TEST_F(PoolTest, FailCapturesBothStreamsSeparately) {

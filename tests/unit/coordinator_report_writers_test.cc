@@ -341,6 +341,23 @@ TEST(JunitXml, OutputGoesToEveryLoneTestButOnlyToFailedBatchCases) {
   EXPECT_EQ(Testcase(xml, "e").find("<system-"), std::string::npos);
 }
 
+TEST(JunitXml, AProcessesPeakRssAndCpuAreTestcaseProperties) {
+  TestReport ran = Passed("ran");
+  ran.result->peak_rss_kb = 65536;
+  ran.result->cpu_ms = 150;
+  std::string xml = JunitXml({ran, Passed("no-rusage")}, Info());
+  EXPECT_EQ(Testcase(xml, "ran"),
+            "<testcase name=\"ran\" classname=\"ran\" time=\"0.005\">\n"
+            "      <properties>\n"
+            "        <property name=\"peak_rss_kb\" value=\"65536\"/>\n"
+            "        <property name=\"cpu_ms\" value=\"150\"/>\n"
+            "      </properties>\n"
+            "    </testcase>");
+  // No rusage (the process never ran, or an older worker): no properties.
+  EXPECT_EQ(Testcase(xml, "no-rusage"),
+            "<testcase name=\"no-rusage\" classname=\"no-rusage\" time=\"0.005\"/>");
+}
+
 TEST(JunitXml, SecondsHaveThreeDecimals) {
   RunInfo info;
   info.wall = Millis(61005);
@@ -403,6 +420,8 @@ TEST(JsonReport, RunAndAttemptFields) {
   report.result->stderr_text = "err";
   report.result->stdout_dropped = 7;
   report.result->duration_ms = 55;
+  report.result->peak_rss_kb = 2048;
+  report.result->cpu_ms = 31;
   std::string text = JsonReport({report, Passed("hash")}, Info());
   json doc = json::parse(text);
   EXPECT_EQ(doc["testfarm_report"], 2);
@@ -440,7 +459,9 @@ TEST(JsonReport, RunAndAttemptFields) {
                                 {"stdout", "out"},
                                 {"stderr", "err"},
                                 {"stdout_dropped", 7},
-                                {"stderr_dropped", 0}}));
+                                {"stderr_dropped", 0},
+                                {"peak_rss_kb", 2048},
+                                {"cpu_ms", 31}}));
   const json& plain = doc["attempts"][1];
   EXPECT_TRUE(plain["case"].is_null());
   EXPECT_EQ(plain["reason"], "");

@@ -234,7 +234,11 @@ TEST(CodecRoundTrip, JobResultEveryExitKind) {
                               .stdout_dropped = std::numeric_limits<uint64_t>::max(),
                               .stderr_dropped = 1,
                               .report = "{\"testsuites\": []}" + kOddBytes,
-                              .report_error = "the test did not write its report file"});
+                              .report_error = "the test did not write its report file",
+                              .profiles = 3,
+                              .profiles_empty = 1,
+                              .peak_rss_kb = uint64_t{1} << 40,
+                              .cpu_ms = 987654321});
   }
 }
 
