@@ -206,8 +206,24 @@ int main(int argc, char** argv) {
                   "fair share of all of them)")
       ->check(CLI::Range(1u, 1000000u));
   run->add_option("--run-label", run_args.label,
-                  "With --farm: a label for the run (e.g. the commit), shown by `testfarm status`")
+                  "A label for the run (e.g. the commit id): kept in the history with every "
+                  "attempt, and shown by `testfarm status` on a farm")
       ->type_name("TEXT");
+  CLI::Option* no_history =
+      run->add_flag("--no-history", run_args.no_history,
+                    "Neither read nor record the run history: tests start in the order given");
+  run->add_option("--history", run_args.history,
+                  "The run history (SQLite): every attempt's outcome, duration, peak RSS and CPU "
+                  "is recorded there, and it orders the next run: tests that failed last time "
+                  "first, then the longest first. Default: $TESTFARM_HISTORY (`off`: none), "
+                  "else .testfarm/history.sqlite")
+      ->type_name("PATH")
+      ->check(kNonEmpty)
+      ->excludes(no_history);
+  run->add_flag("--rerun-failed", run_args.rerun_failed,
+                "Run only the selected tests that failed in the last recorded run (the last "
+                "one whose --run-label starts with this run's, if given)")
+      ->excludes(no_history);
   run->add_option("--key", run_args.key,
                   "With --listen: this coordinator's CurveZMQ secret key (`testfarm keygen`); "
                   "connections are encrypted and only --worker-keys may join. With --farm: this "
@@ -393,6 +409,34 @@ int main(int argc, char** argv) {
       ->type_name("DURATION")
       ->capture_default_str();
 
+  // The history's queries.
+  testfarm::cli::HistoryQueryArgs history_args;
+  CLI::App* history = app.add_subcommand(
+      "history",
+      "Print each test's attempts from the run history: outcome, duration, peak RSS, CPU, worker "
+      "and run, over time");
+  testfarm::cli::HistoryQueryArgs flaky_args;
+  CLI::App* flaky = app.add_subcommand(
+      "flaky",
+      "Rank tests by flake rate: the share of runs in which a test both failed and passed (on a "
+      "retry or in another iteration), with counts and when it was last seen");
+  for (auto [command, query] : {std::pair{history, &history_args}, std::pair{flaky, &flaky_args}}) {
+    command
+        ->add_option("--history", query->history,
+                     "The history file (default: $TESTFARM_HISTORY, else "
+                     ".testfarm/history.sqlite)")
+        ->type_name("PATH")
+        ->check(kNonEmpty);
+    command->add_option("--since", query->since, "Only attempts this recent")
+        ->type_name("DURATION")
+        ->capture_default_str();
+    command->add_flag("--json", query->json, "Print it as JSON (docs/history.md)");
+  }
+  history
+      ->add_option("--test", history_args.test,
+                   "Only tests whose full name matches this glob (* ? [...])")
+      ->type_name("GLOB");
+
   testfarm::cli::KeygenArgs keygen_args;
   CLI::App* keygen = app.add_subcommand(
       "keygen",
@@ -410,7 +454,9 @@ int main(int argc, char** argv) {
 
   // --log-level may come before or after the command: each command hands the options it does
   // not know to testfarm's own.
-  for (CLI::App* command : {run, list, worker, serve, status, keygen}) command->fallthrough();
+  for (CLI::App* command : {run, list, worker, serve, status, history, flaky, keygen}) {
+    command->fallthrough();
+  }
 
   // CLI11 reports an unknown command as "a subcommand is required"; name the culprit instead.
   std::string command_name;
@@ -422,10 +468,10 @@ int main(int argc, char** argv) {
     }
     if (arg.rfind('-', 0) == 0) continue;
     if (arg != "run" && arg != "list" && arg != "worker" && arg != "serve" && arg != "status" &&
-        arg != "keygen") {
+        arg != "history" && arg != "flaky" && arg != "keygen") {
       std::fprintf(stderr,
                    "testfarm: error: unknown command '%s' (commands: run, list, worker, serve, "
-                   "status, keygen)\n",
+                   "status, history, flaky, keygen)\n",
                    arg.c_str());
       return 2;
     }
@@ -468,6 +514,8 @@ int main(int argc, char** argv) {
     if (worker->parsed()) return testfarm::cli::Worker(worker_args);
     if (serve->parsed()) return testfarm::cli::Serve(serve_args);
     if (status->parsed()) return testfarm::cli::Status(status_args);
+    if (history->parsed()) return testfarm::cli::History(history_args);
+    if (flaky->parsed()) return testfarm::cli::Flaky(flaky_args);
     if (keygen->parsed()) return testfarm::cli::Keygen(keygen_args);
   } catch (const std::filesystem::filesystem_error& e) {
     std::string path = e.path1().empty() ? "" : " '" + e.path1().string() + "'";

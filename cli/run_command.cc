@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "coordinator/console_reporter.h"
@@ -33,6 +34,7 @@
 #include "coordinator/farm_client.h"
 #include "coordinator/farm_server.h"
 #include "coordinator/gtest.h"
+#include "coordinator/history_store.h"
 #include "coordinator/manifest.h"
 #include "coordinator/plan.h"
 #include "coordinator/report_writers.h"
@@ -472,6 +474,80 @@ int List(const ListArgs& args) {
 namespace {
 
 // The exit code of a finished run: interrupted, all passed (or skipped), or not.
+// Where the history is: --history, else $TESTFARM_HISTORY, else .testfarm/history.sqlite;
+// nullopt with --no-history or TESTFARM_HISTORY=off.
+std::optional<std::string> HistoryPath(const RunArgs& args) {
+  if (args.no_history) return std::nullopt;
+  if (!args.history.empty()) return args.history;
+  if (const char* env = std::getenv("TESTFARM_HISTORY"); env != nullptr && *env != '\0') {
+    if (std::string_view(env) == "off") return std::nullopt;
+    return env;
+  }
+  return coordinator::kDefaultHistoryPath;
+}
+
+void WarnHistory(const std::string& problem) {
+  PrintTo(stderr, "testfarm: warning: history: ", problem);
+}
+
+// The history at `path`, or nullptr (with a warning: a run without history still runs). A file
+// this run cannot write is still read, to order the run.
+std::unique_ptr<coordinator::HistoryStore> OpenHistory(const std::string& path) {
+  std::vector<std::string> warnings;
+  auto store = coordinator::HistoryStore::Open(path, &warnings);
+  for (const std::string& warning : warnings) WarnHistory(warning);
+  if (store) return std::move(*store);
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    auto read_only = coordinator::HistoryStore::Open(path, &warnings, true);
+    if (read_only) {
+      WarnHistory(store.error().message + "; it orders this run, which is not recorded");
+      return std::move(*read_only);
+    }
+  }
+  WarnHistory(store.error().message + "; this run is neither ordered nor recorded by it");
+  return nullptr;
+}
+
+coordinator::RunRecord NewRunRecord(const std::string& label) {
+  coordinator::RunRecord run;
+  run.id = coordinator::NewRunId();
+  run.label = label;
+  run.client = HostName() + ":" + std::to_string(::getpid());
+  if (const char* user = std::getenv("USER"); user != nullptr && *user != '\0') {
+    run.client = std::string(user) + "@" + run.client;
+  }
+  run.started_ms = coordinator::UnixMillisNow();
+  return run;
+}
+
+// --rerun-failed: keeps the tests that failed in the last run (with a label starting with
+// `label`). Returns an exit status when there is nothing to run, else -1.
+int KeepLastFailures(coordinator::HistoryStore& history, const std::string& label,
+                     std::vector<TestSpec>* tests) {
+  auto failed = history.FailedInLastRun(label);
+  if (!failed) return UsageError("--rerun-failed: " + failed.error().message);
+  const std::string which = label.empty() ? "" : " labelled " + label + "*";
+  if (!*failed) {
+    return UsageError("--rerun-failed: " + history.path().string() + " holds no run" + which);
+  }
+  std::set<std::string> names((*failed)->begin(), (*failed)->end());
+  std::vector<TestSpec> kept;
+  for (const TestSpec& test : *tests) {
+    if (names.count(test.name) > 0) kept.push_back(test);
+  }
+  if (kept.empty()) {
+    std::printf("testfarm: --rerun-failed: no selected test failed in the last run%s\n",
+                which.c_str());
+    return kExitPassed;
+  }
+  std::printf("testfarm: --rerun-failed: %zu of the %zu tests that failed in the last run%s\n",
+              kept.size(), names.size(), which.c_str());
+  // With the setup and cleanup of the fixtures they need, as a selection gets them.
+  *tests = coordinator::WithFixtureTests(*tests, std::move(kept));
+  return -1;
+}
+
 int ExitCodeOf(const coordinator::RunSummary& summary) {
   if (summary.interrupted) return kExitInterrupted;
   return summary.passed + summary.skipped_tests == summary.total() ? kExitPassed : kExitFailed;
@@ -703,7 +779,6 @@ int Run(const RunArgs& args) {
   if (args.farm.empty()) {
     if (!args.farm_key.empty()) return UsageError("--farm-key needs --farm");
     if (args.max_slots != 0) return UsageError("--max-slots needs --farm");
-    if (!args.label.empty()) return UsageError("--run-label needs --farm");
   } else {
     for (const auto& [given, option] :
          {std::pair<bool, const char*>{!args.listen.empty(), "--listen"},
@@ -798,6 +873,19 @@ int Run(const RunArgs& args) {
                   judged_by_exit.front() + ")");
     }
   }
+  // The history orders the run (unless it is shuffled) and records it.
+  std::unique_ptr<coordinator::HistoryStore> history;
+  if (!args.farm.empty()) {
+    if (args.rerun_failed) {
+      return UsageError("--rerun-failed does not work with --farm yet: the farm keeps the history");
+    }
+  } else if (auto path = HistoryPath(args)) {
+    history = OpenHistory(*path);
+  }
+  if (args.rerun_failed) {
+    if (!history) return UsageError("--rerun-failed: there is no usable history to read");
+    if (int status = KeepLastFailures(*history, args.label, &*tests); status >= 0) return status;
+  }
   if (shuffle_seed) {
     coordinator::Shuffle(&*tests, *shuffle_seed);
     std::printf("testfarm: shuffled with seed %llu (--shuffle=%llu repeats this order)\n",
@@ -811,6 +899,16 @@ int Run(const RunArgs& args) {
   policy.batch = args.isolation == "batch";
   policy.batcher.target = *batch_target;
   policy.min_workers = std::max(1u, args.min_workers);
+  if (history && !shuffle_seed) {
+    auto estimates = history->Estimates();
+    if (!estimates) {
+      PrintTo(stderr, "testfarm: warning: history: ",
+              estimates.error().message + "; tests start in the order given");
+    } else {
+      policy.start_order = coordinator::StartOrder(*tests, *estimates);
+      policy.expected_case_time = coordinator::ExpectedCaseTimes(*tests, *estimates);
+    }
+  }
   coordinator::CoverageObjects coverage_objects;
   std::optional<worker::ScratchDir> coverage_dir;
   if (args.coverage) {
@@ -859,7 +957,13 @@ int Run(const RunArgs& args) {
   options.allowed_workers = security->allowed;
   options.ship_artifacts = !args.listen.empty();
   if (coverage_dir) options.profile_dir = coverage_dir->path();
-  coordinator::ConsoleReporter reporter(stdout, ConsoleOptionsFor(args));
+  coordinator::ConsoleReporter console(stdout, ConsoleOptionsFor(args));
+  std::optional<coordinator::HistoryReporter> recorder;
+  if (history && history->writable()) {
+    recorder.emplace(clock, console, *history, NewRunRecord(args.label), WarnHistory);
+  }
+  coordinator::Reporter& reporter =
+      recorder ? static_cast<coordinator::Reporter&>(*recorder) : console;
   coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
   coordinator.Prepare();  // before any worker connects: hashing can take a while
   if (!args.listen.empty()) {
@@ -913,6 +1017,123 @@ int Run(const RunArgs& args) {
     }
   }
   return ExitCodeOf(summary);
+}
+
+namespace {
+
+// "2026-12-02 13:05:00" (UTC) for a time in Unix ms.
+std::string UtcTime(int64_t unix_ms) {
+  std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&seconds, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string Kib(uint64_t kib) {
+  char buf[32];
+  if (kib < 1024) {
+    std::snprintf(buf, sizeof buf, "%lluK", static_cast<unsigned long long>(kib));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(kib) / 1024);
+  }
+  return buf;
+}
+
+// Opens the history a query reads, or says why not. `since_ms` gets the start of the window.
+Result<std::unique_ptr<coordinator::HistoryStore>> OpenForQuery(const HistoryQueryArgs& args,
+                                                                int64_t* since_ms) {
+  auto since = ParseDuration(args.since);
+  if (!since) return Error{"--since: not a duration: '" + args.since + "' (e.g. 30d, 12h)"};
+  *since_ms = coordinator::UnixMillisNow() - since->count();
+  RunArgs run;
+  run.history = args.history;
+  std::optional<std::string> path = HistoryPath(run);
+  if (!path) return Error{"TESTFARM_HISTORY is off: give --history PATH"};
+  std::vector<std::string> warnings;
+  auto store = coordinator::HistoryStore::Open(*path, &warnings, true);
+  for (const std::string& warning : warnings) WarnHistory(warning);
+  return store;
+}
+
+}  // namespace
+
+int History(const HistoryQueryArgs& args) {
+  int64_t since_ms = 0;
+  auto store = OpenForQuery(args, &since_ms);
+  if (!store) return UsageError(store.error().message);
+  auto text = coordinator::HistoryJson(**store, args.test, since_ms);
+  if (!text) return UsageError(text.error().message);
+  if (args.json) {
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    return kExitPassed;
+  }
+  const nlohmann::json doc = nlohmann::json::parse(*text);
+  if (doc["tests"].empty()) {
+    std::printf("no attempts recorded since %s%s\n", UtcTime(since_ms).c_str(),
+                args.test.empty() ? "" : (" for " + args.test).c_str());
+    return kExitPassed;
+  }
+  for (const auto& test : doc["tests"]) {
+    const auto& sum = test["summary"];
+    PrintTo(stdout, "", test["test"].get<std::string>());
+    std::printf("  %lld attempts: %lld passed, %lld failed; mean %s, max %s; peak RSS up to %s\n",
+                sum["attempts"].get<long long>(), sum["passed"].get<long long>(),
+                sum["failed"].get<long long>(),
+                FormatDuration(Millis(sum["mean_ms"].get<int64_t>())).c_str(),
+                FormatDuration(Millis(sum["max_ms"].get<int64_t>())).c_str(),
+                Kib(sum["max_peak_rss_kb"].get<uint64_t>()).c_str());
+    for (const auto& a : test["attempts"]) {
+      std::string label = a["label"].get<std::string>();
+      std::string line = "  " + UtcTime(a["time_ms"].get<int64_t>()) + "  ";
+      char columns[128];
+      std::snprintf(columns, sizeof columns, "%-9s %9s %8s %9s CPU  ",
+                    a["outcome"].get<std::string>().c_str(),
+                    FormatDuration(Millis(a["duration_ms"].get<int64_t>())).c_str(),
+                    Kib(a["peak_rss_kb"].get<uint64_t>()).c_str(),
+                    FormatDuration(Millis(a["cpu_ms"].get<int64_t>())).c_str());
+      line += columns;
+      line += a["worker"].get<std::string>() + "  run " + a["run"].get<std::string>();
+      if (!label.empty()) line += " [" + label + "]";
+      if (a["attempt"].get<int>() > 1)
+        line += "  attempt " + std::to_string(a["attempt"].get<int>());
+      if (a["iteration"].get<int>() > 1) {
+        line += "  iteration " + std::to_string(a["iteration"].get<int>());
+      }
+      PrintTo(stdout, "", line);
+    }
+  }
+  return kExitPassed;
+}
+
+int Flaky(const HistoryQueryArgs& args) {
+  int64_t since_ms = 0;
+  auto store = OpenForQuery(args, &since_ms);
+  if (!store) return UsageError(store.error().message);
+  auto text = coordinator::FlakyJson(**store, since_ms);
+  if (!text) return UsageError(text.error().message);
+  if (args.json) {
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    return kExitPassed;
+  }
+  const nlohmann::json doc = nlohmann::json::parse(*text);
+  if (doc["tests"].empty()) {
+    std::printf("no flaky test since %s\n", UtcTime(since_ms).c_str());
+    return kExitPassed;
+  }
+  std::printf("%6s  %-11s  %-16s  %-19s  %s\n", "RATE", "FLAKY RUNS", "FAILED ATTEMPTS",
+              "LAST SEEN (UTC)", "TEST");
+  for (const auto& t : doc["tests"]) {
+    char line[160];
+    std::snprintf(line, sizeof line, "%5.1f%%  %4lld of %-4lld  %5lld of %-7lld  %-19s  ",
+                  t["flake_rate"].get<double>() * 100, t["flaky_runs"].get<long long>(),
+                  t["runs"].get<long long>(), t["failures"].get<long long>(),
+                  t["attempts"].get<long long>(),
+                  UtcTime(t["last_seen_ms"].get<int64_t>()).c_str());
+    PrintTo(stdout, line, t["test"].get<std::string>());
+  }
+  return kExitPassed;
 }
 
 }  // namespace testfarm::cli

@@ -35,7 +35,7 @@ struct RunArgs {
   std::string success_output = "never";  // never, immediate, final, immediate-final
   std::string failure_output = "immediate";
   bool no_capture = false;
-  std::string slow_timeout;  // empty: off
+  std::string slow_timeout;   // empty: off
   std::size_t slowest = 0;    // list the N slowest tests at the end
   std::size_t hungriest = 0;  // list the N with the largest peak RSS
   // The fleet.
@@ -52,7 +52,11 @@ struct RunArgs {
   std::string farm;      // tcp://HOST:PORT of `testfarm serve`; empty: run here
   std::string farm_key;  // the farm's public key file
   unsigned max_slots = 0;
-  std::string label;
+  std::string label;  // --run-label: shown by `testfarm status`, kept in the history
+  // The history.
+  std::string history;  // empty: .testfarm/history.sqlite
+  bool no_history = false;
+  bool rerun_failed = false;
   // Coverage.
   bool coverage = false;
   std::string coverage_output;  // empty: coverage.json, coverage.lcov or coverage-html
@@ -106,6 +110,14 @@ struct StatusArgs {
   std::string timeout = "10s";
 };
 
+// `testfarm history` and `testfarm flaky`.
+struct HistoryQueryArgs {
+  std::string history;  // empty: $TESTFARM_HISTORY, else .testfarm/history.sqlite
+  std::string test;     // a glob over full test names; empty: every test
+  std::string since = "30d";
+  bool json = false;
+};
+
 struct KeygenArgs {
   std::string base;  // writes BASE.key and BASE.pub
 };
@@ -126,6 +138,11 @@ int List(const ListArgs& args);
 // Exit codes: 0 stopped by a signal or done (--once), 1 socket failure or could not join within
 // --connect-timeout, 2 bad input.
 int Worker(const WorkerArgs& args);
+// `testfarm history`: durations, peak RSS and outcomes over time per test. Exit codes: 0 shown,
+// 2 bad input or no history to read.
+int History(const HistoryQueryArgs& args);
+// `testfarm flaky`: tests ranked by flake rate. Exit codes as History's.
+int Flaky(const HistoryQueryArgs& args);
 // Exit codes: 0 written, 2 cannot write (or a key is already there).
 int Keygen(const KeygenArgs& args);
 

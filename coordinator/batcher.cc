@@ -4,8 +4,13 @@
 
 namespace testfarm::coordinator {
 
-std::size_t Batcher::AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes) {
+std::size_t Batcher::AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes,
+                              std::optional<Millis> expected_case) {
   Suite suite;
+  if (expected_case) {
+    suite.observed = *expected_case * static_cast<int64_t>(kKnownCases);
+    suite.observed_cases = kKnownCases;
+  }
   for (std::size_t i = 0; i < name_bytes.size() && i < tests.size(); ++i) {
     suite.name_bytes[tests[i]] = name_bytes[i];
   }

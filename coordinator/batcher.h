@@ -29,8 +29,11 @@ class Batcher {
   explicit Batcher(BatcherOptions options) : options_(options) {}
 
   // Adds a suite's cases (test indices, in order) with the length of each case's name (what it
-  // adds to the filter). Returns the suite's id.
-  std::size_t AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes = {});
+  // adds to the filter), and the expected time of a case if an earlier run knows it (it counts
+  // as kKnownCases observed cases, so its first batches are sized by it). Returns the suite's id.
+  std::size_t AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes = {},
+                       std::optional<Millis> expected_case = std::nullopt);
+  static constexpr std::size_t kKnownCases = 8;
   // A case of `suite` took `duration`.
   void RecordDuration(std::size_t suite, Millis duration);
 

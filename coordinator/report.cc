@@ -157,4 +157,22 @@ std::string StatusReason(const TestReport& report) {
   return {};
 }
 
+const char* StatusKey(TestStatus state) {
+  switch (state) {
+    case TestStatus::kPassed:
+      return "passed";
+    case TestStatus::kFailed:
+      return "failed";
+    case TestStatus::kSkipped:
+      return "skipped";
+    case TestStatus::kCancelled:
+      return "cancelled";
+    case TestStatus::kExpired:
+      return "lost";
+    case TestStatus::kNotRun:
+      break;
+  }
+  return "not_run";
+}
+
 }  // namespace testfarm::coordinator

@@ -74,6 +74,9 @@ std::string SummaryLine(const RunSummary& summary);
 // "PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "LEAK", "CANCEL", "NOTRUN", "LOST", "SKIP".
 // A gtest case that failed inside a process that exited normally is "FAIL".
 const char* StatusWord(const TestReport& report);
+// The JSON report's lowercase status: "passed", "failed", "lost" (expired), "cancelled",
+// "not_run", "skipped".
+const char* StatusKey(TestStatus state);
 // "exit 1", "SIGSEGV", "failed to start: No such file or directory", ...; empty for a pass.
 std::string StatusReason(const TestReport& report);
 

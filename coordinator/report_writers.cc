@@ -44,25 +44,6 @@ Outcome OutcomeOf(const TestReport& report) {
   return Outcome::kSkipped;
 }
 
-// The JSON report's lowercase status (also the trace events' category).
-const char* StatusKey(TestStatus state) {
-  switch (state) {
-    case TestStatus::kPassed:
-      return "passed";
-    case TestStatus::kFailed:
-      return "failed";
-    case TestStatus::kSkipped:
-      return "skipped";
-    case TestStatus::kCancelled:
-      return "cancelled";
-    case TestStatus::kExpired:
-      return "lost";
-    case TestStatus::kNotRun:
-      break;
-  }
-  return "not_run";
-}
-
 // StatusReason, except that a skipped test's process ("exit 0" of a GTEST_SKIP) is not why it
 // was skipped: only a reason given or its skip message counts.
 std::string Reason(const TestReport& report) {

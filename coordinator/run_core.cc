@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <numeric>
 
 #include "coordinator/gtest.h"
 #include "coordinator/outcome.h"
@@ -122,7 +123,12 @@ void RunCore::PlanInitialJobs() {
     jobs_[id] = Job{{t}, false, 1};
     job_of[t] = id;
   };
-  for (std::size_t t = 0; t < tests_.size(); ++t) {
+  std::vector<std::size_t> start_order = options_.start_order;
+  if (start_order.size() != tests_.size()) {
+    start_order.resize(tests_.size());
+    std::iota(start_order.begin(), start_order.end(), std::size_t{0});
+  }
+  for (std::size_t t : start_order) {
     const TestSpec& test = tests_[t];
     if (!test.error.empty()) {
       TestReport report = Decided(TestStatus::kFailed, test.error);
@@ -157,7 +163,12 @@ void RunCore::PlanInitialJobs() {
   for (const std::string& suite : batch_order) {
     std::vector<std::size_t> name_bytes;
     for (std::size_t t : batches[suite]) name_bytes.push_back(tests_[t].gtest_case.size());
-    std::size_t id = batcher_.AddSuite(batches[suite], std::move(name_bytes));
+    std::optional<Millis> expected;
+    if (auto known = options_.expected_case_time.find(suite);
+        known != options_.expected_case_time.end()) {
+      expected = known->second;
+    }
+    std::size_t id = batcher_.AddSuite(batches[suite], std::move(name_bytes), expected);
     for (std::size_t t : batches[suite]) batch_suite_of_[t] = id;
   }
 }

@@ -61,6 +61,12 @@ struct RunOptions {
   // The run's number in its farm: jobs and profile requests carry it, so a worker serving
   // several runs keeps their coverage profiles apart.
   uint64_t run_id = 0;
+  // The order tests start in: a permutation of their indices (from the history: failed last
+  // time first, then longest first); empty: the order they were given in.
+  std::vector<std::size_t> start_order;
+  // --isolation batch: the expected time of a case of these GoogleTest suites (by suite name,
+  // from the history), so their first batches are sized right.
+  std::map<std::string, Millis> expected_case_time;
 };
 
 enum class RunPhase { kDispatching, kStopping, kCollectingProfiles, kDone };

@@ -25,6 +25,8 @@ std::optional<Millis> ParseDuration(std::string_view text) {
     scale = 60'000;
   } else if (unit == "h") {
     scale = 3'600'000;
+  } else if (unit == "d") {
+    scale = 86'400'000;
   } else {
     return std::nullopt;
   }

@@ -1,5 +1,5 @@
 #pragma once
-// Durations as users write them: "30" (seconds), "500ms", "1.5s", "2m", "1h".
+// Durations as users write them: "30" (seconds), "500ms", "1.5s", "2m", "1h", "30d".
 #include <optional>
 #include <string>
 #include <string_view>

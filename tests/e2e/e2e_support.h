@@ -18,6 +18,10 @@
 
 namespace testfarm::test {
 
+// The testfarm processes the tests start keep no run history unless a test asks for one with
+// --history: a history shared by every test would reorder their runs.
+inline const bool kNoHistoryByDefault = ::setenv("TESTFARM_HISTORY", "off", 0) == 0;
+
 inline std::string Fixture(const std::string& name) {
   return std::string(TESTFARM_FIXTURE_DIR) + "/" + name;
 }

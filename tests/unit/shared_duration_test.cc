@@ -12,6 +12,7 @@ TEST(ParseDuration, AcceptsEveryUnit) {
   EXPECT_EQ(ParseDuration("2m"), Millis(120'000));
   EXPECT_EQ(ParseDuration("2min"), Millis(120'000));
   EXPECT_EQ(ParseDuration("1h"), Millis(3'600'000));
+  EXPECT_EQ(ParseDuration("30d"), Millis(2'592'000'000));
   EXPECT_EQ(ParseDuration("0"), Millis(0));
   EXPECT_EQ(ParseDuration("0.25s"), Millis(250));
 }
