@@ -133,6 +133,15 @@ Result<std::unique_ptr<HistoryStore>> HistoryStore::Open(const std::filesystem::
     auto db = sqlite::Database::Open(path, mode, kBusyTimeout);
     if (!db) return db.error();
     Status ready = SetUp(*db, read_only);
+    if (!ready && read_only &&
+        ((db->last_error() & 0xff) == SQLITE_CANTOPEN ||
+         (db->last_error() & 0xff) == SQLITE_READONLY)) {
+      // A WAL database in a directory we cannot write: its shared-memory index cannot be made,
+      // so read the file as it is.
+      db = sqlite::Database::Open(path, sqlite::Database::Mode::kImmutable, kBusyTimeout);
+      if (!db) return db.error();
+      ready = SetUp(*db, read_only);
+    }
     if (ready) {
       std::unique_ptr<HistoryStore> store(new HistoryStore(std::move(*db)));
       if (!read_only) {

@@ -2,15 +2,33 @@
 
 #include <sqlite3.h>
 
+#include <cstdio>
+
 namespace testfarm::coordinator::sqlite {
 
 Result<Database> Database::Open(const std::filesystem::path& path, Mode mode,
                                 std::chrono::milliseconds busy_timeout) {
   sqlite3* db = nullptr;
-  const int flags = (mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY
-                                             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-                    SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int flags = mode == Mode::kReadWriteCreate ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                             : SQLITE_OPEN_READONLY;
+  flags |= SQLITE_OPEN_NOMUTEX;
+  std::string name = path.string();
+  if (mode == Mode::kImmutable) {
+    // A URI: file:PATH?immutable=1, with the characters a URI gives meaning to escaped.
+    std::string uri = "file:";
+    for (char c : name) {
+      if (c == '%' || c == '?' || c == '#') {
+        char escaped[4];
+        std::snprintf(escaped, sizeof escaped, "%%%02X", static_cast<unsigned char>(c));
+        uri += escaped;
+      } else {
+        uri += c;
+      }
+    }
+    name = uri + "?immutable=1";
+    flags |= SQLITE_OPEN_URI;
+  }
+  int rc = sqlite3_open_v2(name.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);

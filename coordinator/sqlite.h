@@ -20,7 +20,9 @@ class Statement;
 
 class Database {
  public:
-  enum class Mode { kReadWriteCreate, kReadOnly };
+  // kImmutable: read-only, and the file is taken not to change while open (no locks, no WAL
+  // index), for a database in a directory this process cannot write.
+  enum class Mode { kReadWriteCreate, kReadOnly, kImmutable };
   // Opens (creating, in kReadWriteCreate) the database at `path`, waiting up to `busy_timeout`
   // for another connection's lock on every statement.
   static Result<Database> Open(const std::filesystem::path& path, Mode mode,
