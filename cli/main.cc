@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/run_command.h"
+#include "coordinator/ordering.h"
 #include "shared/logging.h"
 
 namespace {
@@ -165,6 +166,17 @@ int main(int argc, char** argv) {
                   "the progress line names the test running longest either way. Default: off")
       ->type_name("DURATION");
 
+  run->add_option("--retries", run_args.retries,
+                  "Run a failed test again, up to N times, on another worker where there is one "
+                  "(a manifest suite's `retries` overrides it). A test that fails and then "
+                  "passes is FLAKY. Not for tests others wait on (CTest DEPENDS, fixtures)")
+      ->check(CLI::Range(0u, testfarm::coordinator::kMaxRetries)
+                  .description("at most " + std::to_string(testfarm::coordinator::kMaxRetries)))
+      ->capture_default_str();
+  run->add_option("--flaky-result", run_args.flaky_result,
+                  "What a FLAKY test makes of the run: pass (with a warning naming them) or fail")
+      ->check(CLI::IsMember({"pass", "fail"}))
+      ->capture_default_str();
   run->add_option("--slowest", run_args.slowest,
                   "At the end, list the N slowest tests (with their peak RSS)")
       ->check(CLI::Range(1u, 1000000u));

@@ -548,9 +548,24 @@ int KeepLastFailures(coordinator::HistoryStore& history, const std::string& labe
   return -1;
 }
 
-int ExitCodeOf(const coordinator::RunSummary& summary) {
+// 0 when every test passed or skipped itself, FLAKY ones too unless --flaky-result fail; they
+// are named in a warning either way.
+int ExitCodeOf(const coordinator::RunSummary& summary, const RunArgs& args) {
+  if (summary.flaky > 0) {
+    std::string names;
+    for (const coordinator::TestReport* report : summary.Flaky()) {
+      names += (names.empty() ? "" : ", ") + report->name;
+    }
+    PrintTo(stderr, "testfarm: warning: ",
+            std::to_string(summary.flaky) + (summary.flaky == 1 ? " test" : " tests") +
+                " failed and then passed on a retry (FLAKY): " + names +
+                (args.flaky_result == "fail" ? "; --flaky-result fail: the run fails"
+                                             : "; --flaky-result fail would fail the run"));
+  }
   if (summary.interrupted) return kExitInterrupted;
-  return summary.passed + summary.skipped_tests == summary.total() ? kExitPassed : kExitFailed;
+  const std::size_t flaky_ok = args.flaky_result == "fail" ? 0 : summary.flaky;
+  return summary.passed + summary.skipped_tests + flaky_ok == summary.total() ? kExitPassed
+                                                                              : kExitFailed;
 }
 
 // What a --coverage run on a farm needs to turn the profiles it gets back into a report.
@@ -603,7 +618,7 @@ int RunOnFarm(const RunArgs& args, std::vector<TestSpec> tests,
       return status;
     }
   }
-  return ExitCodeOf(summary);
+  return ExitCodeOf(summary, args);
 }
 
 }  // namespace
@@ -873,6 +888,9 @@ int Run(const RunArgs& args) {
                   judged_by_exit.front() + ")");
     }
   }
+  for (TestSpec& test : *tests) {
+    if (!test.retries) test.retries = args.retries;
+  }
   // The history orders the run (unless it is shuffled) and records it.
   std::unique_ptr<coordinator::HistoryStore> history;
   if (!args.farm.empty()) {
@@ -1016,7 +1034,7 @@ int Run(const RunArgs& args) {
       return status;
     }
   }
-  return ExitCodeOf(summary);
+  return ExitCodeOf(summary, args);
 }
 
 namespace {

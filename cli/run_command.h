@@ -36,6 +36,8 @@ struct RunArgs {
   std::string failure_output = "immediate";
   bool no_capture = false;
   std::string slow_timeout;   // empty: off
+  unsigned retries = 0;               // a failed test runs again up to N times
+  std::string flaky_result = "pass";  // pass, fail: what a test that passed on a retry makes
   std::size_t slowest = 0;    // list the N slowest tests at the end
   std::size_t hungriest = 0;  // list the N with the largest peak RSS
   // The fleet.

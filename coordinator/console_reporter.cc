@@ -20,7 +20,8 @@ namespace {
 
 const char* ColorOf(std::string_view word) {
   if (word == "PASS") return "\033[32m";
-  if (word == "SKIP" || word == "CANCEL" || word == "SLOW") return "\033[33m";
+  if (word == "SKIP" || word == "CANCEL" || word == "SLOW" || word == "FLAKY" || word == "RETRY")
+    return "\033[33m";
   if (word == "START") return "\033[36m";
   return "\033[31;1m";
 }
@@ -217,12 +218,17 @@ void ConsoleReporter::OnRunning(std::size_t count, const std::string& longest, M
 }
 
 std::string ConsoleReporter::StatusLine(const TestReport& report) const {
-  const char* word = StatusWord(report);
+  // An attempt that runs again says what happened and that it is not the test's last word.
+  const char* word = report.retried ? "RETRY" : StatusWord(report);
+  const std::string reason =
+      report.retried ? std::string(StatusWord(report)) +
+                           (StatusReason(report).empty() ? "" : " " + StatusReason(report)) +
+                           "; attempt " + std::to_string(report.attempt) + ", it runs again"
+                     : StatusReason(report);
   char columns[32];
   std::snprintf(columns, sizeof columns, "%*s%8s  ", 8 - static_cast<int>(std::strlen(word)), "",
                 FormatDuration(report.duration).c_str());
-  std::string line =
-      Paint(word) + columns + EscapeForTerminal(report.name) + Parenthesized(StatusReason(report));
+  std::string line = Paint(word) + columns + EscapeForTerminal(report.name) + Parenthesized(reason);
   if (verbose() && !report.worker.empty()) {
     line += "  [worker " + EscapeForTerminal(report.worker);
     if (report.result) line += ", slot " + std::to_string(report.slot);
@@ -266,8 +272,13 @@ void ConsoleReporter::PrintOutputOf(const TestReport& report) {
 void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t running) {
   ++finished_;
   running_ = running;
+  // A retried attempt shows as a failure does (its output included) but is not counted as one.
   bool failed = IsFailure(report.state);
-  if (failed) ++failed_;
+  if (report.retried) {
+    --finished_;  // the test is not finished yet
+  } else if (failed) {
+    ++failed_;
+  }
   OutputWhen when = failed                                ? options_.failure_output
                     : report.state == TestStatus::kPassed ? options_.success_output
                                                           : OutputWhen::kNever;
@@ -296,6 +307,14 @@ void ConsoleReporter::OnRunEnd(const RunSummary& summary) {
       char word[16];
       std::snprintf(word, sizeof word, "  %-8s ", StatusWord(*report));
       Write(word + EscapeForTerminal(report->name) + Parenthesized(StatusReason(*report)) + "\n");
+    }
+  }
+  std::vector<const TestReport*> flaky = summary.Flaky();
+  if (!flaky.empty()) {
+    Write("\nFlaky tests (failed, then passed on a retry):\n");
+    for (const TestReport* report : flaky) {
+      Write("  FLAKY    " + EscapeForTerminal(report->name) + Parenthesized(StatusReason(*report)) +
+            "\n");
     }
   }
   if (!summary.stop_reason.empty()) {

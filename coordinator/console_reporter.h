@@ -36,7 +36,7 @@ struct ConsoleOptions {
   Verbosity verbosity = Verbosity::kNormal;
   OutputWhen success_output = OutputWhen::kNever;
   OutputWhen failure_output = OutputWhen::kImmediate;
-  std::size_t width = 80;  // the terminal's columns: the progress line stays within one row
+  std::size_t width = 80;     // the terminal's columns: the progress line stays within one row
   std::size_t slowest = 0;    // at the end, list the N slowest tests (--slowest N)
   std::size_t hungriest = 0;  // and the N with the largest peak RSS (--hungriest N)
 };

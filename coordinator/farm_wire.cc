@@ -33,6 +33,7 @@ protocol::RunTest ToWire(const TestSpec& test, uint32_t file_set) {
   wire.has_skip_return_code = test.skip_return_code.has_value();
   wire.skip_return_code = static_cast<uint32_t>(test.skip_return_code.value_or(0));
   wire.run_serial = test.run_serial;
+  wire.retries = test.retries.value_or(0);
   wire.depends = test.ordering.depends;
   wire.fixtures_setup = test.ordering.fixtures_setup;
   wire.fixtures_required = test.ordering.fixtures_required;
@@ -64,6 +65,7 @@ TestSpec FromWire(const protocol::RunTest& wire) {
   test.will_fail = wire.will_fail;
   if (wire.has_skip_return_code) test.skip_return_code = static_cast<int>(wire.skip_return_code);
   test.run_serial = wire.run_serial;
+  if (wire.retries > 0) test.retries = std::min(wire.retries, kMaxRetries);
   test.ordering.depends = wire.depends;
   test.ordering.fixtures_setup = wire.fixtures_setup;
   test.ordering.fixtures_required = wire.fixtures_required;
@@ -142,13 +144,16 @@ const char* WireName(TestStatus status) {
       return "not_run";
     case TestStatus::kSkipped:
       return "skipped";
+    case TestStatus::kFlaky:
+      return "flaky";
   }
   return "failed";
 }
 
 std::optional<TestStatus> StatusFromWire(const std::string& name) {
-  for (TestStatus status : {TestStatus::kPassed, TestStatus::kFailed, TestStatus::kExpired,
-                            TestStatus::kCancelled, TestStatus::kNotRun, TestStatus::kSkipped}) {
+  for (TestStatus status :
+       {TestStatus::kPassed, TestStatus::kFailed, TestStatus::kExpired, TestStatus::kCancelled,
+        TestStatus::kNotRun, TestStatus::kSkipped, TestStatus::kFlaky}) {
     if (name == WireName(status)) return status;
   }
   return std::nullopt;
@@ -169,6 +174,7 @@ protocol::TestDone ToWire(const TestReport& report, std::size_t running) {
   done.attempt = report.attempt;
   done.batch = report.batch;
   done.running = running;
+  done.retried = report.retried;
   return done;
 }
 
@@ -187,6 +193,7 @@ Result<TestReport> FromWire(const protocol::TestDone& done) {
   report.finished_at = MillisOf(done.finished_at_ms);
   report.attempt = std::max(1u, done.attempt);
   report.batch = done.batch;
+  report.retried = done.retried;
   return report;
 }
 

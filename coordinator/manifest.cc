@@ -78,6 +78,7 @@ struct Fields {
   std::map<std::string, std::string> required_labels;  // `requires`
   std::optional<std::string> cwd;
   std::optional<Millis> timeout;
+  std::optional<unsigned> retries;
   std::vector<std::string> labels;
   std::vector<std::string> data;
 };
@@ -269,16 +270,24 @@ std::optional<Error> ManifestParser::ReadKey(std::string_view key, const toml::n
     Result<Millis> timeout = ReadDuration(value, scope, key);
     if (!timeout) return timeout.error();
     out->timeout = *timeout;
+  } else if (key == "retries") {
+    const auto* n = value.as_integer();
+    if (n == nullptr || n->get() < 0 || n->get() > kMaxRetries) {
+      return KeyError(value, scope, key,
+                      "expected a whole number from 0 to " + std::to_string(kMaxRetries));
+    }
+    out->retries = static_cast<unsigned>(n->get());
   }
   return std::nullopt;
 }
 
 std::optional<Error> ManifestParser::ReadTable(const toml::table& table, const Scope& scope,
                                                Fields* out) {
-  static const std::set<std::string_view> kSuiteKeys = {
-      "name", "command", "args", "kind", "env", "cwd", "timeout", "labels", "data", "requires"};
-  static const std::set<std::string_view> kDefaultsKeys = {"kind",   "env",  "cwd",     "timeout",
-                                                           "labels", "data", "requires"};
+  static const std::set<std::string_view> kSuiteKeys = {"name",   "command", "args",    "kind",
+                                                        "env",    "cwd",     "timeout", "retries",
+                                                        "labels", "data",    "requires"};
+  static const std::set<std::string_view> kDefaultsKeys = {"kind",    "env",    "cwd",  "timeout",
+                                                           "retries", "labels", "data", "requires"};
   const auto& known = scope.is_suite ? kSuiteKeys : kDefaultsKeys;
   for (const auto& [key, value] : InDocumentOrder(table)) {
     if (!known.contains(key->str())) {
@@ -303,6 +312,7 @@ SuiteSpec ManifestParser::Merge(Fields suite, int line) const {
   for (auto& [name, value] : suite.required_labels) spec.required_labels[name] = std::move(value);
   spec.cwd = suite.cwd.value_or(defaults_.cwd.value_or(""));
   spec.timeout = suite.timeout ? suite.timeout : defaults_.timeout;
+  spec.retries = suite.retries ? suite.retries : defaults_.retries;
   std::vector<std::string> labels = defaults_.labels;
   labels.insert(labels.end(), suite.labels.begin(), suite.labels.end());
   for (std::string& label : labels) {

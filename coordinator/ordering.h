@@ -7,6 +7,9 @@
 
 namespace testfarm::coordinator {
 
+// The most times a failed test may run again (--retries, a manifest's `retries`).
+inline constexpr unsigned kMaxRetries = 20;
+
 struct Ordering {
   std::vector<std::string> depends;            // tests it runs after, if they are in the run
   std::vector<std::string> fixtures_setup;     // fixtures it sets up

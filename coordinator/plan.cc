@@ -25,6 +25,7 @@ TestSpec FromSuite(const SuiteSpec& suite, Millis default_timeout) {
   test.will_fail = suite.will_fail;
   test.skip_return_code = suite.skip_return_code;
   test.run_serial = suite.run_serial;
+  test.retries = suite.retries;
   test.ordering = suite.ordering;
   test.output_rules = suite.output_rules;
   if (suite.disabled) {

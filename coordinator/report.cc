@@ -12,7 +12,8 @@ using Kind = ExitState::Kind;
 std::string SummaryLine(const RunSummary& summary) {
   std::string line =
       std::to_string(summary.passed) + " passed, " + std::to_string(summary.failed) + " failed";
-  const std::pair<std::size_t, const char*> others[] = {{summary.skipped_tests, "skipped"},
+  const std::pair<std::size_t, const char*> others[] = {{summary.flaky, "flaky"},
+                                                        {summary.skipped_tests, "skipped"},
                                                         {summary.cancelled, "cancelled"},
                                                         {summary.not_run, "not run"}};
   for (const auto& [count, what] : others) {
@@ -33,6 +34,8 @@ const char* StatusWord(const TestReport& report) {
       return "SKIP";
     case TestStatus::kCancelled:
       return "CANCEL";
+    case TestStatus::kFlaky:
+      return "FLAKY";
     case TestStatus::kFailed:
       break;
   }
@@ -169,6 +172,8 @@ const char* StatusKey(TestStatus state) {
       return "cancelled";
     case TestStatus::kExpired:
       return "lost";
+    case TestStatus::kFlaky:
+      return "flaky";
     case TestStatus::kNotRun:
       break;
   }

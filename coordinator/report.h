@@ -29,8 +29,12 @@ struct TestReport {
   uint32_t slot = 0;
   Millis started_at{0};  // when its process started / ended, since the run started
   Millis finished_at{0};
-  unsigned attempt = 1;  // 2 for a case re-run alone after its batch could not report it
+  unsigned attempt = 1;  // 2 for a case re-run alone after its batch could not report it, or
+                         // for a retry (--retries)
   bool batch = false;    // it ran inside a batch of cases
+  // This attempt failed and the test runs again (--retries): not the test's last word, and not
+  // counted; the attempt that follows is.
+  bool retried = false;
 };
 
 // What a --coverage run collected (the merged profiles, not yet exported).
@@ -50,32 +54,45 @@ struct RunSummary {
   std::size_t skipped_tests = 0;  // skipped by the test itself, or disabled
   std::size_t cancelled = 0;      // terminated because the run stopped
   std::size_t not_run = 0;        // never started because the run stopped
+  std::size_t flaky = 0;          // failed, then passed on a retry
   bool interrupted = false;
   std::string stop_reason;
   Millis wall{0};
   std::vector<TestReport> reports;  // every reported attempt, in the order they finished
   CoverageSummary coverage;
 
-  std::size_t total() const { return passed + failed + skipped_tests + cancelled + not_run; }
+  std::size_t total() const {
+    return passed + failed + skipped_tests + cancelled + not_run + flaky;
+  }
+  // The flaky tests' final reports, in the order they finished.
+  std::vector<const TestReport*> Flaky() const {
+    std::vector<const TestReport*> out;
+    for (const TestReport& r : reports) {
+      if (r.state == TestStatus::kFlaky) out.push_back(&r);
+    }
+    return out;
+  }
   // The failed reports, in the order they finished.
   std::vector<const TestReport*> Failures() const {
     std::vector<const TestReport*> out;
     for (const TestReport& r : reports) {
-      if (IsFailure(r.state)) out.push_back(&r);
+      if (IsFailure(r.state) && !r.retried) out.push_back(&r);
     }
     return out;
   }
 };
 
-// "N passed, N failed" followed by ", N skipped", ", N cancelled", ", N not run" for those that
-// are not 0: the console's last line, with the same totals as the JUnit and JSON reports.
+// "N passed, N failed" followed by ", N flaky", ", N skipped", ", N cancelled", ", N not run"
+// for those that are not 0: the console's last line, with the same totals as the JUnit and JSON
+// reports.
 std::string SummaryLine(const RunSummary& summary);
 
-// "PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "LEAK", "CANCEL", "NOTRUN", "LOST", "SKIP".
+// "PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "LEAK", "CANCEL", "NOTRUN", "LOST", "SKIP",
+// "FLAKY".
 // A gtest case that failed inside a process that exited normally is "FAIL".
 const char* StatusWord(const TestReport& report);
 // The JSON report's lowercase status: "passed", "failed", "lost" (expired), "cancelled",
-// "not_run", "skipped".
+// "not_run", "skipped", "flaky".
 const char* StatusKey(TestStatus state);
 // "exit 1", "SIGSEGV", "failed to start: No such file or directory", ...; empty for a pass.
 std::string StatusReason(const TestReport& report);

@@ -31,6 +31,7 @@ enum class Outcome { kPassed, kFailure, kError, kSkipped };
 Outcome OutcomeOf(const TestReport& report) {
   switch (report.state) {
     case TestStatus::kPassed:
+    case TestStatus::kFlaky:  // as Surefire counts it: passed, its failures told apart
       return Outcome::kPassed;
     case TestStatus::kFailed:
       return std::string_view(StatusWord(report)) == "FAIL" ? Outcome::kFailure : Outcome::kError;
@@ -68,6 +69,7 @@ std::string ReasonOrDefault(const TestReport& report) {
     case TestStatus::kFailed:
       return "failed";
     case TestStatus::kPassed:
+    case TestStatus::kFlaky:
       break;
   }
   return {};
@@ -206,7 +208,26 @@ std::pair<std::string, std::string> JunitNames(const TestReport& report) {
   return {report.case_name.substr(0, dot), report.case_name.substr(dot + 1)};
 }
 
-void AppendTestcase(std::string& out, const TestReport& report) {
+// An earlier, failed attempt of a test that ran again: Surefire's <flakyFailure>/<flakyError>
+// when the test then passed, <rerunFailure>/<rerunError> when it failed again.
+void AppendEarlierAttempt(std::string& body, const TestReport& attempt, bool flaky) {
+  const bool failure = OutcomeOf(attempt) == Outcome::kFailure;
+  const std::string tag = std::string(flaky ? "flaky" : "rerun") + (failure ? "Failure" : "Error");
+  const std::string reason = ReasonOrDefault(attempt);
+  body += "      <" + tag;
+  Attribute(body, "message", reason);
+  Attribute(body, "type", StatusWord(attempt));
+  body += ">\n";
+  Element(body, "        ", "stackTrace", attempt.message.empty() ? reason : attempt.message);
+  if (attempt.result && !attempt.result->stdout_text.empty())
+    Element(body, "        ", "system-out", attempt.result->stdout_text);
+  if (attempt.result && !attempt.result->stderr_text.empty())
+    Element(body, "        ", "system-err", attempt.result->stderr_text);
+  body += "      </" + tag + ">\n";
+}
+
+void AppendTestcase(std::string& out, const TestReport& report,
+                    const std::vector<const TestReport*>& earlier) {
   const auto [classname, name] = JunitNames(report);
   out += "    <testcase";
   Attribute(out, "name", name);
@@ -249,6 +270,9 @@ void AppendTestcase(std::string& out, const TestReport& report) {
       AppendXml(body, report.message, false);
       body += "</skipped>\n";
     }
+  }
+  for (const TestReport* attempt : earlier) {
+    AppendEarlierAttempt(body, *attempt, report.state == TestStatus::kFlaky);
   }
   // A batch's output is its whole process's; repeating it under every passing case of the
   // batch would multiply the file's size for nothing, so only the cases that went wrong get it.
@@ -313,6 +337,7 @@ Json AttemptJson(const TestReport& report) {
   attempt["finished_ms"] = report.finished_at.count();
   attempt["attempt"] = report.attempt;
   attempt["batch"] = report.batch;
+  attempt["retried"] = report.retried;
   attempt["process"] = report.result ? ProcessJson(*report.result) : Json(nullptr);
   return attempt;
 }
@@ -326,7 +351,7 @@ Json RunJson(const std::vector<TestReport>& reports, const RunInfo& info) {
   }
   // The same five totals as the console's summary line.
   std::map<std::string_view, std::size_t> counts = {
-      {"passed", 0}, {"failed", 0}, {"skipped", 0}, {"cancelled", 0}, {"not_run", 0}};
+      {"passed", 0}, {"failed", 0}, {"flaky", 0}, {"skipped", 0}, {"cancelled", 0}, {"not_run", 0}};
   for (const auto& [name, report] : last) {
     std::string_view key = StatusKey(report->state);
     ++counts[key == "lost" ? "failed" : key];
@@ -336,7 +361,7 @@ Json RunJson(const std::vector<TestReport>& reports, const RunInfo& info) {
   run["started_utc"] = info.started_utc;
   run["wall_ms"] = NonNegative(info.wall);
   run["tests"] = last.size();
-  for (const char* key : {"passed", "failed", "skipped", "cancelled", "not_run"}) {
+  for (const char* key : {"passed", "failed", "flaky", "skipped", "cancelled", "not_run"}) {
     run[key] = counts[key];
   }
   return run;
@@ -393,8 +418,14 @@ class TraceLayout {
 std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info) {
   std::vector<std::string_view> order;
   std::map<std::string_view, std::vector<const TestReport*>> suites;
+  // A test's retried attempts go inside its testcase (by name and iteration), not beside it.
+  std::map<std::string_view, std::vector<const TestReport*>> earlier;
   Counts total;
   for (const TestReport& report : reports) {
+    if (report.retried) {
+      earlier[report.name].push_back(&report);
+      continue;
+    }
     auto [it, inserted] = suites.try_emplace(SuiteOf(report));
     if (inserted) order.push_back(it->first);
     it->second.push_back(&report);
@@ -417,7 +448,15 @@ std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info
     if (!info.started_utc.empty()) Attribute(out, "timestamp", info.started_utc);
     if (!info.hostname.empty()) Attribute(out, "hostname", info.hostname);
     out += ">\n";
-    for (const TestReport* report : cases) AppendTestcase(out, *report);
+    for (const TestReport* report : cases) {
+      auto attempts = earlier.find(report->name);
+      if (attempts == earlier.end()) {
+        AppendTestcase(out, *report, {});
+      } else {
+        AppendTestcase(out, *report, attempts->second);
+        earlier.erase(attempts);  // a test is one testcase; a repeat of it has its own
+      }
+    }
     out += "  </testsuite>\n";
   }
   out += "</testsuites>\n";

@@ -83,7 +83,8 @@ std::vector<Outgoing> RunCore::TakeOutbox() {
   return std::exchange(outbox_, {});
 }
 
-JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front) {
+JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front,
+                      std::optional<WorkerId> avoid) {
   const TestSpec& first = tests_[tests.front()];
   JobNeeds needs;
   needs.serial = first.run_serial;
@@ -93,10 +94,16 @@ JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attem
   if (tests.size() == 1 && tests.front() < order_.group.size() && order_.group[tests.front()]) {
     needs.group = *order_.group[tests.front()];
   }
+  needs.avoid = std::move(avoid);
   JobId id = scheduler_.AddJob(first.timeout, std::move(needs), front);
   if (jobs_.size() <= id) jobs_.resize(id + 1);
   jobs_[id] = Job{std::move(tests), batch, attempt};
   return id;
+}
+
+bool RunCore::Retries(std::size_t t) const {
+  return phase_ == RunPhase::kDispatching && !scheduler_.stopped() && !awaited_[t] &&
+         failed_attempts_[t] < tests_[t].retries.value_or(0);
 }
 
 void RunCore::Start() {
@@ -112,6 +119,11 @@ void RunCore::PlanInitialJobs() {
     order_ = std::move(*order);
   } else {  // the command line refuses cycles before a run; never wait forever on one
     spdlog::error("coordinator: {}; running without DEPENDS and fixtures", order.error().message);
+  }
+  failed_attempts_.assign(tests_.size(), 0);
+  awaited_.assign(tests_.size(), false);
+  for (const std::vector<TestOrder::Wait>& waits : order_.waits) {
+    for (const TestOrder::Wait& wait : waits) awaited_[wait.on] = true;
   }
   std::map<std::string, std::vector<std::size_t>> batches;  // suite -> its cases
   std::vector<std::string> batch_order;
@@ -291,18 +303,36 @@ void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
     summary_.coverage.empty.push_back(JobName(*job_id) + " (" + result.state.Describe() + ")");
   }
   unsigned failures = 0;
+  std::vector<std::size_t> retry;
   for (CaseVerdict& v : verdicts.decided) {
     if (auto suite = batch_suite_of_.find(v.test); suite != batch_suite_of_.end()) {
       batcher_.RecordDuration(suite->second, v.duration);
     }
-    failures += IsFailure(v.state) ? 1 : 0;
     TestReport report = Decided(v.state, std::move(v.reason));
     report.message = std::move(v.message);
     report.duration = v.duration;
     report.worker = worker->name;
     report.attempt = job.attempt;
     report.batch = job.batch;
+    if (IsFailure(v.state) && Retries(v.test)) {
+      // Not its last word: it runs again, and only the last attempt counts (also for
+      // --fail-fast).
+      report.retried = true;
+      ++failed_attempts_[v.test];
+      retry.push_back(v.test);
+    } else if (IsFailure(v.state)) {
+      ++failures;
+    } else if (v.state == TestStatus::kPassed && failed_attempts_[v.test] > 0) {
+      report.state = TestStatus::kFlaky;
+      report.reason = "passed on attempt " + std::to_string(failed_attempts_[v.test] + 1) +
+                      " after " + std::to_string(failed_attempts_[v.test]) +
+                      (failed_attempts_[v.test] == 1 ? " failure" : " failures");
+    }
     Report(v.test, std::move(report), &result);
+  }
+  // Retries go ahead of the rest, alone, on another worker where there is one.
+  for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
+    AddJob({*it}, false, job.attempt + 1, true, peer);
   }
   // Cases the batch could not vouch for run again, alone, ahead of the rest.
   for (auto it = verdicts.rerun_alone.rbegin(); it != verdicts.rerun_alone.rend(); ++it) {

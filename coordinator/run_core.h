@@ -162,7 +162,11 @@ class RunCore {
   };
 
   void PlanInitialJobs();
-  JobId AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front);
+  JobId AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front,
+               std::optional<WorkerId> avoid = std::nullopt);
+  // Whether test `t`'s failed attempt runs again (--retries): it has retries left, the run still
+  // dispatches, and no other test waits for it (CTest DEPENDS and fixtures wait for one result).
+  bool Retries(std::size_t t) const;
   void RefillBatches();
   bool DispatchDone() const;
   void OnStarted(const std::string& peer, const protocol::JobStarted& started);
@@ -202,6 +206,8 @@ class RunCore {
   std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
   std::vector<Job> jobs_;                              // by scheduler JobId
   TestOrder order_;                                    // DEPENDS and fixtures among tests_
+  std::vector<unsigned> failed_attempts_;              // per test: attempts that failed
+  std::vector<bool> awaited_;                          // per test: another test waits for it
   std::map<std::pair<std::size_t, std::size_t>, std::string>
       fixture_of_;                      // (user, setup) -> the fixture the user requires
   std::set<std::size_t> clamp_warned_;  // tests warned about PROCESSORS

@@ -121,6 +121,12 @@ std::deque<JobId>::iterator Scheduler::Eligible(const WorkerId& id, const Worker
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     const Job& job = jobs_[*it];
     if (!CanTake(worker, *it) || !Ready(*it)) continue;
+    if (job.needs.avoid == id &&
+        std::any_of(workers_.begin(), workers_.end(), [&](const auto& other) {
+          return other.first != id && CanTake(other.second, *it);
+        })) {
+      continue;
+    }
     if (job.needs.group) {
       auto pin = pinned_.find(*job.needs.group);
       if (pin != pinned_.end() && pin->second != id) continue;

@@ -81,6 +81,8 @@ struct JobNeeds {
   // fixture's setup, its users and its cleanup share the state of one machine). If that worker
   // leaves, the group goes to whichever worker takes its next job.
   std::optional<uint64_t> group;
+  // A retry: it goes to another worker than this one while there is another that could take it.
+  std::optional<WorkerId> avoid;
 };
 
 // A job's final state.

@@ -34,6 +34,7 @@ struct SuiteSpec {
   bool will_fail = false;               // passes when it fails
   std::optional<int> skip_return_code;  // this exit code means "skipped"
   bool run_serial = false;              // runs alone on its worker
+  std::optional<unsigned> retries;      // a failed test runs again; nullopt: the run's --retries
   bool disabled = false;
   Ordering ordering;         // DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS
   OutputRules output_rules;  // PASS/FAIL/SKIP_REGULAR_EXPRESSION

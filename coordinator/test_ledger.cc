@@ -42,7 +42,7 @@ TestLedger::TestLedger(const Clock& clock, const std::vector<TestSpec>& tests, R
 bool TestLedger::Record(std::size_t test, TestReport report, const protocol::JobResult* result,
                         std::size_t running) {
   if (reported_[test]) return false;  // each test is reported exactly once
-  reported_[test] = true;
+  reported_[test] = !report.retried;  // a retried attempt is not its last word
   const TestSpec& spec = tests_[test];
   report.test = test;
   report.name = spec.name;
@@ -52,7 +52,7 @@ bool TestLedger::Record(std::size_t test, TestReport report, const protocol::Job
     report.result = WithoutBulk(*result);
     // A failure keeps all its output. A batch's output belongs to its failures; a passing test
     // keeps the tail, so a run of many chatty tests does not hold all of it in memory.
-    if (IsFailure(report.state)) {
+    if (IsFailure(report.state) || report.retried) {
       report.result->stdout_text = result->stdout_text;
       report.result->stderr_text = result->stderr_text;
     } else if (!report.batch) {
@@ -64,9 +64,13 @@ bool TestLedger::Record(std::size_t test, TestReport report, const protocol::Job
   report.finished_at = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
   Millis process = result ? Millis(static_cast<long long>(result->duration_ms)) : report.duration;
   report.started_at = std::max(Millis(0), report.finished_at - process);
-  switch (report.state) {
+  // A retried attempt is not counted: the test's last attempt is.
+  switch (report.retried ? TestStatus::kFlaky : report.state) {
     case TestStatus::kPassed:
       ++summary_.passed;
+      break;
+    case TestStatus::kFlaky:
+      if (!report.retried) ++summary_.flaky;
       break;
     case TestStatus::kSkipped:
       ++summary_.skipped_tests;

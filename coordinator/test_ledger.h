@@ -24,7 +24,9 @@ class TestLedger {
 
   // Records `report` (its state, reason, message, duration, worker, attempt, batch) for test
   // `test`, with the process that ran it if any. A failure keeps its output; a passing test
-  // keeps the tail. Returns false, recording nothing, if the test was already reported.
+  // keeps the tail. Returns false, recording nothing, if the test was already reported. A
+  // `retried` report is an attempt before the test's last: kept and shown, but not counted, and
+  // the test still waits for its report.
   // `running`: jobs still out, for the reporter's progress.
   bool Record(std::size_t test, TestReport report, const protocol::JobResult* result,
               std::size_t running);

@@ -27,8 +27,10 @@ struct TestSpec {
   bool will_fail = false;               // CTest WILL_FAIL: passes when it exits non-zero
   std::optional<int> skip_return_code;  // CTest SKIP_RETURN_CODE
   bool run_serial = false;              // CTest RUN_SERIAL: alone on its worker
-  Ordering ordering;                    // CTest DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS
-  OutputRules output_rules;             // CTest PASS/FAIL/SKIP_REGULAR_EXPRESSION
+  // A failed attempt runs again up to this many times; nullopt: the run's --retries.
+  std::optional<unsigned> retries;
+  Ordering ordering;         // CTest DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS
+  OutputRules output_rules;  // CTest PASS/FAIL/SKIP_REGULAR_EXPRESSION
 
   std::string skip_reason;   // non-empty: never run, reported as skipped (disabled)
   std::string error;         // non-empty: never run, reported as failed (e.g. listing failed)

@@ -10,6 +10,7 @@ enum class TestStatus {
   kCancelled,  // terminated because the run stopped
   kNotRun,     // never started: the run stopped, or what it needed did not pass
   kSkipped,    // the test said so (GTEST_SKIP, SKIP_RETURN_CODE) or is disabled
+  kFlaky,      // it failed, was retried (--retries) and then passed
 };
 
 inline bool IsFailure(TestStatus status) {

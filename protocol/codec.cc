@@ -387,6 +387,7 @@ void Fields(Io& io, M& m) {
   io.Str("error_output", m.error_output, Need::kOptional);
   io.Str("cannot_run", m.cannot_run, Need::kOptional);
   io.U32("file_set", m.file_set, Need::kOptional);
+  io.U32("retries", m.retries, Need::kOptional);
 }
 
 template <typename Io, Is<Submit> M>
@@ -492,6 +493,7 @@ void Fields(Io& io, M& m) {
   io.U32("attempt", m.attempt, Need::kOptional);
   io.Bool("batch", m.batch, Need::kOptional);
   io.U64("running", m.running, Need::kOptional);
+  io.Bool("retried", m.retried, Need::kOptional);
 }
 
 template <typename Io, Is<RunFinished> M>

@@ -229,6 +229,7 @@ struct RunTest {
   std::string error_output;
   std::string cannot_run;
   uint32_t file_set = 0;  // 0: none; else 1 + an index into the run's file sets
+  uint32_t retries = 0;   // a failed attempt runs again up to this many times
   friend bool operator==(const RunTest&, const RunTest&) = default;
 };
 
@@ -319,7 +320,7 @@ struct Running {
 // One finished test of the run (test: its index in the submission).
 struct TestDone {
   uint64_t test = 0;
-  std::string state;              // passed, failed, expired, cancelled, not_run, skipped
+  std::string state;  // passed, failed, expired, cancelled, not_run, skipped, flaky
   std::vector<JobResult> result;  // the process that ran it: none or one
   std::string reason;
   std::string message;
@@ -331,6 +332,7 @@ struct TestDone {
   uint32_t attempt = 1;
   bool batch = false;
   uint64_t running = 0;  // jobs still out
+  bool retried = false;  // a failed attempt the test runs again after (--retries)
   friend bool operator==(const TestDone&, const TestDone&) = default;
 };
 // farm -> client: a piece of the `index`-th merged coverage profile of the run, in order.

@@ -278,7 +278,7 @@ alpha = 2
 
 [[suite]]
 command = "b"
-retries = 3
+priority = 3
 )";
   std::vector<std::string> warnings;
   Result<std::vector<SuiteSpec>> suites = Parse(text, &warnings);
@@ -290,7 +290,7 @@ retries = 3
                           "testfarm.toml:3:1: unknown key 'timout' in [defaults] (ignored)",
                           "testfarm.toml:8:1: unknown key 'zeta' in suite 'core' (ignored)",
                           "testfarm.toml:9:1: unknown key 'alpha' in suite 'core' (ignored)",
-                          "testfarm.toml:13:1: unknown key 'retries' in suite #2 (ignored)"));
+                          "testfarm.toml:13:1: unknown key 'priority' in suite #2 (ignored)"));
 }
 
 TEST(Manifest, SuiteOnlyKeysInDefaultsAreWarnings) {

@@ -358,6 +358,43 @@ TEST(JunitXml, AProcessesPeakRssAndCpuAreTestcaseProperties) {
             "<testcase name=\"no-rusage\" classname=\"no-rusage\" time=\"0.005\"/>");
 }
 
+TEST(JunitXml, EarlierAttemptsOfARerunTestAreFlakyOrRerunElementsInsideItsTestcase) {
+  TestReport first = Report("flaky", "", TestStatus::kFailed, ExitState::Exited(1));
+  first.retried = true;
+  first.result->stdout_text = "attempt 1 out";
+  TestReport crashed = Report("flaky", "", TestStatus::kFailed, ExitState::Signaled(11, false));
+  crashed.retried = true;
+  crashed.attempt = 2;
+  TestReport passed = Passed("flaky");
+  passed.state = TestStatus::kFlaky;
+  passed.attempt = 3;
+  TestReport again = Report("broken", "", TestStatus::kFailed, ExitState::Exited(1));
+  again.retried = true;
+  TestReport last = Report("broken", "", TestStatus::kFailed, ExitState::Exited(2));
+  last.attempt = 2;
+  std::string xml = JunitXml({first, again, crashed, passed, last}, Info());
+  EXPECT_EQ(Between(xml, "<testsuites", ">"),
+            " name=\"testfarm\" tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\" "
+            "time=\"1.234\"");
+  EXPECT_EQ(Testcase(xml, "flaky"),
+            "<testcase name=\"flaky\" classname=\"flaky\" time=\"0.005\">\n"
+            "      <flakyFailure message=\"exit 1\" type=\"FAIL\">\n"
+            "        <stackTrace>exit 1</stackTrace>\n"
+            "        <system-out>attempt 1 out</system-out>\n"
+            "      </flakyFailure>\n"
+            "      <flakyError message=\"SIGSEGV\" type=\"CRASH\">\n"
+            "        <stackTrace>SIGSEGV</stackTrace>\n"
+            "      </flakyError>\n"
+            "    </testcase>");
+  EXPECT_EQ(Testcase(xml, "broken"),
+            "<testcase name=\"broken\" classname=\"broken\" time=\"0.005\">\n"
+            "      <failure message=\"exit 2\" type=\"FAIL\">exit 2</failure>\n"
+            "      <rerunFailure message=\"exit 1\" type=\"FAIL\">\n"
+            "        <stackTrace>exit 1</stackTrace>\n"
+            "      </rerunFailure>\n"
+            "    </testcase>");
+}
+
 TEST(JunitXml, SecondsHaveThreeDecimals) {
   RunInfo info;
   info.wall = Millis(61005);
@@ -431,6 +468,7 @@ TEST(JsonReport, RunAndAttemptFields) {
                               {"tests", 2},
                               {"passed", 1},
                               {"failed", 1},
+                              {"flaky", 0},
                               {"skipped", 0},
                               {"cancelled", 0},
                               {"not_run", 0}}));
@@ -450,6 +488,7 @@ TEST(JsonReport, RunAndAttemptFields) {
   EXPECT_EQ(a["finished_ms"], 160);
   EXPECT_EQ(a["attempt"], 2);
   EXPECT_EQ(a["batch"], true);
+  EXPECT_EQ(a["retried"], false);
   EXPECT_EQ(a["process"], json({{"outcome", "exited"},
                                 {"exit_code", 1},
                                 {"signal", nullptr},

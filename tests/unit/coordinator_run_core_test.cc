@@ -489,3 +489,88 @@ TEST(RunCore, UnexpectedMessagesAreAnsweredWithAnError) {
 
 }  // namespace
 }  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(RunCoreRetries, AFailedAttemptRunsAgainOnAnotherWorkerAndAPassThenIsFlaky) {
+  std::vector<TestSpec> specs = {fixtures::Spec("t")};
+  specs[0].retries = 2;
+  Farm farm(specs);
+  farm.Start();
+  farm.Hello("w1", 1);
+  farm.Tick();
+  auto first = farm.TakeJobs("w1");
+  ASSERT_EQ(first.size(), 1u);
+  farm.Hello("w2", 1);  // joins after the first attempt went out
+  farm.Started(first[0], "w1");
+  farm.Finished(first[0], "w1", ExitState::Exited(1));
+  farm.Tick();
+  EXPECT_TRUE(farm.TakeJobs("w1").empty()) << "the retry avoids the worker it failed on";
+  auto second = farm.TakeJobs("w2");
+  ASSERT_EQ(second.size(), 1u);
+  farm.Started(second[0], "w2");
+  farm.Finished(second[0], "w2");
+  farm.Tick();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
+  EXPECT_EQ(summary.flaky, 1u);
+  EXPECT_EQ(summary.failed, 0u);
+  EXPECT_EQ(summary.total(), 1u);
+  ASSERT_EQ(summary.reports.size(), 2u);
+  EXPECT_TRUE(summary.reports[0].retried);
+  EXPECT_EQ(summary.reports[0].attempt, 1u);
+  EXPECT_EQ(summary.reports[0].worker, "w1");
+  EXPECT_EQ(summary.reports[1].state, TestStatus::kFlaky);
+  EXPECT_EQ(summary.reports[1].attempt, 2u);
+  EXPECT_EQ(summary.reports[1].worker, "w2");
+}
+
+TEST(RunCoreRetries, WithOneWorkerTheRetryRunsThereAndARetriedFailureIsNotAFailFastFailure) {
+  std::vector<TestSpec> specs = {fixtures::Spec("t"), fixtures::Spec("u")};
+  specs[0].retries = 1;
+  RunOptions options = Options();
+  options.scheduler.max_failures = 1;  // --fail-fast
+  options.scheduler.prefetch = 0;
+  Farm farm(specs, options);
+  farm.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  auto first = farm.TakeJobs("w");
+  ASSERT_EQ(first.size(), 1u);
+  farm.Started(first[0], "w");
+  farm.Finished(first[0], "w", ExitState::Exited(1));
+  farm.Tick();
+  auto retry = farm.TakeJobs("w");
+  ASSERT_EQ(retry.size(), 1u) << "the retry goes first, to the only worker";
+  farm.Started(retry[0], "w");
+  farm.Finished(retry[0], "w", ExitState::Exited(1));  // fails again: now it counts
+  farm.Tick();
+  RunSummary summary = farm.Finish();
+  EXPECT_EQ(summary.failed, 1u);
+  EXPECT_EQ(summary.not_run, 1u) << "--fail-fast stopped the run at the last attempt's failure";
+  EXPECT_EQ(summary.total(), 2u);
+}
+
+TEST(RunCoreRetries, ATestOthersWaitOnIsNotRetried) {
+  std::vector<TestSpec> specs = {fixtures::Spec("setup"), fixtures::Spec("user")};
+  specs[0].retries = 3;
+  specs[0].ordering.fixtures_setup = {"db"};
+  specs[1].ordering.fixtures_required = {"db"};
+  Farm farm(specs);
+  farm.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 1u);
+  farm.Started(jobs[0], "w");
+  farm.Finished(jobs[0], "w", ExitState::Exited(1));
+  farm.Tick();
+  RunSummary summary = farm.Finish();
+  EXPECT_EQ(summary.failed, 1u);
+  EXPECT_EQ(summary.not_run, 1u);
+  EXPECT_EQ(summary.reports.size(), 2u) << "no retried attempt";
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
