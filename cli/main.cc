@@ -166,6 +166,19 @@ int main(int argc, char** argv) {
                   "the progress line names the test running longest either way. Default: off")
       ->type_name("DURATION");
 
+  // Nightly stress.
+  run->add_option("--repeat", run_args.repeat,
+                  "Run the selection N times: each iteration's tests are tests of their own "
+                  "(copies of a test may run at once, each in its own scratch dir); the summary "
+                  "says how many iterations of each test passed")
+      ->check(CLI::Range(1u, 1000000u));
+  run->add_flag("--until-fail", run_args.until_fail,
+                "Repeat the selection until a test fails, then start no further iteration and "
+                "say which failed (with --repeat N: at most N iterations)");
+  run->add_option("--stress-duration", run_args.stress_duration,
+                  "Repeat the selection until this much time has passed (e.g. 2h); no iteration "
+                  "starts after it (with --repeat N: at most N iterations)")
+      ->type_name("DURATION");
   run->add_option("--retries", run_args.retries,
                   "Run a failed test again, up to N times, on another worker where there is one "
                   "(a manifest suite's `retries` overrides it). A test that fails and then "

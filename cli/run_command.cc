@@ -791,6 +791,18 @@ int Run(const RunArgs& args) {
   auto wait_workers = ParseDuration(args.wait_workers);
   if (!wait_workers)
     return UsageError("--wait-workers: not a duration: '" + args.wait_workers + "'");
+  coordinator::RepeatOptions repeat;
+  repeat.iterations = args.repeat > 0 ? args.repeat : (args.until_fail ? 0 : 1);
+  repeat.until_fail = args.until_fail;
+  if (!args.stress_duration.empty()) {
+    auto parsed = ParseDuration(args.stress_duration);
+    if (!parsed || parsed->count() == 0) {
+      return UsageError("--stress-duration: not a positive duration: '" + args.stress_duration +
+                        "' (e.g. 30m, 2h)");
+    }
+    repeat.duration = *parsed;
+    if (args.repeat == 0) repeat.iterations = 0;  // as many as fit in the time
+  }
   if (args.farm.empty()) {
     if (!args.farm_key.empty()) return UsageError("--farm-key needs --farm");
     if (args.max_slots != 0) return UsageError("--max-slots needs --farm");
@@ -803,6 +815,16 @@ int Run(const RunArgs& args) {
       if (given) {
         return UsageError(std::string(option) +
                           " does not work with --farm: the farm's workers run the tests");
+      }
+    }
+    for (const auto& [given, option] :
+         {std::pair<bool, const char*>{args.repeat > 0, "--repeat"},
+          {args.until_fail, "--until-fail"},
+          {!args.stress_duration.empty(), "--stress-duration"}}) {
+      if (given) {
+        return UsageError(std::string(option) +
+                          " does not work with --farm yet: repeat the run here, or run "
+                          "`testfarm run --listen` with the farm's workers");
       }
     }
   }
@@ -917,6 +939,7 @@ int Run(const RunArgs& args) {
   policy.batch = args.isolation == "batch";
   policy.batcher.target = *batch_target;
   policy.min_workers = std::max(1u, args.min_workers);
+  policy.repeat = repeat;
   if (history && !shuffle_seed) {
     auto estimates = history->Estimates();
     if (!estimates) {

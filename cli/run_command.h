@@ -36,6 +36,9 @@ struct RunArgs {
   std::string failure_output = "immediate";
   bool no_capture = false;
   std::string slow_timeout;   // empty: off
+  unsigned repeat = 0;          // run the selection N times; 0: once (or by the options below)
+  bool until_fail = false;      // stop starting iterations at the first failure
+  std::string stress_duration;  // keep repeating until this much time has passed; empty: off
   unsigned retries = 0;               // a failed test runs again up to N times
   std::string flaky_result = "pass";  // pass, fail: what a test that passed on a retry makes
   std::size_t slowest = 0;    // list the N slowest tests at the end

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -228,7 +229,9 @@ std::string ConsoleReporter::StatusLine(const TestReport& report) const {
   char columns[32];
   std::snprintf(columns, sizeof columns, "%*s%8s  ", 8 - static_cast<int>(std::strlen(word)), "",
                 FormatDuration(report.duration).c_str());
-  std::string line = Paint(word) + columns + EscapeForTerminal(report.name) + Parenthesized(reason);
+  std::string line = Paint(word) + columns + EscapeForTerminal(report.name) +
+                     (report.iteration > 1 ? " #" + std::to_string(report.iteration) : "") +
+                     Parenthesized(reason);
   if (verbose() && !report.worker.empty()) {
     line += "  [worker " + EscapeForTerminal(report.worker);
     if (report.result) line += ", slot " + std::to_string(report.slot);
@@ -283,7 +286,12 @@ void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t runni
                     : report.state == TestStatus::kPassed ? options_.success_output
                                                           : OutputWhen::kNever;
   ClearProgress();
-  if (failed || !quiet()) Write(StatusLine(report));
+  // A repeated test's passing copies are told once, by its first iteration (and summed up at
+  // the end); what fails is always shown.
+  const bool repeat_of_a_pass = report.iteration > 1 && !failed && !report.retried &&
+                                report.state != TestStatus::kFlaky && !verbose();
+  if (repeat_of_a_pass) when = OutputWhen::kNever;
+  if ((failed || !quiet()) && !repeat_of_a_pass) Write(StatusLine(report));
   if (Immediate(when)) PrintOutputOf(report);
   if (Final(when)) final_output_.push_back(report);
   DrawProgress();
@@ -300,13 +308,16 @@ void ConsoleReporter::OnRunEnd(const RunSummary& summary) {
     }
   }
   PrintTop(summary);
+  PrintRepeats(summary);
   std::vector<const TestReport*> failures = summary.Failures();
   if (!failures.empty()) {
     Write("\nFailed tests:\n");
     for (const TestReport* report : failures) {
       char word[16];
       std::snprintf(word, sizeof word, "  %-8s ", StatusWord(*report));
-      Write(word + EscapeForTerminal(report->name) + Parenthesized(StatusReason(*report)) + "\n");
+      Write(word + EscapeForTerminal(report->name) +
+            (report->iteration > 1 ? " #" + std::to_string(report->iteration) : "") +
+            Parenthesized(StatusReason(*report)) + "\n");
     }
   }
   std::vector<const TestReport*> flaky = summary.Flaky();
@@ -352,6 +363,48 @@ void ConsoleReporter::PrintTop(const RunSummary& summary) {
            FormatDuration(report->duration) + ", " +
                FormatDuration(Millis(report->result->cpu_ms)) + " CPU");
     }
+  }
+}
+
+void ConsoleReporter::PrintRepeats(const RunSummary& summary) {
+  if (summary.iterations <= 1) return;
+  // Per test (in the order first seen): how many of its iterations passed, by last attempt.
+  struct Tally {
+    std::size_t passed = 0;
+    std::size_t ran = 0;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Tally> tallies;
+  for (const TestReport& report : summary.reports) {
+    if (report.retried) continue;
+    auto [it, added] = tallies.try_emplace(report.name);
+    if (added) order.push_back(report.name);
+    ++it->second.ran;
+    if (report.state == TestStatus::kPassed || report.state == TestStatus::kFlaky ||
+        report.state == TestStatus::kSkipped) {
+      ++it->second.passed;
+    }
+  }
+  // Those that failed some iteration first, then the rest.
+  std::stable_partition(order.begin(), order.end(), [&](const std::string& name) {
+    return tallies[name].passed < tallies[name].ran;
+  });
+  Write("\n" + std::to_string(summary.iterations) + " iterations:\n");
+  std::size_t shown = 0;
+  for (const std::string& name : order) {
+    const Tally& tally = tallies[name];
+    if (shown == kRepeatLines && tally.passed == tally.ran) {
+      Write("  ... and " + std::to_string(order.size() - shown) +
+            " more tests that passed every time\n");
+      break;
+    }
+    char line[96];
+    std::snprintf(line, sizeof line, "  passed %zu of %zu (%.1f%% failed)  ", tally.passed,
+                  tally.ran,
+                  100.0 * static_cast<double>(tally.ran - tally.passed) /
+                      static_cast<double>(tally.ran));
+    Write(line + EscapeForTerminal(name) + "\n");
+    ++shown;
   }
 }
 

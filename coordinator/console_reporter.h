@@ -67,6 +67,8 @@ class ConsoleReporter final : public Reporter {
   void PrintOutputOf(const TestReport& report);
   void PrintOutput(const std::string& label, const std::string& text);
   void PrintTop(const RunSummary& summary);
+  void PrintRepeats(const RunSummary& summary);
+  static constexpr std::size_t kRepeatLines = 50;  // then only a count of the always-passing
   std::string Paint(std::string_view word) const;
   bool quiet() const { return options_.verbosity == Verbosity::kQuiet; }
   bool verbose() const { return options_.verbosity == Verbosity::kVerbose; }

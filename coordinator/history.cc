@@ -91,7 +91,7 @@ AttemptRecord RecordOf(const TestReport& report, int64_t time_ms) {
   }
   record.worker = report.worker;
   record.attempt = report.attempt;
-  record.iteration = 1;
+  record.iteration = report.iteration;
   record.time_ms = time_ms;
   return record;
 }

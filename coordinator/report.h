@@ -35,6 +35,7 @@ struct TestReport {
   // This attempt failed and the test runs again (--retries): not the test's last word, and not
   // counted; the attempt that follows is.
   bool retried = false;
+  unsigned iteration = 1;  // which repeat of the selection (--repeat, --stress-duration)
 };
 
 // What a --coverage run collected (the merged profiles, not yet exported).
@@ -55,6 +56,7 @@ struct RunSummary {
   std::size_t cancelled = 0;      // terminated because the run stopped
   std::size_t not_run = 0;        // never started because the run stopped
   std::size_t flaky = 0;          // failed, then passed on a retry
+  unsigned iterations = 1;        // iterations of the selection started (--repeat)
   bool interrupted = false;
   std::string stop_reason;
   Millis wall{0};

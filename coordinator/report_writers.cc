@@ -235,11 +235,17 @@ void AppendTestcase(std::string& out, const TestReport& report,
   Attribute(out, "time", Seconds(report.duration));
 
   std::string body;
+  // The iteration of a repeated test, and the process's resources from its rusage (a batch's
+  // cases share their process's).
+  std::vector<std::pair<const char*, uint64_t>> properties;
+  if (report.iteration > 1) properties.emplace_back("iteration", report.iteration);
   if (report.result && report.result->peak_rss_kb > 0) {
-    // The process's resources from its rusage (a batch's cases share their process's).
+    properties.emplace_back("peak_rss_kb", report.result->peak_rss_kb);
+    properties.emplace_back("cpu_ms", report.result->cpu_ms);
+  }
+  if (!properties.empty()) {
     body += "      <properties>\n";
-    for (const auto& [key, value] : {std::pair{"peak_rss_kb", report.result->peak_rss_kb},
-                                     std::pair{"cpu_ms", report.result->cpu_ms}}) {
+    for (const auto& [key, value] : properties) {
       body += "        <property";
       Attribute(body, "name", key);
       Attribute(body, "value", std::to_string(value));
@@ -338,15 +344,17 @@ Json AttemptJson(const TestReport& report) {
   attempt["attempt"] = report.attempt;
   attempt["batch"] = report.batch;
   attempt["retried"] = report.retried;
+  attempt["iteration"] = report.iteration;
   attempt["process"] = report.result ? ProcessJson(*report.result) : Json(nullptr);
   return attempt;
 }
 
 Json RunJson(const std::vector<TestReport>& reports, const RunInfo& info) {
-  // A test is counted once, by its last attempt (highest `attempt`; the later report on a tie).
-  std::map<std::string_view, const TestReport*> last;
+  // A test (each iteration of a repeated one) is counted once, by its last attempt (highest
+  // `attempt`; the later report on a tie).
+  std::map<std::pair<std::string_view, unsigned>, const TestReport*> last;
   for (const TestReport& report : reports) {
-    auto [it, inserted] = last.try_emplace(report.name, &report);
+    auto [it, inserted] = last.try_emplace({report.name, report.iteration}, &report);
     if (!inserted && report.attempt >= it->second->attempt) it->second = &report;
   }
   // The same five totals as the console's summary line.
@@ -419,11 +427,11 @@ std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info
   std::vector<std::string_view> order;
   std::map<std::string_view, std::vector<const TestReport*>> suites;
   // A test's retried attempts go inside its testcase (by name and iteration), not beside it.
-  std::map<std::string_view, std::vector<const TestReport*>> earlier;
+  std::map<std::pair<std::string_view, unsigned>, std::vector<const TestReport*>> earlier;
   Counts total;
   for (const TestReport& report : reports) {
     if (report.retried) {
-      earlier[report.name].push_back(&report);
+      earlier[{report.name, report.iteration}].push_back(&report);
       continue;
     }
     auto [it, inserted] = suites.try_emplace(SuiteOf(report));
@@ -449,12 +457,12 @@ std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info
     if (!info.hostname.empty()) Attribute(out, "hostname", info.hostname);
     out += ">\n";
     for (const TestReport* report : cases) {
-      auto attempts = earlier.find(report->name);
+      auto attempts = earlier.find({report->name, report->iteration});
       if (attempts == earlier.end()) {
         AppendTestcase(out, *report, {});
       } else {
         AppendTestcase(out, *report, attempts->second);
-        earlier.erase(attempts);  // a test is one testcase; a repeat of it has its own
+        earlier.erase(attempts);
       }
     }
     out += "  </testsuite>\n";

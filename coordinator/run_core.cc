@@ -57,6 +57,7 @@ RunCore::RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions opt
       batcher_(options.batcher),
       workers_(clock, LivenessOptions{}),
       ledger_(clock, tests_, reporter) {
+  base_tests_ = tests_.size();
   for (const TestSpec& test : tests_) {
     if (test.decided()) continue;
     if (std::find(label_needs_.begin(), label_needs_.end(), test.required_labels) ==
@@ -101,6 +102,13 @@ JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attem
   return id;
 }
 
+void RunCore::UntilFail(std::size_t t) {
+  if (!options_.repeat.until_fail || until_fail_stopped_) return;
+  until_fail_stopped_ = true;
+  until_fail_reason_ = "--until-fail: iteration " + std::to_string(tests_[t].iteration) +
+                       " failed (" + tests_[t].name + "); no iteration started after that";
+}
+
 bool RunCore::Retries(std::size_t t) const {
   return phase_ == RunPhase::kDispatching && !scheduler_.stopped() && !awaited_[t] &&
          failed_attempts_[t] < tests_[t].retries.value_or(0);
@@ -109,11 +117,6 @@ bool RunCore::Retries(std::size_t t) const {
 void RunCore::Start() {
   ledger_.Start();
   reporter_.OnRunStart(tests_.size());
-  PlanInitialJobs();
-  Tick();
-}
-
-void RunCore::PlanInitialJobs() {
   Result<TestOrder> order = OrderTests(tests_);
   if (order) {
     order_ = std::move(*order);
@@ -125,22 +128,57 @@ void RunCore::PlanInitialJobs() {
   for (const std::vector<TestOrder::Wait>& waits : order_.waits) {
     for (const TestOrder::Wait& wait : waits) awaited_[wait.on] = true;
   }
+  if (options_.repeat.duration.count() > 0) stress_ends_ = clock_.Now() + options_.repeat.duration;
+  PlanIteration(0);
+  Tick();
+}
+
+bool RunCore::MoreIterations() const {
+  const RepeatOptions& repeat = options_.repeat;
+  if (scheduler_.stopped() || until_fail_stopped_) return false;
+  if (repeat.iterations != 0 && iterations_ >= repeat.iterations) return false;
+  if (stress_ends_ && clock_.Now() >= *stress_ends_) return false;
+  // Without a count or a time, only --until-fail ends it (or the user).
+  return repeat.iterations != 1 || stress_ends_.has_value() || repeat.until_fail;
+}
+
+void RunCore::StartIterationIfDue() {
+  // The next iteration's tests are added once this one's are all handed out and slots are
+  // free for more, so that iterations overlap at their edges and no slot waits.
+  if (!MoreIterations() || (options_.batch && !batcher_.empty())) return;
+  if (scheduler_.WantedJobs() == 0) return;
+  const std::size_t first = tests_.size();
+  tests_.reserve(first + base_tests_);
+  for (std::size_t b = 0; b < base_tests_; ++b) {
+    tests_.push_back(tests_[b]);
+    tests_.back().iteration = iterations_ + 1;
+  }
+  ++iterations_;
+  ledger_.TestsAdded();
+  failed_attempts_.resize(tests_.size(), 0);
+  awaited_.resize(tests_.size(), false);
+  for (std::size_t b = 0; b < base_tests_; ++b) awaited_[first + b] = awaited_[b];
+  PlanIteration(first);
+}
+
+void RunCore::PlanIteration(std::size_t first) {
   std::map<std::string, std::vector<std::size_t>> batches;  // suite -> its cases
   std::vector<std::string> batch_order;
   // Every test decided before the run is a job too, already ended, so others can wait for it.
-  std::vector<std::optional<JobId>> job_of(tests_.size());
+  std::vector<std::optional<JobId>> job_of(base_tests_);  // by index in the iteration
   auto ended = [&](std::size_t t, JobState state) {
     JobId id = scheduler_.AddEndedJob(state);
     if (jobs_.size() <= id) jobs_.resize(id + 1);
     jobs_[id] = Job{{t}, false, 1};
-    job_of[t] = id;
+    job_of[t - first] = id;
   };
   std::vector<std::size_t> start_order = options_.start_order;
-  if (start_order.size() != tests_.size()) {
-    start_order.resize(tests_.size());
+  if (start_order.size() != base_tests_) {
+    start_order.resize(base_tests_);
     std::iota(start_order.begin(), start_order.end(), std::size_t{0});
   }
-  for (std::size_t t : start_order) {
+  for (std::size_t b : start_order) {
+    const std::size_t t = first + b;
     const TestSpec& test = tests_[t];
     if (!test.error.empty()) {
       TestReport report = Decided(TestStatus::kFailed, test.error);
@@ -160,15 +198,16 @@ void RunCore::PlanInitialJobs() {
       if (batches.find(test.suite) == batches.end()) batch_order.push_back(test.suite);
       batches[test.suite].push_back(t);
     } else {
-      job_of[t] = AddJob({t}, false, 1, false);
+      job_of[b] = AddJob({t}, false, 1, false);
     }
   }
-  for (std::size_t t = 0; t < order_.waits.size(); ++t) {
-    if (!job_of[t] || tests_[t].decided()) continue;
-    for (const TestOrder::Wait& wait : order_.waits[t]) {
+  // An iteration's tests wait for those of the same iteration.
+  for (std::size_t b = 0; b < order_.waits.size() && b < base_tests_; ++b) {
+    if (!job_of[b] || tests_[first + b].decided()) continue;
+    for (const TestOrder::Wait& wait : order_.waits[b]) {
       if (!job_of[wait.on]) continue;  // a batched GoogleTest case: never part of an order
-      if (!wait.fixture.empty()) fixture_of_[{t, wait.on}] = wait.fixture;
-      scheduler_.AddDependency(*job_of[t], *job_of[wait.on], !wait.fixture.empty());
+      if (!wait.fixture.empty()) fixture_of_[{first + b, first + wait.on}] = wait.fixture;
+      scheduler_.AddDependency(*job_of[b], *job_of[wait.on], !wait.fixture.empty());
     }
   }
   ReportBlocked();
@@ -208,7 +247,8 @@ void RunCore::RefillBatches() {
 }
 
 bool RunCore::DispatchDone() const {
-  return scheduler_.Done() && (scheduler_.stopped() || batcher_.empty());
+  return scheduler_.Done() && (scheduler_.stopped() || batcher_.empty()) &&
+         !(MoreIterations() && !workers_.empty());
 }
 
 void RunCore::RemoveWorker(const std::string& peer, const std::string& why, bool lost) {
@@ -274,6 +314,7 @@ void RunCore::ReportJob(JobId job, TestStatus status, const std::string& reason)
     report.attempt = jobs_[job].attempt;
     report.batch = jobs_[job].batch;
     Report(t, std::move(report));
+    if (IsFailure(status)) UntilFail(t);
   }
   if (IsFailure(status)) scheduler_.RecordFailures(static_cast<unsigned>(jobs_[job].tests.size()));
 }
@@ -322,6 +363,7 @@ void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
       retry.push_back(v.test);
     } else if (IsFailure(v.state)) {
       ++failures;
+      UntilFail(v.test);
     } else if (v.state == TestStatus::kPassed && failed_attempts_[v.test] > 0) {
       report.state = TestStatus::kFlaky;
       report.reason = "passed on attempt " + std::to_string(failed_attempts_[v.test] + 1) +
@@ -633,6 +675,8 @@ void RunCore::Tick() {
     if (DispatchOpen()) {
       FailUnplaceable();
       if (options_.batch) RefillBatches();
+      StartIterationIfDue();
+      if (options_.batch) RefillBatches();
       scheduler_.Dispatch();
     }
     WatchRunning();
@@ -662,6 +706,8 @@ RunSummary RunCore::Finish() {
   ledger_.RecordTheRestNotRun(not_run_reason);
   phase_ = RunPhase::kDone;
   summary_.stop_reason = scheduler_.stop_reason();
+  if (summary_.stop_reason.empty()) summary_.stop_reason = until_fail_reason_;
+  summary_.iterations = iterations_;
   return ledger_.Close();
 }
 

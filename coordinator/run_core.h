@@ -36,6 +36,14 @@
 
 namespace testfarm::coordinator {
 
+// How often a run's selection runs: iterations of every test, each a test of its own (its copies
+// may run at once). An iteration starts once the one before has been handed out entirely.
+struct RepeatOptions {
+  unsigned iterations = 1;  // at most this many; 0: no limit (--until-fail or a duration ends it)
+  bool until_fail = false;  // no iteration starts after a test of an earlier one failed
+  Millis duration{0};       // no iteration starts this long after the run started; 0: no limit
+};
+
 // What a run decides by: the policy half of the coordinator's options.
 struct RunOptions {
   SchedulerOptions scheduler;
@@ -67,6 +75,8 @@ struct RunOptions {
   // --isolation batch: the expected time of a case of these GoogleTest suites (by suite name,
   // from the history), so their first batches are sized right.
   std::map<std::string, Millis> expected_case_time;
+  // Repeats (--repeat, --until-fail, --stress-duration).
+  RepeatOptions repeat;
 };
 
 enum class RunPhase { kDispatching, kStopping, kCollectingProfiles, kDone };
@@ -161,7 +171,10 @@ class RunCore {
     bool done = false;
   };
 
-  void PlanInitialJobs();
+  void PlanIteration(std::size_t first);  // tests [first, first + base_tests_)
+  bool MoreIterations() const;
+  void StartIterationIfDue();
+  void UntilFail(std::size_t t);  // test t failed for good
   JobId AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front,
                std::optional<WorkerId> avoid = std::nullopt);
   // Whether test `t`'s failed attempt runs again (--retries): it has retries left, the run still
@@ -207,6 +220,11 @@ class RunCore {
   std::vector<Job> jobs_;                              // by scheduler JobId
   TestOrder order_;                                    // DEPENDS and fixtures among tests_
   std::vector<unsigned> failed_attempts_;              // per test: attempts that failed
+  std::size_t base_tests_ = 0;                         // the selection; then its iterations
+  unsigned iterations_ = 1;                            // started so far
+  std::optional<SteadyTime> stress_ends_;              // --stress-duration
+  bool until_fail_stopped_ = false;
+  std::string until_fail_reason_;
   std::vector<bool> awaited_;                          // per test: another test waits for it
   std::map<std::pair<std::size_t, std::size_t>, std::string>
       fixture_of_;                      // (user, setup) -> the fixture the user requires

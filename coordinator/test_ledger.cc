@@ -48,6 +48,7 @@ bool TestLedger::Record(std::size_t test, TestReport report, const protocol::Job
   report.name = spec.name;
   report.suite = spec.suite;
   report.case_name = spec.gtest_case;
+  report.iteration = spec.iteration;
   if (result != nullptr) {
     report.result = WithoutBulk(*result);
     // A failure keeps all its output. A batch's output belongs to its failures; a passing test

@@ -31,6 +31,8 @@ class TestLedger {
   bool Record(std::size_t test, TestReport report, const protocol::JobResult* result,
               std::size_t running);
   bool Reported(std::size_t test) const { return reported_[test]; }
+  // Tests were appended to `tests` (the next iteration of a repeated run).
+  void TestsAdded() { reported_.resize(tests_.size(), false); }
   // Every test not yet reported, reported not run with `reason`.
   void RecordTheRestNotRun(const std::string& reason);
 

@@ -27,6 +27,7 @@ struct TestSpec {
   bool will_fail = false;               // CTest WILL_FAIL: passes when it exits non-zero
   std::optional<int> skip_return_code;  // CTest SKIP_RETURN_CODE
   bool run_serial = false;              // CTest RUN_SERIAL: alone on its worker
+  unsigned iteration = 1;  // which repeat of the selection this copy of the test is (--repeat)
   // A failed attempt runs again up to this many times; nullopt: the run's --retries.
   std::optional<unsigned> retries;
   Ordering ordering;         // CTest DEPENDS, fixtures, RESOURCE_LOCK, PROCESSORS

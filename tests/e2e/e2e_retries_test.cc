@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,77 @@ TEST(E2ERetries, WithoutRetriesAFailureIsAFailureAndTheLimitIsNamed) {
   auto too_many = Testfarm({"run", "--retries", "21", Fixture("tf_pass")});
   EXPECT_EQ(too_many.exit_code, 2);
   EXPECT_NE(too_many.err.find("not in range 0 to 20"), std::string::npos) << too_many.err;
+}
+
+}  // namespace
+}  // namespace testfarm::test
+
+namespace testfarm::test {
+namespace {
+
+TEST(E2ERepeats, RepeatSaysPassedKOfNPerTestAndEveryIterationIsInTheReports) {
+  TempDir dir;
+  constexpr int kIterations = 12;
+  constexpr uint64_t kSeed = 77;
+  int failures = 0;
+  for (int n = 0; n < kIterations; ++n)
+    failures += FlakyFails(kSeed, static_cast<uint64_t>(n), 0.3);
+  ASSERT_GT(failures, 0);
+  const fs::path report = dir.path() / "report.json";
+  const fs::path junit = dir.path() / "junit.xml";
+  auto r =
+      Testfarm({"run", "-j", "2", "--repeat", std::to_string(kIterations), "--json",
+                report.string(), "--junit", junit.string(), "--manifest",
+                FlakyManifest(dir, {"TF_FLAKY_SEED = \"77\", TF_FLAKY_P = \"0.3\""}).string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  const std::string tally =
+      "passed " + std::to_string(kIterations - failures) + " of " + std::to_string(kIterations);
+  EXPECT_NE(r.out.find(tally), std::string::npos) << r.out;
+  EXPECT_EQ(r.LastLine(), std::to_string(kIterations - failures) + " passed, " +
+                              std::to_string(failures) + " failed")
+      << r.out;
+  // One line for the passing test, not one per iteration; every failure with its own.
+  EXPECT_EQ(Count(r.out, "\nPASS "), 1) << r.out;
+  EXPECT_EQ(Count(r.out, "\nFAIL "), failures) << r.out;
+  std::ifstream in(report);
+  json doc = json::parse(in);
+  EXPECT_EQ(doc["run"]["tests"], kIterations);
+  std::set<int> iterations;
+  for (const json& a : doc["attempts"]) iterations.insert(a["iteration"].get<int>());
+  EXPECT_EQ(iterations.size(), static_cast<std::size_t>(kIterations));
+  std::ifstream xml_in(junit);
+  std::string xml((std::istreambuf_iterator<char>(xml_in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(Count(xml, "<testcase "), kIterations);
+  EXPECT_EQ(Count(xml, "name=\"iteration\""), kIterations - 1);
+}
+
+TEST(E2ERepeats, UntilFailStopsAtTheFirstFailingIterationAndSaysWhich) {
+  TempDir dir;
+  constexpr uint64_t kSeed = 5;
+  int first_failure = 0;  // the run number that fails first
+  while (!FlakyFails(kSeed, static_cast<uint64_t>(first_failure), 0.2)) ++first_failure;
+  ASSERT_GT(first_failure, 0);
+  auto r = Testfarm({"run", "-j", "1", "--until-fail", "--manifest",
+                     FlakyManifest(dir, {"TF_FLAKY_SEED = \"5\", TF_FLAKY_P = \"0.2\""}).string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("--until-fail: iteration " + std::to_string(first_failure + 1) +
+                       " failed (flaky0)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(SummaryCounts(r.LastLine())["failed"], 1) << r.out;
+}
+
+TEST(E2ERepeats, BadRepeatOptionsAreUsageErrors) {
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"run", "--repeat", "0", Fixture("tf_pass")}, "--repeat"},
+           {{"run", "--stress-duration", "-2h", Fixture("tf_pass")}, "not a positive duration"},
+           {{"run", "--stress-duration", "soon", Fixture("tf_pass")}, "not a positive duration"},
+           {{"run", "--farm", "tcp://127.0.0.1:7700", "--repeat", "3", Fixture("tf_pass")},
+            "does not work with --farm yet"}}) {
+    ChildResult r = Testfarm(args);
+    EXPECT_EQ(r.exit_code, 2) << args[2];
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

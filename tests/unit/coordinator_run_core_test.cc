@@ -1,6 +1,7 @@
 // The run core on a fake clock: messages in, messages out, no socket and no sleeping.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -570,6 +571,87 @@ TEST(RunCoreRetries, ATestOthersWaitOnIsNotRetried) {
   EXPECT_EQ(summary.failed, 1u);
   EXPECT_EQ(summary.not_run, 1u);
   EXPECT_EQ(summary.reports.size(), 2u) << "no retried attempt";
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+// Runs every job the worker "w" (one slot, no prefetch) is given, each taking `each` on the fake
+// clock and failing when `fails(test name, iteration)` says so, until the run is done.
+RunSummary RunRepeated(Farm& farm, Millis each,
+                       const std::function<bool(const std::string&, unsigned)>& fails) {
+  farm.Start();
+  farm.Hello("w", 1);
+  std::map<std::string, unsigned> seen;  // name -> iterations handed out
+  for (int steps = 0; steps < 1000 && farm.run->phase() != RunPhase::kDone; ++steps) {
+    farm.Tick();
+    for (const protocol::JobAssign& job : farm.TakeJobs("w")) {
+      const unsigned iteration = ++seen[job.name];
+      farm.Started(job, "w");
+      farm.clock.Advance(each);
+      farm.Finished(job, "w",
+                    fails(job.name, iteration) ? ExitState::Exited(1) : ExitState::Exited(0));
+    }
+  }
+  return farm.Finish();
+}
+
+RunOptions OneAtATime(RepeatOptions repeat) {
+  RunOptions options = Options();
+  options.scheduler.prefetch = 0;
+  options.repeat = repeat;
+  return options;
+}
+
+TEST(RunCoreRepeats, EveryIterationOfEveryTestIsATestOfItsOwn) {
+  Farm farm(fixtures::Specs(2), OneAtATime(RepeatOptions{.iterations = 3}));
+  RunSummary summary =
+      RunRepeated(farm, Millis(10), [](const std::string&, unsigned) { return false; });
+  EXPECT_EQ(summary.iterations, 3u);
+  EXPECT_EQ(summary.passed, 6u);
+  EXPECT_EQ(summary.total(), 6u);
+  std::map<std::string, std::vector<unsigned>> iterations;
+  for (const TestReport& r : summary.reports) iterations[r.name].push_back(r.iteration);
+  EXPECT_EQ(iterations["t0"], (std::vector<unsigned>{1, 2, 3}));
+  EXPECT_EQ(iterations["t1"], (std::vector<unsigned>{1, 2, 3}));
+}
+
+TEST(RunCoreRepeats, UntilFailStartsNoIterationAfterTheFirstFailureAndSaysWhich) {
+  Farm farm(fixtures::Specs(2), OneAtATime(RepeatOptions{.iterations = 0, .until_fail = true}));
+  RunSummary summary = RunRepeated(
+      farm, Millis(10), [](const std::string& name, unsigned i) { return name == "t1" && i == 4; });
+  EXPECT_EQ(summary.iterations, 4u);
+  EXPECT_EQ(summary.failed, 1u);
+  EXPECT_EQ(summary.passed, 7u);
+  EXPECT_EQ(summary.total(), 8u);
+  EXPECT_EQ(summary.stop_reason,
+            "--until-fail: iteration 4 failed (t1); no iteration started after that");
+  // With --repeat N as well, at most N iterations.
+  Farm bounded(fixtures::Specs(1), OneAtATime(RepeatOptions{.iterations = 5, .until_fail = true}));
+  RunSummary five =
+      RunRepeated(bounded, Millis(10), [](const std::string&, unsigned) { return false; });
+  EXPECT_EQ(five.iterations, 5u);
+  EXPECT_EQ(five.passed, 5u);
+  EXPECT_TRUE(five.stop_reason.empty());
+}
+
+TEST(RunCoreRepeats, AStressDurationStartsNoIterationPastItsEnd) {
+  // 4 s per iteration in 10 s: iterations start at 0, 4 and 8 s; none at 12 s.
+  Farm farm(fixtures::Specs(1),
+            OneAtATime(RepeatOptions{.iterations = 0, .duration = Millis(10000)}));
+  RunSummary summary =
+      RunRepeated(farm, Millis(4000), [](const std::string&, unsigned) { return false; });
+  EXPECT_EQ(summary.iterations, 3u);
+  EXPECT_EQ(summary.passed, 3u);
+  // And --repeat N bounds it too.
+  Farm bounded(fixtures::Specs(1),
+               OneAtATime(RepeatOptions{.iterations = 2, .duration = Millis(10000)}));
+  EXPECT_EQ(RunRepeated(bounded, Millis(1000), [](const std::string&, unsigned) { return false; })
+                .iterations,
+            2u);
 }
 
 }  // namespace
