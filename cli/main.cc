@@ -398,6 +398,16 @@ int main(int argc, char** argv) {
                    "run in progress (k, M, G, T)")
       ->type_name("SIZE")
       ->capture_default_str();
+  CLI::Option* serve_no_history = serve->add_flag(
+      "--no-history", serve_args.no_history, "Keep no run history: runs start in the order given");
+  serve
+      ->add_option("--history", serve_args.history,
+                   "The run history (SQLite) of every run the farm serves: each attempt is "
+                   "recorded, and every run starts with what failed last time, then the longest "
+                   "tests; `testfarm history|flaky --farm` read it (default: STORE/history.sqlite)")
+      ->type_name("PATH")
+      ->check(kNonEmpty)
+      ->excludes(serve_no_history);
   serve
       ->add_option("--max-runs", serve_args.max_runs,
                    "Runs sharing the slots at once; later ones wait their turn")
@@ -456,6 +466,18 @@ int main(int argc, char** argv) {
         ->type_name("DURATION")
         ->capture_default_str();
     command->add_flag("--json", query->json, "Print it as JSON (docs/history.md)");
+    command
+        ->add_option("--farm", query->farm,
+                     "Ask a standing farm's history (every run it served) instead of a file")
+        ->type_name("tcp://HOST:PORT");
+    command->add_option("--key", query->key, "With --farm: this client's CurveZMQ secret key")
+        ->type_name("FILE");
+    command->add_option("--farm-key", query->farm_key, "With --farm: the farm's public key")
+        ->type_name("FILE");
+    command->add_flag("--insecure", query->insecure, "Allow a non-loopback farm without keys");
+    command->add_option("--timeout", query->timeout, "With --farm: give up when it does not answer")
+        ->type_name("DURATION")
+        ->capture_default_str();
   }
   history
       ->add_option("--test", history_args.test,

@@ -522,15 +522,14 @@ coordinator::RunRecord NewRunRecord(const std::string& label) {
 }
 
 // --rerun-failed: keeps the tests that failed in the last run (with a label starting with
-// `label`). Returns an exit status when there is nothing to run, else -1.
-int KeepLastFailures(coordinator::HistoryStore& history, const std::string& label,
+// `label`) as `failed` names them (nullopt: the history at `where` has no such run). Returns an
+// exit status when there is nothing to run, else -1.
+int KeepLastFailures(const Result<std::optional<std::vector<std::string>>>& failed,
+                     const std::string& where, const std::string& label,
                      std::vector<TestSpec>* tests) {
-  auto failed = history.FailedInLastRun(label);
   if (!failed) return UsageError("--rerun-failed: " + failed.error().message);
   const std::string which = label.empty() ? "" : " labelled " + label + "*";
-  if (!*failed) {
-    return UsageError("--rerun-failed: " + history.path().string() + " holds no run" + which);
-  }
+  if (!*failed) return UsageError("--rerun-failed: " + where + " holds no run" + which);
   std::set<std::string> names((*failed)->begin(), (*failed)->end());
   std::vector<TestSpec> kept;
   for (const TestSpec& test : *tests) {
@@ -597,6 +596,7 @@ int RunOnFarm(const RunArgs& args, std::vector<TestSpec> tests,
   }
   options.label = args.label;
   options.max_slots = args.max_slots;
+  options.keep_order = args.shuffle || args.no_history;
   options.profile_dir = coverage.profile_dir;
   coordinator::RunInfo info{HostName(), UtcNow(), Millis(0)};
   coordinator::ConsoleReporter reporter(stdout, ConsoleOptionsFor(args));
@@ -663,6 +663,10 @@ int Serve(const ServeArgs& args) {
   options.store.dir = args.store_dir.empty() ? DefaultCacheDir() / "farm-store"
                                              : std::filesystem::path(args.store_dir);
   options.store.max_bytes = *store_size;
+  if (!args.no_history) {
+    options.history =
+        args.history.empty() ? (options.store.dir / "history.sqlite").string() : args.history;
+  }
   auto farm = coordinator::FarmServer::Create(context, clock, options);
   if (!farm) return UsageError("--store: " + farm.error().message);
   auto bound = (*farm)->Bind(args.listen);
@@ -817,10 +821,14 @@ int Run(const RunArgs& args) {
                           " does not work with --farm: the farm's workers run the tests");
       }
     }
-    for (const auto& [given, option] :
-         {std::pair<bool, const char*>{args.repeat > 0, "--repeat"},
-          {args.until_fail, "--until-fail"},
-          {!args.stress_duration.empty(), "--stress-duration"}}) {
+    if (!args.history.empty()) {
+      return UsageError(
+          "--history does not work with --farm: the farm keeps the history of every run it "
+          "serves (`testfarm serve --history`)");
+    }
+    for (const auto& [given, option] : {std::pair<bool, const char*>{args.repeat > 0, "--repeat"},
+                                        {args.until_fail, "--until-fail"},
+                                        {!args.stress_duration.empty(), "--stress-duration"}}) {
       if (given) {
         return UsageError(std::string(option) +
                           " does not work with --farm yet: repeat the run here, or run "
@@ -915,16 +923,44 @@ int Run(const RunArgs& args) {
   }
   // The history orders the run (unless it is shuffled) and records it.
   std::unique_ptr<coordinator::HistoryStore> history;
-  if (!args.farm.empty()) {
-    if (args.rerun_failed) {
-      return UsageError("--rerun-failed does not work with --farm yet: the farm keeps the history");
-    }
-  } else if (auto path = HistoryPath(args)) {
-    history = OpenHistory(*path);
+  if (args.farm.empty()) {
+    if (auto path = HistoryPath(args)) history = OpenHistory(*path);
   }
-  if (args.rerun_failed) {
+  if (args.rerun_failed && !args.farm.empty()) {
+    // The farm's history: what failed in the last run any pipeline made with this label.
+    SteadyClock clock;
+    zmq::context_t context;
+    coordinator::FarmClientOptions ask;
+    ask.endpoint = args.farm;
+    ask.keys = security->keys;
+    ask.farm_key = security->peer_key;
+    auto json = coordinator::QueryFarmHistory(context, clock, ask,
+                                              protocol::HistoryQuery{"failed", "", args.label, 0});
+    Result<std::optional<std::vector<std::string>>> failed = Error{""};
+    if (json) {
+      nlohmann::json names = nlohmann::json::parse(*json, nullptr, false);
+      if (names.is_null()) {
+        failed = std::optional<std::vector<std::string>>();
+      } else if (names.is_array() && std::all_of(names.begin(), names.end(),
+                                                 [](const auto& n) { return n.is_string(); })) {
+        failed = std::optional<std::vector<std::string>>(names.get<std::vector<std::string>>());
+      } else {
+        failed = Error{"the farm's answer is not a list of tests"};
+      }
+    } else {
+      failed = json.error();
+    }
+    if (int status = KeepLastFailures(failed, "the farm's history", args.label, &*tests);
+        status >= 0) {
+      return status;
+    }
+  } else if (args.rerun_failed) {
     if (!history) return UsageError("--rerun-failed: there is no usable history to read");
-    if (int status = KeepLastFailures(*history, args.label, &*tests); status >= 0) return status;
+    if (int status = KeepLastFailures(history->FailedInLastRun(args.label),
+                                      history->path().string(), args.label, &*tests);
+        status >= 0) {
+      return status;
+    }
   }
   if (shuffle_seed) {
     coordinator::Shuffle(&*tests, *shuffle_seed);
@@ -1082,12 +1118,35 @@ std::string Kib(uint64_t kib) {
   return buf;
 }
 
-// Opens the history a query reads, or says why not. `since_ms` gets the start of the window.
-Result<std::unique_ptr<coordinator::HistoryStore>> OpenForQuery(const HistoryQueryArgs& args,
-                                                                int64_t* since_ms) {
+// The answer to a history query as JSON text: from the local history file, or from the farm's
+// with --farm. `since_ms` gets the start of the window.
+Result<std::string> AskHistory(const HistoryQueryArgs& args, const std::string& what,
+                               int64_t* since_ms) {
   auto since = ParseDuration(args.since);
   if (!since) return Error{"--since: not a duration: '" + args.since + "' (e.g. 30d, 12h)"};
   *since_ms = coordinator::UnixMillisNow() - since->count();
+  if (!args.farm.empty()) {
+    if (!args.history.empty()) return Error{"--history and --farm: give one of them"};
+    auto timeout = ParseDuration(args.timeout);
+    if (!timeout || timeout->count() == 0) {
+      return Error{"--timeout: not a positive duration: '" + args.timeout + "'"};
+    }
+    auto security = protocol::LoadSecurity("--key", args.key, "--farm-key", args.farm_key, false);
+    if (!security) return security.error();
+    auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kSubmit,
+                                           security->keys.has_value(), args.insecure);
+    if (!allowed) return allowed.error();
+    SteadyClock clock;
+    zmq::context_t context;
+    coordinator::FarmClientOptions options;
+    options.endpoint = args.farm;
+    options.keys = security->keys;
+    options.farm_key = security->peer_key;
+    options.connect_timeout = *timeout;
+    return coordinator::QueryFarmHistory(
+        context, clock, options,
+        protocol::HistoryQuery{what, args.test, "", static_cast<uint64_t>(*since_ms)});
+  }
   RunArgs run;
   run.history = args.history;
   std::optional<std::string> path = HistoryPath(run);
@@ -1095,22 +1154,25 @@ Result<std::unique_ptr<coordinator::HistoryStore>> OpenForQuery(const HistoryQue
   std::vector<std::string> warnings;
   auto store = coordinator::HistoryStore::Open(*path, &warnings, true);
   for (const std::string& warning : warnings) WarnHistory(warning);
-  return store;
+  if (!store) return store.error();
+  return what == "flaky" ? coordinator::FlakyJson(**store, *since_ms)
+                         : coordinator::HistoryJson(**store, args.test, *since_ms);
 }
 
 }  // namespace
 
 int History(const HistoryQueryArgs& args) {
   int64_t since_ms = 0;
-  auto store = OpenForQuery(args, &since_ms);
-  if (!store) return UsageError(store.error().message);
-  auto text = coordinator::HistoryJson(**store, args.test, since_ms);
+  auto text = AskHistory(args, "attempts", &since_ms);
   if (!text) return UsageError(text.error().message);
   if (args.json) {
     std::fwrite(text->data(), 1, text->size(), stdout);
     return kExitPassed;
   }
-  const nlohmann::json doc = nlohmann::json::parse(*text);
+  const nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false);
+  if (!doc.is_object() || !doc["tests"].is_array()) {
+    return UsageError("the history's answer is not what testfarm writes");
+  }
   if (doc["tests"].empty()) {
     std::printf("no attempts recorded since %s%s\n", UtcTime(since_ms).c_str(),
                 args.test.empty() ? "" : (" for " + args.test).c_str());
@@ -1150,15 +1212,16 @@ int History(const HistoryQueryArgs& args) {
 
 int Flaky(const HistoryQueryArgs& args) {
   int64_t since_ms = 0;
-  auto store = OpenForQuery(args, &since_ms);
-  if (!store) return UsageError(store.error().message);
-  auto text = coordinator::FlakyJson(**store, since_ms);
+  auto text = AskHistory(args, "flaky", &since_ms);
   if (!text) return UsageError(text.error().message);
   if (args.json) {
     std::fwrite(text->data(), 1, text->size(), stdout);
     return kExitPassed;
   }
-  const nlohmann::json doc = nlohmann::json::parse(*text);
+  const nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false);
+  if (!doc.is_object() || !doc["tests"].is_array()) {
+    return UsageError("the history's answer is not what testfarm writes");
+  }
   if (doc["tests"].empty()) {
     std::printf("no flaky test since %s\n", UtcTime(since_ms).c_str());
     return kExitPassed;

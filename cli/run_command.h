@@ -100,6 +100,8 @@ struct ServeArgs {
   bool insecure = false;
   std::string store_dir;  // empty: the default
   std::string store_size = "20G";
+  std::string history;  // empty: STORE/history.sqlite
+  bool no_history = false;
   unsigned max_runs = 8;
   unsigned max_queued = 64;
   std::string heartbeat = "1s";
@@ -118,6 +120,12 @@ struct StatusArgs {
 // `testfarm history` and `testfarm flaky`.
 struct HistoryQueryArgs {
   std::string history;  // empty: $TESTFARM_HISTORY, else .testfarm/history.sqlite
+  // Or a farm's history.
+  std::string farm;
+  std::string key;
+  std::string farm_key;
+  bool insecure = false;
+  std::string timeout = "10s";
   std::string test;     // a glob over full test names; empty: every test
   std::string since = "30d";
   bool json = false;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <map>
 
 #include "coordinator/farm_wire.h"
@@ -22,25 +23,28 @@ constexpr std::size_t kTestsPerPart = 500;
 constexpr Millis kConfirmSlack{5000};  // beyond the run's own stop allowance
 }  // namespace
 
-Result<protocol::FarmStatus> QueryFarmStatus(zmq::context_t& context, const Clock& clock,
-                                             const FarmClientOptions& options) {
+namespace {
+
+// Sends `request` to the farm and waits (up to the connect timeout) for a message `accept` takes.
+Status AskFarm(zmq::context_t& context, const Clock& clock, const FarmClientOptions& options,
+               protocol::Message request, const std::function<bool(protocol::Message&)>& accept) {
   protocol::PeerLink link(context, clock, /*router=*/false, "client", "the farm");
   if (options.keys) protocol::MakeCurveClient(link.socket(), *options.keys, options.farm_key);
-  std::optional<protocol::FarmStatus> status;
+  bool answered = false;
   std::string failure;
   try {
     link.socket().connect(options.endpoint);
-    link.Send("", protocol::StatusRequest{});
+    link.Send("", std::move(request));
     protocol::PollLoop loop(clock);
     loop.WatchSocket(
         link.handle(), [&] { return link.events(); },
         [&](short) {
           link.Receive([](const std::string&) { return std::string("the farm"); },
                        [&](const std::string&, protocol::Message& message) {
-                         if (auto* answer = std::get_if<protocol::FarmStatus>(&message)) {
-                           status = std::move(*answer);
-                         } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
+                         if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
                            failure = "the farm: " + error->text;
+                         } else if (accept(message)) {
+                           answered = true;
                          }
                        });
           link.Flush();
@@ -54,16 +58,46 @@ Result<protocol::FarmStatus> QueryFarmStatus(zmq::context_t& context, const Cloc
         });
     SteadyTime deadline = clock.Now() + options.connect_timeout;
     loop.WakeBy([&]() -> std::optional<SteadyTime> { return deadline; });
-    while (!status && failure.empty() && clock.Now() < deadline) loop.Turn();
+    while (!answered && failure.empty() && clock.Now() < deadline) loop.Turn();
   } catch (const zmq::error_t& e) {
     failure = std::string("the connection to the farm failed: ") + e.what();
   }
-  if (status) return std::move(*status);
+  if (answered) return Ok{};
   if (failure.empty()) {
     failure = "the farm at " + options.endpoint + " did not answer within " +
               FormatDuration(options.connect_timeout);
   }
   return Error{failure};
+}
+
+}  // namespace
+
+Result<protocol::FarmStatus> QueryFarmStatus(zmq::context_t& context, const Clock& clock,
+                                             const FarmClientOptions& options) {
+  std::optional<protocol::FarmStatus> status;
+  Status asked =
+      AskFarm(context, clock, options, protocol::StatusRequest{}, [&](protocol::Message& message) {
+        auto* answer = std::get_if<protocol::FarmStatus>(&message);
+        if (answer != nullptr) status = std::move(*answer);
+        return answer != nullptr;
+      });
+  if (!asked) return asked.error();
+  return std::move(*status);
+}
+
+Result<std::string> QueryFarmHistory(zmq::context_t& context, const Clock& clock,
+                                     const FarmClientOptions& options,
+                                     protocol::HistoryQuery query) {
+  std::optional<protocol::HistoryAnswer> history;
+  Status asked =
+      AskFarm(context, clock, options, std::move(query), [&](protocol::Message& message) {
+        auto* answer = std::get_if<protocol::HistoryAnswer>(&message);
+        if (answer != nullptr) history = std::move(*answer);
+        return answer != nullptr;
+      });
+  if (!asked) return asked.error();
+  if (!history->error.empty()) return Error{"the farm: " + history->error};
+  return std::move(history->json);
 }
 
 FarmClient::FarmClient(zmq::context_t& context, const Clock& clock, FarmClientOptions options)
@@ -93,6 +127,7 @@ void FarmClient::Submit() {
   protocol::Submit submit = ToWire(run_options_, options_.max_slots);
   submit.client = options_.client_name;
   submit.label = options_.label;
+  submit.keep_order = options_.keep_order;
   submit.test_count = tests_.size();
   Send(std::move(submit));
   std::map<const ArtifactSet*, uint32_t> set_index;  // 1-based, in first use order

@@ -34,6 +34,7 @@ struct FarmClientOptions {
   std::string client_name;  // who submits, shown by the farm's status
   std::string label;
   std::size_t max_slots = 0;  // 0: no cap
+  bool keep_order = false;    // the farm starts the tests as given, not as its history orders
   // Not accepted (or refused) by then: the farm is taken to be unreachable.
   Millis connect_timeout{30000};
   // Coverage (the run's options ask for it): where the merged profiles the farm sends back are
@@ -44,6 +45,11 @@ struct FarmClientOptions {
 // Asks the farm at `endpoint` what it is doing (`testfarm status`).
 Result<protocol::FarmStatus> QueryFarmStatus(zmq::context_t& context, const Clock& clock,
                                              const FarmClientOptions& options);
+// Asks the farm's run history (`testfarm history|flaky --farm`, `run --farm --rerun-failed`):
+// the JSON text of its answer.
+Result<std::string> QueryFarmHistory(zmq::context_t& context, const Clock& clock,
+                                     const FarmClientOptions& options,
+                                     protocol::HistoryQuery query);
 
 class FarmClient {
  public:

@@ -64,21 +64,70 @@ class FarmServer::Store : public BlobStore {
   std::map<std::string, std::map<std::string, PendingBlob>> uploads_;  // by peer, by blob
 };
 
+// The farm's history: one store for every run, written from the event loop in batched
+// transactions (HistoryReporter); a store that fails is warned about and the runs go on.
+class FarmServer::History final : public RunHistory {
+ public:
+  History(const Clock& clock, std::unique_ptr<HistoryStore> store)
+      : clock_(clock), store_(std::move(store)) {}
+
+  HistoryEstimates Estimates() override {
+    auto estimates = store_->Estimates();
+    if (estimates) return std::move(*estimates);
+    spdlog::warn("farm: history: {}; runs start in the order given", estimates.error().message);
+    return {};
+  }
+  std::unique_ptr<Reporter> Recorder(Reporter& inner, RunRecord run) override {
+    return std::make_unique<HistoryReporter>(clock_, inner, *store_, std::move(run),
+                                             [](const std::string& problem) {
+                                               spdlog::warn("farm: history: {}", problem);
+                                             });
+  }
+  protocol::HistoryAnswer Answer(const protocol::HistoryQuery& query) override {
+    Result<std::string> json = Error{"unknown question '" + query.what + "'"};
+    if (query.what == "attempts") {
+      json = HistoryJson(*store_, query.test, static_cast<int64_t>(query.since_ms));
+    } else if (query.what == "flaky") {
+      json = FlakyJson(*store_, static_cast<int64_t>(query.since_ms));
+    } else if (query.what == "failed") {
+      json = FailedJson(*store_, query.label);
+    }
+    if (!json) return protocol::HistoryAnswer{"", json.error().message};
+    return protocol::HistoryAnswer{std::move(*json), ""};
+  }
+
+ private:
+  const Clock& clock_;
+  std::unique_ptr<HistoryStore> store_;
+};
+
 Result<std::unique_ptr<FarmServer>> FarmServer::Create(zmq::context_t& context, const Clock& clock,
                                                        FarmServerOptions options) {
   auto cache = BlobCache::Open(options.store);
   if (!cache) return cache.error();
-  return std::unique_ptr<FarmServer>(
-      new FarmServer(context, clock, std::move(options), std::move(*cache)));
+  std::unique_ptr<HistoryStore> history;
+  if (!options.history.empty()) {
+    std::vector<std::string> warnings;
+    auto store = HistoryStore::Open(options.history, &warnings);
+    for (const std::string& warning : warnings) spdlog::warn("farm: history: {}", warning);
+    if (store) {
+      history = std::move(*store);
+    } else {
+      spdlog::warn("farm: history: {}; the farm keeps no history", store.error().message);
+    }
+  }
+  return std::unique_ptr<FarmServer>(new FarmServer(context, clock, std::move(options),
+                                                    std::move(*cache), std::move(history)));
 }
 
 FarmServer::FarmServer(zmq::context_t& context, const Clock& clock, FarmServerOptions options,
-                       BlobCache cache)
+                       BlobCache cache, std::unique_ptr<HistoryStore> history)
     : link_(context, clock, /*router=*/true, "farm", "the peer"),
       clock_(clock),
       options_(std::move(options)),
       store_(std::make_unique<Store>(std::move(cache), &service_)),
-      service_(clock, options_.service, *store_) {
+      history_(history ? std::make_unique<History>(clock, std::move(history)) : nullptr),
+      service_(clock, options_.service, *store_, history_.get()) {
   if (options_.keys) {
     zap_.emplace(context, options_.allowed);
     protocol::MakeCurveServer(link_.socket(), *options_.keys);

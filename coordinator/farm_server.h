@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "coordinator/farm_service.h"
+#include "coordinator/history_store.h"
 #include "coordinator/zap_handler.h"
 #include "protocol/curve.h"
 #include "protocol/peer_link.h"
@@ -26,6 +27,8 @@ struct FarmServerOptions {
   std::optional<protocol::KeyPair> keys;
   std::vector<protocol::AllowedKey> allowed;
   BlobCacheOptions store;  // the blobs clients upload, shared by every run
+  // The run history every run of the farm is recorded in and ordered by; empty: none.
+  std::string history;
 };
 
 class FarmServer {
@@ -43,8 +46,9 @@ class FarmServer {
 
  private:
   class Store;
+  class History;
   FarmServer(zmq::context_t& context, const Clock& clock, FarmServerOptions options,
-             BlobCache cache);
+             BlobCache cache, std::unique_ptr<HistoryStore> history);
   void Watch(protocol::PollLoop* loop, int signal_fd);
   void OnSignal();
   void CheckHandshakes();
@@ -56,6 +60,7 @@ class FarmServer {
   const Clock& clock_;
   FarmServerOptions options_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<History> history_;  // null: the farm keeps no history
   FarmService service_;
   std::optional<SteadyTime> first_signal_at_;
   bool leave_now_ = false;

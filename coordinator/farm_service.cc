@@ -67,10 +67,12 @@ class FarmService::RemoteReporter : public Reporter {
   std::string longest_;
 };
 
-FarmService::FarmService(const Clock& clock, FarmServiceOptions options, BlobStore& store)
+FarmService::FarmService(const Clock& clock, FarmServiceOptions options, BlobStore& store,
+                         RunHistory* history)
     : clock_(clock),
       options_(std::move(options)),
       store_(store),
+      history_(history),
       farm_(clock, FarmOptions{.liveness = options_.liveness, .single_run = false}) {}
 
 FarmService::~FarmService() = default;
@@ -107,6 +109,10 @@ void FarmService::OnMessage(const std::string& peer, protocol::Message& message)
     Send(peer, Snapshot());
     return;
   }
+  if (auto* query = std::get_if<protocol::HistoryQuery>(&message)) {
+    Send(peer, AnswerHistory(*query));
+    return;
+  }
   bool opens_session = std::holds_alternative<protocol::HasBlobs>(message) ||
                        std::holds_alternative<protocol::Upload>(message) ||
                        std::holds_alternative<protocol::Submit>(message);
@@ -124,6 +130,7 @@ void FarmService::OnMessage(const std::string& peer, protocol::Message& message)
                                                      {},
                                                      {},
                                                      false,
+                                                     nullptr,
                                                      nullptr,
                                                      {}});
     Session& added = *session;
@@ -191,6 +198,8 @@ void FarmService::OnClientMessage(Session& session, protocol::Message& message) 
     }
   } else if (std::holds_alternative<protocol::StatusRequest>(message)) {
     Send(session.peer, Snapshot());
+  } else if (auto* query = std::get_if<protocol::HistoryQuery>(&message)) {
+    Send(session.peer, AnswerHistory(*query));
   } else if (auto* bye = std::get_if<protocol::Bye>(&message)) {
     LoseClient(session, "its client left" + (bye->reason.empty() ? "" : ": " + bye->reason));
   } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
@@ -267,6 +276,13 @@ void FarmService::Admit(Session& session) {
                waiting_.size() - 1);
 }
 
+protocol::HistoryAnswer FarmService::AnswerHistory(const protocol::HistoryQuery& query) {
+  if (history_ == nullptr) {
+    return protocol::HistoryAnswer{"", "this farm keeps no history (started with --no-history)"};
+  }
+  return history_->Answer(query);
+}
+
 void FarmService::StartRun(Session& session) {
   RunId id = farm_.NewRunId();
   RunOptions options = FromWire(*session.submit, options_.run_defaults);
@@ -282,14 +298,28 @@ void FarmService::StartRun(Session& session) {
   session.tests.clear();
   session.tests.shrink_to_fit();
   session.reporter = std::make_unique<RemoteReporter>(*this, session);
+  Reporter* reporter = session.reporter.get();
+  if (history_ != nullptr) {
+    // Every pipeline's runs order each other's: failed last time first, then longest first.
+    const HistoryEstimates estimates = history_->Estimates();
+    if (!session.submit->keep_order) options.start_order = StartOrder(specs, estimates);
+    options.expected_case_time = ExpectedCaseTimes(specs, estimates);
+    RunRecord record;
+    record.id = NewRunId();
+    record.label = session.submit->label;
+    record.client = session.submit->client;
+    record.started_ms = UnixMillisNow();
+    session.recorder = history_->Recorder(*session.reporter, std::move(record));
+    reporter = session.recorder.get();
+  }
   ProfileSink profiles;
   if (options.coverage) {
-    RemoteReporter* reporter = session.reporter.get();
-    profiles = [reporter](std::size_t index, const std::string& data) {
-      return reporter->SendProfile(index, data);
+    RemoteReporter* remote = session.reporter.get();
+    profiles = [remote](std::size_t index, const std::string& data) {
+      return remote->SendProfile(index, data);
     };
   }
-  auto core = std::make_unique<RunCore>(clock_, std::move(specs), options, *session.reporter,
+  auto core = std::make_unique<RunCore>(clock_, std::move(specs), options, *reporter,
                                         std::move(shipped), std::move(profiles));
   spdlog::info("farm: {} from {} starts: {} tests", session.run_name, Describe(session.peer),
                core->test_count());

@@ -17,6 +17,7 @@
 #include "coordinator/farm_core.h"
 #include "coordinator/run_core.h"
 #include "protocol/messages.h"
+#include "coordinator/history_store.h"
 #include "shared/clock.h"
 #include "shared/liveness.h"
 #include "shared/result.h"
@@ -34,6 +35,18 @@ class BlobStore {
   virtual void Forget(const std::string& peer) = 0;
 };
 
+// The farm's run history (a HistoryStore in the shell): one for every run the farm serves.
+class RunHistory {
+ public:
+  virtual ~RunHistory() = default;
+  // What earlier runs say of each test (empty when the history cannot be read).
+  virtual HistoryEstimates Estimates() = 0;
+  // A reporter that records the run into the history and passes everything on to `inner`.
+  virtual std::unique_ptr<Reporter> Recorder(Reporter& inner, RunRecord run) = 0;
+  // The answer to a client's question (`testfarm history|flaky --farm`, --rerun-failed).
+  virtual protocol::HistoryAnswer Answer(const protocol::HistoryQuery& query) = 0;
+};
+
 struct FarmServiceOptions {
   LivenessOptions liveness;     // with workers and with clients alike
   std::size_t max_runs = 8;     // runs sharing the slots at once
@@ -43,7 +56,9 @@ struct FarmServiceOptions {
 
 class FarmService {
  public:
-  FarmService(const Clock& clock, FarmServiceOptions options, BlobStore& store);
+  // `history` (may be null: the farm keeps none) orders and records every run.
+  FarmService(const Clock& clock, FarmServiceOptions options, BlobStore& store,
+              RunHistory* history = nullptr);
   ~FarmService();
 
   void OnMessage(const std::string& peer, protocol::Message& message);
@@ -82,6 +97,7 @@ class FarmService {
     std::optional<RunId> run;  // while its run holds slots
     bool gone = false;         // the client left: its run is being stopped
     std::unique_ptr<RemoteReporter> reporter;
+    std::unique_ptr<Reporter> recorder;  // records the run into the history, then `reporter`
     // Blobs the session asked about, uploaded or submits: each counted once in blobs_in_use_
     // until the session ends, so the store keeps them while the client prepares its run.
     std::set<std::string> blobs;
@@ -91,6 +107,7 @@ class FarmService {
   void OnPart(Session& session, protocol::SubmitPart& part);
   void Admit(Session& session);
   void StartRun(Session& session);
+  protocol::HistoryAnswer AnswerHistory(const protocol::HistoryQuery& query);
   void Refuse(Session& session, const std::string& why);
   // The client left (bye, silence, unreachable): its run stops; it hears nothing more.
   void LoseClient(Session& session, const std::string& why);
@@ -105,6 +122,7 @@ class FarmService {
   const Clock& clock_;
   FarmServiceOptions options_;
   BlobStore& store_;
+  RunHistory* history_;
   FarmCore farm_;
   std::map<std::string, std::unique_ptr<Session>> sessions_;  // by client peer
   std::deque<std::string> waiting_;                           // client peers, in order

@@ -408,6 +408,12 @@ Result<std::string> FlakyJson(HistoryStore& store, int64_t since_ms) {
   return Dump(root);
 }
 
+Result<std::string> FailedJson(HistoryStore& store, const std::string& label_prefix) {
+  auto failed = store.FailedInLastRun(label_prefix);
+  if (!failed) return failed.error();
+  return *failed ? Json(**failed).dump() : std::string("null");
+}
+
 HistoryReporter::HistoryReporter(const Clock& clock, Reporter& inner, HistoryStore& store,
                                  RunRecord run, std::function<void(const std::string&)> warn)
     : clock_(clock),

@@ -91,6 +91,8 @@ class HistoryStore {
 // file or a farm's store.
 Result<std::string> HistoryJson(HistoryStore& store, const std::string& glob, int64_t since_ms);
 Result<std::string> FlakyJson(HistoryStore& store, int64_t since_ms);
+// FailedInLastRun as JSON: an array of test names, or null when there is no such run.
+Result<std::string> FailedJson(HistoryStore& store, const std::string& label_prefix);
 
 // Passes every report on to `inner` and records each finished attempt in the history: in one
 // transaction per kBatch attempts or per second, whichever comes first, and the rest at the end.

@@ -411,6 +411,7 @@ void Fields(Io& io, M& m) {
   io.U64("wait_workers_ms", m.wait_workers_ms, Need::kOptional);
   io.U32("max_slots", m.max_slots, Need::kOptional);
   io.Bool("coverage", m.coverage, Need::kOptional);
+  io.Bool("keep_order", m.keep_order, Need::kOptional);
 }
 
 template <typename Io, Is<ProfileData> M>
@@ -514,6 +515,20 @@ void Fields(Io&, M&) {}
 
 template <typename Io, Is<StatusRequest> M>
 void Fields(Io&, M&) {}
+
+template <typename Io, Is<HistoryQuery> M>
+void Fields(Io& io, M& m) {
+  io.Str("what", m.what, Need::kRequired);
+  io.Str("test", m.test, Need::kOptional);
+  io.Str("label", m.label, Need::kOptional);
+  io.U64("since_ms", m.since_ms, Need::kOptional);
+}
+
+template <typename Io, Is<HistoryAnswer> M>
+void Fields(Io& io, M& m) {
+  io.Str("json", m.json, Need::kOptional);
+  io.Str("error", m.error, Need::kOptional);
+}
 
 template <typename Io, Is<WorkerStatus> M>
 void Fields(Io& io, M& m) {

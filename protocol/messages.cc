@@ -91,6 +91,12 @@ const char* Name(const StatusRequest&) {
 const char* Name(const FarmStatus&) {
   return "farm-status";
 }
+const char* Name(const HistoryQuery&) {
+  return "history-query";
+}
+const char* Name(const HistoryAnswer&) {
+  return "history";
+}
 }  // namespace
 
 const char* TypeName(const Message& message) {

@@ -255,6 +255,8 @@ struct Submit {
   uint64_t wait_workers_ms = 0;
   uint32_t max_slots = 0;  // 0: no cap
   bool coverage = false;   // tests write LLVM profiles; the merged ones come back to the client
+  bool keep_order = false;  // start the tests in the order given (--shuffle, --no-history), not
+                            // in the order the farm's history suggests
   friend bool operator==(const Submit&, const Submit&) = default;
 };
 
@@ -396,11 +398,26 @@ struct FarmStatus {
   friend bool operator==(const FarmStatus&, const FarmStatus&) = default;
 };
 
+// anyone -> farm: a question for the farm's run history. farm -> them: HistoryAnswer.
+struct HistoryQuery {
+  std::string what;   // "attempts" (testfarm history), "flaky", "failed" (--rerun-failed)
+  std::string test;   // attempts: a glob over test names; empty: all
+  std::string label;  // failed: the last run whose label starts with this
+  uint64_t since_ms = 0;  // attempts, flaky: since this Unix time
+  friend bool operator==(const HistoryQuery&, const HistoryQuery&) = default;
+};
+struct HistoryAnswer {
+  std::string json;   // what `testfarm history|flaky --json` prints; failed: a JSON array or null
+  std::string error;  // non-empty: why there is no answer (e.g. the farm keeps no history)
+  friend bool operator==(const HistoryAnswer&, const HistoryAnswer&) = default;
+};
+
 using Message =
     std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat, Bye,
                  ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit, SubmitPart,
                  Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined, TestStarted, TestSlow,
-                 Running, ProfileData, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus>;
+                 Running, ProfileData, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus,
+                 HistoryQuery, HistoryAnswer>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

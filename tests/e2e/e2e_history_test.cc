@@ -190,3 +190,55 @@ TEST(E2EHistory, QueriesRefuseBadInputClearly) {
 
 }  // namespace
 }  // namespace testfarm::test
+
+namespace testfarm::test {
+namespace {
+
+TEST(E2EHistory, AFarmKeepsOneHistoryForEveryRunItServesAndAnswersQueriesAboutIt) {
+  TempDir dir;
+  std::string endpoint;
+  auto farm = StartFarm(dir, {"--history", (dir.path() / "farm.sqlite").string()}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << farm->out();
+  BackgroundChild worker({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "w1",
+                          "--slots", "1", "--cache-dir", WorkerCacheDir()});
+  const std::string manifest = SkewedManifest(dir).string();
+  auto first = Testfarm({"run", "--farm", endpoint, "--run-label", "pr-1", "--manifest", manifest});
+  EXPECT_EQ(first.exit_code, 1) << first.out << first.err;
+  // The second run (another pipeline) is ordered by the first one's history.
+  auto second =
+      Testfarm({"run", "-v", "--farm", endpoint, "--run-label", "pr-2", "--manifest", manifest});
+  EXPECT_EQ(second.exit_code, 1) << second.out << second.err;
+  std::vector<std::string> order = StartOrder(second.out);
+  ASSERT_EQ(order.size(), 6u) << second.out;
+  EXPECT_EQ(order[0], "broken") << second.out;
+  EXPECT_EQ(order[1], "long") << second.out;
+
+  auto shown = Testfarm({"history", "--farm", endpoint, "--test", "long", "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  json doc = json::parse(shown.out, nullptr, false);
+  ASSERT_EQ(doc["tests"].size(), 1u) << shown.out;
+  EXPECT_EQ(doc["tests"][0]["attempts"].size(), 2u);
+  EXPECT_EQ(doc["tests"][0]["attempts"][0]["label"], "pr-1");
+  EXPECT_EQ(doc["tests"][0]["attempts"][0]["worker"], "w1");
+  auto flaky = Testfarm({"flaky", "--farm", endpoint});
+  EXPECT_EQ(flaky.exit_code, 0) << flaky.err;
+  EXPECT_NE(flaky.out.find("no flaky test"), std::string::npos) << flaky.out;
+
+  auto rerun = Testfarm(
+      {"run", "--farm", endpoint, "--rerun-failed", "--run-label", "pr-1", "--manifest", manifest});
+  EXPECT_EQ(rerun.exit_code, 1) << rerun.out << rerun.err;
+  EXPECT_EQ(rerun.LastLine(), "0 passed, 1 failed") << rerun.out;
+}
+
+TEST(E2EHistory, AFarmWithoutHistorySaysSo) {
+  TempDir dir;
+  std::string endpoint;
+  auto farm = StartFarm(dir, {"--no-history"}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << farm->out();
+  auto r = Testfarm({"history", "--farm", endpoint});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("this farm keeps no history"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace testfarm::test
