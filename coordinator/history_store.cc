@@ -215,7 +215,8 @@ Status HistoryStore::Record(const std::string& run_id, const std::string& label,
     } else {
       upsert_test_->BindNull(3);
     }
-    const bool decisive = a.outcome == "passed" || a.outcome == "failed" || a.outcome == "lost";
+    const bool decisive = a.outcome == "passed" || a.outcome == "flaky" ||
+                          a.outcome == "failed" || a.outcome == "lost";
     if (decisive) {
       upsert_test_->Bind(4, a.outcome);
     } else {
@@ -260,7 +261,8 @@ Result<std::optional<std::vector<std::string>>> HistoryStore::FailedInLastRun(
   auto failed = db_->Prepare(
       "SELECT test FROM attempts AS a WHERE run = ?1 AND outcome IN ('failed', 'lost') "
       "AND NOT EXISTS (SELECT 1 FROM attempts AS b WHERE b.run = a.run AND b.test = a.test "
-      "AND b.iteration = a.iteration AND b.attempt > a.attempt AND b.outcome = 'passed') "
+      "AND b.iteration = a.iteration AND b.attempt > a.attempt "
+      "AND b.outcome IN ('passed', 'flaky')) "
       "GROUP BY test ORDER BY MIN(rowid)");
   if (!failed) return failed.error();
   failed->Bind(1, run);
@@ -307,7 +309,7 @@ Result<std::vector<HistoryRow>> HistoryStore::Attempts(const std::string& glob, 
 Result<std::vector<FlakyRow>> HistoryStore::Flaky(int64_t since_ms) {
   auto query = db_->Prepare(
       "WITH per_run AS (SELECT test, run, SUM(outcome IN ('failed', 'lost')) AS failures, "
-      "SUM(outcome = 'passed') AS passes, COUNT(*) AS attempts, MAX(time_ms) AS last_ms "
+      "SUM(outcome IN ('passed', 'flaky')) AS passes, COUNT(*) AS attempts, MAX(time_ms) AS last_ms "
       "FROM attempts WHERE time_ms >= ?1 GROUP BY test, run), "
       "flagged AS (SELECT *, (failures > 0 AND passes > 0) AS flaky FROM per_run) "
       "SELECT test, COUNT(*), SUM(flaky), SUM(CASE WHEN flaky THEN failures ELSE 0 END), "
@@ -368,7 +370,9 @@ Result<std::string> HistoryJson(HistoryStore& store, const std::string& glob, in
     Json& summary = test["summary"];
     const int64_t n = summary["attempts"].get<int64_t>();
     summary["attempts"] = n + 1;
-    if (a.outcome == "passed") summary["passed"] = summary["passed"].get<int64_t>() + 1;
+    if (a.outcome == "passed" || a.outcome == "flaky") {
+      summary["passed"] = summary["passed"].get<int64_t>() + 1;
+    }
     if (a.outcome == "failed" || a.outcome == "lost") {
       summary["failed"] = summary["failed"].get<int64_t>() + 1;
     }

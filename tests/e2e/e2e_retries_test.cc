@@ -70,9 +70,10 @@ TEST(E2ERetries, ASeededFlakyFixtureGivesExactlyTheExpectedClassificationAndCoun
   ASSERT_GT(failed, 0) << "and some that fail every time";
   const fs::path junit = dir.path() / "junit.xml";
   const fs::path report = dir.path() / "report.json";
+  const fs::path history = dir.path() / "h.sqlite";
   auto r = Testfarm({"run", "-j", "2", "--retries", std::to_string(kRetries), "--manifest",
                      FlakyManifest(dir, envs).string(), "--junit", junit.string(), "--json",
-                     report.string()});
+                     report.string(), "--history", history.string()});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_EQ(r.LastLine(), std::to_string(passed) + " passed, " + std::to_string(failed) +
                               " failed, " + std::to_string(flaky) + " flaky")
@@ -103,6 +104,26 @@ TEST(E2ERetries, ASeededFlakyFixtureGivesExactlyTheExpectedClassificationAndCoun
   int retried = 0;
   for (const json& a : doc["attempts"]) retried += a["retried"].get<bool>() ? 1 : 0;
   EXPECT_EQ(retried, flaky_failures + rerun_failures);
+
+  // The history ranks exactly the flaky ones, each flaky in its one run.
+  ChildResult ranked = Testfarm({"flaky", "--history", history.string(), "--json"});
+  ASSERT_EQ(ranked.exit_code, 0) << ranked.err;
+  json flakes = json::parse(ranked.out);
+  ASSERT_EQ(flakes["tests"].size(), static_cast<std::size_t>(flaky)) << ranked.out;
+  int flake_failures = 0;
+  for (const json& t : flakes["tests"]) {
+    EXPECT_EQ(t["flaky_runs"], 1);
+    EXPECT_EQ(t["flake_rate"], 1.0);
+    flake_failures += t["failures"].get<int>();
+  }
+  EXPECT_EQ(flake_failures, flaky_failures);
+  // --rerun-failed takes the ones that failed for good, not the flaky ones.
+  ChildResult rerun = Testfarm({"run", "--rerun-failed", "--history", history.string(),
+                                "--manifest", (dir.path() / "flaky.toml").string()});
+  EXPECT_NE(rerun.out.find("--rerun-failed: " + std::to_string(failed) + " of the " +
+                           std::to_string(failed) + " tests"),
+            std::string::npos)
+      << rerun.out;
 }
 
 TEST(E2ERetries, FlakyResultDecidesTheExitCodeAndTheManifestSetsRetriesPerSuite) {
