@@ -19,6 +19,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -1161,83 +1162,89 @@ Result<std::string> AskHistory(const HistoryQueryArgs& args, const std::string& 
 
 }  // namespace
 
-int History(const HistoryQueryArgs& args) {
+namespace {
+
+// Asks `what` of the history (local or the farm's): with --json prints the answer as it is, else
+// hands the document and the window's start to `render`. An answer not shaped as testfarm writes
+// it is an error, never a crash.
+int Query(const HistoryQueryArgs& args, const std::string& what,
+          const std::function<void(const nlohmann::json&, int64_t)>& render) {
   int64_t since_ms = 0;
-  auto text = AskHistory(args, "attempts", &since_ms);
+  auto text = AskHistory(args, what, &since_ms);
   if (!text) return UsageError(text.error().message);
   if (args.json) {
     std::fwrite(text->data(), 1, text->size(), stdout);
     return kExitPassed;
   }
   const nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false);
-  if (!doc.is_object() || !doc["tests"].is_array()) {
-    return UsageError("the history's answer is not what testfarm writes");
-  }
-  if (doc["tests"].empty()) {
-    std::printf("no attempts recorded since %s%s\n", UtcTime(since_ms).c_str(),
-                args.test.empty() ? "" : (" for " + args.test).c_str());
-    return kExitPassed;
-  }
-  for (const auto& test : doc["tests"]) {
-    const auto& sum = test["summary"];
-    PrintTo(stdout, "", test["test"].get<std::string>());
-    std::printf("  %lld attempts: %lld passed, %lld failed; mean %s, max %s; peak RSS up to %s\n",
-                sum["attempts"].get<long long>(), sum["passed"].get<long long>(),
-                sum["failed"].get<long long>(),
-                FormatDuration(Millis(sum["mean_ms"].get<int64_t>())).c_str(),
-                FormatDuration(Millis(sum["max_ms"].get<int64_t>())).c_str(),
-                Kib(sum["max_peak_rss_kb"].get<uint64_t>()).c_str());
-    for (const auto& a : test["attempts"]) {
-      std::string label = a["label"].get<std::string>();
-      std::string line = "  " + UtcTime(a["time_ms"].get<int64_t>()) + "  ";
-      char columns[128];
-      std::snprintf(columns, sizeof columns, "%-9s %9s %8s %9s CPU  ",
-                    a["outcome"].get<std::string>().c_str(),
-                    FormatDuration(Millis(a["duration_ms"].get<int64_t>())).c_str(),
-                    Kib(a["peak_rss_kb"].get<uint64_t>()).c_str(),
-                    FormatDuration(Millis(a["cpu_ms"].get<int64_t>())).c_str());
-      line += columns;
-      line += a["worker"].get<std::string>() + "  run " + a["run"].get<std::string>();
-      if (!label.empty()) line += " [" + label + "]";
-      if (a["attempt"].get<int>() > 1)
-        line += "  attempt " + std::to_string(a["attempt"].get<int>());
-      if (a["iteration"].get<int>() > 1) {
-        line += "  iteration " + std::to_string(a["iteration"].get<int>());
-      }
-      PrintTo(stdout, "", line);
-    }
+  try {
+    if (!doc.is_object() || !doc.at("tests").is_array()) throw std::invalid_argument("no tests");
+    render(doc, since_ms);
+  } catch (const std::exception&) {
+    return UsageError("the history's answer is not shaped as testfarm writes it");
   }
   return kExitPassed;
 }
 
+}  // namespace
+
+int History(const HistoryQueryArgs& args) {
+  return Query(args, "attempts", [&](const nlohmann::json& doc, int64_t since_ms) {
+    if (doc.at("tests").empty()) {
+      std::printf("no attempts recorded since %s%s\n", UtcTime(since_ms).c_str(),
+                  args.test.empty() ? "" : (" for " + args.test).c_str());
+      return;
+    }
+    for (const auto& test : doc.at("tests")) {
+      const auto& sum = test.at("summary");
+      PrintTo(stdout, "", test.at("test").get<std::string>());
+      std::printf("  %lld attempts: %lld passed, %lld failed; mean %s, max %s; peak RSS up to %s\n",
+                  sum.at("attempts").get<long long>(), sum.at("passed").get<long long>(),
+                  sum.at("failed").get<long long>(),
+                  FormatDuration(Millis(sum.at("mean_ms").get<int64_t>())).c_str(),
+                  FormatDuration(Millis(sum.at("max_ms").get<int64_t>())).c_str(),
+                  Kib(sum.at("max_peak_rss_kb").get<uint64_t>()).c_str());
+      for (const auto& a : test.at("attempts")) {
+        std::string label = a.at("label").get<std::string>();
+        std::string line = "  " + UtcTime(a.at("time_ms").get<int64_t>()) + "  ";
+        char columns[128];
+        std::snprintf(columns, sizeof columns, "%-9s %9s %8s %9s CPU  ",
+                      a.at("outcome").get<std::string>().c_str(),
+                      FormatDuration(Millis(a.at("duration_ms").get<int64_t>())).c_str(),
+                      Kib(a.at("peak_rss_kb").get<uint64_t>()).c_str(),
+                      FormatDuration(Millis(a.at("cpu_ms").get<int64_t>())).c_str());
+        line += columns;
+        line += a.at("worker").get<std::string>() + "  run " + a.at("run").get<std::string>();
+        if (!label.empty()) line += " [" + label + "]";
+        if (a.at("attempt").get<int>() > 1)
+          line += "  attempt " + std::to_string(a.at("attempt").get<int>());
+        if (a.at("iteration").get<int>() > 1) {
+          line += "  iteration " + std::to_string(a.at("iteration").get<int>());
+        }
+        PrintTo(stdout, "", line);
+      }
+    }
+  });
+}
+
 int Flaky(const HistoryQueryArgs& args) {
-  int64_t since_ms = 0;
-  auto text = AskHistory(args, "flaky", &since_ms);
-  if (!text) return UsageError(text.error().message);
-  if (args.json) {
-    std::fwrite(text->data(), 1, text->size(), stdout);
-    return kExitPassed;
-  }
-  const nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false);
-  if (!doc.is_object() || !doc["tests"].is_array()) {
-    return UsageError("the history's answer is not what testfarm writes");
-  }
-  if (doc["tests"].empty()) {
-    std::printf("no flaky test since %s\n", UtcTime(since_ms).c_str());
-    return kExitPassed;
-  }
-  std::printf("%6s  %-11s  %-16s  %-19s  %s\n", "RATE", "FLAKY RUNS", "FAILED ATTEMPTS",
-              "LAST SEEN (UTC)", "TEST");
-  for (const auto& t : doc["tests"]) {
-    char line[160];
-    std::snprintf(line, sizeof line, "%5.1f%%  %4lld of %-4lld  %5lld of %-7lld  %-19s  ",
-                  t["flake_rate"].get<double>() * 100, t["flaky_runs"].get<long long>(),
-                  t["runs"].get<long long>(), t["failures"].get<long long>(),
-                  t["attempts"].get<long long>(),
-                  UtcTime(t["last_seen_ms"].get<int64_t>()).c_str());
-    PrintTo(stdout, line, t["test"].get<std::string>());
-  }
-  return kExitPassed;
+  return Query(args, "flaky", [&](const nlohmann::json& doc, int64_t since_ms) {
+    if (doc.at("tests").empty()) {
+      std::printf("no flaky test since %s\n", UtcTime(since_ms).c_str());
+      return;
+    }
+    std::printf("%6s  %-11s  %-16s  %-19s  %s\n", "RATE", "FLAKY RUNS", "FAILED ATTEMPTS",
+                "LAST SEEN (UTC)", "TEST");
+    for (const auto& t : doc.at("tests")) {
+      char line[160];
+      std::snprintf(line, sizeof line, "%5.1f%%  %4lld of %-4lld  %5lld of %-7lld  %-19s  ",
+                    t.at("flake_rate").get<double>() * 100, t.at("flaky_runs").get<long long>(),
+                    t.at("runs").get<long long>(), t.at("failures").get<long long>(),
+                    t.at("attempts").get<long long>(),
+                    UtcTime(t.at("last_seen_ms").get<int64_t>()).c_str());
+      PrintTo(stdout, line, t.at("test").get<std::string>());
+    }
+  });
 }
 
 }  // namespace testfarm::cli
