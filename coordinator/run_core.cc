@@ -136,6 +136,11 @@ void RunCore::Start() {
 bool RunCore::MoreIterations() const {
   const RepeatOptions& repeat = options_.repeat;
   if (scheduler_.stopped() || until_fail_stopped_) return false;
+  // Tests decided before the run (skipped, unlistable) are not run again and again.
+  if (std::all_of(tests_.begin(), tests_.begin() + static_cast<std::ptrdiff_t>(base_tests_),
+                  [](const TestSpec& test) { return test.decided(); })) {
+    return false;
+  }
   if (repeat.iterations != 0 && iterations_ >= repeat.iterations) return false;
   if (stress_ends_ && clock_.Now() >= *stress_ends_) return false;
   // Without a count or a time, only --until-fail ends it (or the user).
@@ -185,12 +190,14 @@ void RunCore::PlanIteration(std::size_t first) {
       report.message = test.error_output;
       Report(t, std::move(report));
       ended(t, JobState::kFailed);
+      UntilFail(t);
     } else if (!test.cannot_run.empty()) {
       // Reported as the test that could not start it is: ERROR, with the reason.
       protocol::JobResult never_started;
       never_started.state = ExitState::SpawnFailed(ENOENT, test.cannot_run);
       Report(t, Decided(TestStatus::kFailed, {}), &never_started);
       ended(t, JobState::kFailed);
+      UntilFail(t);
     } else if (!test.skip_reason.empty()) {
       Report(t, Decided(TestStatus::kSkipped, test.skip_reason));
       ended(t, JobState::kSkipped);

@@ -656,3 +656,27 @@ TEST(RunCoreRepeats, AStressDurationStartsNoIterationPastItsEnd) {
 
 }  // namespace
 }  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(RunCoreRepeats, NothingToRunIsNotRepeatedForeverAndAnUnrunnableTestEndsUntilFail) {
+  std::vector<TestSpec> skipped = {fixtures::Spec("off")};
+  skipped[0].skip_reason = "disabled";
+  Farm idle(skipped, OneAtATime(RepeatOptions{.iterations = 0, .duration = Millis(60000)}));
+  RunSummary none =
+      RunRepeated(idle, Millis(10), [](const std::string&, unsigned) { return false; });
+  EXPECT_EQ(none.iterations, 1u);
+  EXPECT_EQ(none.skipped_tests, 1u);
+
+  std::vector<TestSpec> broken = fixtures::Specs(1);
+  broken[0].cannot_run = "no such command";
+  Farm until(broken, OneAtATime(RepeatOptions{.iterations = 0, .until_fail = true}));
+  RunSummary once =
+      RunRepeated(until, Millis(10), [](const std::string&, unsigned) { return false; });
+  EXPECT_EQ(once.iterations, 1u);
+  EXPECT_EQ(once.failed, 1u);
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
