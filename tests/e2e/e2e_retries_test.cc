@@ -225,3 +225,27 @@ TEST(E2ERepeats, BadRepeatOptionsAreUsageErrors) {
 
 }  // namespace
 }  // namespace testfarm::test
+
+namespace testfarm::test {
+namespace {
+
+TEST(E2ERetries, OnAFarmARetryIsFlakyForTheClientToo) {
+  TempDir dir;
+  std::string endpoint;
+  auto farm = StartFarm(dir, {"--no-history"}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << farm->out();
+  BackgroundChild worker({TESTFARM_BINARY, "worker", "--connect", endpoint, "--name", "w1",
+                          "--slots", "1", "--cache-dir", WorkerCacheDir()});
+  const fs::path junit = dir.path() / "junit.xml";
+  auto r = Testfarm({"run", "--farm", endpoint, "--retries", "1", "--junit", junit.string(),
+                     "--manifest", FlakyManifest(dir, {"TF_FLAKY_FAILS = \"1\""}).string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "0 passed, 0 failed, 1 flaky") << r.out;
+  EXPECT_EQ(Count(r.out, "\nRETRY "), 1) << r.out;
+  std::ifstream xml_in(junit);
+  std::string xml((std::istreambuf_iterator<char>(xml_in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(Count(xml, "<flakyFailure "), 1) << xml;
+}
+
+}  // namespace
+}  // namespace testfarm::test
