@@ -170,14 +170,14 @@ int main(int argc, char** argv) {
   run->add_option("--repeat", run_args.repeat,
                   "Run the selection N times: each iteration's tests are tests of their own "
                   "(copies of a test may run at once, each in its own scratch dir); the summary "
-                  "says how many iterations of each test passed")
+                  "says how many iterations of each test passed. Not with --farm yet")
       ->check(CLI::Range(1u, 1000000u));
   run->add_flag("--until-fail", run_args.until_fail,
                 "Repeat the selection until a test fails, then start no further iteration and "
-                "say which failed (with --repeat N: at most N iterations)");
+                "say which failed (with --repeat N: at most N iterations). Not with --farm yet");
   run->add_option("--stress-duration", run_args.stress_duration,
                   "Repeat the selection until this much time has passed (e.g. 2h); no iteration "
-                  "starts after it (with --repeat N: at most N iterations)")
+                  "starts after it (with --repeat N: at most N iterations). Not with --farm yet")
       ->type_name("DURATION");
   run->add_option("--retries", run_args.retries,
                   "Run a failed test again, up to N times, on another worker where there is one "
@@ -236,18 +236,21 @@ int main(int argc, char** argv) {
       ->type_name("TEXT");
   CLI::Option* no_history =
       run->add_flag("--no-history", run_args.no_history,
-                    "Neither read nor record the run history: tests start in the order given");
+                    "Neither read nor record the run history: tests start in the order given (with "
+                    "--farm, the farm still records the run but keeps the given order)");
   run->add_option("--history", run_args.history,
                   "The run history (SQLite): every attempt's outcome, duration, peak RSS and CPU "
                   "is recorded there, and it orders the next run: tests that failed last time "
                   "first, then the longest first. Default: $TESTFARM_HISTORY (`off`: none), "
-                  "else .testfarm/history.sqlite")
+                  "else .testfarm/history.sqlite. With --farm the farm's history is used "
+                  "(`testfarm serve --history`)")
       ->type_name("PATH")
       ->check(kNonEmpty)
       ->excludes(no_history);
   run->add_flag("--rerun-failed", run_args.rerun_failed,
                 "Run only the selected tests that failed in the last recorded run (the last "
-                "one whose --run-label starts with this run's, if given)")
+                "one whose --run-label starts with this run's, if given); with --farm, from the "
+                "farm's history")
       ->excludes(no_history);
   run->add_option("--key", run_args.key,
                   "With --listen: this coordinator's CurveZMQ secret key (`testfarm keygen`); "

@@ -354,6 +354,7 @@ Json RunJson(const std::vector<TestReport>& reports, const RunInfo& info) {
   // `attempt`; the later report on a tie).
   std::map<std::pair<std::string_view, unsigned>, const TestReport*> last;
   for (const TestReport& report : reports) {
+    if (report.retried) continue;  // each test has exactly one report that is not
     auto [it, inserted] = last.try_emplace({report.name, report.iteration}, &report);
     if (!inserted && report.attempt >= it->second->attempt) it->second = &report;
   }

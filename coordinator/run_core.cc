@@ -92,8 +92,10 @@ JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attem
   needs.processors = first.ordering.processors;
   needs.required_labels = first.required_labels;
   needs.locks = first.ordering.resource_locks;
-  if (tests.size() == 1 && tests.front() < order_.group.size() && order_.group[tests.front()]) {
-    needs.group = *order_.group[tests.front()];
+  // An iteration's copies keep their fixture group (on the worker the group is pinned to).
+  const std::size_t base = BaseOf(tests.front());
+  if (tests.size() == 1 && base < order_.group.size() && order_.group[base]) {
+    needs.group = *order_.group[base];
   }
   needs.avoid = std::move(avoid);
   JobId id = scheduler_.AddJob(first.timeout, std::move(needs), front);
@@ -489,9 +491,11 @@ void RunCore::PerformActions() {
       message.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());
       message.coverage = options_.coverage;
       message.run = options_.run_id;
-      if (first_index < shipped_.size() && shipped_[first_index] != nullptr &&
-          !shipped_[first_index]->files.empty()) {
-        const ArtifactSet& set = *shipped_[first_index];
+      // An iteration's copy of a test ships what the test does.
+      const std::size_t shipped_index = BaseOf(first_index);
+      if (shipped_index < shipped_.size() && shipped_[shipped_index] != nullptr &&
+          !shipped_[shipped_index]->files.empty()) {
+        const ArtifactSet& set = *shipped_[shipped_index];
         message.artifact_root = set.root;
         message.artifacts = set.files;
         message.library_dirs = set.library_dirs;
@@ -511,7 +515,7 @@ void RunCore::WarnIfClamped(std::size_t test, const std::string& peer) {
   const WorkerRegistry::Worker* worker = workers_.Find(peer);
   unsigned wanted = tests_[test].ordering.processors;
   if (worker == nullptr || wanted <= worker->slots) return;
-  if (!clamp_warned_.insert(test).second) return;
+  if (!clamp_warned_.insert(BaseOf(test)).second) return;  // once, not per iteration
   spdlog::warn(
       "{} asks for PROCESSORS {}, more than the {} slot{} of worker {}: it runs there "
       "holding all of them",

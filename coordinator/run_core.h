@@ -173,6 +173,8 @@ class RunCore {
 
   void PlanIteration(std::size_t first);  // tests [first, first + base_tests_)
   bool MoreIterations() const;
+  // The test of the selection that test `t` is a copy of (itself in the first iteration).
+  std::size_t BaseOf(std::size_t t) const { return base_tests_ == 0 ? t : t % base_tests_; }
   void StartIterationIfDue();
   void UntilFail(std::size_t t);  // test t failed for good
   JobId AddJob(std::vector<std::size_t> tests, bool batch, unsigned attempt, bool front,

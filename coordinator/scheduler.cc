@@ -123,7 +123,14 @@ std::deque<JobId>::iterator Scheduler::Eligible(const WorkerId& id, const Worker
     if (!CanTake(worker, *it) || !Ready(*it)) continue;
     if (job.needs.avoid == id &&
         std::any_of(workers_.begin(), workers_.end(), [&](const auto& other) {
-          return other.first != id && CanTake(other.second, *it);
+          // Another worker that could really take it: labels, the group's pin, and slots this
+          // run may fill there.
+          if (other.first == id || !CanTake(other.second, *it) || Credit(other.second) == 0) {
+            return false;
+          }
+          if (!job.needs.group) return true;
+          auto pin = pinned_.find(*job.needs.group);
+          return pin == pinned_.end() || pin->second == other.first;
         })) {
       continue;
     }

@@ -767,3 +767,21 @@ TEST(StatusReason, AGtestFailureSaysWhereAndWhatNotExpectedEqualityOfTheseValues
 
 }  // namespace
 }  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(JsonReport, ATestStoppedAfterRetriesCountsByItsLastWordNotItsHighestAttempt) {
+  TestReport first = Report("t", "", TestStatus::kFailed, ExitState::Exited(1));
+  first.retried = true;
+  TestReport second = first;
+  second.attempt = 2;
+  TestReport never = Report("t", "", TestStatus::kNotRun);  // the run stopped before attempt 3
+  json run = json::parse(JsonReport({first, second, never}, Info()))["run"];
+  EXPECT_EQ(run["tests"], 1);
+  EXPECT_EQ(run["failed"], 0);
+  EXPECT_EQ(run["not_run"], 1);
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator

@@ -40,13 +40,14 @@ RunOptions Options() {
 
 // A farm of one run core with its clock, and the workers' side of the conversation.
 struct Farm : fixtures::Mailboxes {
-  explicit Farm(std::vector<TestSpec> specs, RunOptions options = Options(), ProfileSink sink = {})
+  explicit Farm(std::vector<TestSpec> specs, RunOptions options = Options(), ProfileSink sink = {},
+                std::vector<const ArtifactSet*> shipped = {})
       : core(clock, FarmOptions{.liveness = LivenessOptions{Millis(1000), 3}, .single_run = true}) {
     id = core.NewRunId();
     options.scheduler.first_lease = FarmCore::FirstLease(id);
     options.run_id = id;
     owned = std::make_unique<RunCore>(clock, std::move(specs), options, reporter,
-                                      std::vector<const ArtifactSet*>{}, std::move(sink));
+                                      std::move(shipped), std::move(sink));
     run = owned.get();
   }
 
@@ -676,6 +677,33 @@ TEST(RunCoreRepeats, NothingToRunIsNotRepeatedForeverAndAnUnrunnableTestEndsUnti
       RunRepeated(until, Millis(10), [](const std::string&, unsigned) { return false; });
   EXPECT_EQ(once.iterations, 1u);
   EXPECT_EQ(once.failed, 1u);
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(RunCoreRepeats, EveryIterationShipsTheFilesItsTestNeeds) {
+  ArtifactSet files;
+  files.root = "/src/build";
+  files.files.push_back(protocol::ArtifactFile{});
+  files.files.back().path = "bin/t0";
+  Farm farm(fixtures::Specs(1), OneAtATime(RepeatOptions{.iterations = 3}), {}, {&files});
+  farm.Start();
+  farm.Hello("w", 1);
+  std::vector<std::string> roots;
+  for (int steps = 0; steps < 100 && farm.run->phase() != RunPhase::kDone; ++steps) {
+    farm.Tick();
+    for (const protocol::JobAssign& job : farm.TakeJobs("w")) {
+      roots.push_back(job.artifact_root);
+      farm.Started(job, "w");
+      farm.Finished(job, "w");
+    }
+  }
+  EXPECT_EQ(roots, (std::vector<std::string>{"/src/build", "/src/build", "/src/build"}));
+  EXPECT_EQ(farm.Finish().passed, 3u);
 }
 
 }  // namespace

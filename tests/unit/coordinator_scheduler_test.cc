@@ -782,3 +782,63 @@ TEST(SchedulerOrdering, JobOfNamesTheLeasesJobOnlyForItsWorker) {
 
 }  // namespace
 }  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(SchedulerAvoid, ARetryGoesElsewhereOnlyWhereItCouldRun) {
+  FakeClock clock;
+  // The other worker may fill nothing for this run: the retry stays where it can run.
+  {
+    Scheduler s(clock, Options());
+    s.AddWorker("a", 1);
+    s.AddWorker("b", 1);
+    s.SetGrant("b", 0);
+    JobNeeds needs;
+    needs.avoid = "a";
+    JobId retry = s.AddJob(Millis(0), needs);
+    s.Dispatch();
+    auto assigns = Assigns(s.TakeActions());
+    ASSERT_EQ(assigns.size(), 1u);
+    EXPECT_EQ(assigns[0].job, retry);
+    EXPECT_EQ(assigns[0].worker, "a");
+  }
+  // Its fixture group is pinned to the worker it failed on: it goes there, never waiting forever.
+  {
+    Scheduler s(clock, Options());
+    s.AddWorker("a", 1);
+    JobNeeds grouped;
+    grouped.group = 7;
+    JobId setup = s.AddJob(Millis(0), grouped);
+    s.Dispatch();
+    auto first = Assigns(s.TakeActions());
+    ASSERT_EQ(first.size(), 1u);
+    ASSERT_EQ(first[0].job, setup);
+    ASSERT_TRUE(s.OnResult("a", first[0].lease, Verdict::kPassed));
+    s.AddWorker("b", 1);
+    JobNeeds retry_needs = grouped;
+    retry_needs.avoid = "a";
+    JobId retry = s.AddJob(Millis(0), retry_needs);
+    s.Dispatch();
+    auto assigns = Assigns(s.TakeActions());
+    ASSERT_EQ(assigns.size(), 1u);
+    EXPECT_EQ(assigns[0].job, retry);
+    EXPECT_EQ(assigns[0].worker, "a");
+  }
+  // With a worker that can take it, it goes there.
+  {
+    Scheduler s(clock, Options());
+    s.AddWorker("a", 1);
+    s.AddWorker("b", 1);
+    JobNeeds needs;
+    needs.avoid = "a";
+    s.AddJob(Millis(0), needs);
+    s.Dispatch();
+    auto assigns = Assigns(s.TakeActions());
+    ASSERT_EQ(assigns.size(), 1u);
+    EXPECT_EQ(assigns[0].worker, "b");
+  }
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
