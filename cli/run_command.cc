@@ -681,24 +681,35 @@ int Serve(const ServeArgs& args) {
   return 0;
 }
 
-int Status(const StatusArgs& args) {
-  auto timeout = ParseDuration(args.timeout);
+// How a one-question client (`status`, `history --farm`, `flaky --farm`) reaches the farm: its
+// endpoint, keys and how long to wait for the answer; an error names the option at fault.
+Result<coordinator::FarmClientOptions> FarmQueryOptions(const std::string& farm,
+                                                        const std::string& key,
+                                                        const std::string& farm_key, bool insecure,
+                                                        const std::string& wait) {
+  auto timeout = ParseDuration(wait);
   if (!timeout || timeout->count() == 0) {
-    return UsageError("--timeout: not a positive duration: '" + args.timeout + "'");
+    return Error{"--timeout: not a positive duration: '" + wait + "'"};
   }
-  auto security = protocol::LoadSecurity("--key", args.key, "--farm-key", args.farm_key, false);
-  if (!security) return UsageError(security.error().message);
-  auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kSubmit,
-                                         security->keys.has_value(), args.insecure);
-  if (!allowed) return UsageError(allowed.error().message);
-  SteadyClock clock;
-  zmq::context_t context;
+  auto security = protocol::LoadSecurity("--key", key, "--farm-key", farm_key, false);
+  if (!security) return security.error();
+  auto allowed = protocol::CheckEndpoint("--farm", farm, protocol::PortUse::kSubmit,
+                                         security->keys.has_value(), insecure);
+  if (!allowed) return allowed.error();
   coordinator::FarmClientOptions options;
-  options.endpoint = args.farm;
+  options.endpoint = farm;
   options.keys = security->keys;
   options.farm_key = security->peer_key;
   options.connect_timeout = *timeout;
-  auto status = coordinator::QueryFarmStatus(context, clock, options);
+  return options;
+}
+
+int Status(const StatusArgs& args) {
+  auto options = FarmQueryOptions(args.farm, args.key, args.farm_key, args.insecure, args.timeout);
+  if (!options) return UsageError(options.error().message);
+  SteadyClock clock;
+  zmq::context_t context;
+  auto status = coordinator::QueryFarmStatus(context, clock, *options);
   if (!status) {
     PrintTo(stderr, "testfarm: error: ", status.error().message);
     return kExitFailed;
@@ -1128,24 +1139,13 @@ Result<std::string> AskHistory(const HistoryQueryArgs& args, const std::string& 
   *since_ms = coordinator::UnixMillisNow() - since->count();
   if (!args.farm.empty()) {
     if (!args.history.empty()) return Error{"--history and --farm: give one of them"};
-    auto timeout = ParseDuration(args.timeout);
-    if (!timeout || timeout->count() == 0) {
-      return Error{"--timeout: not a positive duration: '" + args.timeout + "'"};
-    }
-    auto security = protocol::LoadSecurity("--key", args.key, "--farm-key", args.farm_key, false);
-    if (!security) return security.error();
-    auto allowed = protocol::CheckEndpoint("--farm", args.farm, protocol::PortUse::kSubmit,
-                                           security->keys.has_value(), args.insecure);
-    if (!allowed) return allowed.error();
+    auto options =
+        FarmQueryOptions(args.farm, args.key, args.farm_key, args.insecure, args.timeout);
+    if (!options) return options.error();
     SteadyClock clock;
     zmq::context_t context;
-    coordinator::FarmClientOptions options;
-    options.endpoint = args.farm;
-    options.keys = security->keys;
-    options.farm_key = security->peer_key;
-    options.connect_timeout = *timeout;
     return coordinator::QueryFarmHistory(
-        context, clock, options,
+        context, clock, *options,
         protocol::HistoryQuery{what, args.test, "", static_cast<uint64_t>(*since_ms)});
   }
   RunArgs run;
