@@ -273,14 +273,13 @@ void ConsoleReporter::PrintOutputOf(const TestReport& report) {
 }
 
 void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t running) {
-  ++finished_;
   running_ = running;
-  // A retried attempt shows as a failure does (its output included) but is not counted as one.
+  // A retried attempt shows as a failure does (its output included) but is not counted: the
+  // test is not finished yet.
   bool failed = IsFailure(report.state);
-  if (report.retried) {
-    --finished_;  // the test is not finished yet
-  } else if (failed) {
-    ++failed_;
+  if (!report.retried) {
+    ++finished_;
+    if (failed) ++failed_;
   }
   OutputWhen when = failed                                ? options_.failure_output
                     : report.state == TestStatus::kPassed ? options_.success_output
@@ -399,10 +398,9 @@ void ConsoleReporter::PrintRepeats(const RunSummary& summary) {
       break;
     }
     char line[96];
-    std::snprintf(line, sizeof line, "  passed %zu of %zu (%.1f%% failed)  ", tally.passed,
-                  tally.ran,
-                  100.0 * static_cast<double>(tally.ran - tally.passed) /
-                      static_cast<double>(tally.ran));
+    std::snprintf(
+        line, sizeof line, "  passed %zu of %zu (%.1f%% failed)  ", tally.passed, tally.ran,
+        100.0 * static_cast<double>(tally.ran - tally.passed) / static_cast<double>(tally.ran));
     Write(line + EscapeForTerminal(name) + "\n");
     ++shown;
   }

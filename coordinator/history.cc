@@ -7,25 +7,32 @@ namespace testfarm::coordinator {
 
 namespace {
 
-// Per suite: the mean expected time of its tests that have a timed history.
-std::map<std::string, Millis> SuiteMeans(const HistoryEstimates& history) {
-  std::map<std::string, std::pair<int64_t, int64_t>> sums;  // suite -> (total ms, tests)
-  for (const auto& [name, known] : history) {
-    if (!known.timed) continue;
-    auto& [total, count] = sums[known.suite];
+// Mean expected times by suite, from the timed tests added.
+class SuiteMeans {
+ public:
+  void Add(const std::string& suite, const TestHistory& known) {
+    if (!known.timed) return;
+    auto& [total, count] = sums_[suite];
     total += known.expected.count();
     ++count;
   }
-  std::map<std::string, Millis> means;
-  for (const auto& [suite, sum] : sums) means[suite] = Millis(sum.first / sum.second);
-  return means;
-}
+  std::map<std::string, Millis> Means() const {
+    std::map<std::string, Millis> means;
+    for (const auto& [suite, sum] : sums_) means[suite] = Millis(sum.first / sum.second);
+    return means;
+  }
+
+ private:
+  std::map<std::string, std::pair<int64_t, int64_t>> sums_;  // suite -> (total ms, tests)
+};
 
 }  // namespace
 
 std::vector<Millis> ExpectedDurations(const std::vector<TestSpec>& tests,
                                       const HistoryEstimates& history, Millis default_estimate) {
-  const std::map<std::string, Millis> means = SuiteMeans(history);
+  SuiteMeans sums;  // over every test the history knows, in this run or not
+  for (const auto& [name, known] : history) sums.Add(known.suite, known);
+  const std::map<std::string, Millis> means = sums.Means();
   std::vector<Millis> expected;
   expected.reserve(tests.size());
   for (const TestSpec& test : tests) {
@@ -60,18 +67,14 @@ std::vector<std::size_t> StartOrder(const std::vector<TestSpec>& tests,
 
 std::map<std::string, Millis> ExpectedCaseTimes(const std::vector<TestSpec>& tests,
                                                 const HistoryEstimates& history) {
-  std::map<std::string, std::pair<int64_t, int64_t>> sums;
+  SuiteMeans sums;  // over the run's GoogleTest cases
   for (const TestSpec& test : tests) {
     if (!test.gtest()) continue;
-    auto known = history.find(test.name);
-    if (known == history.end() || !known->second.timed) continue;
-    auto& [total, count] = sums[test.suite];
-    total += known->second.expected.count();
-    ++count;
+    if (auto known = history.find(test.name); known != history.end()) {
+      sums.Add(test.suite, known->second);
+    }
   }
-  std::map<std::string, Millis> means;
-  for (const auto& [suite, sum] : sums) means[suite] = Millis(sum.first / sum.second);
-  return means;
+  return sums.Means();
 }
 
 AttemptRecord RecordOf(const TestReport& report, int64_t time_ms) {
