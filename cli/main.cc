@@ -16,6 +16,18 @@ const CLI::Validator kNonEmpty(
     [](std::string& value) { return value.empty() ? std::string("a path is needed, not ''") : ""; },
     "", "non-empty");
 
+// The dashboard's options, for `run` and `serve`.
+void AddHttpOptions(CLI::App* command, testfarm::cli::HttpArgs& http, const char* what) {
+  command->add_option("--http", http.address, what)->type_name("ADDR")->check(kNonEmpty);
+  command
+      ->add_option("--http-token", http.token,
+                   "The dashboard's token (default: $TESTFARM_HTTP_TOKEN): its API answers only "
+                   "requests carrying it (the page asks for it once); needed for --http on a "
+                   "non-loopback address unless --insecure")
+      ->type_name("TOKEN")
+      ->check(kNonEmpty);
+}
+
 // The options `run` and `list` share: where tests come from and which of them.
 void AddSourceOptions(CLI::App* command, testfarm::cli::SourceArgs* source) {
   command
@@ -263,7 +275,12 @@ int main(int argc, char** argv) {
       ->type_name("FILE");
   run->add_flag("--insecure", run_args.insecure,
                 "Allow --listen on a non-loopback address without keys (a worker runs whatever "
-                "the coordinator sends it, so anyone who can connect gets tests run for them)");
+                "the coordinator sends it, so anyone who can connect gets tests run for them), "
+                "and --http on one without --http-token");
+  AddHttpOptions(run, run_args.http,
+                 "Serve a live dashboard of this run (its workers, tests, failures and output) "
+                 "at http://ADDR/ while it runs: HOST:PORT or PORT (loopback); port 0 picks a "
+                 "free one. Not with --farm (`testfarm serve --http` shows the farm's runs)");
   // A flag that takes its value only as --coverage=FILE: `--coverage build/t` must never take
   // a test executable for the output file.
   CLI::Option* coverage =
@@ -389,7 +406,12 @@ int main(int argc, char** argv) {
       ->type_name("FILE");
   serve->add_flag("--insecure", serve_args.insecure,
                   "Allow --listen on a non-loopback address without keys (anyone who can "
-                  "connect can run commands on the workers)");
+                  "connect can run commands on the workers), and --http on one without "
+                  "--http-token");
+  AddHttpOptions(serve, serve_args.http,
+                 "Serve a live dashboard of the farm (workers and their slots, every run, "
+                 "failures, output, the flaky ranking) at http://ADDR/: HOST:PORT or PORT "
+                 "(loopback); port 0 picks a free one");
   serve
       ->add_option("--store", serve_args.store_dir,
                    "Where uploaded test files are kept, by content, shared by every run "

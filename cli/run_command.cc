@@ -31,6 +31,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/coverage.h"
 #include "coordinator/ctest_import.h"
+#include "coordinator/dashboard_server.h"
 #include "coordinator/discovery.h"
 #include "coordinator/farm_client.h"
 #include "coordinator/farm_server.h"
@@ -493,6 +494,29 @@ void WarnHistory(const std::string& problem) {
 
 // The history at `path`, or nullptr (with a warning: a run without history still runs). A file
 // this run cannot write is still read, to order the run.
+// Starts the dashboard (--http) of a run or a farm, and says where it is.
+Result<std::unique_ptr<coordinator::DashboardServer>> StartDashboard(const HttpArgs& http,
+                                                                     bool insecure,
+                                                                     const char* mode,
+                                                                     std::string history,
+                                                                     const Clock& clock) {
+  coordinator::DashboardOptions options;
+  options.address = http.address;
+  options.token = http.token;
+  if (options.token.empty()) {
+    if (const char* env = std::getenv("TESTFARM_HTTP_TOKEN")) options.token = env;
+  }
+  options.insecure = insecure;
+  options.mode = mode;
+  options.version = TESTFARM_VERSION;
+  options.history = std::move(history);
+  auto server = coordinator::DashboardServer::Start(std::move(options), clock);
+  if (!server) return server.error();
+  std::printf("testfarm: dashboard on %s\n", (*server)->url().c_str());
+  std::fflush(stdout);
+  return server;
+}
+
 std::unique_ptr<coordinator::HistoryStore> OpenHistory(const std::string& path) {
   std::vector<std::string> warnings;
   auto store = coordinator::HistoryStore::Open(path, &warnings);
@@ -667,6 +691,13 @@ int Serve(const ServeArgs& args) {
   if (!args.no_history) {
     options.history =
         args.history.empty() ? (options.store.dir / "history.sqlite").string() : args.history;
+  }
+  std::unique_ptr<coordinator::DashboardServer> dashboard;  // outlives the farm that feeds it
+  if (!args.http.address.empty()) {
+    auto started = StartDashboard(args.http, args.insecure, "serve", options.history, clock);
+    if (!started) return UsageError(started.error().message);
+    dashboard = std::move(*started);
+    options.service.dashboard = dashboard.get();
   }
   auto farm = coordinator::FarmServer::Create(context, clock, options);
   if (!farm) return UsageError("--store: " + farm.error().message);
@@ -988,14 +1019,18 @@ int Run(const RunArgs& args) {
   policy.batcher.target = *batch_target;
   policy.min_workers = std::max(1u, args.min_workers);
   policy.repeat = repeat;
-  if (history && !shuffle_seed) {
+  std::vector<Millis> expected;  // each test's duration by the history: the dashboard's ETA
+  if (history) {
     auto estimates = history->Estimates();
     if (!estimates) {
       PrintTo(stderr, "testfarm: warning: history: ",
               estimates.error().message + "; tests start in the order given");
     } else {
-      policy.start_order = coordinator::StartOrder(*tests, *estimates);
-      policy.expected_case_time = coordinator::ExpectedCaseTimes(*tests, *estimates);
+      if (!shuffle_seed) {
+        policy.start_order = coordinator::StartOrder(*tests, *estimates);
+        policy.expected_case_time = coordinator::ExpectedCaseTimes(*tests, *estimates);
+      }
+      if (!args.http.address.empty()) expected = coordinator::ExpectedDurations(*tests, *estimates);
     }
   }
   coordinator::CoverageObjects coverage_objects;
@@ -1020,6 +1055,11 @@ int Run(const RunArgs& args) {
 
   policy.coverage = args.coverage;
   if (!args.farm.empty()) {
+    if (!args.http.address.empty()) {
+      return UsageError(
+          "--http with --farm: the farm serves the dashboard of every run it holds "
+          "(`testfarm serve --http ADDR`)");
+    }
     // A farm's run waits for workers as long as asked (they may be restarting).
     policy.wait_workers = *wait_workers;
     FarmCoverage coverage{resolved, coverage_objects, llvm_profdata, llvm_cov,
@@ -1051,9 +1091,31 @@ int Run(const RunArgs& args) {
   if (history && history->writable()) {
     recorder.emplace(clock, console, *history, NewRunRecord(args.label), WarnHistory);
   }
-  coordinator::Reporter& reporter =
-      recorder ? static_cast<coordinator::Reporter&>(*recorder) : console;
-  coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, reporter);
+  coordinator::Reporter* reporter = recorder ? static_cast<coordinator::Reporter*>(&*recorder)
+                                             : static_cast<coordinator::Reporter*>(&console);
+  std::unique_ptr<coordinator::DashboardServer> dashboard;
+  std::optional<coordinator::WatchedReporter> watched;
+  if (!args.http.address.empty()) {
+    auto started = StartDashboard(args.http, args.insecure, "run",
+                                  history ? history->path().string() : "", clock);
+    if (!started) return UsageError(started.error().message);
+    dashboard = std::move(*started);
+    coordinator::RunStartView start;
+    start.id = "run-1";
+    start.label = args.label;
+    start.client = HostName();
+    start.started_ms = coordinator::UnixMillisNow();
+    for (const TestSpec& test : *tests) start.names.push_back(test.name);
+    start.expected = std::move(expected);
+    options.dashboard = dashboard.get();
+    options.dashboard_run.id = start.id;
+    options.dashboard_run.label = start.label;
+    options.dashboard_run.client = start.client;
+    dashboard->RunStarted(std::move(start));
+    watched.emplace(*reporter, *dashboard, "run-1");
+    reporter = &*watched;
+  }
+  coordinator::Coordinator coordinator(context, clock, std::move(*tests), options, *reporter);
   coordinator.Prepare();  // before any worker connects: hashing can take a while
   if (!args.listen.empty()) {
     auto listening = coordinator.Bind(args.listen);

@@ -16,6 +16,12 @@ namespace testfarm::cli {
 // What to run: where the suites come from and which of their tests.
 using SourceArgs = coordinator::SourceOptions;
 
+// The live dashboard (`--http`, docs/dashboard.md).
+struct HttpArgs {
+  std::string address;  // HOST:PORT or PORT; empty: no dashboard
+  std::string token;    // empty: $TESTFARM_HTTP_TOKEN, else none
+};
+
 struct RunArgs {
   SourceArgs source;
   std::string kill_grace = FormatDuration(kDefaultKillGrace);
@@ -53,6 +59,7 @@ struct RunArgs {
   std::string worker_keys;  // the allow-list of worker public keys
   std::string heartbeat = "1s";
   unsigned liveness = 3;
+  HttpArgs http;
   // A standing farm.
   std::string farm;      // tcp://HOST:PORT of `testfarm serve`; empty: run here
   std::string farm_key;  // the farm's public key file
@@ -102,6 +109,7 @@ struct ServeArgs {
   std::string store_size = "20G";
   std::string history;  // empty: STORE/history.sqlite
   bool no_history = false;
+  HttpArgs http;
   unsigned max_runs = 8;
   unsigned max_queued = 64;
   std::string heartbeat = "1s";

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <fstream>
 
+#include "coordinator/history_store.h"
 #include "shared/errno_text.h"
 #include "shared/unique_fd.h"
 
@@ -68,6 +69,19 @@ void Coordinator::Flush() {
   }
 }
 
+void Coordinator::ShowFleet(bool now_anyway) {
+  DashboardSink* dashboard = options_.dashboard;
+  if (dashboard == nullptr) return;
+  SteadyTime now = clock_.Now();
+  if (!dashboard->FleetDue(now) && !now_anyway) return;
+  FleetView view;
+  view.at_ms = UnixMillisNow();
+  const RunView& run = options_.dashboard_run;
+  view.runs.push_back(ViewOfRun(*farm_, run_id_, run.id, run.label, run.client));
+  view.workers = WorkersOf(*farm_, {{run_id_, run.id}}, now, view.at_ms);
+  dashboard->Fleet(std::move(view));
+}
+
 void Coordinator::Serve(const std::string& peer, const protocol::Fetch& fetch) {
   const std::filesystem::path* path = artifacts_.PathOf(fetch.sha256);
   protocol::Chunk chunk;
@@ -108,6 +122,9 @@ void Coordinator::Watch(protocol::PollLoop* loop, int signal_fd) {
   });
   loop->WakeBy([this] { return farm_->NextDeadline(); });
   loop->WakeBy([this] { return link_.NextDeadline(); });
+  if (options_.dashboard != nullptr) {
+    loop->WakeBy([this] { return options_.dashboard->NextFleetAt(); });
+  }
 }
 
 RunSummary Coordinator::Run(int signal_fd) {
@@ -140,7 +157,9 @@ RunSummary Coordinator::Run(int signal_fd) {
       loop.Turn();
       farm_->Tick();
       Flush();
+      ShowFleet(false);
     }
+    ShowFleet(true);
   } catch (const zmq::error_t& e) {
     spdlog::error("coordinator: socket failure: {}", e.what());
     core_->Abort(std::string("socket failure: ") + e.what());

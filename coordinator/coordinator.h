@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 
 #include "coordinator/artifacts.h"
+#include "coordinator/dashboard_feed.h"
 #include "coordinator/farm_core.h"
 #include "coordinator/report.h"
 #include "coordinator/run_core.h"
@@ -35,6 +36,10 @@ struct CoordinatorOptions : RunOptions {
   bool ship_artifacts = false;
   // Coverage: where the workers' merged profiles are kept.
   std::filesystem::path profile_dir;
+  // The dashboard (`run --http`): shown the fleet a few times a second, this run as
+  // `dashboard_run` (its id, label and client).
+  DashboardSink* dashboard = nullptr;
+  RunView dashboard_run;
 };
 
 class Coordinator {
@@ -60,6 +65,8 @@ class Coordinator {
   // Sends what the core wants sent; a worker found gone is told to the core (which may want
   // more sent).
   void Flush();
+  // Hands the dashboard the fleet as it is, when it wants it (or `now_anyway`).
+  void ShowFleet(bool now_anyway);
 
   std::optional<ZapHandler> zap_;  // before link_: it must exist before anyone connects
   protocol::PeerLink link_;

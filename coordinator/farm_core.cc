@@ -129,8 +129,9 @@ void FarmCore::OnMessage(const std::string& peer, protocol::Message& message) {
   } else if (std::holds_alternative<protocol::Fetch>(message)) {
     // Served by the transport's owner; here it is progress towards starting a held job.
     if (workers_.Contains(peer)) progress();
-  } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
-    // Heard() above is all a heartbeat is for.
+  } else if (auto* beat = std::get_if<protocol::Heartbeat>(&message)) {
+    // Heard() above is what a heartbeat is for; it also says how big the worker's cache is.
+    workers_.SetCacheBytes(peer, beat->cache_bytes);
   } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
     if (!workers_.Contains(peer)) return;
     if (auto run = runs_.find(profile->run); run != runs_.end()) {

@@ -132,6 +132,7 @@ void FarmService::OnMessage(const std::string& peer, protocol::Message& message)
                                                      false,
                                                      nullptr,
                                                      nullptr,
+                                                     nullptr,
                                                      {}});
     Session& added = *session;
     sessions_[peer] = std::move(session);
@@ -299,9 +300,10 @@ void FarmService::StartRun(Session& session) {
   session.tests.shrink_to_fit();
   session.reporter = std::make_unique<RemoteReporter>(*this, session);
   Reporter* reporter = session.reporter.get();
+  const HistoryEstimates estimates =
+      history_ != nullptr ? history_->Estimates() : HistoryEstimates{};
   if (history_ != nullptr) {
     // Every pipeline's runs order each other's: failed last time first, then longest first.
-    const HistoryEstimates estimates = history_->Estimates();
     if (!session.submit->keep_order) options.start_order = StartOrder(specs, estimates);
     options.expected_case_time = ExpectedCaseTimes(specs, estimates);
     RunRecord record;
@@ -311,6 +313,19 @@ void FarmService::StartRun(Session& session) {
     record.started_ms = UnixMillisNow();
     session.recorder = history_->Recorder(*session.reporter, std::move(record));
     reporter = session.recorder.get();
+  }
+  if (options_.dashboard != nullptr) {
+    RunStartView start;
+    start.id = session.run_name;
+    start.label = session.submit->label;
+    start.client = session.submit->client;
+    start.started_ms = UnixMillisNow();
+    for (const TestSpec& spec : specs) start.names.push_back(spec.name);
+    if (history_ != nullptr) start.expected = ExpectedDurations(specs, estimates);
+    options_.dashboard->RunStarted(std::move(start));
+    session.watched =
+        std::make_unique<WatchedReporter>(*reporter, *options_.dashboard, session.run_name);
+    reporter = session.watched.get();
   }
   ProfileSink profiles;
   if (options.coverage) {
@@ -412,6 +427,9 @@ void FarmService::Tick() {
   farm_.Tick();
   EndRuns();
   StartWaiting();
+  if (options_.dashboard != nullptr && options_.dashboard->FleetDue(now)) {
+    options_.dashboard->Fleet(View(now));
+  }
 }
 
 void FarmService::Shutdown(const std::string& why) {
@@ -445,6 +463,11 @@ std::optional<SteadyTime> FarmService::NextDeadline() const {
     SteadyTime at = session->liveness.NextDeadline();
     if (!next || at < *next) next = at;
   }
+  if (options_.dashboard != nullptr) {
+    if (auto fleet = options_.dashboard->NextFleetAt(); fleet && (!next || *fleet < *next)) {
+      next = fleet;
+    }
+  }
   return next;
 }
 
@@ -455,7 +478,7 @@ protocol::FarmStatus FarmService::Snapshot() const {
   for (const auto& [peer, session] : sessions_) {
     if (!session->run) continue;
     const RunCore* run = farm_.Run(*session->run);
-    for (auto& [worker, test] : run->RunningNow()) running_on[worker].push_back(test);
+    for (auto& running : run->RunningNow()) running_on[running.worker].push_back(running.test);
   }
   for (const std::string& peer : farm_.workers().Peers()) {
     const WorkerRegistry::Worker* worker = farm_.workers().Find(peer);
@@ -489,13 +512,34 @@ protocol::FarmStatus FarmService::Snapshot() const {
   };
   for (const auto& [peer, session] : sessions_) {
     if (!session->run) continue;
-    RunPhase phase = farm_.Run(*session->run)->phase();
-    add_run(*session, phase == RunPhase::kDispatching ? "running"
-                      : phase == RunPhase::kStopping  ? "stopping"
-                                                      : "finishing");
+    add_run(*session, RunStateWord(farm_.Run(*session->run)->phase()));
   }
   for (const std::string& peer : waiting_) add_run(*sessions_.at(peer), "waiting");
   return status;
+}
+
+FleetView FarmService::View(SteadyTime now) const {
+  FleetView view;
+  view.at_ms = UnixMillisNow();
+  std::map<uint64_t, std::string> run_ids;
+  for (const auto& [peer, session] : sessions_) {
+    if (!session->run) continue;
+    run_ids[*session->run] = session->run_name;
+    view.runs.push_back(ViewOfRun(farm_, *session->run, session->run_name, session->submit->label,
+                                  session->submit->client));
+  }
+  for (const std::string& peer : waiting_) {
+    const Session& session = *sessions_.at(peer);
+    RunView run;
+    run.id = session.run_name;
+    run.label = session.submit ? session.submit->label : "";
+    run.client = session.submit ? session.submit->client : "";
+    run.state = "waiting";
+    run.tests = session.tests.size();
+    view.runs.push_back(std::move(run));
+  }
+  view.workers = WorkersOf(farm_, run_ids, now, view.at_ms);
+  return view;
 }
 
 }  // namespace testfarm::coordinator

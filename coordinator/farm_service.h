@@ -14,10 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/dashboard_feed.h"
 #include "coordinator/farm_core.h"
+#include "coordinator/history_store.h"
 #include "coordinator/run_core.h"
 #include "protocol/messages.h"
-#include "coordinator/history_store.h"
 #include "shared/clock.h"
 #include "shared/liveness.h"
 #include "shared/result.h"
@@ -48,10 +49,11 @@ class RunHistory {
 };
 
 struct FarmServiceOptions {
-  LivenessOptions liveness;     // with workers and with clients alike
-  std::size_t max_runs = 8;     // runs sharing the slots at once
-  std::size_t max_queued = 64;  // runs waiting for one of those places
-  RunOptions run_defaults;      // for what a submission leaves at 0
+  LivenessOptions liveness;            // with workers and with clients alike
+  std::size_t max_runs = 8;            // runs sharing the slots at once
+  std::size_t max_queued = 64;         // runs waiting for one of those places
+  RunOptions run_defaults;             // for what a submission leaves at 0
+  DashboardSink* dashboard = nullptr;  // told of every run and, a few times a second, the fleet
 };
 
 class FarmService {
@@ -83,6 +85,8 @@ class FarmService {
   // fetch, and the store must keep.
   const std::multiset<std::string>& BlobsInUse() const { return blobs_in_use_; }
   protocol::FarmStatus Snapshot() const;
+  // The workers and runs for the dashboard.
+  FleetView View(SteadyTime now) const;
 
  private:
   class RemoteReporter;
@@ -98,6 +102,7 @@ class FarmService {
     bool gone = false;         // the client left: its run is being stopped
     std::unique_ptr<RemoteReporter> reporter;
     std::unique_ptr<Reporter> recorder;  // records the run into the history, then `reporter`
+    std::unique_ptr<Reporter> watched;   // tells the dashboard, then the history or `reporter`
     // Blobs the session asked about, uploaded or submits: each counted once in blobs_in_use_
     // until the session ends, so the store keeps them while the client prepares its run.
     std::set<std::string> blobs;

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -215,8 +216,8 @@ Status HistoryStore::Record(const std::string& run_id, const std::string& label,
     } else {
       upsert_test_->BindNull(3);
     }
-    const bool decisive = a.outcome == "passed" || a.outcome == "flaky" ||
-                          a.outcome == "failed" || a.outcome == "lost";
+    const bool decisive = a.outcome == "passed" || a.outcome == "flaky" || a.outcome == "failed" ||
+                          a.outcome == "lost";
     if (decisive) {
       upsert_test_->Bind(4, a.outcome);
     } else {
@@ -309,7 +310,8 @@ Result<std::vector<HistoryRow>> HistoryStore::Attempts(const std::string& glob, 
 Result<std::vector<FlakyRow>> HistoryStore::Flaky(int64_t since_ms) {
   auto query = db_->Prepare(
       "WITH per_run AS (SELECT test, run, SUM(outcome IN ('failed', 'lost')) AS failures, "
-      "SUM(outcome IN ('passed', 'flaky')) AS passes, COUNT(*) AS attempts, MAX(time_ms) AS last_ms "
+      "SUM(outcome IN ('passed', 'flaky')) AS passes, COUNT(*) AS attempts, MAX(time_ms) AS "
+      "last_ms "
       "FROM attempts WHERE time_ms >= ?1 GROUP BY test, run), "
       "flagged AS (SELECT *, (failures > 0 AND passes > 0) AS flaky FROM per_run) "
       "SELECT test, COUNT(*), SUM(flaky), SUM(CASE WHEN flaky THEN failures ELSE 0 END), "
@@ -395,11 +397,12 @@ Result<std::string> HistoryJson(HistoryStore& store, const std::string& glob, in
   return Dump(root);
 }
 
-Result<std::string> FlakyJson(HistoryStore& store, int64_t since_ms) {
+Result<std::string> FlakyJson(HistoryStore& store, int64_t since_ms, std::size_t limit) {
   auto rows = store.Flaky(since_ms);
   if (!rows) return rows.error();
   Json tests = Json::array();
   for (const FlakyRow& row : *rows) {
+    if (tests.size() >= limit) break;
     tests.push_back({{"test", row.test},
                      {"flake_rate", row.rate()},
                      {"runs", row.runs},
@@ -410,6 +413,64 @@ Result<std::string> FlakyJson(HistoryStore& store, int64_t since_ms) {
   }
   Json root = {{"testfarm_flaky", 1}, {"since_ms", since_ms}, {"tests", std::move(tests)}};
   return Dump(root);
+}
+
+std::string GlobLiteral(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '*' || c == '?' || c == '[') {
+      out += '[';
+      out += c;
+      out += ']';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Result<std::string> TrendJson(HistoryStore& store, const std::string& test, int64_t since_ms) {
+  auto rows = store.Attempts(GlobLiteral(test), since_ms);
+  if (!rows) return rows.error();
+  struct Day {
+    int64_t attempts = 0;
+    int64_t failed = 0;
+    int64_t timed = 0;
+    int64_t total_ms = 0;
+    int64_t max_ms = 0;
+  };
+  std::map<int64_t, Day> days;  // by days since the epoch
+  constexpr int64_t kDayMs = 24 * 3600 * 1000;
+  for (const HistoryRow& row : *rows) {
+    const AttemptRecord& a = row.attempt;
+    if (a.outcome != "passed" && a.outcome != "failed" && a.outcome != "lost" &&
+        a.outcome != "flaky") {
+      continue;  // skipped, cancelled, not run: no duration, no verdict
+    }
+    Day& day = days[a.time_ms / kDayMs];
+    ++day.attempts;
+    if (a.outcome == "failed" || a.outcome == "lost") ++day.failed;
+    if (a.outcome != "lost") {
+      ++day.timed;
+      day.total_ms += a.duration_ms;
+      day.max_ms = std::max(day.max_ms, a.duration_ms);
+    }
+  }
+  Json out = Json::array();
+  for (const auto& [number, day] : days) {
+    std::chrono::sys_days date{std::chrono::days(number)};
+    std::chrono::year_month_day ymd(date);
+    char text[16];
+    std::snprintf(text, sizeof text, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+    out.push_back({{"day", text},
+                   {"attempts", day.attempts},
+                   {"failed", day.failed},
+                   {"mean_ms", day.timed == 0 ? 0 : day.total_ms / day.timed},
+                   {"max_ms", day.max_ms},
+                   {"fail_rate", static_cast<double>(day.failed) / day.attempts}});
+  }
+  return Dump(Json{{"test", test}, {"since_ms", since_ms}, {"days", std::move(out)}});
 }
 
 Result<std::string> FailedJson(HistoryStore& store, const std::string& label_prefix) {

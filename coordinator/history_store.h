@@ -90,7 +90,14 @@ class HistoryStore {
 // What `testfarm history` and `testfarm flaky` print with --json (docs/history.md), from a local
 // file or a farm's store.
 Result<std::string> HistoryJson(HistoryStore& store, const std::string& glob, int64_t since_ms);
-Result<std::string> FlakyJson(HistoryStore& store, int64_t since_ms);
+// At most `limit` tests, worst first.
+Result<std::string> FlakyJson(HistoryStore& store, int64_t since_ms,
+                              std::size_t limit = static_cast<std::size_t>(-1));
+// One test's attempts per UTC day since `since_ms`: count, failures, mean and max duration (the
+// dashboard's charts).
+Result<std::string> TrendJson(HistoryStore& store, const std::string& test, int64_t since_ms);
+// `name` as a GLOB pattern that matches only itself.
+std::string GlobLiteral(const std::string& name);
 // FailedInLastRun as JSON: an array of test names, or null when there is no such run.
 Result<std::string> FailedJson(HistoryStore& store, const std::string& label_prefix);
 

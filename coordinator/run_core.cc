@@ -621,11 +621,13 @@ std::string RunCore::JobName(JobId id) const {
   return job.tests.size() == 1 ? first.name : first.suite + " (batch)";
 }
 
-std::vector<std::pair<std::string, std::string>> RunCore::RunningNow() const {
-  std::vector<std::pair<std::string, std::string>> running;
+std::vector<RunCore::RunningTest> RunCore::RunningNow() const {
+  std::vector<RunningTest> running;
   for (const Scheduler::RunningLease& lease : scheduler_.Running()) {
-    running.emplace_back(lease.worker, JobName(lease.job));
+    running.push_back({lease.worker, JobName(lease.job), lease.since});
   }
+  std::stable_sort(running.begin(), running.end(),
+                   [](const RunningTest& a, const RunningTest& b) { return a.since < b.since; });
   return running;
 }
 

@@ -147,8 +147,13 @@ class RunCore {
   std::size_t test_count() const { return tests_.size(); }
   // The counts so far (every report recorded up to now).
   const RunSummary& progress() const { return summary_; }
-  // What runs now: (worker peer, test or "suite (batch)") for each started lease.
-  std::vector<std::pair<std::string, std::string>> RunningNow() const;
+  // What runs now: one per started lease, longest running first.
+  struct RunningTest {
+    std::string worker;  // its peer
+    std::string test;    // the test, or "suite (batch)"
+    SteadyTime since;
+  };
+  std::vector<RunningTest> RunningNow() const;
 
   // Whether `peer` is a worker of this run now (it said hello and was not lost).
   bool IsWorker(const std::string& peer) const { return workers_.Contains(peer); }
@@ -227,7 +232,7 @@ class RunCore {
   std::optional<SteadyTime> stress_ends_;              // --stress-duration
   bool until_fail_stopped_ = false;
   std::string until_fail_reason_;
-  std::vector<bool> awaited_;                          // per test: another test waits for it
+  std::vector<bool> awaited_;  // per test: another test waits for it
   std::map<std::pair<std::size_t, std::size_t>, std::string>
       fixture_of_;                      // (user, setup) -> the fixture the user requires
   std::set<std::size_t> clamp_warned_;  // tests warned about PROCESSORS

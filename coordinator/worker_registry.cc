@@ -6,8 +6,8 @@ bool WorkerRegistry::Add(const std::string& peer, std::string name, unsigned slo
                          std::map<std::string, std::string> labels) {
   if (workers_.count(peer) != 0) return false;
   names_[peer] = name;
-  workers_.emplace(
-      peer, Worker{std::move(name), slots, std::move(labels), Liveness(liveness_, clock_.Now())});
+  workers_.emplace(peer, Worker{std::move(name), slots, std::move(labels),
+                                Liveness(liveness_, clock_.Now()), std::nullopt});
   return true;
 }
 
@@ -28,6 +28,10 @@ void WorkerRegistry::Heard(const std::string& peer) {
 
 void WorkerRegistry::Sent(const std::string& peer) {
   if (auto it = workers_.find(peer); it != workers_.end()) it->second.liveness.Sent(clock_.Now());
+}
+
+void WorkerRegistry::SetCacheBytes(const std::string& peer, uint64_t bytes) {
+  if (auto it = workers_.find(peer); it != workers_.end()) it->second.cache_bytes = bytes;
 }
 
 std::string WorkerRegistry::NameOf(const std::string& peer) const {

@@ -19,6 +19,7 @@ class WorkerRegistry {
     unsigned slots = 0;
     std::map<std::string, std::string> labels;
     Liveness liveness;
+    std::optional<uint64_t> cache_bytes;  // its blob cache, as its last heartbeat said
   };
 
   WorkerRegistry(const Clock& clock, LivenessOptions liveness)
@@ -38,6 +39,7 @@ class WorkerRegistry {
   // Any message from / to the peer (an unknown peer is ignored).
   void Heard(const std::string& peer);
   void Sent(const std::string& peer);
+  void SetCacheBytes(const std::string& peer, uint64_t bytes);
 
   // The name of a peer that ever joined, else the peer's identity as is.
   std::string NameOf(const std::string& peer) const;

@@ -339,7 +339,9 @@ void Fields(Io& io, M& m) {
 }
 
 template <typename Io, Is<Heartbeat> M>
-void Fields(Io&, M&) {}
+void Fields(Io& io, M& m) {
+  io.U64("cache_bytes", m.cache_bytes, Need::kOptional);
+}
 
 template <typename Io, Is<Bye> M>
 void Fields(Io& io, M& m) {

@@ -175,6 +175,9 @@ struct ProfileChunk {
 
 // both ways.
 struct Heartbeat {
+  // worker -> coordinator: the size of its blob cache in bytes (0: none, or empty); a
+  // dashboard shows it. Measured at most every kCacheSizeEvery.
+  uint64_t cache_bytes = 0;
   friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
 };
 

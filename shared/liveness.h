@@ -26,6 +26,7 @@ class Liveness {
 
   bool ShouldSendHeartbeat(SteadyTime now) const { return now >= last_sent_ + options_.interval; }
   bool Dead(SteadyTime now) const { return now >= DeadAt(); }
+  SteadyTime last_heard() const { return last_heard_; }
   SteadyTime DeadAt() const { return last_heard_ + options_.interval * options_.liveness; }
   // The earlier of: the next heartbeat to send, the moment the peer counts as dead.
   SteadyTime NextDeadline() const {

@@ -49,6 +49,16 @@ protocol::JobResult ResultOf(FinishedJob& finished, uint64_t job_id) {
 
 }  // namespace
 
+uint64_t WorkerNode::CacheBytes(SteadyTime now) {
+  constexpr Millis kCacheSizeEvery{10000};
+  if (options_.cache == nullptr) return 0;
+  if (!cache_measured_at_ || now - *cache_measured_at_ >= kCacheSizeEvery) {
+    cache_bytes_ = options_.cache->TotalBytes();
+    cache_measured_at_ = now;
+  }
+  return cache_bytes_;
+}
+
 std::string HostOs() {
   utsname u{};
   if (::uname(&u) != 0) return "unknown";
@@ -379,7 +389,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       }
       if (coordinator_.ShouldSendHeartbeat(now)) {
         // While the socket cannot deliver (no connection yet), one queued message is enough.
-        if (link_.queued() == 0) Queue(protocol::Heartbeat{});
+        if (link_.queued() == 0) Queue(protocol::Heartbeat{CacheBytes(now)});
         coordinator_.Sent(now);
       }
       FlushOutbox();

@@ -91,6 +91,9 @@ class WorkerNode {
   void CollectFinished();
   void Queue(protocol::Message message);
   void FlushOutbox();
+  // The blob cache's size for a heartbeat: measured (a directory scan) at most every
+  // kCacheSizeEvery, else the last measure; 0 without a cache.
+  uint64_t CacheBytes(SteadyTime now);
   std::string WhyNotJoined() const;
 
   const Clock& clock_;
@@ -117,6 +120,8 @@ class WorkerNode {
   bool welcomed_ = false;
   std::string join_failure_;  // the last handshake failure or refusal before joining
   std::string end_reason_;
+  std::optional<SteadyTime> cache_measured_at_;
+  uint64_t cache_bytes_ = 0;
 };
 
 // "linux", "x86_64" for Hello.

@@ -1,0 +1,70 @@
+#include "coordinator/dashboard_feed.h"
+
+#include <algorithm>
+
+#include "coordinator/farm_core.h"
+
+namespace testfarm::coordinator {
+
+const char* RunStateWord(RunPhase phase) {
+  switch (phase) {
+    case RunPhase::kDispatching:
+      return "running";
+    case RunPhase::kStopping:
+      return "stopping";
+    case RunPhase::kCollectingProfiles:
+    case RunPhase::kDone:
+      break;
+  }
+  return "finishing";
+}
+
+RunView ViewOfRun(const FarmCore& farm, uint64_t run, std::string id, std::string label,
+                  std::string client) {
+  RunView view;
+  view.id = std::move(id);
+  view.label = std::move(label);
+  view.client = std::move(client);
+  if (const RunCore* core = farm.Run(run)) {
+    view.state = RunStateWord(core->phase());
+    view.tests = core->test_count();
+  }
+  for (const std::string& peer : farm.workers().Peers()) view.slots += farm.GrantOf(run, peer);
+  return view;
+}
+
+std::vector<WorkerView> WorkersOf(const FarmCore& farm,
+                                  const std::map<uint64_t, std::string>& run_ids, SteadyTime now,
+                                  int64_t unix_now_ms) {
+  auto unix_of = [&](SteadyTime t) {
+    return unix_now_ms - std::chrono::duration_cast<Millis>(now - t).count();
+  };
+  std::map<std::string, std::vector<SlotView>> running_on;  // by worker peer
+  for (const auto& [id, name] : run_ids) {
+    const RunCore* run = farm.Run(id);
+    if (run == nullptr) continue;
+    for (const RunCore::RunningTest& test : run->RunningNow()) {
+      running_on[test.worker].push_back({name, test.test, unix_of(test.since)});
+    }
+  }
+  std::vector<WorkerView> workers;
+  for (const std::string& peer : farm.workers().Peers()) {
+    const WorkerRegistry::Worker* worker = farm.workers().Find(peer);
+    WorkerView view;
+    view.name = worker->name;
+    view.labels = worker->labels;
+    view.slots = worker->slots;
+    view.heard_at_ms = unix_of(worker->liveness.last_heard());
+    view.cache_bytes = worker->cache_bytes;
+    if (auto it = running_on.find(peer); it != running_on.end()) {
+      view.running = std::move(it->second);
+      std::stable_sort(
+          view.running.begin(), view.running.end(),
+          [](const SlotView& a, const SlotView& b) { return a.since_ms < b.since_ms; });
+    }
+    workers.push_back(std::move(view));
+  }
+  return workers;
+}
+
+}  // namespace testfarm::coordinator

@@ -1,0 +1,644 @@
+#include "coordinator/dashboard_model.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+
+namespace testfarm::coordinator {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string Tail(const std::string& text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  // Cut at a UTF-8 character boundary so the JSON stays valid text.
+  std::size_t from = text.size() - limit;
+  while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xC0) == 0x80) ++from;
+  return text.substr(from);
+}
+
+// Failures first, then flaky, running, and the rest.
+int Rank(const std::string& status) {
+  if (status == "failed" || status == "lost") return 0;
+  if (status == "flaky") return 1;
+  if (status == "running") return 2;
+  return 3;
+}
+
+template <typename T>
+Json OrNull(const std::optional<T>& value) {
+  return value ? Json(*value) : Json(nullptr);
+}
+
+}  // namespace
+
+const std::vector<std::string>& TestStatusWords() {
+  static const std::vector<std::string> words = {
+      "passed", "failed", "lost", "flaky", "skipped", "cancelled", "not_run", "running", "queued"};
+  return words;
+}
+
+FinishedTest Compact(const TestReport& report, std::size_t output_tail) {
+  FinishedTest test;
+  test.index = report.test;
+  test.name = report.name;
+  test.state = report.state;
+  test.result = report.retried ? "RETRY" : StatusWord(report);
+  test.reason = StatusReason(report);
+  if (test.reason.empty()) test.reason = report.reason;
+  test.message = Tail(report.message, output_tail);
+  test.duration_ms = report.duration.count();
+  test.worker = report.worker;
+  test.attempt = report.attempt;
+  test.iteration = report.iteration;
+  test.retried = report.retried;
+  test.ran = report.result.has_value() && !report.worker.empty();
+  if (report.result && report.result->peak_rss_kb > 0)
+    test.peak_rss_kb = report.result->peak_rss_kb;
+  test.started_ms = report.started_at.count();
+  test.finished_ms = report.finished_at.count();
+  if (report.result) {
+    test.out = Tail(report.result->stdout_text, output_tail);
+    test.err = Tail(report.result->stderr_text, output_tail);
+  }
+  return test;
+}
+
+RunCounts CountsOf(const RunSummary& summary) {
+  // The last word of each test: its last report that is not a retried attempt.
+  std::map<std::pair<std::size_t, unsigned>, TestStatus> last;
+  for (const TestReport& report : summary.reports) {
+    if (!report.retried) last[{report.test, report.iteration}] = report.state;
+  }
+  RunCounts counts;
+  for (const auto& [key, state] : last) ++counts.by_status[StatusKey(state)];
+  counts.finished = last.size();
+  return counts;
+}
+
+void DashboardModel::Apply(DashboardEvent event) {
+  std::visit(
+      [this](auto&& e) {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, FleetView>) ApplyFleet(std::move(e));
+        if constexpr (std::is_same_v<E, RunStartView>) ApplyStart(std::move(e));
+        if constexpr (std::is_same_v<E, TestDoneEvent>) ApplyDone(std::move(e));
+        if constexpr (std::is_same_v<E, RunEndEvent>) ApplyEnd(std::move(e));
+      },
+      event);
+}
+
+DashboardModel::Run& DashboardModel::RunNamed(const std::string& id) {
+  auto [it, added] = runs_.try_emplace(id);
+  if (added) {
+    it->second.id = id;
+    it->second.order = ++runs_seen_;
+  }
+  return it->second;
+}
+
+const DashboardModel::Run* DashboardModel::Find(const std::string& id) const {
+  auto it = runs_.find(id);
+  return it == runs_.end() ? nullptr : &it->second;
+}
+
+void DashboardModel::ApplyFleet(FleetView view) {
+  ++version_;
+  fleet_at_ms_ = view.at_ms;
+  // Workers: a row changes when what it runs, its slots, labels or cache change, or when it was
+  // heard from again after a second or more (so heartbeat ages stay about right).
+  std::set<std::string> seen;
+  for (WorkerView& worker : view.workers) {
+    seen.insert(worker.name);
+    auto it = workers_.find(worker.name);
+    if (it == workers_.end()) {
+      std::string name = worker.name;
+      workers_.emplace(std::move(name), KnownWorker{std::move(worker), version_});
+      continue;
+    }
+    WorkerView& old = it->second.view;
+    // A lease's start comes as the steady clock's time seen from the wall clock's: a ms or two
+    // of jitter from one view to the next is not a change.
+    for (std::size_t i = 0; i < worker.running.size() && i < old.running.size(); ++i) {
+      SlotView& slot = worker.running[i];
+      const SlotView& was = old.running[i];
+      if (slot.run == was.run && slot.test == was.test &&
+          std::abs(slot.since_ms - was.since_ms) <= 5) {
+        slot.since_ms = was.since_ms;
+      }
+    }
+    bool heard_again = worker.heard_at_ms - old.heard_at_ms >= 1000;
+    int64_t keep_heard = old.heard_at_ms;
+    old.heard_at_ms = worker.heard_at_ms;
+    if (heard_again || !(old == worker)) {
+      it->second = {std::move(worker), version_};
+    } else {
+      old.heard_at_ms = keep_heard;
+    }
+  }
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (seen.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    removed_.emplace_back(version_, it->first);
+    if (removed_.size() > limits_.change_log) removed_.pop_front();
+    lanes_.erase(it->first);
+    it = workers_.erase(it);
+  }
+  // Runs: their state and share; what runs now, from the slots.
+  std::map<std::string, std::vector<std::size_t>> running;  // run -> indices
+  std::map<std::string, std::size_t> running_count;
+  for (const auto& [name, known] : workers_) {
+    for (const SlotView& slot : known.view.running) {
+      ++running_count[slot.run];
+      auto run = runs_.find(slot.run);
+      if (run == runs_.end()) continue;
+      auto index = run->second.by_name.find(slot.test);
+      if (index != run->second.by_name.end()) running[slot.run].push_back(index->second);
+    }
+  }
+  std::set<std::string> in_view;
+  for (RunView& view_run : view.runs) {
+    in_view.insert(view_run.id);
+    Run& run = RunNamed(view_run.id);
+    bool changed = run.version == 0;
+    auto set = [&changed](auto& field, auto value) {
+      if (field != value) {
+        field = std::move(value);
+        changed = true;
+      }
+    };
+    if (!run.ended_ms) set(run.state, view_run.state);
+    set(run.label, view_run.label);
+    set(run.client, view_run.client);
+    if (!run.started) set(run.tests, view_run.tests);
+    set(run.slots, view_run.slots);
+    set(run.running, running_count[view_run.id]);
+    if (changed) Touch(run);
+  }
+  for (auto it = runs_.begin(); it != runs_.end();) {
+    Run& run = it->second;
+    // A run that left the farm before it started (its client went away) is gone.
+    if (!run.started && in_view.count(run.id) == 0) {
+      it = runs_.erase(it);
+      continue;
+    }
+    std::vector<std::size_t>& now = running[run.id];
+    std::sort(now.begin(), now.end());
+    if (now != run.marked_running) {
+      for (std::size_t index : run.marked_running) {
+        if (run.rows[index].phase == Phase::kRunning) run.rows[index].phase = Phase::kQueued;
+      }
+      for (std::size_t index : now) {
+        if (run.rows[index].phase == Phase::kQueued) run.rows[index].phase = Phase::kRunning;
+      }
+      run.marked_running = std::move(now);
+      Touch(run);
+    }
+    if (in_view.count(run.id) == 0 && run.running != 0) {
+      run.running = 0;
+      Touch(run);
+    }
+    ++it;
+  }
+}
+
+void DashboardModel::ApplyStart(RunStartView start) {
+  ++version_;
+  Run& run = RunNamed(start.id);
+  run.label = std::move(start.label);
+  run.client = std::move(start.client);
+  run.started_ms = start.started_ms;
+  run.started = true;
+  if (run.state == "waiting") run.state = "running";
+  run.tests = start.names.size();
+  run.rows.assign(start.names.size(), Row{});
+  run.by_name.clear();
+  for (std::size_t i = 0; i < start.names.size(); ++i) run.by_name.try_emplace(start.names[i], i);
+  run.names = std::move(start.names);
+  if (start.expected.size() == run.names.size()) {
+    run.expected_ms.clear();
+    run.remaining_ms = 0;
+    for (Millis expected : start.expected) {
+      run.expected_ms.push_back(expected.count());
+      run.remaining_ms += expected.count();
+    }
+  }
+  Touch(run);
+}
+
+void DashboardModel::ApplyDone(TestDoneEvent done) {
+  auto found = runs_.find(done.run);
+  if (found == runs_.end()) return;
+  ++version_;
+  Run& run = found->second;
+  FinishedTest& test = done.test;
+  // Repeats (--repeat) add tests as the run goes: copies of the selection, by index.
+  if (test.index >= run.rows.size()) {
+    run.rows.resize(test.index + 1);
+    run.names.resize(test.index + 1);
+    run.tests = std::max(run.tests, run.rows.size());
+  }
+  if (run.names[test.index].empty()) run.names[test.index] = test.name;
+  Row& row = run.rows[test.index];
+  if (!test.retried) {
+    if (row.phase == Phase::kFinal) {
+      --run.counts.by_status[StatusKey(row.state)];
+    } else {
+      ++run.counts.finished;
+      std::size_t base = run.expected_ms.empty() ? 0 : test.index % run.expected_ms.size();
+      if (!run.expected_ms.empty()) run.remaining_ms -= run.expected_ms[base];
+    }
+    ++run.counts.by_status[StatusKey(test.state)];
+    row.phase = Phase::kFinal;
+    row.state = test.state;
+  }
+  row.result = test.result;
+  row.reason = test.reason;
+  row.duration_ms = test.duration_ms;
+  row.worker = test.worker;
+  row.attempt = test.attempt;
+  row.iteration = test.iteration;
+  row.peak_rss_kb = test.peak_rss_kb;
+
+  const std::string status = test.retried ? std::string("failed") : StatusKey(test.state);
+  if (IsFailure(test.state) && !test.retried) {
+    failures_.push_back(
+        {next_seq_++, run.id, test.index, run.names[test.index], test.result, test.reason});
+    if (failures_.size() > limits_.change_log) failures_.pop_front();
+  }
+  if (test.ran) {
+    Span span;
+    span.worker = test.worker;
+    span.index = test.index;
+    span.start_ms = run.started_ms + test.started_ms;
+    span.end_ms = run.started_ms + std::max(test.finished_ms, test.started_ms);
+    span.status = status;
+    // The first lane of its worker free by the time it started.
+    std::vector<int64_t>& lanes = lanes_[test.worker];
+    auto lane =
+        std::find_if(lanes.begin(), lanes.end(), [&](int64_t end) { return end <= span.start_ms; });
+    if (lane == lanes.end()) lane = lanes.insert(lanes.end(), 0);
+    *lane = span.end_ms;
+    span.lane = static_cast<std::size_t>(lane - lanes.begin());
+    run.spans.push_back(span);
+    if (run.spans.size() > limits_.spans_per_run) run.spans.pop_front();
+    spans_.push_back({next_seq_++, run.id, std::move(span)});
+    if (spans_.size() > limits_.change_log) spans_.pop_front();
+  }
+  std::vector<Attempt>& attempts = run.attempts[test.index];
+  bool failure = IsFailure(test.state) || test.retried;
+  attempts.push_back({std::move(test), true});
+  KeepOutput(run, attempts.back().test.index, attempts.size() - 1, failure);
+  Touch(run);
+}
+
+void DashboardModel::KeepOutput(Run& run, std::size_t index, std::size_t position, bool failure) {
+  const FinishedTest& test = run.attempts[index][position].test;
+  output_bytes_ += test.out.size() + test.err.size() + test.message.size();
+  (failure ? failing_output_ : passing_output_).push_back({run.id, index, position});
+  // Over the budget: passing tests' output goes first, oldest first.
+  while (output_bytes_ > limits_.output_budget &&
+         !(passing_output_.empty() && failing_output_.empty())) {
+    std::deque<OutputRef>& from = passing_output_.empty() ? failing_output_ : passing_output_;
+    OutputRef ref = std::move(from.front());
+    from.pop_front();
+    DropOutput(ref);
+  }
+}
+
+void DashboardModel::DropOutput(const OutputRef& ref) {
+  auto run = runs_.find(ref.run);
+  if (run == runs_.end()) return;
+  auto attempts = run->second.attempts.find(ref.index);
+  if (attempts == run->second.attempts.end() || ref.position >= attempts->second.size()) return;
+  Attempt& attempt = attempts->second[ref.position];
+  if (!attempt.kept) return;
+  output_bytes_ -= attempt.test.out.size() + attempt.test.err.size() + attempt.test.message.size();
+  attempt.test.out = {};
+  attempt.test.err = {};
+  attempt.test.message = {};
+  attempt.kept = false;
+}
+
+void DashboardModel::ApplyEnd(RunEndEvent end) {
+  auto found = runs_.find(end.run);
+  if (found == runs_.end()) return;
+  ++version_;
+  Run& run = found->second;
+  run.state = "done";
+  run.ended_ms = end.ended_ms;
+  run.summary = std::move(end.summary);
+  run.stop_reason = std::move(end.stop_reason);
+  run.counts = std::move(end.counts);
+  run.running = 0;
+  run.slots = 0;
+  for (std::size_t index : run.marked_running) {
+    if (run.rows[index].phase == Phase::kRunning) run.rows[index].phase = Phase::kQueued;
+  }
+  run.marked_running.clear();
+  Touch(run);
+  ForgetEndedRuns();
+}
+
+void DashboardModel::ForgetEndedRuns() {
+  std::vector<const Run*> ended;
+  for (const auto& [id, run] : runs_) {
+    if (run.ended_ms) ended.push_back(&run);
+  }
+  if (ended.size() <= limits_.ended_runs) return;
+  std::sort(ended.begin(), ended.end(),
+            [](const Run* a, const Run* b) { return a->order < b->order; });
+  std::vector<std::string> drop;
+  for (std::size_t i = 0; i + limits_.ended_runs < ended.size(); ++i) drop.push_back(ended[i]->id);
+  for (const std::string& id : drop) {
+    Run& run = runs_.at(id);
+    for (auto& [index, attempts] : run.attempts) {
+      for (const Attempt& attempt : attempts) {
+        if (attempt.kept) {
+          output_bytes_ -=
+              attempt.test.out.size() + attempt.test.err.size() + attempt.test.message.size();
+        }
+      }
+    }
+    runs_.erase(id);
+  }
+  auto gone = [this](const OutputRef& ref) { return runs_.count(ref.run) == 0; };
+  std::erase_if(passing_output_, gone);
+  std::erase_if(failing_output_, gone);
+}
+
+std::vector<const DashboardModel::Run*> DashboardModel::RunsInOrder() const {
+  // Runs still held first (in the order they came), then ended ones, newest first.
+  std::vector<const Run*> runs;
+  for (const auto& [id, run] : runs_) runs.push_back(&run);
+  std::sort(runs.begin(), runs.end(), [](const Run* a, const Run* b) {
+    if (a->ended_ms.has_value() != b->ended_ms.has_value()) return !a->ended_ms.has_value();
+    return a->ended_ms ? a->order > b->order : a->order < b->order;
+  });
+  return runs;
+}
+
+Json DashboardModel::WorkerJson(const WorkerView& worker, int64_t now_ms) const {
+  Json running = Json::array();
+  for (const SlotView& slot : worker.running) {
+    running.push_back({{"run", slot.run}, {"test", slot.test}, {"since_ms", slot.since_ms}});
+  }
+  return {{"name", worker.name},
+          {"labels", worker.labels},
+          {"slots", worker.slots},
+          {"busy", worker.running.size()},
+          {"heard_ms_ago", std::max<int64_t>(0, now_ms - worker.heard_at_ms)},
+          {"cache_bytes", OrNull(worker.cache_bytes)},
+          {"running", std::move(running)}};
+}
+
+Json DashboardModel::RunJson(const Run& run, int64_t now_ms) const {
+  Json counts = Json::object();
+  for (const char* key : {"passed", "failed", "lost", "flaky", "skipped", "cancelled", "not_run"}) {
+    auto it = run.counts.by_status.find(key);
+    counts[key] = it == run.counts.by_status.end() ? 0 : it->second;
+  }
+  const std::size_t finished = run.counts.finished;
+  const std::size_t queued =
+      run.tests > finished + run.running ? run.tests - finished - run.running : 0;
+  Json eta = nullptr;
+  if (!run.ended_ms && run.started && !run.expected_ms.empty() && run.slots > 0) {
+    eta = std::max<int64_t>(0, run.remaining_ms) / static_cast<int64_t>(run.slots);
+  }
+  (void)now_ms;
+  return {{"id", run.id},
+          {"label", run.label},
+          {"client", run.client},
+          {"state", run.state},
+          {"tests", run.tests},
+          {"finished", finished},
+          {"running", run.running},
+          {"queued", queued},
+          {"slots", run.slots},
+          {"counts", std::move(counts)},
+          {"started_ms", run.started ? Json(run.started_ms) : Json(nullptr)},
+          {"ended_ms", OrNull(run.ended_ms)},
+          {"eta_ms", std::move(eta)},
+          {"summary", run.summary},
+          {"stop_reason", run.stop_reason}};
+}
+
+Json DashboardModel::SpanJson(const std::string& run_id, const Span& span) const {
+  const Run* run = Find(run_id);
+  std::string test = run != nullptr && span.index < run->names.size() ? run->names[span.index] : "";
+  return {{"run", run_id},         {"worker", span.worker},   {"lane", span.lane},
+          {"index", span.index},   {"test", std::move(test)}, {"start_ms", span.start_ms},
+          {"end_ms", span.end_ms}, {"status", span.status}};
+}
+
+Json DashboardModel::Farm(const FarmInfo& info, int64_t now_ms) const {
+  std::size_t slots = 0;
+  std::size_t busy = 0;
+  for (const auto& [name, known] : workers_) {
+    slots += known.view.slots;
+    busy += known.view.running.size();
+  }
+  std::size_t runs = 0;
+  for (const auto& [id, run] : runs_) runs += run.ended_ms ? 0 : 1;
+  return {{"mode", info.mode},
+          {"version", info.version},
+          {"started_ms", info.started_ms},
+          {"now_ms", now_ms},
+          {"history", info.history},
+          {"workers", workers_.size()},
+          {"slots", slots},
+          {"busy", busy},
+          {"runs", runs},
+          {"streams", info.streams},
+          {"streams_dropped", info.streams_dropped}};
+}
+
+Json DashboardModel::Workers(std::size_t offset, std::size_t limit, int64_t now_ms) const {
+  Json rows = Json::array();
+  std::size_t i = 0;
+  for (const auto& [name, known] : workers_) {
+    if (i++ < offset) continue;
+    if (rows.size() >= limit) break;
+    rows.push_back(WorkerJson(known.view, now_ms));
+  }
+  return {{"total", workers_.size()}, {"offset", offset}, {"limit", limit}, {"workers", rows}};
+}
+
+Json DashboardModel::Runs(int64_t now_ms) const {
+  Json rows = Json::array();
+  for (const Run* run : RunsInOrder()) rows.push_back(RunJson(*run, now_ms));
+  return {{"runs", std::move(rows)}};
+}
+
+std::optional<Json> DashboardModel::Tests(const std::string& run_id,
+                                          const TestsQuery& query) const {
+  const Run* run = Find(run_id);
+  if (run == nullptr) return std::nullopt;
+  auto status_of = [](const Row& row) -> std::string {
+    if (row.phase == Phase::kQueued) return "queued";
+    if (row.phase == Phase::kRunning) return "running";
+    return StatusKey(row.state);
+  };
+  std::set<std::string> wanted(query.statuses.begin(), query.statuses.end());
+  std::vector<std::size_t> groups[4];
+  for (std::size_t i = 0; i < run->rows.size(); ++i) {
+    std::string status = status_of(run->rows[i]);
+    if (!wanted.empty() && wanted.count(status) == 0) continue;
+    if (!query.contains.empty() && run->names[i].find(query.contains) == std::string::npos) {
+      continue;
+    }
+    groups[Rank(status)].push_back(i);
+  }
+  std::size_t total = 0;
+  for (const auto& group : groups) total += group.size();
+  Json tests = Json::array();
+  std::size_t skip = query.offset;
+  for (const auto& group : groups) {
+    if (skip >= group.size()) {
+      skip -= group.size();
+      continue;
+    }
+    for (std::size_t k = skip; k < group.size() && tests.size() < query.limit; ++k) {
+      std::size_t i = group[k];
+      const Row& row = run->rows[i];
+      std::string status = status_of(row);
+      std::string result = row.phase == Phase::kFinal     ? row.result
+                           : row.phase == Phase::kRunning ? "RUN"
+                                                          : "";
+      tests.push_back({{"index", i},
+                       {"name", run->names[i]},
+                       {"status", status},
+                       {"result", result},
+                       {"reason", row.phase == Phase::kFinal ? row.reason : ""},
+                       {"duration_ms", OrNull(row.duration_ms)},
+                       {"worker", row.worker.empty() ? Json(nullptr) : Json(row.worker)},
+                       {"attempt", row.attempt},
+                       {"iteration", row.iteration},
+                       {"peak_rss_kb", OrNull(row.peak_rss_kb)}});
+    }
+    skip = 0;
+    if (tests.size() >= query.limit) break;
+  }
+  return Json{{"run", run->id},
+              {"total", total},
+              {"offset", query.offset},
+              {"limit", query.limit},
+              {"tests", std::move(tests)}};
+}
+
+std::optional<Json> DashboardModel::Output(const std::string& run_id, std::size_t index) const {
+  const Run* run = Find(run_id);
+  if (run == nullptr || index >= run->rows.size()) return std::nullopt;
+  const Row& row = run->rows[index];
+  Json attempts = Json::array();
+  std::string message;
+  if (auto it = run->attempts.find(index); it != run->attempts.end()) {
+    for (const Attempt& attempt : it->second) {
+      const FinishedTest& t = attempt.test;
+      if (!t.message.empty()) message = t.message;
+      attempts.push_back({{"attempt", t.attempt},
+                          {"retried", t.retried},
+                          {"iteration", t.iteration},
+                          {"result", t.result},
+                          {"reason", t.reason},
+                          {"worker", t.worker},
+                          {"duration_ms", t.duration_ms},
+                          {"stdout", t.out},
+                          {"stderr", t.err},
+                          {"message", t.message},
+                          {"kept", attempt.kept}});
+    }
+  }
+  std::string status = row.phase == Phase::kQueued    ? "queued"
+                       : row.phase == Phase::kRunning ? "running"
+                                                      : StatusKey(row.state);
+  return Json{{"run", run->id},
+              {"index", index},
+              {"name", run->names[index]},
+              {"status", status},
+              {"result", row.result},
+              {"reason", row.reason},
+              {"message", message},
+              {"attempts", std::move(attempts)}};
+}
+
+std::optional<Json> DashboardModel::Timeline(const std::string& run_id, int64_t since_ms,
+                                             int64_t now_ms) const {
+  const Run* run = Find(run_id);
+  if (run == nullptr) return std::nullopt;
+  Json spans = Json::array();
+  for (const Span& span : run->spans) {
+    if (span.end_ms > since_ms) spans.push_back(SpanJson(run->id, span));
+  }
+  return Json{{"run", run->id}, {"now_ms", now_ms}, {"spans", std::move(spans)}};
+}
+
+Json DashboardModel::Snapshot(const FarmInfo& info, int64_t now_ms, StreamCursor* cursor) const {
+  Json workers = Json::array();
+  for (const auto& [name, known] : workers_) workers.push_back(WorkerJson(known.view, now_ms));
+  cursor->version = version_;
+  cursor->failure_seq = next_seq_ - 1;
+  cursor->span_seq = next_seq_ - 1;
+  return {{"version", version_},
+          {"farm", Farm(info, now_ms)},
+          {"workers", std::move(workers)},
+          {"runs", Runs(now_ms)["runs"]}};
+}
+
+Json DashboardModel::Update(const FarmInfo& info, int64_t now_ms, StreamCursor* cursor) const {
+  if (cursor->version == version_) return nullptr;
+  constexpr std::size_t kMaxFailures = 50;
+  constexpr std::size_t kMaxSpans = 1000;
+  Json workers = Json::array();
+  for (const auto& [name, known] : workers_) {
+    if (known.version > cursor->version) workers.push_back(WorkerJson(known.view, now_ms));
+  }
+  Json removed = Json::array();
+  for (const auto& [version, name] : removed_) {
+    if (version > cursor->version && workers_.count(name) == 0) removed.push_back(name);
+  }
+  Json runs = Json::array();
+  for (const Run* run : RunsInOrder()) {
+    if (run->version > cursor->version) runs.push_back(RunJson(*run, now_ms));
+  }
+  Json failures = Json::array();
+  std::size_t failures_more = 0;
+  for (const Failure& f : failures_) {
+    if (f.seq <= cursor->failure_seq) continue;
+    if (failures.size() >= kMaxFailures) {
+      ++failures_more;
+      continue;
+    }
+    failures.push_back({{"run", f.run},
+                        {"index", f.index},
+                        {"name", f.name},
+                        {"result", f.result},
+                        {"reason", f.reason}});
+  }
+  Json spans = Json::array();
+  std::size_t spans_more = 0;
+  for (const LoggedSpan& s : spans_) {
+    if (s.seq <= cursor->span_seq) continue;
+    if (spans.size() >= kMaxSpans) {
+      ++spans_more;
+      continue;
+    }
+    spans.push_back(SpanJson(s.run, s.span));
+  }
+  cursor->version = version_;
+  cursor->failure_seq = next_seq_ - 1;
+  cursor->span_seq = next_seq_ - 1;
+  return {{"version", version_},
+          {"farm", Farm(info, now_ms)},
+          {"workers", std::move(workers)},
+          {"removed_workers", std::move(removed)},
+          {"runs", std::move(runs)},
+          {"failures", std::move(failures)},
+          {"failures_more", failures_more},
+          {"spans", std::move(spans)},
+          {"spans_more", spans_more}};
+}
+
+}  // namespace testfarm::coordinator

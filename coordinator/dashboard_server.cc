@@ -1,0 +1,451 @@
+#include "coordinator/dashboard_server.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "coordinator/history_store.h"
+
+namespace testfarm::coordinator {
+namespace {
+
+// The history as the dashboard reads it: its own read-only connection, opened when first asked
+// (a local run creates the file as it starts), one query at a time.
+class StoreHistory : public DashboardHistory {
+ public:
+  explicit StoreHistory(std::string path) : path_(std::move(path)) {}
+
+  Result<std::string> Flaky(int64_t since_ms, std::size_t limit) override {
+    std::lock_guard lock(mutex_);
+    auto store = Store();
+    if (!store) return store.error();
+    return FlakyJson(**store, since_ms, limit);
+  }
+  Result<std::string> Trend(const std::string& test, int64_t since_ms) override {
+    std::lock_guard lock(mutex_);
+    auto store = Store();
+    if (!store) return store.error();
+    return TrendJson(**store, test, since_ms);
+  }
+
+ private:
+  Result<HistoryStore*> Store() {
+    if (!store_) {
+      std::vector<std::string> warnings;
+      auto opened = HistoryStore::Open(path_, &warnings, /*read_only=*/true);
+      if (!opened) return opened.error();
+      store_ = std::move(*opened);
+    }
+    return store_.get();
+  }
+
+  std::mutex mutex_;
+  std::string path_;
+  std::unique_ptr<HistoryStore> store_;
+};
+
+HttpRequest RequestOf(const httplib::Request& req) {
+  HttpRequest request;
+  request.method = req.method;
+  request.path = req.path;
+  for (const auto& [name, value] : req.params) request.params.emplace_back(name, value);
+  request.authorization = req.get_header_value("Authorization");
+  return request;
+}
+
+void Send(httplib::Response& res, const HttpReply& reply) {
+  res.status = reply.status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_content(reply.body, reply.content_type.c_str());
+}
+
+}  // namespace
+
+Result<HttpAddress> ParseHttpAddress(const std::string& address) {
+  HttpAddress out;
+  std::string port_text = address;
+  if (auto colon = address.rfind(':'); colon != std::string::npos) {
+    out.host = address.substr(0, colon);
+    port_text = address.substr(colon + 1);
+    if (out.host.size() >= 2 && out.host.front() == '[' && out.host.back() == ']') {
+      out.host = out.host.substr(1, out.host.size() - 2);
+    }
+    if (out.host.empty()) {
+      return Error("--http " + address + ": no host before the port (e.g. 127.0.0.1:8080)");
+    }
+  } else {
+    out.host = "127.0.0.1";
+  }
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), out.port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || out.port < 0 ||
+      out.port > 65535 || port_text.empty()) {
+    return Error("--http " + address + ": '" + port_text +
+                 "' is not a port (0 to 65535; 0 picks a free one)");
+  }
+  in_addr v4{};
+  in6_addr v6{};
+  if (out.host == "localhost") {
+    out.host = "127.0.0.1";
+    out.loopback = true;
+  } else if (inet_pton(AF_INET, out.host.c_str(), &v4) == 1) {
+    out.loopback = (ntohl(v4.s_addr) >> 24) == 127;
+  } else if (inet_pton(AF_INET6, out.host.c_str(), &v6) == 1) {
+    out.loopback = IN6_IS_ADDR_LOOPBACK(&v6);
+  } else {
+    return Error("--http " + address + ": '" + out.host +
+                 "' is not an IP address (give one, or localhost)");
+  }
+  return out;
+}
+
+Status CheckHttpExposure(const HttpAddress& address, const std::string& token, bool insecure) {
+  if (address.loopback || !token.empty() || insecure) return Ok{};
+  return Error("--http " + address.host +
+               ": not a loopback address, so anyone who can reach it "
+               "could read the dashboard: give --http-token TOKEN (or TESTFARM_HTTP_TOKEN) and "
+               "open the page with it, or --insecure to serve it to anyone");
+}
+
+class DashboardServer::Impl {
+ public:
+  Impl(DashboardOptions options, const Clock& clock)
+      : options_(std::move(options)),
+        clock_(clock),
+        model_(options_.limits),
+        history_(options_.history.empty() ? nullptr
+                                          : std::make_unique<StoreHistory>(options_.history)) {
+    info_.mode = options_.mode;
+    info_.version = options_.version;
+    info_.started_ms = UnixMillisNow();
+    info_.history = history_ != nullptr;
+  }
+
+  ~Impl() { Stop(); }
+
+  Result<std::string> Start(const HttpAddress& address) {
+    // Threads for the live streams and some for everything else: a browser holds one stream.
+    const std::size_t threads = options_.max_streams + 8;
+    server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server_.set_payload_max_length(options_.max_request_bytes);
+    server_.set_read_timeout(10, 0);
+    const auto stall =
+        std::chrono::duration_cast<std::chrono::microseconds>(options_.stall_timeout);
+    server_.set_write_timeout(stall.count() / 1000000, stall.count() % 1000000);
+    server_.set_keep_alive_timeout(5);
+    server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      return Route(req, res) ? httplib::Server::HandlerResponse::Handled
+                             : httplib::Server::HandlerResponse::Unhandled;
+    });
+    // What the pre-routing handler leaves (none: it answers everything) and errors httplib finds
+    // itself (a request too large, a bad request line): JSON, like every other error.
+    server_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      const char* why = res.status == 413   ? "the request is too large"
+                        : res.status == 414 ? "the request's URI is too long"
+                        : res.status == 400 ? "a malformed request"
+                                            : "the request cannot be served";
+      Send(res, ErrorReply(res.status, why));
+    });
+    server_.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+          Send(res, ErrorReply(500, "internal error"));
+        });
+    int port = address.port;
+    if (port == 0) {
+      port = server_.bind_to_any_port(address.host);
+      if (port < 0) return Error("--http: cannot listen on " + address.host + ": in use?");
+    } else if (!server_.bind_to_port(address.host, port)) {
+      return Error("--http: cannot listen on " + address.host + ":" + std::to_string(port) +
+                   " (in use, or not an address of this machine)");
+    }
+    listener_ = std::thread([this] { server_.listen_after_bind(); });
+    applier_ = std::thread([this] { ApplyLoop(); });
+    const bool v6 = address.host.find(':') != std::string::npos;
+    return "http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(port) +
+           "/";
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    inbox_cv_.notify_all();
+    { std::lock_guard lock(model_mutex_); }
+    changed_.notify_all();
+    server_.stop();
+    if (listener_.joinable()) listener_.join();
+    if (applier_.joinable()) applier_.join();
+  }
+
+  void Push(DashboardEvent event) {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      inbox_.push_back(std::move(event));
+      ++pushed_;
+    }
+    inbox_cv_.notify_one();
+  }
+
+  bool WaitDropped(std::size_t count, Millis timeout) {
+    std::unique_lock lock(inbox_mutex_);
+    return applied_cv_.wait_for(lock, timeout, [&] { return dropped_.load() >= count; });
+  }
+
+  bool WaitApplied(Millis timeout) {
+    std::unique_lock lock(inbox_mutex_);
+    uint64_t target = pushed_;
+    return applied_cv_.wait_for(lock, timeout, [&] { return applied_ >= target; });
+  }
+
+ private:
+  void ApplyLoop() {
+    for (;;) {
+      std::vector<DashboardEvent> batch;
+      {
+        std::unique_lock lock(inbox_mutex_);
+        inbox_cv_.wait(lock, [&] { return stopping_ || !inbox_.empty(); });
+        if (stopping_) return;
+        batch.swap(inbox_);
+      }
+      {
+        std::unique_lock lock(model_mutex_);
+        for (DashboardEvent& event : batch) model_.Apply(std::move(event));
+      }
+      changed_.notify_all();
+      {
+        std::lock_guard lock(inbox_mutex_);
+        applied_ += batch.size();
+      }
+      applied_cv_.notify_all();
+    }
+  }
+
+  FarmInfo Info() const {
+    FarmInfo info = info_;
+    info.streams = streams_.load();
+    info.streams_dropped = dropped_.load();
+    return info;
+  }
+
+  // Answers everything; false never (every path gets an answer here).
+  bool Route(const httplib::Request& req, httplib::Response& res) {
+    HttpRequest request = RequestOf(req);
+    // Nothing here takes a body: a large one is refused before it is read, and the connection
+    // closed so its bytes are never taken for a next request.
+    const std::string length = req.get_header_value("Content-Length");
+    uint64_t declared = 0;
+    auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), declared);
+    const bool bad_length =
+        !length.empty() && (ec != std::errc() || end != length.data() + length.size());
+    if (req.has_header("Transfer-Encoding") || bad_length ||
+        declared > options_.max_request_bytes) {
+      res.set_header("Connection", "close");
+      Send(res, ErrorReply(413, "the request is too large (at most " +
+                                    std::to_string(options_.max_request_bytes) + " bytes)"));
+      return true;
+    }
+    if (req.method != "GET" && req.method != "HEAD") {
+      res.set_header("Allow", "GET, HEAD");
+      Send(res, ErrorReply(405, req.method + " is not served: the dashboard is read-only"));
+      return true;
+    }
+    if (auto denied = Unauthorized(options_.token, request)) {
+      Send(res, *denied);
+      return true;
+    }
+    switch (EndpointOf(request.path)) {
+      case Endpoint::kPage:
+        Send(res, PageFile(request.path));
+        res.set_header("Cache-Control", "no-cache");
+        return true;
+      case Endpoint::kModel: {
+        std::shared_lock lock(model_mutex_);
+        Send(res, AnswerFromModel(model_, Info(), UnixMillisNow(), request));
+        return true;
+      }
+      case Endpoint::kHistory:
+        Send(res, AnswerFromHistory(history_.get(), UnixMillisNow(), request));
+        return true;
+      case Endpoint::kEvents:
+        Stream(request, res);
+        return true;
+      case Endpoint::kNotFound:
+        Send(res, ErrorReply(404, "no such page: " + request.path));
+        return true;
+    }
+    return true;
+  }
+
+  struct StreamState {
+    StreamCursor cursor;
+    bool started = false;
+    SteadyTime last_sent;
+  };
+
+  void Stream(const HttpRequest& request, httplib::Response& res) {
+    if (!request.params.empty()) {
+      Send(res, ErrorReply(400, "unknown parameter '" + request.params.front().first +
+                                    "' (this endpoint takes none)"));
+      return;
+    }
+    if (streams_.fetch_add(1) >= options_.max_streams) {
+      streams_.fetch_sub(1);
+      Send(res, ErrorReply(503, "too many live streams open (" +
+                                    std::to_string(options_.max_streams) + "); try again later"));
+      return;
+    }
+    auto state = std::make_shared<StreamState>();
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, state](std::size_t, httplib::DataSink& sink) { return StreamSome(*state, sink); },
+        [this](bool) { streams_.fetch_sub(1); });
+  }
+
+  // Writes the stream's next event, waiting for a change (at most one event per interval) or
+  // for the keep-alive; false ends the stream.
+  bool StreamSome(StreamState& state, httplib::DataSink& sink) {
+    std::string text;
+    {
+      std::shared_lock lock(model_mutex_);
+      if (!state.started) {
+        text = "event: snapshot\ndata: " +
+               JsonText(model_.Snapshot(Info(), UnixMillisNow(), &state.cursor)) + "\n\n";
+        state.started = true;
+      } else {
+        SteadyTime earliest = state.last_sent + options_.stream_interval;
+        SteadyTime keep_alive = state.last_sent + options_.keep_alive;
+        // Coalesce: nothing goes out before `earliest`, whatever changed meanwhile.
+        if (SteadyTime now = clock_.Now(); now < earliest) {
+          changed_.wait_for(lock, earliest - now, [&] { return Stopping(); });
+        }
+        if (SteadyTime now = clock_.Now(); now < keep_alive) {
+          changed_.wait_for(lock, keep_alive - now,
+                            [&] { return Stopping() || model_.version() != state.cursor.version; });
+        }
+        if (Stopping()) return false;
+        nlohmann::json update = model_.Update(Info(), UnixMillisNow(), &state.cursor);
+        text = update.is_null() ? ": keep-alive\n\n"
+                                : "event: update\ndata: " + JsonText(update) + "\n\n";
+      }
+    }
+    SteadyTime before = clock_.Now();
+    if (!sink.write(text.data(), text.size())) {
+      // Closed by the browser, or unread for the stall timeout: only the latter is "dropped".
+      if (clock_.Now() - before >= options_.stall_timeout / 2) {
+        {
+          std::lock_guard lock(inbox_mutex_);
+          dropped_.fetch_add(1);
+        }
+        applied_cv_.notify_all();
+        spdlog::warn("dashboard: a live stream stopped reading for {} s; closed it",
+                     options_.stall_timeout.count() / 1000);
+      }
+      return false;
+    }
+    state.last_sent = clock_.Now();
+    return true;
+  }
+
+  bool Stopping() {
+    std::lock_guard lock(inbox_mutex_);
+    return stopping_;
+  }
+
+  DashboardOptions options_;
+  const Clock& clock_;
+  FarmInfo info_;
+
+  std::mutex inbox_mutex_;
+  std::condition_variable inbox_cv_;
+  std::condition_variable applied_cv_;
+  std::vector<DashboardEvent> inbox_;
+  uint64_t pushed_ = 0;
+  uint64_t applied_ = 0;
+  bool stopping_ = false;
+
+  std::shared_mutex model_mutex_;
+  std::condition_variable_any changed_;
+  DashboardModel model_;
+
+  std::unique_ptr<StoreHistory> history_;
+  std::atomic<std::size_t> streams_{0};
+  std::atomic<std::size_t> dropped_{0};
+  httplib::Server server_;
+  std::thread listener_;
+  std::thread applier_;
+};
+
+Result<std::unique_ptr<DashboardServer>> DashboardServer::Start(DashboardOptions options,
+                                                                const Clock& clock) {
+  auto address = ParseHttpAddress(options.address);
+  if (!address) return address.error();
+  if (auto exposed = CheckHttpExposure(*address, options.token, options.insecure); !exposed) {
+    return exposed.error();
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), clock);
+  auto url = impl->Start(*address);
+  if (!url) return url.error();
+  std::unique_ptr<DashboardServer> server(new DashboardServer(std::move(impl)));
+  server->url_ = *url;
+  return server;
+}
+
+DashboardServer::DashboardServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DashboardServer::~DashboardServer() = default;
+
+void DashboardServer::Push(DashboardEvent event) {
+  impl_->Push(std::move(event));
+}
+
+bool DashboardServer::WaitApplied(Millis timeout) {
+  return impl_->WaitApplied(timeout);
+}
+
+bool DashboardServer::WaitDropped(std::size_t count, Millis timeout) {
+  return impl_->WaitDropped(count, timeout);
+}
+
+namespace {
+constexpr Millis kFleetEvery{250};
+}  // namespace
+
+bool DashboardServer::FleetDue(SteadyTime now) {
+  if (last_fleet_ && now - *last_fleet_ < kFleetEvery) {
+    fleet_owed_ = true;
+    return false;
+  }
+  last_fleet_ = now;
+  fleet_owed_ = false;
+  return true;
+}
+
+std::optional<SteadyTime> DashboardServer::NextFleetAt() const {
+  if (!fleet_owed_ || !last_fleet_) return std::nullopt;
+  return *last_fleet_ + kFleetEvery;
+}
+
+void DashboardServer::Fleet(FleetView view) {
+  Push(std::move(view));
+}
+
+void DashboardServer::RunStarted(RunStartView run) {
+  Push(std::move(run));
+}
+
+void DashboardServer::TestFinished(const std::string& run, const TestReport& report) {
+  Push(TestDoneEvent{run, Compact(report, DashboardLimits{}.output_tail)});
+}
+
+void DashboardServer::RunEnded(const std::string& run, const RunSummary& summary) {
+  Push(RunEndEvent{run, CountsOf(summary), SummaryLine(summary), summary.stop_reason,
+                   UnixMillisNow()});
+}
+
+}  // namespace testfarm::coordinator
