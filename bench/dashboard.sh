@@ -8,7 +8,7 @@
 #      ROUNDS rounds each after an unmeasured warm-up of each; the median wall times and their
 #      ratio (target <= 1.02x).
 #   bench/dashboard.sh [ROUNDS=5] [N=1000]   (BUILD_DIR=build, JOBS=2, WORKERS=128, SLOTS=16,
-#                                             TESTS=100000, STREAMS=32, STALLED=8, SECONDS=10)
+#                                             TESTS=100000, STREAMS=32, STALLED=8, DURATION=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD_DIR:-build}"
@@ -23,7 +23,7 @@ bench="$(realpath "$build/bench/dashboard_bench")"
 
 echo "== (A) scale"
 "$bench" "${WORKERS:-128}" "${SLOTS:-16}" "${TESTS:-100000}" "${STREAMS:-32}" "${STALLED:-8}" \
-  "${SECONDS:-10}"
+  "${DURATION:-10}"
 
 echo "== (B) a real run of $n trivial tests, -j $jobs, with and without --http ($rounds rounds)"
 work=$(mktemp -d)

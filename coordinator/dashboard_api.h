@@ -19,6 +19,7 @@ struct HttpRequest {
   std::string path;
   std::vector<std::pair<std::string, std::string>> params;  // the query, decoded
   std::string authorization;                                // the header, as sent
+  std::string host;                                         // the Host header
 };
 
 struct HttpReply {

@@ -69,6 +69,8 @@ class DashboardSink {
   virtual std::optional<SteadyTime> NextFleetAt() const = 0;
   virtual void Fleet(FleetView view) = 0;
   virtual void RunStarted(RunStartView run) = 0;
+  // The run's clock started: its reports' times count from now.
+  virtual void RunBegan(const std::string& run) = 0;
   virtual void TestFinished(const std::string& run, const TestReport& report) = 0;
   virtual void RunEnded(const std::string& run, const RunSummary& summary) = 0;
 };
@@ -91,7 +93,10 @@ class WatchedReporter : public Reporter {
  public:
   WatchedReporter(Reporter& inner, DashboardSink& sink, std::string run)
       : inner_(inner), sink_(sink), run_(std::move(run)) {}
-  void OnRunStart(std::size_t test_count) override { inner_.OnRunStart(test_count); }
+  void OnRunStart(std::size_t test_count) override {
+    sink_.RunBegan(run_);
+    inner_.OnRunStart(test_count);
+  }
   void OnWorkerJoined(const std::string& name, unsigned slots) override {
     inner_.OnWorkerJoined(name, slots);
   }

@@ -84,6 +84,13 @@ void DashboardModel::Apply(DashboardEvent event) {
         if constexpr (std::is_same_v<E, RunStartView>) ApplyStart(std::move(e));
         if constexpr (std::is_same_v<E, TestDoneEvent>) ApplyDone(std::move(e));
         if constexpr (std::is_same_v<E, RunEndEvent>) ApplyEnd(std::move(e));
+        if constexpr (std::is_same_v<E, RunBeganEvent>) {
+          if (auto run = runs_.find(e.run); run != runs_.end()) {
+            ++version_;
+            run->second.started_ms = e.started_ms;
+            Touch(run->second);
+          }
+        }
       },
       event);
 }
@@ -172,7 +179,7 @@ void DashboardModel::ApplyFleet(FleetView view) {
     if (!run.ended_ms) set(run.state, view_run.state);
     set(run.label, view_run.label);
     set(run.client, view_run.client);
-    if (!run.started) set(run.tests, view_run.tests);
+    set(run.tests, run.started ? std::max(run.tests, view_run.tests) : view_run.tests);
     set(run.slots, view_run.slots);
     set(run.running, running_count[view_run.id]);
     if (changed) Touch(run);
@@ -181,7 +188,8 @@ void DashboardModel::ApplyFleet(FleetView view) {
     Run& run = it->second;
     // A run that left the farm before it started (its client went away) is gone.
     if (!run.started && in_view.count(run.id) == 0) {
-      it = runs_.erase(it);
+      auto gone = it++;
+      ForgetRun(gone);
       continue;
     }
     std::vector<std::size_t>& now = running[run.id];
@@ -214,9 +222,14 @@ void DashboardModel::ApplyStart(RunStartView start) {
   if (run.state == "waiting") run.state = "running";
   run.tests = start.names.size();
   run.rows.assign(start.names.size(), Row{});
+  run.attempts.assign(start.names.size(), {});
+  run.names.assign(std::make_move_iterator(start.names.begin()),
+                   std::make_move_iterator(start.names.end()));
+  run.base = run.names.size();
   run.by_name.clear();
-  for (std::size_t i = 0; i < start.names.size(); ++i) run.by_name.try_emplace(start.names[i], i);
-  run.names = std::move(start.names);
+  for (std::size_t i = 0; i < run.names.size(); ++i) {
+    if (!run.names[i].empty()) run.by_name.try_emplace(run.names[i], i);
+  }
   if (start.expected.size() == run.names.size()) {
     run.expected_ms.clear();
     run.remaining_ms = 0;
@@ -236,8 +249,14 @@ void DashboardModel::ApplyDone(TestDoneEvent done) {
   FinishedTest& test = done.test;
   // Repeats (--repeat) add tests as the run goes: copies of the selection, by index.
   if (test.index >= run.rows.size()) {
+    std::size_t from = run.rows.size();
     run.rows.resize(test.index + 1);
+    run.attempts.resize(test.index + 1);
     run.names.resize(test.index + 1);
+    // A repeat's copies carry their test's name (index modulo the selection).
+    for (std::size_t i = from; run.base > 0 && i < run.names.size(); ++i) {
+      run.names[i] = run.names[i % run.base];
+    }
     run.tests = std::max(run.tests, run.rows.size());
   }
   if (run.names[test.index].empty()) run.names[test.index] = test.name;
@@ -288,15 +307,16 @@ void DashboardModel::ApplyDone(TestDoneEvent done) {
     if (spans_.size() > limits_.change_log) spans_.pop_front();
   }
   std::vector<Attempt>& attempts = run.attempts[test.index];
-  bool failure = IsFailure(test.state) || test.retried;
-  attempts.push_back({std::move(test), true});
-  KeepOutput(run, attempts.back().test.index, attempts.size() - 1, failure);
+  const bool failure = IsFailure(test.state) || test.retried;
+  attempts.push_back({test.attempt, test.iteration, test.retried, true, test.duration_ms,
+                      std::move(test.result), std::move(test.reason), std::move(test.worker),
+                      std::move(test.out), std::move(test.err), std::move(test.message)});
+  KeepOutput(run, test.index, attempts.size() - 1, failure);
   Touch(run);
 }
 
 void DashboardModel::KeepOutput(Run& run, std::size_t index, std::size_t position, bool failure) {
-  const FinishedTest& test = run.attempts[index][position].test;
-  output_bytes_ += test.out.size() + test.err.size() + test.message.size();
+  output_bytes_ += run.attempts[index][position].bytes();
   (failure ? failing_output_ : passing_output_).push_back({run.id, index, position});
   // Over the budget: passing tests' output goes first, oldest first.
   while (output_bytes_ > limits_.output_budget &&
@@ -311,14 +331,14 @@ void DashboardModel::KeepOutput(Run& run, std::size_t index, std::size_t positio
 void DashboardModel::DropOutput(const OutputRef& ref) {
   auto run = runs_.find(ref.run);
   if (run == runs_.end()) return;
-  auto attempts = run->second.attempts.find(ref.index);
-  if (attempts == run->second.attempts.end() || ref.position >= attempts->second.size()) return;
-  Attempt& attempt = attempts->second[ref.position];
+  std::vector<std::vector<Attempt>>& attempts = run->second.attempts;
+  if (ref.index >= attempts.size() || ref.position >= attempts[ref.index].size()) return;
+  Attempt& attempt = attempts[ref.index][ref.position];
   if (!attempt.kept) return;
-  output_bytes_ -= attempt.test.out.size() + attempt.test.err.size() + attempt.test.message.size();
-  attempt.test.out = {};
-  attempt.test.err = {};
-  attempt.test.message = {};
+  output_bytes_ -= attempt.bytes();
+  attempt.out = {};
+  attempt.err = {};
+  attempt.message = {};
   attempt.kept = false;
 }
 
@@ -334,6 +354,7 @@ void DashboardModel::ApplyEnd(RunEndEvent end) {
   run.counts = std::move(end.counts);
   run.running = 0;
   run.slots = 0;
+  run.ended_order = ++runs_ended_;
   for (std::size_t index : run.marked_running) {
     if (run.rows[index].phase == Phase::kRunning) run.rows[index].phase = Phase::kQueued;
   }
@@ -347,26 +368,34 @@ void DashboardModel::ForgetEndedRuns() {
   for (const auto& [id, run] : runs_) {
     if (run.ended_ms) ended.push_back(&run);
   }
-  if (ended.size() <= limits_.ended_runs) return;
+  // The oldest to end go first, while too many are kept or their tests are too many; the newest
+  // ended run stays whatever its size.
   std::sort(ended.begin(), ended.end(),
-            [](const Run* a, const Run* b) { return a->order < b->order; });
+            [](const Run* a, const Run* b) { return a->ended_order < b->ended_order; });
+  std::size_t tests = 0;
+  for (const Run* run : ended) tests += run->rows.size();
   std::vector<std::string> drop;
-  for (std::size_t i = 0; i + limits_.ended_runs < ended.size(); ++i) drop.push_back(ended[i]->id);
-  for (const std::string& id : drop) {
-    Run& run = runs_.at(id);
-    for (auto& [index, attempts] : run.attempts) {
-      for (const Attempt& attempt : attempts) {
-        if (attempt.kept) {
-          output_bytes_ -=
-              attempt.test.out.size() + attempt.test.err.size() + attempt.test.message.size();
-        }
-      }
-    }
-    runs_.erase(id);
+  for (std::size_t i = 0; i + 1 < ended.size(); ++i) {
+    if (ended.size() - i <= limits_.ended_runs && tests <= limits_.ended_tests) break;
+    tests -= ended[i]->rows.size();
+    drop.push_back(ended[i]->id);
   }
+  for (const std::string& id : drop) ForgetRun(runs_.find(id));
+  if (drop.empty()) return;
   auto gone = [this](const OutputRef& ref) { return runs_.count(ref.run) == 0; };
   std::erase_if(passing_output_, gone);
   std::erase_if(failing_output_, gone);
+}
+
+void DashboardModel::ForgetRun(std::map<std::string, Run>::iterator it) {
+  for (const std::vector<Attempt>& attempts : it->second.attempts) {
+    for (const Attempt& attempt : attempts) {
+      if (attempt.kept) output_bytes_ -= attempt.bytes();
+    }
+  }
+  removed_runs_.emplace_back(version_, it->first);
+  if (removed_runs_.size() > limits_.change_log) removed_runs_.pop_front();
+  runs_.erase(it);
 }
 
 std::vector<const DashboardModel::Run*> DashboardModel::RunsInOrder() const {
@@ -534,9 +563,8 @@ std::optional<Json> DashboardModel::Output(const std::string& run_id, std::size_
   const Row& row = run->rows[index];
   Json attempts = Json::array();
   std::string message;
-  if (auto it = run->attempts.find(index); it != run->attempts.end()) {
-    for (const Attempt& attempt : it->second) {
-      const FinishedTest& t = attempt.test;
+  if (index < run->attempts.size()) {
+    for (const Attempt& t : run->attempts[index]) {
       if (!t.message.empty()) message = t.message;
       attempts.push_back({{"attempt", t.attempt},
                           {"retried", t.retried},
@@ -548,7 +576,7 @@ std::optional<Json> DashboardModel::Output(const std::string& run_id, std::size_
                           {"stdout", t.out},
                           {"stderr", t.err},
                           {"message", t.message},
-                          {"kept", attempt.kept}});
+                          {"kept", t.kept}});
     }
   }
   std::string status = row.phase == Phase::kQueued    ? "queued"
@@ -603,6 +631,10 @@ Json DashboardModel::Update(const FarmInfo& info, int64_t now_ms, StreamCursor* 
   for (const Run* run : RunsInOrder()) {
     if (run->version > cursor->version) runs.push_back(RunJson(*run, now_ms));
   }
+  Json removed_runs = Json::array();
+  for (const auto& [version, id] : removed_runs_) {
+    if (version > cursor->version && runs_.count(id) == 0) removed_runs.push_back(id);
+  }
   Json failures = Json::array();
   std::size_t failures_more = 0;
   for (const Failure& f : failures_) {
@@ -635,6 +667,7 @@ Json DashboardModel::Update(const FarmInfo& info, int64_t now_ms, StreamCursor* 
           {"workers", std::move(workers)},
           {"removed_workers", std::move(removed)},
           {"runs", std::move(runs)},
+          {"removed_runs", std::move(removed_runs)},
           {"failures", std::move(failures)},
           {"failures_more", failures_more},
           {"spans", std::move(spans)},

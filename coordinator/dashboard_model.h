@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -24,6 +25,7 @@ struct DashboardLimits {
   std::size_t output_tail = 64 * 1024;      // of each attempt's stdout and of its stderr
   std::size_t output_budget = 64ull << 20;  // all attempts' output together
   std::size_t ended_runs = 20;              // runs kept after they end
+  std::size_t ended_tests = 200000;         // ... and their tests together at most
   std::size_t spans_per_run = 20000;        // timeline spans kept per run
   std::size_t change_log = 5000;            // failures and spans kept for live streams
 };
@@ -63,6 +65,11 @@ struct TestDoneEvent {
   std::string run;
   FinishedTest test;
 };
+// The run's clock started (reports' times count from here).
+struct RunBeganEvent {
+  std::string run;
+  int64_t started_ms = 0;
+};
 struct RunEndEvent {
   std::string run;
   RunCounts counts;
@@ -70,7 +77,8 @@ struct RunEndEvent {
   std::string stop_reason;
   int64_t ended_ms = 0;
 };
-using DashboardEvent = std::variant<FleetView, RunStartView, TestDoneEvent, RunEndEvent>;
+using DashboardEvent =
+    std::variant<FleetView, RunStartView, RunBeganEvent, TestDoneEvent, RunEndEvent>;
 
 // What the process serving the dashboard says of itself.
 struct FarmInfo {
@@ -132,9 +140,20 @@ class DashboardModel {
     unsigned iteration = 1;
     std::optional<uint64_t> peak_rss_kb;
   };
+  // One finished attempt's own: what the row does not say, and its output.
   struct Attempt {
-    FinishedTest test;
-    bool kept = true;
+    unsigned attempt = 1;
+    unsigned iteration = 1;
+    bool retried = false;
+    bool kept = true;  // its output (dropped over the budget)
+    int64_t duration_ms = 0;
+    std::string result;
+    std::string reason;
+    std::string worker;
+    std::string out;
+    std::string err;
+    std::string message;
+    std::size_t bytes() const { return out.size() + err.size() + message.size(); }
   };
   struct Span {
     std::string worker;
@@ -157,17 +176,19 @@ class DashboardModel {
     std::optional<int64_t> ended_ms;
     std::string summary;
     std::string stop_reason;
-    std::vector<std::string> names;
+    std::deque<std::string> names;  // a deque: growing it moves no name `by_name` points into
     std::vector<Row> rows;
-    std::unordered_map<std::string, std::size_t> by_name;  // first index of each name
+    std::unordered_map<std::string_view, std::size_t> by_name;  // first index of each name
     std::vector<std::size_t> marked_running;
     RunCounts counts;
-    std::vector<int64_t> expected_ms;  // empty: no history
-    int64_t remaining_ms = 0;          // expected time of the tests not finished
-    std::map<std::size_t, std::vector<Attempt>> attempts;
+    std::vector<int64_t> expected_ms;            // empty: no history
+    int64_t remaining_ms = 0;                    // expected time of the tests not finished
+    std::vector<std::vector<Attempt>> attempts;  // by test
     std::deque<Span> spans;
     uint64_t version = 0;
-    uint64_t order = 0;  // when it was first seen
+    uint64_t order = 0;        // when it was first seen
+    uint64_t ended_order = 0;  // when it ended
+    std::size_t base = 0;      // the selection's size: repeats add copies of it
   };
   struct Failure {
     uint64_t seq = 0;
@@ -201,6 +222,7 @@ class DashboardModel {
   void KeepOutput(Run& run, std::size_t index, std::size_t position, bool failure);
   void DropOutput(const OutputRef& ref);
   void ForgetEndedRuns();
+  void ForgetRun(std::map<std::string, Run>::iterator run);
   const Run* Find(const std::string& id) const;
 
   nlohmann::json WorkerJson(const WorkerView& worker, int64_t now_ms) const;
@@ -212,10 +234,12 @@ class DashboardModel {
   uint64_t version_ = 0;
   uint64_t runs_seen_ = 0;
   int64_t fleet_at_ms_ = 0;
-  std::map<std::string, KnownWorker> workers_;            // by name
-  std::deque<std::pair<uint64_t, std::string>> removed_;  // (version, worker name)
-  std::map<std::string, Run> runs_;                       // by id
-  std::map<std::string, std::vector<int64_t>> lanes_;     // worker -> each lane's last end
+  std::map<std::string, KnownWorker> workers_;                 // by name
+  std::deque<std::pair<uint64_t, std::string>> removed_;       // (version, worker name)
+  std::deque<std::pair<uint64_t, std::string>> removed_runs_;  // (version, run id)
+  uint64_t runs_ended_ = 0;
+  std::map<std::string, Run> runs_;                    // by id
+  std::map<std::string, std::vector<int64_t>> lanes_;  // worker -> each lane's last end
   std::deque<Failure> failures_;
   std::deque<LoggedSpan> spans_;
   uint64_t next_seq_ = 1;

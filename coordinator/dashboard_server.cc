@@ -46,12 +46,39 @@ class StoreHistory : public DashboardHistory {
   std::unique_ptr<HistoryStore> store_;
 };
 
+// httplib's thread pool with a bounded queue: once `max_queued` connections wait for a thread,
+// the listener serves the next one itself, so further ones wait in the kernel's backlog rather
+// than as open sockets here (slow or idle connections cannot use up the process's descriptors).
+class BoundedPool : public httplib::TaskQueue {
+ public:
+  BoundedPool(std::size_t threads, std::size_t max_queued)
+      : pool_(threads), max_queued_(max_queued) {}
+  void enqueue(std::function<void()> fn) override {
+    if (queued_->load() >= max_queued_) {
+      fn();
+      return;
+    }
+    ++*queued_;
+    pool_.enqueue([queued = queued_, fn = std::move(fn)] {
+      --*queued;
+      fn();
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+  std::shared_ptr<std::atomic<std::size_t>> queued_ = std::make_shared<std::atomic<std::size_t>>(0);
+  std::size_t max_queued_;
+};
+
 HttpRequest RequestOf(const httplib::Request& req) {
   HttpRequest request;
   request.method = req.method;
   request.path = req.path;
   for (const auto& [name, value] : req.params) request.params.emplace_back(name, value);
   request.authorization = req.get_header_value("Authorization");
+  request.host = req.get_header_value("Host");
   return request;
 }
 
@@ -63,6 +90,22 @@ void Send(httplib::Response& res, const HttpReply& reply) {
 }
 
 }  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  // HOST[:PORT], with [V6] in brackets.
+  std::string name = host;
+  if (!name.empty() && name.front() == '[') {
+    std::size_t close = name.find(']');
+    name = close == std::string::npos ? "" : name.substr(1, close - 1);
+  } else if (auto colon = name.rfind(':'); colon != std::string::npos) {
+    name = name.substr(0, colon);
+  }
+  if (name == "localhost") return true;
+  in_addr v4{};
+  in6_addr v6{};
+  if (inet_pton(AF_INET, name.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return inet_pton(AF_INET6, name.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
 
 Result<HttpAddress> ParseHttpAddress(const std::string& address) {
   HttpAddress out;
@@ -126,19 +169,45 @@ class DashboardServer::Impl {
   ~Impl() { Stop(); }
 
   Result<std::string> Start(const HttpAddress& address) {
+    loopback_only_ = address.loopback;
     // Threads for the live streams and some for everything else: a browser holds one stream.
     const std::size_t threads = options_.max_streams + 8;
-    server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server_.new_task_queue = [threads] { return new BoundedPool(threads, 4 * threads); };
     server_.set_payload_max_length(options_.max_request_bytes);
     server_.set_read_timeout(10, 0);
     const auto stall =
         std::chrono::duration_cast<std::chrono::microseconds>(options_.stall_timeout);
     server_.set_write_timeout(stall.count() / 1000000, stall.count() % 1000000);
     server_.set_keep_alive_timeout(5);
+    // A request that declares a body goes the long way, so httplib reads it (or refuses one
+    // over the payload limit with 413 and closes the connection): its bytes are never taken for
+    // a next request. Every other request is answered before any handler.
     server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      return Route(req, res) ? httplib::Server::HandlerResponse::Handled
-                             : httplib::Server::HandlerResponse::Unhandled;
+      const bool body =
+          req.has_header("Transfer-Encoding") ||
+          (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
+      if (body && (req.method == "GET" || req.method == "HEAD")) {
+        // httplib reads no GET body: refuse the request (its body then fails to parse as a
+        // next one, and the connection closes).
+        const std::string length = req.get_header_value("Content-Length");
+        uint64_t declared = 0;
+        std::from_chars(length.data(), length.data() + length.size(), declared);
+        Send(res, declared > options_.max_request_bytes || length.empty()
+                      ? ErrorReply(413, "the request is too large: a GET carries no body")
+                      : ErrorReply(400, "a GET carries no body"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (body) return httplib::Server::HandlerResponse::Unhandled;
+      Route(req, res);
+      return httplib::Server::HandlerResponse::Handled;
     });
+    auto route = [this](const httplib::Request& req, httplib::Response& res) { Route(req, res); };
+    server_.Get(".*", route);
+    server_.Post(".*", route);
+    server_.Put(".*", route);
+    server_.Patch(".*", route);
+    server_.Delete(".*", route);
+    server_.Options(".*", route);
     // What the pre-routing handler leaves (none: it answers everything) and errors httplib finds
     // itself (a request too large, a bad request line): JSON, like every other error.
     server_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -161,7 +230,12 @@ class DashboardServer::Impl {
       return Error("--http: cannot listen on " + address.host + ":" + std::to_string(port) +
                    " (in use, or not an address of this machine)");
     }
-    listener_ = std::thread([this] { server_.listen_after_bind(); });
+    listener_ = std::thread([this] {
+      server_.listen_after_bind();
+      std::lock_guard lock(inbox_mutex_);
+      listened_ = true;
+      applied_cv_.notify_all();
+    });
     applier_ = std::thread([this] { ApplyLoop(); });
     const bool v6 = address.host.find(':') != std::string::npos;
     return "http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(port) +
@@ -177,7 +251,17 @@ class DashboardServer::Impl {
     inbox_cv_.notify_all();
     { std::lock_guard lock(model_mutex_); }
     changed_.notify_all();
-    server_.stop();
+    // httplib's stop() does nothing until the listener has started listening: repeat it until
+    // the listener has returned.
+    if (listener_.joinable()) {
+      std::unique_lock lock(inbox_mutex_);
+      while (!listened_) {
+        lock.unlock();
+        server_.stop();
+        lock.lock();
+        applied_cv_.wait_for(lock, std::chrono::milliseconds(10), [&] { return listened_; });
+      }
+    }
     if (listener_.joinable()) listener_.join();
     if (applier_.joinable()) applier_.join();
   }
@@ -185,8 +269,15 @@ class DashboardServer::Impl {
   void Push(DashboardEvent event) {
     {
       std::lock_guard lock(inbox_mutex_);
-      inbox_.push_back(std::move(event));
       ++pushed_;
+      // A fleet view is the whole fleet: one waiting is replaced by a newer one.
+      if (std::holds_alternative<FleetView>(event) && pending_fleet_ < inbox_.size()) {
+        inbox_[pending_fleet_] = std::move(event);
+        ++applied_;  // the one replaced counts as applied
+      } else {
+        if (std::holds_alternative<FleetView>(event)) pending_fleet_ = inbox_.size();
+        inbox_.push_back(std::move(event));
+      }
     }
     inbox_cv_.notify_one();
   }
@@ -211,6 +302,7 @@ class DashboardServer::Impl {
         inbox_cv_.wait(lock, [&] { return stopping_ || !inbox_.empty(); });
         if (stopping_) return;
         batch.swap(inbox_);
+        pending_fleet_ = static_cast<std::size_t>(-1);
       }
       {
         std::unique_lock lock(model_mutex_);
@@ -232,26 +324,18 @@ class DashboardServer::Impl {
     return info;
   }
 
-  // Answers everything; false never (every path gets an answer here).
+  // Answers every request.
   bool Route(const httplib::Request& req, httplib::Response& res) {
     HttpRequest request = RequestOf(req);
-    // Nothing here takes a body: a large one is refused before it is read, and the connection
-    // closed so its bytes are never taken for a next request.
-    const std::string length = req.get_header_value("Content-Length");
-    uint64_t declared = 0;
-    auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), declared);
-    const bool bad_length =
-        !length.empty() && (ec != std::errc() || end != length.data() + length.size());
-    if (req.has_header("Transfer-Encoding") || bad_length ||
-        declared > options_.max_request_bytes) {
-      res.set_header("Connection", "close");
-      Send(res, ErrorReply(413, "the request is too large (at most " +
-                                    std::to_string(options_.max_request_bytes) + " bytes)"));
-      return true;
-    }
     if (req.method != "GET" && req.method != "HEAD") {
       res.set_header("Allow", "GET, HEAD");
       Send(res, ErrorReply(405, req.method + " is not served: the dashboard is read-only"));
+      return true;
+    }
+    if (loopback_only_ && options_.token.empty() && !IsLoopbackHost(request.host)) {
+      // A page elsewhere whose name was made to resolve to 127.0.0.1 (DNS rebinding) must not
+      // read what a loopback dashboard serves.
+      Send(res, ErrorReply(403, "this dashboard answers only requests for a loopback host"));
       return true;
     }
     if (auto denied = Unauthorized(options_.token, request)) {
@@ -312,11 +396,13 @@ class DashboardServer::Impl {
   // for the keep-alive; false ends the stream.
   bool StreamSome(StreamState& state, httplib::DataSink& sink) {
     std::string text;
+    nlohmann::json event;  // serialized once the model's lock is released
+    const char* type = "update";
     {
       std::shared_lock lock(model_mutex_);
       if (!state.started) {
-        text = "event: snapshot\ndata: " +
-               JsonText(model_.Snapshot(Info(), UnixMillisNow(), &state.cursor)) + "\n\n";
+        event = model_.Snapshot(Info(), UnixMillisNow(), &state.cursor);
+        type = "snapshot";
         state.started = true;
       } else {
         SteadyTime earliest = state.last_sent + options_.stream_interval;
@@ -330,13 +416,13 @@ class DashboardServer::Impl {
                             [&] { return Stopping() || model_.version() != state.cursor.version; });
         }
         if (Stopping()) return false;
-        nlohmann::json update = model_.Update(Info(), UnixMillisNow(), &state.cursor);
-        text = update.is_null() ? ": keep-alive\n\n"
-                                : "event: update\ndata: " + JsonText(update) + "\n\n";
+        event = model_.Update(Info(), UnixMillisNow(), &state.cursor);
       }
     }
+    text = event.is_null() ? ": keep-alive\n\n"
+                           : std::string("event: ") + type + "\ndata: " + JsonText(event) + "\n\n";
     SteadyTime before = clock_.Now();
-    if (!sink.write(text.data(), text.size())) {
+    if (!WriteInPieces(sink, text)) {
       // Closed by the browser, or unread for the stall timeout: only the latter is "dropped".
       if (clock_.Now() - before >= options_.stall_timeout / 2) {
         {
@@ -353,6 +439,17 @@ class DashboardServer::Impl {
     return true;
   }
 
+  // Writes `text` a piece at a time, so that a stop is noticed between pieces rather than after
+  // a large event has crawled out to a slow browser.
+  bool WriteInPieces(httplib::DataSink& sink, const std::string& text) {
+    constexpr std::size_t kPiece = 16 * 1024;
+    for (std::size_t at = 0; at < text.size(); at += kPiece) {
+      if (at > 0 && Stopping()) return false;
+      if (!sink.write(text.data() + at, std::min(kPiece, text.size() - at))) return false;
+    }
+    return true;
+  }
+
   bool Stopping() {
     std::lock_guard lock(inbox_mutex_);
     return stopping_;
@@ -360,6 +457,7 @@ class DashboardServer::Impl {
 
   DashboardOptions options_;
   const Clock& clock_;
+  bool loopback_only_ = true;
   FarmInfo info_;
 
   std::mutex inbox_mutex_;
@@ -367,8 +465,10 @@ class DashboardServer::Impl {
   std::condition_variable applied_cv_;
   std::vector<DashboardEvent> inbox_;
   uint64_t pushed_ = 0;
+  std::size_t pending_fleet_ = static_cast<std::size_t>(-1);  // where a fleet view waits
   uint64_t applied_ = 0;
   bool stopping_ = false;
+  bool listened_ = false;  // the listener returned
 
   std::shared_mutex model_mutex_;
   std::condition_variable_any changed_;
@@ -389,11 +489,13 @@ Result<std::unique_ptr<DashboardServer>> DashboardServer::Start(DashboardOptions
   if (auto exposed = CheckHttpExposure(*address, options.token, options.insecure); !exposed) {
     return exposed.error();
   }
+  const std::size_t output_tail = options.limits.output_tail;
   auto impl = std::make_unique<Impl>(std::move(options), clock);
   auto url = impl->Start(*address);
   if (!url) return url.error();
   std::unique_ptr<DashboardServer> server(new DashboardServer(std::move(impl)));
   server->url_ = *url;
+  server->output_tail_ = output_tail;
   return server;
 }
 
@@ -439,8 +541,12 @@ void DashboardServer::RunStarted(RunStartView run) {
   Push(std::move(run));
 }
 
+void DashboardServer::RunBegan(const std::string& run) {
+  Push(RunBeganEvent{run, UnixMillisNow()});
+}
+
 void DashboardServer::TestFinished(const std::string& run, const TestReport& report) {
-  Push(TestDoneEvent{run, Compact(report, DashboardLimits{}.output_tail)});
+  Push(TestDoneEvent{run, Compact(report, output_tail_)});
 }
 
 void DashboardServer::RunEnded(const std::string& run, const RunSummary& summary) {

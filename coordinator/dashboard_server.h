@@ -44,6 +44,8 @@ struct HttpAddress {
   bool loopback = false;
 };
 Result<HttpAddress> ParseHttpAddress(const std::string& address);
+// Whether a Host header names this machine's loopback ("127.0.0.1:8080", "localhost", "[::1]").
+bool IsLoopbackHost(const std::string& host);
 
 // Whether the address may be served with these options: a non-loopback one needs a token or
 // --insecure. The error says so.
@@ -63,6 +65,7 @@ class DashboardServer : public DashboardSink {
   std::optional<SteadyTime> NextFleetAt() const override;
   void Fleet(FleetView view) override;
   void RunStarted(RunStartView run) override;
+  void RunBegan(const std::string& run) override;
   void TestFinished(const std::string& run, const TestReport& report) override;
   void RunEnded(const std::string& run, const RunSummary& summary) override;
 
@@ -78,6 +81,7 @@ class DashboardServer : public DashboardSink {
 
   std::unique_ptr<Impl> impl_;
   std::string url_;
+  std::size_t output_tail_ = 0;
   std::optional<SteadyTime> last_fleet_;
   bool fleet_owed_ = false;
 };

@@ -804,6 +804,10 @@ function applyState(d, snapshot) {
     if (str(r.id) === S.selected) selChanged = true;
   }
   if (snapshot) for (const [id, e] of [...S.runs]) if (!seen.has(id)) { e.li.remove(); S.runs.delete(id); }
+  if (!snapshot) for (const id of arr(d.removed_runs)) {
+    const e = S.runs.get(str(id));
+    if (e && str(id) !== S.selected) { e.li.remove(); S.runs.delete(str(id)); }
+  }
   orderRuns();
   const before = S.selected;
   autoSelect();

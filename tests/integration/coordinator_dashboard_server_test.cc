@@ -139,11 +139,24 @@ TEST(DashboardServer, AnswersTheApiAndThePageAndRefusesBadInputWithoutDisturbing
   EXPECT_EQ(post->status, 405);
   // A body larger than any request needs is refused before it is read.
   std::string oversized = RawRequest(
-      s.port, "GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
+      s.port, "GET /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n");
   EXPECT_EQ(oversized.substr(0, 12), "HTTP/1.1 413") << oversized;
   auto long_uri = client.Get("/api/v1/runs?" + std::string(20000, 'a'));
   ASSERT_TRUE(long_uri);
   EXPECT_EQ(long_uri->status, 414);
+
+  // A small body is read and the request answered; the connection stays in step.
+  EXPECT_EQ(client.Post("/api/v1/runs", "x", "text/plain")->status, 405);
+  EXPECT_EQ(client.Get("/api/v1/farm")->status, 200);
+  // A page elsewhere, its name resolving to 127.0.0.1 (DNS rebinding), is refused.
+  std::string rebound =
+      RawRequest(s.port, "GET /api/v1/runs HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+  EXPECT_EQ(rebound.substr(0, 12), "HTTP/1.1 403") << rebound;
+  EXPECT_TRUE(IsLoopbackHost("localhost:8080"));
+  EXPECT_TRUE(IsLoopbackHost("[::1]:80"));
+  EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
+  EXPECT_FALSE(IsLoopbackHost("evil.example:8080"));
+  EXPECT_FALSE(IsLoopbackHost("10.0.0.1:80"));
 
   // The run went on: what comes next is still shown.
   s.server->TestFinished("run-1", Report(1, TestStatus::kPassed));
@@ -151,6 +164,14 @@ TEST(DashboardServer, AnswersTheApiAndThePageAndRefusesBadInputWithoutDisturbing
   Json runs = Json::parse(client.Get("/api/v1/runs")->body);
   EXPECT_EQ(runs["runs"][0]["counts"]["passed"], 1);
   EXPECT_EQ(runs["runs"][0]["counts"]["failed"], 1);
+}
+
+TEST(DashboardServer, StoppingRightAfterStartingEndsPromptly) {
+  // httplib ignores a stop asked before its listener runs; the server must still end.
+  for (int i = 0; i < 20; ++i) {
+    Served s = Serve();
+    ASSERT_TRUE(s.server);
+  }
 }
 
 TEST(DashboardServer, ANonLoopbackAddressNeedsATokenAndTheApiChecksIt) {
@@ -264,7 +285,7 @@ TEST(DashboardServer, TooManyStreamsAre503AndAStreamThatStopsReadingIsDropped) {
   address.sin_port = htons(static_cast<uint16_t>(s.port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  std::string request = "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string request = "GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   ASSERT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
   // Its stream is open once the headers come back.
   pollfd readable{fd, POLLIN, 0};

@@ -291,6 +291,45 @@ TEST(DashboardModel, AWaitingRunThatLeavesIsGoneAndOnlyTheNewestEndedRunsAreKept
   EXPECT_EQ(runs[1]["id"], "run-3");
 }
 
+TEST(DashboardModel, EndedRunsGoInTheOrderTheyEndedAndStreamsHearOfIt) {
+  DashboardLimits limits;
+  limits.ended_runs = 2;
+  DashboardModel model(limits);
+  FarmInfo info;
+  model.Apply(Start("nightly", 3));  // first seen, last to end
+  for (int i = 1; i <= 3; ++i) model.Apply(Start("run-" + std::to_string(i), 1));
+  StreamCursor cursor;
+  model.Snapshot(info, kT0, &cursor);
+  auto end = [&](const std::string& id) {
+    RunEndEvent e;
+    e.run = id;
+    e.ended_ms = kT0;
+    model.Apply(std::move(e));
+  };
+  end("run-1");
+  end("run-2");
+  end("run-3");    // run-1 goes
+  end("nightly");  // run-2 goes, not the nightly run that started first
+  Json runs = model.Runs(kT0)["runs"];
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0]["id"], "run-3");
+  EXPECT_EQ(runs[1]["id"], "nightly");
+  Json update = model.Update(info, kT0, &cursor);
+  EXPECT_EQ(update["removed_runs"], Json::array({"run-1", "run-2"}));
+}
+
+TEST(DashboardModel, RepeatsNameTheirCopiesAndTheRunBeginsWhenItsClockStarts) {
+  DashboardModel model;
+  model.Apply(Start("run-1", 2));
+  model.Apply(RunBeganEvent{"run-1", kT0 + 5000});
+  model.Apply(TestDoneEvent{"run-1", Done(3, TestStatus::kPassed, "PASS", "w1", 0, 10)});
+  Json tests = *model.Tests("run-1", {{}, "", 0, 10});
+  ASSERT_EQ(tests["total"], 4);
+  EXPECT_EQ(tests["tests"][2]["name"], "suite::T.0");  // index 2: the copy of test 0
+  EXPECT_EQ(tests["tests"][3]["name"], "suite::T.1");
+  EXPECT_EQ((*model.Timeline("run-1", 0, kT0))["spans"][0]["start_ms"], kT0 + 5000);
+}
+
 TEST(DashboardApi, AnswersEachEndpointAndSaysWhatIsWrongWithABadOne) {
   DashboardModel model;
   FarmInfo info{"run", "1.0", kT0, false, 0, 0};

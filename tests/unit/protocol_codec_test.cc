@@ -330,8 +330,13 @@ TEST(CodecCodeNames, AreDistinct) {
   EXPECT_EQ(names.count("unknown"), 0u);
 }
 
-TEST(CodecEncode, HeartbeatIsJustItsType) {
-  EXPECT_EQ(EncodeBody(Heartbeat{}), MapOf({{"type", Pack::Str("heartbeat")}}));
+TEST(CodecEncode, HeartbeatIsItsTypeAndTheWorkersCacheSize) {
+  EXPECT_EQ(EncodeBody(Heartbeat{4096}),
+            MapOf({{"type", Pack::Str("heartbeat")}, {"cache_bytes", Pack::Uint(4096)}}));
+  ExpectRoundTrip(Heartbeat{123456789});
+  // A peer from before the dashboard sends none: 0, as from a worker without a cache.
+  EXPECT_EQ(DecodedAs<Heartbeat>(DecodeEntries({{"type", Pack::Str("heartbeat")}})).cache_bytes,
+            0u);
 }
 
 // ---- Frame 0 ----
