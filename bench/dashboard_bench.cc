@@ -276,9 +276,11 @@ int main(int argc, char** argv) {
     max_events = std::max<long>(max_events, events[static_cast<std::size_t>(s)]);
     total_bytes += bytes[static_cast<std::size_t>(s)];
   }
-  std::printf("live streams: at most %.1f events/s per stream (limit 4), %.0f KiB/s per stream\n",
-              static_cast<double>(max_events) / run_s,
-              static_cast<double>(total_bytes) / streams / 1024 / run_s);
+  if (streams > 0) {
+    std::printf("live streams: at most %.1f events/s per stream (limit 4), %.0f KiB/s per stream\n",
+                static_cast<double>(max_events) / run_s,
+                static_cast<double>(total_bytes) / streams / 1024 / run_s);
+  }
   std::printf("stalled streams dropped: %s\n", dropped ? "all" : "NOT ALL");
   std::printf(
       "resident memory: %ld MiB before, %ld MiB after the run (+%ld MiB for %zu tests), "

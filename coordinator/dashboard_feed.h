@@ -89,25 +89,13 @@ std::vector<WorkerView> WorkersOf(const FarmCore& farm,
                                   int64_t unix_now_ms);
 
 // Passes everything on to `inner` and tells `sink` of each finished test and of the run's end.
-class WatchedReporter : public Reporter {
+class WatchedReporter : public ForwardingReporter {
  public:
   WatchedReporter(Reporter& inner, DashboardSink& sink, std::string run)
-      : inner_(inner), sink_(sink), run_(std::move(run)) {}
+      : ForwardingReporter(inner), sink_(sink), run_(std::move(run)) {}
   void OnRunStart(std::size_t test_count) override {
     sink_.RunBegan(run_);
     inner_.OnRunStart(test_count);
-  }
-  void OnWorkerJoined(const std::string& name, unsigned slots) override {
-    inner_.OnWorkerJoined(name, slots);
-  }
-  void OnTestStarted(const std::string& name, const std::string& worker) override {
-    inner_.OnTestStarted(name, worker);
-  }
-  void OnTestSlow(const std::string& name, Millis running) override {
-    inner_.OnTestSlow(name, running);
-  }
-  void OnRunning(std::size_t count, const std::string& longest, Millis longest_for) override {
-    inner_.OnRunning(count, longest, longest_for);
   }
   void OnTestFinished(const TestReport& report, std::size_t running) override {
     sink_.TestFinished(run_, report);
@@ -119,7 +107,6 @@ class WatchedReporter : public Reporter {
   }
 
  private:
-  Reporter& inner_;
   DashboardSink& sink_;
   std::string run_;
 };

@@ -25,6 +25,21 @@ int Rank(const std::string& status) {
   return 3;
 }
 
+// The entries of a change log after `seq`, at most `cap` of them (the rest counted in *more).
+template <typename Log, typename ToJson>
+Json Since(const Log& log, uint64_t seq, std::size_t cap, std::size_t* more, ToJson to_json) {
+  Json out = Json::array();
+  for (const auto& entry : log) {
+    if (entry.seq <= seq) continue;
+    if (out.size() >= cap) {
+      ++*more;
+    } else {
+      out.push_back(to_json(entry));
+    }
+  }
+  return out;
+}
+
 template <typename T>
 Json OrNull(const std::optional<T>& value) {
   return value ? Json(*value) : Json(nullptr);
@@ -635,30 +650,18 @@ Json DashboardModel::Update(const FarmInfo& info, int64_t now_ms, StreamCursor* 
   for (const auto& [version, id] : removed_runs_) {
     if (version > cursor->version && runs_.count(id) == 0) removed_runs.push_back(id);
   }
-  Json failures = Json::array();
   std::size_t failures_more = 0;
-  for (const Failure& f : failures_) {
-    if (f.seq <= cursor->failure_seq) continue;
-    if (failures.size() >= kMaxFailures) {
-      ++failures_more;
-      continue;
-    }
-    failures.push_back({{"run", f.run},
-                        {"index", f.index},
-                        {"name", f.name},
-                        {"result", f.result},
-                        {"reason", f.reason}});
-  }
-  Json spans = Json::array();
+  Json failures = Since(failures_, cursor->failure_seq, kMaxFailures, &failures_more,
+                        [](const Failure& f) -> Json {
+                          return {{"run", f.run},
+                                  {"index", f.index},
+                                  {"name", f.name},
+                                  {"result", f.result},
+                                  {"reason", f.reason}};
+                        });
   std::size_t spans_more = 0;
-  for (const LoggedSpan& s : spans_) {
-    if (s.seq <= cursor->span_seq) continue;
-    if (spans.size() >= kMaxSpans) {
-      ++spans_more;
-      continue;
-    }
-    spans.push_back(SpanJson(s.run, s.span));
-  }
+  Json spans = Since(spans_, cursor->span_seq, kMaxSpans, &spans_more,
+                     [this](const LoggedSpan& s) { return SpanJson(s.run, s.span); });
   cursor->version = version_;
   cursor->failure_seq = next_seq_ - 1;
   cursor->span_seq = next_seq_ - 1;

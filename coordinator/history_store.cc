@@ -481,8 +481,8 @@ Result<std::string> FailedJson(HistoryStore& store, const std::string& label_pre
 
 HistoryReporter::HistoryReporter(const Clock& clock, Reporter& inner, HistoryStore& store,
                                  RunRecord run, std::function<void(const std::string&)> warn)
-    : clock_(clock),
-      inner_(inner),
+    : ForwardingReporter(inner),
+      clock_(clock),
       store_(store),
       run_(std::move(run)),
       warn_(std::move(warn)),

@@ -104,7 +104,7 @@ Result<std::string> FailedJson(HistoryStore& store, const std::string& label_pre
 // Passes every report on to `inner` and records each finished attempt in the history: in one
 // transaction per kBatch attempts or per second, whichever comes first, and the rest at the end.
 // A store that fails is warned about once (through `warn`) and no longer written; the run goes on.
-class HistoryReporter final : public Reporter {
+class HistoryReporter final : public ForwardingReporter {
  public:
   static constexpr std::size_t kBatch = 2048;
   static constexpr Millis kFlushEvery{1000};
@@ -113,18 +113,6 @@ class HistoryReporter final : public Reporter {
                   std::function<void(const std::string&)> warn);
 
   void OnRunStart(std::size_t test_count) override;
-  void OnWorkerJoined(const std::string& name, unsigned slots) override {
-    inner_.OnWorkerJoined(name, slots);
-  }
-  void OnTestStarted(const std::string& name, const std::string& worker) override {
-    inner_.OnTestStarted(name, worker);
-  }
-  void OnTestSlow(const std::string& name, Millis running) override {
-    inner_.OnTestSlow(name, running);
-  }
-  void OnRunning(std::size_t count, const std::string& longest, Millis longest_for) override {
-    inner_.OnRunning(count, longest, longest_for);
-  }
   void OnTestFinished(const TestReport& report, std::size_t running) override;
   void OnRunEnd(const RunSummary& summary) override;
 
@@ -134,7 +122,6 @@ class HistoryReporter final : public Reporter {
   void Flush();
 
   const Clock& clock_;
-  Reporter& inner_;
   HistoryStore& store_;
   RunRecord run_;
   std::function<void(const std::string&)> warn_;

@@ -117,4 +117,31 @@ class Reporter {
   virtual void OnRunEnd(const RunSummary& summary) = 0;
 };
 
+// Passes everything on to `inner`: the base of the tees that also record the run (history) or
+// show it (dashboard), which override what they add to.
+class ForwardingReporter : public Reporter {
+ public:
+  explicit ForwardingReporter(Reporter& inner) : inner_(inner) {}
+  void OnRunStart(std::size_t test_count) override { inner_.OnRunStart(test_count); }
+  void OnWorkerJoined(const std::string& name, unsigned slots) override {
+    inner_.OnWorkerJoined(name, slots);
+  }
+  void OnTestStarted(const std::string& name, const std::string& worker) override {
+    inner_.OnTestStarted(name, worker);
+  }
+  void OnTestSlow(const std::string& name, Millis running) override {
+    inner_.OnTestSlow(name, running);
+  }
+  void OnRunning(std::size_t count, const std::string& longest, Millis longest_for) override {
+    inner_.OnRunning(count, longest, longest_for);
+  }
+  void OnTestFinished(const TestReport& report, std::size_t running) override {
+    inner_.OnTestFinished(report, running);
+  }
+  void OnRunEnd(const RunSummary& summary) override { inner_.OnRunEnd(summary); }
+
+ protected:
+  Reporter& inner_;
+};
+
 }  // namespace testfarm::coordinator
