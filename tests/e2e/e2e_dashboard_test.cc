@@ -73,7 +73,8 @@ TEST(E2EDashboard, ARunServesItsDashboardWhileItRunsAndBadRequestsDoNotDisturbIt
   TempDir dir;
   fs::path manifest = MixedManifest(dir, 2, 4, 700);
   BackgroundChild run({TESTFARM_BINARY, "run", "--manifest", manifest.string(), "--http",
-                       "127.0.0.1:0", "-j", "2"});
+                       "127.0.0.1:0", "-j", "2", "--history",
+                       (dir.path() / "history.sqlite").string()});
   Url url = DashboardOf(run);
   ASSERT_FALSE(url.host.empty()) << run.out();
   httplib::Client client(url.host, url.port);
@@ -99,6 +100,14 @@ TEST(E2EDashboard, ARunServesItsDashboardWhileItRunsAndBadRequestsDoNotDisturbIt
       client.Get("/api/v1/runs/run-1/tests/" + std::to_string(index) + "/output")->body);
   EXPECT_NE(output["attempts"][0]["stdout"].get<std::string>().find("about to crash"),
             std::string::npos);
+  // The history answers as the run records it: the crash's day, the (empty) flaky ranking.
+  EXPECT_TRUE(WaitForJson(
+      client, "/api/v1/history/trend?test=crash&days=2", milliseconds(20000),
+      [](const Json& j) { return j["days"].size() == 1 && j["days"][0]["failed"] == 1; }));
+  auto flaky = client.Get("/api/v1/history/flaky?days=1&limit=10");
+  EXPECT_EQ(flaky->status, 200);
+  EXPECT_EQ(Json::parse(flaky->body)["tests"].size(), 0u);
+  EXPECT_EQ(client.Get("/api/v1/history/trend")->status, 400);
   ChildResult r = run.Finish(milliseconds(60000));
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_EQ(r.LastLine(), "6 passed, 1 failed");

@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
@@ -208,6 +209,33 @@ TEST(HistoryStore, QueriesByGlobAndTimeAndFlakeRates) {
   EXPECT_EQ(flaky->at(0).test, "net::Down") << "equal rates: by name";
   EXPECT_EQ(flaky->at(0).last_seen_ms, 5002);
   EXPECT_EQ(store->Flaky(5000)->size(), 1u) << "since: only net::Down flaked since 5000";
+}
+
+TEST(HistoryStore, ATestsTrendIsOneRowPerDayAndItsNameIsTakenLiterally) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path() / "h.sqlite");
+  ASSERT_NE(store, nullptr);
+  constexpr int64_t kDay = 24 * 3600 * 1000;
+  const int64_t day1 = 20000 * kDay;  // 2024-10-04
+  RecordRun(
+      *store, "r1", "", day1,
+      {Attempt("p/x[1]*", "passed", 100, day1 + 1), Attempt("p/x[1]*", "failed", 300, day1 + 2),
+       Attempt("p/x1a", "passed", 999, day1 + 3), Attempt("p/x[1]*", "skipped", 0, day1 + 4)});
+  RecordRun(*store, "r2", "", day1 + kDay, {Attempt("p/x[1]*", "passed", 50, day1 + kDay + 5)});
+  auto json = TrendJson(*store, "p/x[1]*", 0);
+  ASSERT_TRUE(json.ok()) << json.error().message;
+  auto trend = nlohmann::json::parse(*json);
+  ASSERT_EQ(trend["days"].size(), 2u);
+  EXPECT_EQ(trend["days"][0]["day"], "2024-10-04");
+  EXPECT_EQ(trend["days"][0]["attempts"], 2) << "a skip has no verdict; p/x1a is another test";
+  EXPECT_EQ(trend["days"][0]["failed"], 1);
+  EXPECT_EQ(trend["days"][0]["mean_ms"], 200);
+  EXPECT_EQ(trend["days"][0]["max_ms"], 300);
+  EXPECT_DOUBLE_EQ(trend["days"][0]["fail_rate"].get<double>(), 0.5);
+  EXPECT_EQ(trend["days"][1]["day"], "2024-10-05");
+  EXPECT_EQ(GlobLiteral("a*b?[c"), "a[*]b[?][[]c");
+  auto flaky = nlohmann::json::parse(FlakyJson(*store, 0, 0).value());
+  EXPECT_EQ(flaky["tests"].size(), 0u) << "a limit of 0 lists none";
 }
 
 TEST(HistoryStore, TwoWritersAtOnceAreBothRecorded) {
