@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/dashboard_feed.h"
 #include "coordinator/fair_share.h"
 #include "coordinator/farm_core.h"
 #include "coordinator_run_fixtures.h"
@@ -289,6 +290,41 @@ TEST(FarmCore, AResultForARunThatEndedIsDropped) {
   farm.RunAll("w");
   farm.Tick();
   EXPECT_EQ(farm.core.FinishRun(b.id).passed, 1u);
+}
+
+}  // namespace
+}  // namespace testfarm::coordinator
+
+namespace testfarm::coordinator {
+namespace {
+
+TEST(FarmCore, TheDashboardSeesEachSlotsTestSinceItStartedAndTheCacheAWorkerReports) {
+  Farm farm;
+  Farm::Client& client = farm.Submit(3);
+  farm.Hello("w", 2);
+  farm.Tick();
+  farm.Say("w", protocol::Heartbeat{123456});
+  ASSERT_EQ(farm.jobs["w"].size(), 2u);
+  for (const protocol::JobAssign& job : farm.jobs["w"])
+    farm.Say("w", protocol::JobStarted{job.lease});
+  farm.clock.Advance(seconds(2));
+  const int64_t unix_now = 1764700000000;
+  std::vector<WorkerView> workers =
+      WorkersOf(farm.core, {{client.id, "run-1"}}, farm.clock.Now(), unix_now);
+  ASSERT_EQ(workers.size(), 1u);
+  EXPECT_EQ(workers[0].name, "w");
+  EXPECT_EQ(workers[0].slots, 2u);
+  EXPECT_EQ(workers[0].cache_bytes, 123456u);
+  EXPECT_EQ(workers[0].heard_at_ms, unix_now - 2000);
+  ASSERT_EQ(workers[0].running.size(), 2u);
+  EXPECT_EQ(workers[0].running[0].run, "run-1");
+  EXPECT_EQ(workers[0].running[0].since_ms, unix_now - 2000);
+  RunView run = ViewOfRun(farm.core, client.id, "run-1", "nightly", "ci");
+  EXPECT_EQ(run.state, "running");
+  EXPECT_EQ(run.tests, 3u);
+  EXPECT_EQ(run.slots, 2u);
+  // A run it is not told about is not shown.
+  EXPECT_TRUE(WorkersOf(farm.core, {}, farm.clock.Now(), unix_now)[0].running.empty());
 }
 
 }  // namespace
