@@ -40,6 +40,16 @@ Url DashboardOf(BackgroundChild& child) {
   return url;
 }
 
+// The status of an answer; -1 when there was none (the server is gone), never a crash.
+int StatusOf(const httplib::Result& answer) {
+  return answer ? answer->status : -1;
+}
+
+// The body of an answer as JSON; null when there was none.
+Json BodyOf(const httplib::Result& answer) {
+  return answer ? Json::parse(answer->body, nullptr, false) : Json();
+}
+
 // A manifest: `passes` passing suites, one that crashes, and `sleeps` that sleep `ms`.
 fs::path MixedManifest(const TempDir& dir, int passes, int sleeps, int ms) {
   fs::path manifest = dir.path() / "mixed.toml";
@@ -71,7 +81,8 @@ bool WaitForJson(httplib::Client& client, const std::string& path, milliseconds 
 
 TEST(E2EDashboard, ARunServesItsDashboardWhileItRunsAndBadRequestsDoNotDisturbIt) {
   TempDir dir;
-  fs::path manifest = MixedManifest(dir, 2, 4, 700);
+  // Long enough (6 x 1.5 s on 2 slots) for every question below to be asked while it runs.
+  fs::path manifest = MixedManifest(dir, 2, 6, 1500);
   BackgroundChild run({TESTFARM_BINARY, "run", "--manifest", manifest.string(), "--http",
                        "127.0.0.1:0", "-j", "2", "--history",
                        (dir.path() / "history.sqlite").string()});
@@ -84,33 +95,34 @@ TEST(E2EDashboard, ARunServesItsDashboardWhileItRunsAndBadRequestsDoNotDisturbIt
            j["workers"][0]["busy"].get<int>() >= 1;
   }));
   // Every kind of bad request, while the run goes on.
-  EXPECT_EQ(client.Get("/api/v1/runs/run-1/tests?status=bogus")->status, 400);
-  EXPECT_EQ(client.Get("/api/v1/runs/run-1/tests?limit=0")->status, 400);
-  EXPECT_EQ(client.Get("/api/v1/runs/run-2/tests")->status, 404);
-  EXPECT_EQ(client.Get("/nothing/here")->status, 404);
-  EXPECT_EQ(client.Delete("/api/v1/runs")->status, 405);
-  EXPECT_EQ(client.Get("/api/v1/runs?" + std::string(20000, 'q'))->status, 414);
+  EXPECT_EQ(StatusOf(client.Get("/api/v1/runs/run-1/tests?status=bogus")), 400);
+  EXPECT_EQ(StatusOf(client.Get("/api/v1/runs/run-1/tests?limit=0")), 400);
+  EXPECT_EQ(StatusOf(client.Get("/api/v1/runs/run-2/tests")), 404);
+  EXPECT_EQ(StatusOf(client.Get("/nothing/here")), 404);
+  EXPECT_EQ(StatusOf(client.Delete("/api/v1/runs")), 405);
+  EXPECT_EQ(StatusOf(client.Get("/api/v1/runs?" + std::string(20000, 'q'))), 414);
   // The crash is there with its output while the sleeps still run.
   EXPECT_TRUE(WaitForJson(client, "/api/v1/runs/run-1/tests?status=failed", milliseconds(20000),
                           [](const Json& j) { return j["total"] == 1; }));
-  auto failed = Json::parse(client.Get("/api/v1/runs/run-1/tests?status=failed")->body);
+  Json failed = BodyOf(client.Get("/api/v1/runs/run-1/tests?status=failed"));
+  ASSERT_TRUE(failed.is_object());
   std::size_t index = failed["tests"][0]["index"];
   EXPECT_EQ(failed["tests"][0]["result"], "CRASH");
-  auto output = Json::parse(
-      client.Get("/api/v1/runs/run-1/tests/" + std::to_string(index) + "/output")->body);
+  Json output = BodyOf(client.Get("/api/v1/runs/run-1/tests/" + std::to_string(index) + "/output"));
+  ASSERT_TRUE(output.is_object());
   EXPECT_NE(output["attempts"][0]["stdout"].get<std::string>().find("about to crash"),
             std::string::npos);
   // The history answers as the run records it: the crash's day, the (empty) flaky ranking.
   EXPECT_TRUE(WaitForJson(
       client, "/api/v1/history/trend?test=crash&days=2", milliseconds(20000),
       [](const Json& j) { return j["days"].size() == 1 && j["days"][0]["failed"] == 1; }));
-  auto flaky = client.Get("/api/v1/history/flaky?days=1&limit=10");
-  EXPECT_EQ(flaky->status, 200);
-  EXPECT_EQ(Json::parse(flaky->body)["tests"].size(), 0u);
-  EXPECT_EQ(client.Get("/api/v1/history/trend")->status, 400);
+  Json flaky = BodyOf(client.Get("/api/v1/history/flaky?days=1&limit=10"));
+  ASSERT_TRUE(flaky.is_object());
+  EXPECT_EQ(flaky["tests"].size(), 0u);
+  EXPECT_EQ(StatusOf(client.Get("/api/v1/history/trend")), 400);
   ChildResult r = run.Finish(milliseconds(60000));
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  EXPECT_EQ(r.LastLine(), "6 passed, 1 failed");
+  EXPECT_EQ(r.LastLine(), "8 passed, 1 failed");
 }
 
 TEST(E2EDashboard, AnExposedAddressNeedsATokenAndTheFarmRefusesADashboardOnAClient) {
@@ -135,10 +147,10 @@ TEST(E2EDashboard, AnExposedAddressNeedsATokenAndTheFarmRefusesADashboardOnAClie
   Url url = DashboardOf(run);
   ASSERT_FALSE(url.host.empty()) << run.out();
   httplib::Client client(url.host, url.port);
-  EXPECT_EQ(client.Get("/api/v1/runs")->status, 401);
-  EXPECT_EQ(client.Get("/api/v1/runs", {{"Authorization", "Bearer nope"}})->status, 401);
-  EXPECT_EQ(client.Get("/api/v1/runs", {{"Authorization", "Bearer let-me-in"}})->status, 200);
-  EXPECT_EQ(client.Get("/")->status, 200);
+  EXPECT_EQ(StatusOf(client.Get("/api/v1/runs")), 401);
+  EXPECT_EQ(StatusOf(client.Get("/api/v1/runs", {{"Authorization", "Bearer nope"}})), 401);
+  EXPECT_EQ(StatusOf(client.Get("/api/v1/runs", {{"Authorization", "Bearer let-me-in"}})), 200);
+  EXPECT_EQ(StatusOf(client.Get("/")), 200);
   ChildResult r = run.Finish(milliseconds(60000));
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_EQ(r.LastLine(), "1 passed, 1 failed");
@@ -221,7 +233,8 @@ TEST(E2EDashboard, TheFarmsPageInABrowserShowsWorkersRunsCountsAndAFailuresOutpu
           "'11' && " +
           block + ".querySelector('[data-count=\"failed\"]').textContent.trim() === '1'",
       milliseconds(20000), &error))
-      << error << " " << browser->Evaluate("document.querySelector('#runs').innerText")->dump();
+      << error << " "
+      << browser->Evaluate("document.querySelector('#runs').innerText").value_or(Json()).dump();
   // And once the farm is idle again, so is the page: no busy slot, no test still "running".
   EXPECT_TRUE(
       browser->WaitFor("document.querySelectorAll('#fleet .slot').length === 4 && "
