@@ -520,15 +520,10 @@ std::optional<Json> DashboardModel::Tests(const std::string& run_id,
                                           const TestsQuery& query) const {
   const Run* run = Find(run_id);
   if (run == nullptr) return std::nullopt;
-  auto status_of = [](const Row& row) -> std::string {
-    if (row.phase == Phase::kQueued) return "queued";
-    if (row.phase == Phase::kRunning) return "running";
-    return StatusKey(row.state);
-  };
   std::set<std::string> wanted(query.statuses.begin(), query.statuses.end());
   std::vector<std::size_t> groups[4];
   for (std::size_t i = 0; i < run->rows.size(); ++i) {
-    std::string status = status_of(run->rows[i]);
+    std::string status = StatusOf(run->rows[i]);
     if (!wanted.empty() && wanted.count(status) == 0) continue;
     if (!query.contains.empty() && run->names[i].find(query.contains) == std::string::npos) {
       continue;
@@ -547,7 +542,7 @@ std::optional<Json> DashboardModel::Tests(const std::string& run_id,
     for (std::size_t k = skip; k < group.size() && tests.size() < query.limit; ++k) {
       std::size_t i = group[k];
       const Row& row = run->rows[i];
-      std::string status = status_of(row);
+      std::string status = StatusOf(row);
       std::string result = row.phase == Phase::kFinal     ? row.result
                            : row.phase == Phase::kRunning ? "RUN"
                                                           : "";
@@ -594,9 +589,7 @@ std::optional<Json> DashboardModel::Output(const std::string& run_id, std::size_
                           {"kept", t.kept}});
     }
   }
-  std::string status = row.phase == Phase::kQueued    ? "queued"
-                       : row.phase == Phase::kRunning ? "running"
-                                                      : StatusKey(row.state);
+  const std::string status = StatusOf(row);
   return Json{{"run", run->id},
               {"index", index},
               {"name", run->names[index]},
@@ -618,12 +611,20 @@ std::optional<Json> DashboardModel::Timeline(const std::string& run_id, int64_t 
   return Json{{"run", run->id}, {"now_ms", now_ms}, {"spans", std::move(spans)}};
 }
 
+std::string DashboardModel::StatusOf(const Row& row) {
+  if (row.phase == Phase::kQueued) return "queued";
+  if (row.phase == Phase::kRunning) return "running";
+  return StatusKey(row.state);
+}
+
+StreamCursor DashboardModel::Now() const {
+  return {version_, next_seq_ - 1, next_seq_ - 1};
+}
+
 Json DashboardModel::Snapshot(const FarmInfo& info, int64_t now_ms, StreamCursor* cursor) const {
   Json workers = Json::array();
   for (const auto& [name, known] : workers_) workers.push_back(WorkerJson(known.view, now_ms));
-  cursor->version = version_;
-  cursor->failure_seq = next_seq_ - 1;
-  cursor->span_seq = next_seq_ - 1;
+  *cursor = Now();
   return {{"version", version_},
           {"farm", Farm(info, now_ms)},
           {"workers", std::move(workers)},
@@ -662,9 +663,7 @@ Json DashboardModel::Update(const FarmInfo& info, int64_t now_ms, StreamCursor* 
   std::size_t spans_more = 0;
   Json spans = Since(spans_, cursor->span_seq, kMaxSpans, &spans_more,
                      [this](const LoggedSpan& s) { return SpanJson(s.run, s.span); });
-  cursor->version = version_;
-  cursor->failure_seq = next_seq_ - 1;
-  cursor->span_seq = next_seq_ - 1;
+  *cursor = Now();
   return {{"version", version_},
           {"farm", Farm(info, now_ms)},
           {"workers", std::move(workers)},

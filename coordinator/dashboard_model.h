@@ -222,6 +222,10 @@ class DashboardModel {
   void KeepOutput(Run& run, std::size_t index, std::size_t position, bool failure);
   void DropOutput(const OutputRef& ref);
   void ForgetEndedRuns();
+  // "queued", "running", or the final status's word.
+  static std::string StatusOf(const Row& row);
+  // A cursor past everything the model holds now.
+  StreamCursor Now() const;
   void ForgetRun(std::map<std::string, Run>::iterator run);
   const Run* Find(const std::string& id) const;
 
