@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <system_error>
+#include <thread>
 
 namespace testfarm::coordinator {
 
@@ -34,6 +35,13 @@ CREATE TABLE IF NOT EXISTS tests(
   name TEXT PRIMARY KEY, suite TEXT NOT NULL, mean_ms INTEGER, last_outcome TEXT,
   last_ms INTEGER NOT NULL);
 )sql";
+
+constexpr std::chrono::milliseconds kBusyRetry{20};
+
+bool IsBusy(int extended_code) {
+  const int code = extended_code & 0xff;
+  return code == SQLITE_BUSY || code == SQLITE_LOCKED;
+}
 
 bool IsCorrupt(int extended_code) {
   const int code = extended_code & 0xff;
@@ -130,10 +138,18 @@ Result<std::unique_ptr<HistoryStore>> HistoryStore::Open(const std::filesystem::
   }
   const auto mode =
       read_only ? sqlite::Database::Mode::kReadOnly : sqlite::Database::Mode::kReadWriteCreate;
+  const auto busy_until = std::chrono::steady_clock::now() + kBusyTimeout;
   for (int tries = 0;; ++tries) {
     auto db = sqlite::Database::Open(path, mode, kBusyTimeout);
     if (!db) return db.error();
     Status ready = SetUp(*db, read_only);
+    // Two runs opening a new history at once both switch it to WAL and create the schema; the
+    // switch can answer "busy" without waiting on the busy timeout. Try again, as long as the
+    // timeout would have waited.
+    while (!ready && IsBusy(db->last_error()) && std::chrono::steady_clock::now() < busy_until) {
+      std::this_thread::sleep_for(kBusyRetry);
+      ready = SetUp(*db, read_only);
+    }
     if (!ready && read_only &&
         ((db->last_error() & 0xff) == SQLITE_CANTOPEN ||
          (db->last_error() & 0xff) == SQLITE_READONLY)) {

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <future>
+#include <latch>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -264,6 +266,27 @@ TEST(HistoryStore, TwoWritersAtOnceAreBothRecorded) {
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->Attempts("ra::*", 0)->size(), 50u * kBatches);
   EXPECT_EQ(store->Attempts("rb::*", 0)->size(), 50u * kBatches);
+}
+
+TEST(HistoryStore, TwoRunsOpeningANewHistoryAtOnceBothGetIt) {
+  // Both switch the new file to WAL and create the schema; SQLite may answer one of them
+  // "database is locked" at once (waiting could deadlock), without the busy timeout.
+  TempDir dir;
+  for (int round = 0; round < 100; ++round) {
+    const auto path = dir.path() / ("h" + std::to_string(round) + ".sqlite");
+    std::latch start(2);
+    auto open = [&] {
+      start.arrive_and_wait();
+      std::vector<std::string> warnings;
+      return HistoryStore::Open(path, &warnings);
+    };
+    auto first = std::async(std::launch::async, open);
+    auto second = std::async(std::launch::async, open);
+    auto a = first.get();
+    auto b = second.get();
+    ASSERT_TRUE(a.ok()) << "round " << round << ": " << a.error().message;
+    ASSERT_TRUE(b.ok()) << "round " << round << ": " << b.error().message;
+  }
 }
 
 TEST(HistoryStore, ACorruptFileIsMovedAsideAndAFreshOneStarted) {
