@@ -46,6 +46,7 @@
 #include "shared/blob_cache.h"
 #include "shared/duration.h"
 #include "shared/errno_text.h"
+#include "shared/file_io.h"
 #include "shared/llvm_tools.h"
 #include "shared/terminal_text.h"
 #include "shared/unique_fd.h"
@@ -162,13 +163,29 @@ unsigned SlotCount(const SourceArgs& args) {
   return args.jobs != 0 ? args.jobs : worker::DefaultSlots(std::thread::hardware_concurrency());
 }
 
-// Discovery's helper programs (listings, ctest), run on a local pool like tests.
+// Discovery's helper programs (listings, ctest), run on a local pool like tests. What one writes
+// to its output file is not capped like its captured output, only kept below this.
+constexpr std::size_t kMaxToolOutputBytes = std::size_t{1} << 30;
 std::vector<coordinator::Listing> RunTools(std::vector<coordinator::ToolRun> runs,
                                            unsigned parallel) {
+  // Files the tools write their output to (ToolRun::output_arg), one per run, gone with this.
+  std::optional<worker::ScratchDir> outputs;
+  std::vector<std::string> output_files(runs.size());
   std::vector<worker::LaunchSpec> specs;
-  for (coordinator::ToolRun& run : runs) {
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    coordinator::ToolRun& run = runs[i];
     worker::LaunchSpec spec;
     spec.argv = std::move(run.argv);
+    if (!run.output_arg.empty()) {
+      if (!outputs) {
+        auto dir = worker::ScratchDir::Create(worker::SystemTempDir(), "testfarm-listings-");
+        if (dir) outputs.emplace(std::move(*dir));  // else: only the printed output
+      }
+      if (outputs) {
+        output_files[i] = (outputs->path() / ("tool-" + std::to_string(i) + ".out")).string();
+        spec.argv.push_back(run.output_arg + output_files[i]);
+      }
+    }
     spec.env = std::move(run.env);
     spec.cwd = std::move(run.cwd);
     spec.timeout = run.timeout;
@@ -177,7 +194,12 @@ std::vector<coordinator::Listing> RunTools(std::vector<coordinator::ToolRun> run
   }
   std::vector<coordinator::Listing> results;
   for (worker::FinishedJob& job : worker::RunToCompletion(std::move(specs), parallel)) {
-    results.push_back({job.state, std::move(job.out.text), std::move(job.err.text)});
+    results.push_back({job.state, std::move(job.out.text), std::move(job.err.text), {}});
+  }
+  for (std::size_t i = 0; i < results.size() && i < output_files.size(); ++i) {
+    if (output_files[i].empty()) continue;
+    auto written = ReadWholeFile(output_files[i], kMaxToolOutputBytes);
+    if (written) results[i].json = std::move(*written);
   }
   return results;
 }

@@ -179,6 +179,7 @@ Result<std::vector<TestSpec>> DiscoverTests(const SourceOptions& options, const 
     if (suite.kind != SuiteKind::kGtest) continue;
     ToolRun list;
     list.argv = ListCommand(suite);
+    list.output_arg = kListingJsonArg;  // no cap on its size, unlike the captured output
     list.env = suite.env;
     // An instrumented binary would otherwise leave default.profraw in its working directory.
     list.env["LLVM_PROFILE_FILE"] = "/dev/null";

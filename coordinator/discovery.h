@@ -39,6 +39,9 @@ struct ToolRun {
   std::string cwd;
   Millis timeout{60000};
   Millis kill_grace{1000};
+  // Non-empty: the runner appends this followed by a fresh file's path to argv and hands back
+  // what the program wrote there as Listing::json (nullopt when it wrote nothing).
+  std::string output_arg;
 };
 // Runs `runs` (up to `parallel` at once); one result per run, in order.
 using ToolRunner =

@@ -349,6 +349,116 @@ Result<std::vector<GtestCaseResult>> ParseGtestJson(std::string_view json,
   }
 }
 
+namespace {
+
+// Reads gtest's JSON listing (--gtest_list_tests --gtest_output=json:FILE) event by event: only
+// the suite and case names are kept, so a listing of a million cases costs their names, not a
+// document tree.
+class ListingReader : public nlohmann::json_sax<Json> {
+ public:
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(number_integer_t) override { return Value(); }
+  bool number_unsigned(number_unsigned_t) override { return Value(); }
+  bool number_float(number_float_t, const string_t&) override { return Value(); }
+  bool binary(binary_t&) override { return Value(); }
+  bool string(string_t& value) override {
+    if (OnPath(3) && key_ == "name") suite_ = value;
+    if (OnPath(5) && key_ == "name") case_ = value;
+    return Value();
+  }
+  bool key(string_t& value) override {
+    key_ = value;
+    if (stack_.size() == 1 && value == "testsuites") saw_testsuites_ = true;
+    return true;
+  }
+  bool start_object(std::size_t) override { return Open(Level::kObject); }
+  bool start_array(std::size_t) override { return Open(Level::kArray); }
+  bool end_object() override {
+    if (OnPath(5)) {  // a case
+      if (case_.empty()) return Shape("a case without a name");
+      names_.push_back(case_);
+      case_.clear();
+    } else if (OnPath(3)) {  // a suite
+      if (suite_.empty()) return Shape("a suite without a name");
+      for (const std::string& name : names_) {
+        cases_.push_back({suite_ + "." + name, IsDisabledName(suite_) || IsDisabledName(name)});
+      }
+      names_.clear();
+      suite_.clear();
+    }
+    return Close();
+  }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception& error) override {
+    error_ = "at byte " + std::to_string(position) + ": " + error.what();
+    return false;
+  }
+
+  Result<std::vector<GtestCase>> Take() {
+    if (!error_.empty()) return Error{"not a gtest JSON listing: " + error_};
+    if (!saw_testsuites_) return Error{"not a gtest JSON listing: no \"testsuites\""};
+    return std::move(cases_);
+  }
+
+ private:
+  enum class Level { kObject, kArray };
+
+  // Where names live: {"testsuites": [ {"name", "testsuite": [ {"name"} ]} ]}. Each open
+  // container is on that path or not; only names on it are kept (a suite's at depth 3, a case's
+  // at depth 5), anything else gtest may add is passed over.
+  bool Open(Level level) {
+    static constexpr Level kShape[] = {Level::kObject, Level::kArray, Level::kObject, Level::kArray,
+                                       Level::kObject};
+    const std::size_t depth = stack_.size();
+    if (depth == 0 && level != Level::kObject) return Shape("not a JSON object");
+    const bool on_path = (depth == 0 || stack_.back()) && depth < std::size(kShape) &&
+                         kShape[depth] == level && (depth != 1 || key_ == "testsuites") &&
+                         (depth != 3 || key_ == "testsuite");
+    stack_.push_back(on_path);
+    key_.clear();
+    return true;
+  }
+  bool Close() {
+    stack_.pop_back();
+    key_.clear();
+    return true;
+  }
+  bool Value() {
+    key_.clear();
+    return true;
+  }
+  bool Shape(const std::string& what) {
+    error_ = what;
+    return false;
+  }
+
+  bool OnPath(std::size_t depth) const { return stack_.size() == depth && stack_.back(); }
+
+  std::vector<bool> stack_;  // per open container: on the path to a name
+  std::string key_;
+  std::string suite_;
+  std::string case_;
+  std::vector<std::string> names_;
+  std::vector<GtestCase> cases_;
+  bool saw_testsuites_ = false;
+  std::string error_;
+};
+
+}  // namespace
+
+Result<std::vector<GtestCase>> ParseGtestListJson(std::string_view json) {
+  ListingReader reader;
+  try {
+    std::string text = ValidUtf8(json);
+    Json::sax_parse(text, &reader);
+  } catch (const std::exception& error) {
+    return Error{std::string("not a gtest JSON listing: ") + error.what()};
+  }
+  return reader.Take();
+}
+
 std::string GtestFilterFor(const std::vector<std::string>& cases) {
   std::string filter;
   for (const std::string& name : cases) {

@@ -35,6 +35,12 @@ struct GtestCase {
 // all) is an error naming the offending line.
 Result<std::vector<GtestCase>> ParseGtestList(std::string_view output);
 
+// Parses the listing gtest writes with --gtest_list_tests --gtest_output=json:FILE
+// ({"testsuites": [{"name": S, "testsuite": [{"name": C, ...}]}]}), which, unlike the console
+// listing, has no size limit of ours: a binary of a million cases lists through it. Read as a
+// stream of events; only the names are kept. Disabled cases are marked as ParseGtestList does.
+Result<std::vector<GtestCase>> ParseGtestListJson(std::string_view json);
+
 struct GtestCaseResult {
   enum class Status { kPassed, kFailed, kSkipped };
   std::string name;  // "Suite.Case"

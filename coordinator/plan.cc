@@ -62,9 +62,10 @@ std::vector<TestSpec> ExpandSuites(const std::vector<SuiteSpec>& suites,
     }
     const Listing& listing = *listings[i];
     std::string failure = ListingFailure(listing);
-    Result<std::vector<GtestCase>> cases = failure.empty()
-                                               ? ParseGtestList(listing.out)
-                                               : Result<std::vector<GtestCase>>(Error{failure});
+    Result<std::vector<GtestCase>> cases = !failure.empty()
+                                               ? Result<std::vector<GtestCase>>(Error{failure})
+                                           : listing.json ? ParseGtestListJson(*listing.json)
+                                                          : ParseGtestList(listing.out);
     if (cases && cases->empty()) {
       cases = Error{"it listed no tests (is it a GoogleTest binary?)"};
     }

@@ -20,10 +20,15 @@ struct Listing {
   ExitState state = ExitState::Exited(0);
   std::string out;
   std::string err;
+  // The listing as JSON (kListingJsonArg's file), when the command wrote it: preferred to `out`,
+  // whose capture is capped. gtest >= 1.10 writes it; an older one only prints the listing.
+  std::optional<std::string> json;
 };
 
 // The argv that lists a gtest suite's cases.
 std::vector<std::string> ListCommand(const SuiteSpec& suite);
+// Followed by a file's path, the argument that has gtest also write its listing there as JSON.
+inline constexpr const char* kListingJsonArg = "--gtest_output=json:";
 
 // `listings[i]` is set for the suites to expand as GoogleTest suites (kind resolved by the
 // caller), nullopt for plain suites. A listing that crashed, hung or printed garbage yields one

@@ -84,6 +84,20 @@ TEST(E2ESuites, FilterExcludeAndList) {
   EXPECT_EQ(run.LastLine(), "2 passed, 0 failed");
 }
 
+TEST(E2ESuites, ABinaryWhoseListingIsLargerThanTheOutputCapIsListedWhole) {
+  // 100,000 cases print a 3 MB listing, beyond the 1 MiB kept of a program's output: the
+  // listing is read from gtest's JSON file instead.
+  ChildOptions options;
+  options.extra_env = {"TF_GTEST_CASES=100000"};
+  auto list = Testfarm({"list", "--json", Fixture("tf_gtest_many")}, options);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  auto parsed = nlohmann::json::parse(list.out, nullptr, false);
+  ASSERT_TRUE(parsed.is_array()) << list.out.substr(0, 400);
+  ASSERT_EQ(parsed.size(), 100000u);
+  EXPECT_EQ(parsed[0]["case"], "All/Many.Case/0");
+  EXPECT_EQ(parsed[99999]["case"], "All/Many.Case/99999");
+}
+
 TEST(E2ESuites, ASelectionOfNothingIsAnError) {
   auto r = Testfarm({"run", kGtest, "--filter", "*NoSuchTest*"});
   EXPECT_EQ(r.exit_code, 2);

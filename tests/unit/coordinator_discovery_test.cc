@@ -25,7 +25,7 @@ struct FakeRunner {
       parallel_seen = parallel;
       std::vector<Listing> out;
       for (ToolRun& run : runs) {
-        Listing answer{ExitState::Exited(127), "", "no answer for this run"};
+        Listing answer{ExitState::Exited(127), "", "no answer for this run", {}};
         for (const auto& [key, listing] : answers) {
           bool match = false;
           for (const std::string& arg : run.argv)
@@ -64,7 +64,7 @@ TEST(Discovery, GoogleTestSuitesAreListedThroughTheRunnerAllAtOnce) {
       << "[[suite]]\nname = \"g\"\ncommand = \"g\"\nkind = \"gtest\"\n"
       << "env = { A = \"1\" }\n\n[[suite]]\ncommand = \"p\"\nkind = \"plain\"\n";
   FakeRunner fake;
-  fake.answers.push_back({"--gtest_list_tests", {ExitState::Exited(0), "S.\n  a\n  b\n", ""}});
+  fake.answers.push_back({"--gtest_list_tests", {ExitState::Exited(0), "S.\n  a\n  b\n", "", {}}});
   SourceOptions options;
   options.manifest = manifest.string();
   DiscoveryNotes notes;
@@ -85,7 +85,7 @@ TEST(Discovery, AListingThatCrashesIsATestThatFailsNotAnErrorForTheRun) {
   fs::path manifest = dir.path() / "testfarm.toml";
   std::ofstream(manifest) << "[[suite]]\ncommand = \"g\"\nkind = \"gtest\"\n";
   FakeRunner fake;
-  fake.answers.push_back({"--gtest_list_tests", {ExitState::Signaled(11, false), "", "boom"}});
+  fake.answers.push_back({"--gtest_list_tests", {ExitState::Signaled(11, false), "", "boom", {}}});
   SourceOptions options;
   options.manifest = manifest.string();
   DiscoveryNotes notes;
@@ -168,7 +168,7 @@ TEST(Discovery, CtestDirectoriesAreCheckedThenImportedThroughTheRunner) {
   EXPECT_TRUE(fake.seen.empty()) << "ctest is not run on a directory that cannot answer";
 
   Touch(dir.path() / "CTestTestfile.cmake", "");
-  fake.answers.push_back({"--show-only", {ExitState::Exited(1), "", "CMake Error: boom"}});
+  fake.answers.push_back({"--show-only", {ExitState::Exited(1), "", "CMake Error: boom", {}}});
   auto failed = GatherSuites(options, fake.Runner(), 1, &notes);
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.error().message.find("ctest failed (exit 1): CMake Error: boom"),
@@ -181,7 +181,8 @@ TEST(Discovery, CtestDirectoriesAreCheckedThenImportedThroughTheRunner) {
        {ExitState::Exited(0),
         R"({"kind": "ctestInfo", "tests": [{"name": "t1", "command": ["/bin/true"]},)"
         R"({"name": "t2", "command": ["/bin/true"], "properties": [{"name": "TIMEOUT_SIGNAL_NAME", "value": "SIGINT"}]}]})",
-        ""}});
+        "",
+        {}}});
   auto suites = GatherSuites(options, fake.Runner(), 1, &notes);
   ASSERT_TRUE(suites.ok()) << suites.error().message;
   ASSERT_EQ(suites->size(), 2u);

@@ -491,6 +491,114 @@ TEST(ParseGtestJson, ListingReportIsAnError) {
                   "no string \"status\"");
 }
 
+// --- ParseGtestListJson --------------------------------------------------------------------
+
+// tests/fixtures/gtest/tf_gtest --gtest_list_tests --gtest_output=json:FILE (gtest 1.12), cut to
+// three suites.
+constexpr std::string_view kRealJsonListing = R"({
+  "tests": 5,
+  "name": "AllTests",
+  "testsuites": [
+    {
+      "name": "Basic",
+      "tests": 2,
+      "testsuite": [
+        {
+          "name": "Passes",
+          "file": "tf_gtest.cc",
+          "line": 12
+        },
+        {
+          "name": "DISABLED_Ignored",
+          "file": "tf_gtest.cc",
+          "line": 40
+        }
+      ]
+    },
+    {
+      "name": "Typed\/0",
+      "tests": 1,
+      "testsuite": [
+        {
+          "name": "ZeroIsFalse",
+          "type_param": "int",
+          "file": "tf_gtest.cc",
+          "line": 50
+        }
+      ]
+    },
+    {
+      "name": "Small\/Param",
+      "tests": 2,
+      "testsuite": [
+        {
+          "name": "BelowThree\/0",
+          "value_param": "1",
+          "file": "tf_gtest.cc",
+          "line": 60
+        },
+        {
+          "name": "BelowThree\/1",
+          "value_param": "{ \"name\": [1, 2] }",
+          "file": "tf_gtest.cc",
+          "line": 60
+        }
+      ]
+    }
+  ]
+}
+)";
+
+TEST(ParseGtestListJson, RealListing) {
+  auto cases = ParseGtestListJson(kRealJsonListing);
+  ASSERT_TRUE(cases.ok()) << cases.error().message;
+  EXPECT_EQ(Names(*cases), (std::vector<std::string>{
+                               "Basic.Passes", "Basic.DISABLED_Ignored", "Typed/0.ZeroIsFalse",
+                               "Small/Param.BelowThree/0", "Small/Param.BelowThree/1"}));
+  EXPECT_EQ(DisabledNames(*cases), std::vector<std::string>{"Basic.DISABLED_Ignored"});
+}
+
+TEST(ParseGtestListJson, ValuesGtestMayAddAnywhereArePassedOver) {
+  auto cases = ParseGtestListJson(
+      R"({"extra": {"name": "X"}, "testsuites": [{"props": [{"name": "no"}], "name": "S",)"
+      R"( "testsuite": [{"name": "a", "more": {"name": "no"}}, {"name": "b"}]}], "tail": [1]})");
+  ASSERT_TRUE(cases.ok()) << cases.error().message;
+  EXPECT_EQ(Names(*cases), (std::vector<std::string>{"S.a", "S.b"}));
+}
+
+TEST(ParseGtestListJson, AnEmptyBinaryListsNothing) {
+  auto cases = ParseGtestListJson(R"({"tests": 0, "name": "AllTests", "testsuites": []})");
+  ASSERT_TRUE(cases.ok()) << cases.error().message;
+  EXPECT_TRUE(cases->empty());
+}
+
+TEST(ParseGtestListJson, DocumentsThatAreNotListingsAreErrors) {
+  auto expect_error = [](std::string_view text, const std::string& part) {
+    auto cases = ParseGtestListJson(text);
+    ASSERT_FALSE(cases.ok()) << text;
+    EXPECT_NE(cases.error().message.find("not a gtest JSON listing"), std::string::npos)
+        << cases.error().message;
+    EXPECT_NE(cases.error().message.find(part), std::string::npos) << cases.error().message;
+  };
+  expect_error("", "at byte");
+  expect_error("[1, 2]", "not a JSON object");
+  expect_error(R"({"tests": 1})", "no \"testsuites\"");
+  expect_error(R"({"testsuites": [{"name": "S", "testsuite": [{"line": 3}]}]})",
+               "a case without a name");
+  expect_error(R"({"testsuites": [{"testsuite": [{"name": "a"}]}]})", "a suite without a name");
+  expect_error(R"({"testsuites": [{"name": "S", "testsuite": [{"name": "a"})", "at byte");
+}
+
+TEST(ParseGtestListJson, BytesThatAreNotUtf8DoNotStopTheListing) {
+  std::string text =
+      R"({"testsuites": [{"name": "S", "testsuite": [{"name": "a", "value_param": ")";
+  text += "\xff\xfe";
+  text += R"("}]}]})";
+  auto cases = ParseGtestListJson(text);
+  ASSERT_TRUE(cases.ok()) << cases.error().message;
+  EXPECT_EQ(Names(*cases), std::vector<std::string>{"S.a"});
+}
+
 // --- GtestFilterFor ------------------------------------------------------------------------
 
 TEST(GtestFilterFor, JoinsWithColons) {

@@ -26,8 +26,8 @@ TEST(ExpandSuites, GtestSuitesBecomeOneTestPerCase) {
   std::vector<SuiteSpec> suites = {Suite("plain"), Suite("g")};
   suites[1].timeout = Millis(5000);
   std::vector<std::optional<Listing>> listings(2);
-  listings[1] =
-      Listing{ExitState::Exited(0), "A.\n  x\n  DISABLED_y\nP/B.\n  z/0  # GetParam() = 1\n", ""};
+  listings[1] = Listing{
+      ExitState::Exited(0), "A.\n  x\n  DISABLED_y\nP/B.\n  z/0  # GetParam() = 1\n", "", {}};
   auto tests = ExpandSuites(suites, listings, Millis(1000));
   EXPECT_EQ(Names(tests),
             (std::vector<std::string>{"plain", "g::A.x", "g::A.DISABLED_y", "g::P/B.z/0"}));
@@ -39,10 +39,26 @@ TEST(ExpandSuites, GtestSuitesBecomeOneTestPerCase) {
   EXPECT_EQ(tests[1].command, suites[1].command) << "the filter is added per job";
 }
 
+TEST(ExpandSuites, TheJsonListingIsPreferredToThePrintedOne) {
+  std::vector<SuiteSpec> suites = {Suite("g")};
+  // The printed listing was cut off by the capture cap; the file has every case.
+  std::vector<std::optional<Listing>> listings = {
+      Listing{ExitState::Exited(0), "A.\n  x\n  y", "",
+              R"({"testsuites": [{"name": "A", "testsuite": [{"name": "x"}, {"name": "y1"}]}]})"}};
+  auto tests = ExpandSuites(suites, listings, Millis(0));
+  EXPECT_EQ(Names(tests), (std::vector<std::string>{"g::A.x", "g::A.y1"}));
+  listings[0]->json = "{\"tests\": 3";  // half written
+  tests = ExpandSuites(suites, listings, Millis(0));
+  ASSERT_EQ(tests.size(), 1u);
+  EXPECT_NE(tests[0].error.find("not a GoogleTest listing: not a gtest JSON listing"),
+            std::string::npos)
+      << tests[0].error;
+}
+
 TEST(ExpandSuites, AListingThatCrashedIsOneFailedTestWithItsOutput) {
   std::vector<SuiteSpec> suites = {Suite("g")};
   std::vector<std::optional<Listing>> listings = {
-      Listing{ExitState::Signaled(11, false), "partial", "boom"}};
+      Listing{ExitState::Signaled(11, false), "partial", "boom", {}}};
   auto tests = ExpandSuites(suites, listings, Millis(0));
   ASSERT_EQ(tests.size(), 1u);
   EXPECT_EQ(tests[0].name, "g");
@@ -53,7 +69,7 @@ TEST(ExpandSuites, AListingThatCrashedIsOneFailedTestWithItsOutput) {
 TEST(ExpandSuites, GarbageInsteadOfAListingIsAnError) {
   std::vector<SuiteSpec> suites = {Suite("g")};
   std::vector<std::optional<Listing>> listings = {
-      Listing{ExitState::Exited(0), "  orphan case\n", ""}};
+      Listing{ExitState::Exited(0), "  orphan case\n", "", {}}};
   auto tests = ExpandSuites(suites, listings, Millis(0));
   ASSERT_EQ(tests.size(), 1u);
   EXPECT_NE(tests[0].error.find("not a GoogleTest listing"), std::string::npos) << tests[0].error;
@@ -61,11 +77,11 @@ TEST(ExpandSuites, GarbageInsteadOfAListingIsAnError) {
 
 TEST(ExpandSuites, APlainBinaryDeclaredAsGtestIsAnErrorNotAnEmptySuite) {
   std::vector<SuiteSpec> suites = {Suite("g")};
-  std::vector<std::optional<Listing>> silent = {Listing{ExitState::Exited(0), "", ""}};
+  std::vector<std::optional<Listing>> silent = {Listing{ExitState::Exited(0), "", "", {}}};
   auto tests = ExpandSuites(suites, silent, Millis(0));
   ASSERT_EQ(tests.size(), 1u);
   EXPECT_NE(tests[0].error.find("listed no tests"), std::string::npos) << tests[0].error;
-  std::vector<std::optional<Listing>> chatty = {Listing{ExitState::Exited(0), "hello\n", ""}};
+  std::vector<std::optional<Listing>> chatty = {Listing{ExitState::Exited(0), "hello\n", "", {}}};
   tests = ExpandSuites(suites, chatty, Millis(0));
   ASSERT_EQ(tests.size(), 1u);
   EXPECT_NE(tests[0].error.find("not a GoogleTest listing"), std::string::npos) << tests[0].error;
