@@ -644,7 +644,7 @@ void RunCore::Stop(const std::string& reason) {
 void RunCore::WatchRunning() {
   SteadyTime now = clock_.Now();
   auto name_of = [&](const Scheduler::RunningLease& lease) { return JobName(lease.job); };
-  RunningTests::Changes changes = running_.Update(scheduler_.Running(), now);
+  RunningTests::Changes changes = running_.Update(scheduler_.TakeRunningChanges(), now);
   // Leases the run is already cancelling may still be marked running: not worth a START line.
   if (!scheduler_.stopped() && !options_.start_at_assignment) {
     for (const auto& lease : changes.started) {

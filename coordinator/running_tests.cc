@@ -1,46 +1,39 @@
 #include "coordinator/running_tests.h"
 
-#include <set>
-
 namespace testfarm::coordinator {
 
-RunningTests::Changes RunningTests::Update(const std::vector<Scheduler::RunningLease>& running,
+RunningTests::Changes RunningTests::Update(const Scheduler::RunningChanges& changes,
                                            SteadyTime now) {
-  Changes changes;
-  std::set<LeaseId> present;
-  for (const Scheduler::RunningLease& lease : running) {
-    present.insert(lease.lease);
-    auto [it, added] = leases_.try_emplace(lease.lease, Tracked{lease, false});
-    if (added) changes.started.push_back(lease);
+  Changes said;
+  for (const Scheduler::RunningLease& lease : changes.started) {
+    auto [it, added] = leases_.try_emplace(lease.lease, lease);
+    if (!added) continue;
+    said.started.push_back(lease);
+    by_start_.emplace(lease.since, lease.lease);
+    if (slow_after_.count() > 0) not_slow_.emplace(lease.since, lease.lease);
   }
-  std::erase_if(leases_, [&](const auto& entry) { return present.count(entry.first) == 0; });
-  if (slow_after_.count() <= 0) return changes;
-  for (auto& [id, tracked] : leases_) {
-    if (!tracked.slow_said && now - tracked.lease.since >= slow_after_) {
-      tracked.slow_said = true;
-      changes.slow.push_back(tracked.lease);
-    }
+  for (LeaseId id : changes.ended) {
+    auto it = leases_.find(id);
+    if (it == leases_.end()) continue;
+    by_start_.erase({it->second.since, id});
+    not_slow_.erase({it->second.since, id});
+    leases_.erase(it);
   }
-  return changes;
+  while (!not_slow_.empty() && now - not_slow_.begin()->first >= slow_after_) {
+    said.slow.push_back(leases_.at(not_slow_.begin()->second));
+    not_slow_.erase(not_slow_.begin());
+  }
+  return said;
 }
 
 std::optional<SteadyTime> RunningTests::NextSlowDeadline() const {
-  if (slow_after_.count() <= 0) return std::nullopt;
-  std::optional<SteadyTime> next;
-  for (const auto& [id, tracked] : leases_) {
-    if (tracked.slow_said) continue;
-    SteadyTime due = tracked.lease.since + slow_after_;
-    if (!next || due < *next) next = due;
-  }
-  return next;
+  if (not_slow_.empty()) return std::nullopt;
+  return not_slow_.begin()->first + slow_after_;
 }
 
 std::optional<Scheduler::RunningLease> RunningTests::Longest() const {
-  std::optional<Scheduler::RunningLease> longest;
-  for (const auto& [id, tracked] : leases_) {
-    if (!longest || tracked.lease.since < longest->since) longest = tracked.lease;
-  }
-  return longest;
+  if (by_start_.empty()) return std::nullopt;
+  return leases_.at(by_start_.begin()->second);
 }
 
 }  // namespace testfarm::coordinator

@@ -1,11 +1,14 @@
 #pragma once
 // Which tests are running and which of them are slow (--slow-timeout): pure bookkeeping, no
-// clock of its own. The run loop hands it the scheduler's running leases and the time on every
-// wake-up; it answers which leases started since the last call, which crossed the slow threshold
+// clock of its own. The run loop hands it the leases the scheduler started and ended since the
+// last call, and the time; it answers which leases started, which crossed the slow threshold
 // (each lease once), and when the next one will: the loop's poll timeout includes that moment,
-// so a SLOW line comes on time without any periodic wake-up.
+// so a SLOW line comes on time without any periodic wake-up. Each call costs what changed (and
+// a log factor), not what runs: a thousand workers keep sixteen thousand leases running.
 #include <map>
 #include <optional>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "coordinator/scheduler.h"
@@ -22,8 +25,8 @@ class RunningTests {
     std::vector<Scheduler::RunningLease> started;  // running now, not at the last call
     std::vector<Scheduler::RunningLease> slow;     // running for slow_after or more, newly
   };
-  // `running`: every lease running now. Leases absent from it are forgotten.
-  Changes Update(const std::vector<Scheduler::RunningLease>& running, SteadyTime now);
+  // `changes`: leases started, then leases ended, since the last call.
+  Changes Update(const Scheduler::RunningChanges& changes, SteadyTime now);
 
   // When the next running lease will become slow; nullopt if none will (or none runs).
   std::optional<SteadyTime> NextSlowDeadline() const;
@@ -32,12 +35,11 @@ class RunningTests {
   std::size_t count() const { return leases_.size(); }
 
  private:
-  struct Tracked {
-    Scheduler::RunningLease lease;
-    bool slow_said = false;
-  };
+  using ByStart = std::set<std::pair<SteadyTime, LeaseId>>;
   Millis slow_after_;
-  std::map<LeaseId, Tracked> leases_;
+  std::map<LeaseId, Scheduler::RunningLease> leases_;
+  ByStart by_start_;  // every running lease
+  ByStart not_slow_;  // those not yet said slow
 };
 
 }  // namespace testfarm::coordinator

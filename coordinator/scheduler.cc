@@ -20,6 +20,7 @@ JobId Scheduler::AddJob(Millis timeout, JobNeeds needs, bool front) {
   job.timeout = timeout;
   job.needs = std::move(needs);
   job.needs.processors = std::max(1u, job.needs.processors);
+  any_locks_ = any_locks_ || !job.needs.locks.empty();
   jobs_.push_back(std::move(job));
   if (stopped_) {
     jobs_[id].state = JobState::kNotRun;
@@ -60,6 +61,7 @@ bool Succeeded(JobState state) {
 void Scheduler::AddDependency(JobId job, JobId on, bool must_pass) {
   if (job == on || job >= jobs_.size() || on >= jobs_.size()) return;
   jobs_[job].waits_for.push_back(on);
+  any_dependencies_ = true;
   if (!must_pass) return;
   jobs_[job].must_pass.push_back(on);
   jobs_[on].dependents.push_back(job);
@@ -160,12 +162,7 @@ std::size_t Scheduler::Credit(const Worker& worker) const {
 }
 
 unsigned Scheduler::StartedWeight(const Worker& worker) const {
-  unsigned busy = 0;
-  for (LeaseId id : worker.outstanding) {
-    const Lease& lease = leases_.at(id);
-    if (lease.running_since) busy += Weight(worker, lease.job);
-  }
-  return busy;
+  return worker.started_weight;
 }
 
 unsigned Scheduler::StartedWeight(const WorkerId& worker) const {
@@ -186,6 +183,7 @@ void Scheduler::SetGrant(const WorkerId& worker, unsigned grant) {
 std::size_t Scheduler::Demand(std::size_t cap) const {
   if (stopped_) return 0;
   std::size_t demand = leases_.size();
+  if (!any_dependencies_) return std::min(demand + queue_.size(), cap);  // every job is ready
   for (auto it = queue_.begin(); it != queue_.end() && demand < cap; ++it) {
     demand += Ready(*it) ? 1 : 0;
   }
@@ -265,7 +263,7 @@ Scheduler::Removal Scheduler::RemoveWorker(const WorkerId& worker, bool lost) {
   // Requeue in reverse so the earliest-assigned job ends up at the front.
   for (std::size_t i = outstanding.size(); i-- > 0;) {
     JobId job = leases_.at(outstanding[i]).job;
-    leases_.erase(outstanding[i]);
+    EraseLease(leases_.find(outstanding[i]));
     if (lost && maybe_running.count(outstanding[i]) != 0) jobs_[job].lost_on.push_back(worker);
     if (stopped_) {
       Finish(job, JobState::kCancelled);
@@ -289,8 +287,10 @@ Scheduler::Removal Scheduler::RemoveWorker(const WorkerId& worker, bool lost) {
 void Scheduler::Dispatch() {
   if (stopped_) return;
   std::set<std::string> held_locks;
-  for (const auto& [lease, info] : leases_) {
-    held_locks.insert(jobs_[info.job].needs.locks.begin(), jobs_[info.job].needs.locks.end());
+  if (any_locks_) {  // else not worth a walk over every lease
+    for (const auto& [lease, info] : leases_) {
+      held_locks.insert(jobs_[info.job].needs.locks.begin(), jobs_[info.job].needs.locks.end());
+    }
   }
   for (auto& [id, worker] : workers_) {
     std::size_t credit = Credit(worker);
@@ -317,6 +317,10 @@ bool Scheduler::OnStarted(const WorkerId& worker, LeaseId lease_id) {
   if (it == leases_.end() || it->second.worker != worker || it->second.running_since) return false;
   Lease& lease = it->second;
   lease.running_since = clock_.Now();
+  running_changes_.started.push_back({lease_id, lease.job, worker, *lease.running_since});
+  if (auto held_by = workers_.find(worker); held_by != workers_.end()) {
+    held_by->second.started_weight += Weight(held_by->second, lease.job);
+  }
   OnProgress(worker);
   Millis timeout = jobs_[lease.job].timeout;
   if (timeout.count() > 0) {
@@ -329,7 +333,7 @@ void Scheduler::ForgetLease(LeaseId lease_id) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end()) return;
   auto worker = workers_.find(it->second.worker);
-  leases_.erase(it);
+  EraseLease(it);
   if (worker == workers_.end()) return;
   auto& outstanding = worker->second.outstanding;
   outstanding.erase(std::remove(outstanding.begin(), outstanding.end(), lease_id),
@@ -398,9 +402,15 @@ void Scheduler::Stop(const std::string& reason) {
 
 std::vector<JobId> Scheduler::AbandonOutstanding() {
   std::vector<JobId> jobs;
-  for (const auto& [lease, info] : leases_) jobs.push_back(info.job);
+  for (const auto& [lease, info] : leases_) {
+    jobs.push_back(info.job);
+    if (info.running_since) running_changes_.ended.push_back(lease);
+  }
   leases_.clear();
-  for (auto& [id, worker] : workers_) worker.outstanding.clear();
+  for (auto& [id, worker] : workers_) {
+    worker.outstanding.clear();
+    worker.started_weight = 0;
+  }
   for (JobId job : jobs) Finish(job, JobState::kCancelled);
   return jobs;
 }
@@ -438,6 +448,16 @@ std::optional<SteadyTime> Scheduler::NextDeadline() const {
     if (auto held = HeldDeadline(worker)) consider(held->second);
   }
   return next;
+}
+
+void Scheduler::EraseLease(std::map<LeaseId, Lease>::iterator it) {
+  if (it->second.running_since) {
+    running_changes_.ended.push_back(it->first);
+    if (auto worker = workers_.find(it->second.worker); worker != workers_.end()) {
+      worker->second.started_weight -= Weight(worker->second, it->second.job);
+    }
+  }
+  leases_.erase(it);
 }
 
 std::vector<Scheduler::RunningLease> Scheduler::Running() const {

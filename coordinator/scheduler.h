@@ -22,6 +22,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -201,6 +202,13 @@ class Scheduler {
     SteadyTime since;
   };
   std::vector<RunningLease> Running() const;
+  // What changed since the last call: leases started, then leases that ended after starting
+  // (a lease may be in both). For following the running set without copying it.
+  struct RunningChanges {
+    std::vector<RunningLease> started;
+    std::vector<LeaseId> ended;
+  };
+  RunningChanges TakeRunningChanges() { return std::exchange(running_changes_, {}); }
 
   std::vector<Action> TakeActions();
 
@@ -237,6 +245,7 @@ class Scheduler {
     unsigned foreign_busy = 0;  // of those, the ones other runs' started jobs occupy
     Labels labels;
     std::deque<LeaseId> outstanding;  // in assignment order
+    unsigned started_weight = 0;      // slots its started leases occupy
     SteadyTime last_progress{};       // joined, or last started, reported or fetched
   };
   // The held lease of `worker` that it should have started by now if it makes progress, and the
@@ -270,6 +279,11 @@ class Scheduler {
   std::deque<JobId> queue_;
   std::map<WorkerId, Worker> workers_;
   std::map<LeaseId, Lease> leases_;
+  RunningChanges running_changes_;
+  bool any_locks_ = false;         // some job holds a lock (RESOURCE_LOCK)
+  bool any_dependencies_ = false;  // some job waits for another
+  // Removes a lease, noting its end if it had started.
+  void EraseLease(std::map<LeaseId, Lease>::iterator it);
   std::vector<Action> actions_;
   std::vector<Blocked> blocked_;
   std::map<uint64_t, WorkerId> pinned_;  // group -> the worker its jobs go to

@@ -196,6 +196,43 @@ TEST(Scheduler, ALaterLeaseStartedFirstIsTheRunningOne) {
   EXPECT_EQ(s.state(assigns[0].job), JobState::kLeased);
 }
 
+TEST(Scheduler, RunningChangesListEachStartAndEachEndOfAStartedLeaseOnce) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/0), std::vector<Millis>(6, Millis(0)));
+  s.AddWorker("w1", 2);
+  s.AddWorker("w2", 2);
+  s.Dispatch();
+  auto assigns = Assigns(s.TakeActions());
+  ASSERT_EQ(assigns.size(), 4u);
+  std::map<WorkerId, std::vector<LeaseId>> held;
+  for (const AssignAction& a : assigns) held[a.worker].push_back(a.lease);
+  ASSERT_TRUE(s.OnStarted("w1", held["w1"][0]));
+  ASSERT_TRUE(s.OnStarted("w2", held["w2"][0]));
+  EXPECT_FALSE(s.OnStarted("w2", held["w2"][0])) << "said twice";
+  auto changes = s.TakeRunningChanges();
+  ASSERT_EQ(changes.started.size(), 2u);
+  EXPECT_EQ(changes.started[0].lease, held["w1"][0]);
+  EXPECT_EQ(changes.started[0].since, clock.Now());
+  EXPECT_TRUE(changes.ended.empty());
+  EXPECT_TRUE(s.TakeRunningChanges().started.empty()) << "taken once";
+
+  ASSERT_TRUE(s.OnResult("w1", held["w1"][0], Verdict::kPassed));
+  ASSERT_TRUE(s.OnResult("w1", held["w1"][1], Verdict::kPassed));  // never said started
+  s.RemoveWorker("w2", /*lost=*/true);
+  changes = s.TakeRunningChanges();
+  EXPECT_TRUE(changes.started.empty());
+  EXPECT_EQ(changes.ended, (std::vector<LeaseId>{held["w1"][0], held["w2"][0]}))
+      << "only leases that had started end";
+  s.Dispatch();
+  auto more = Assigns(s.TakeActions());
+  ASSERT_FALSE(more.empty());
+  ASSERT_TRUE(s.OnStarted("w1", more[0].lease));
+  s.AbandonOutstanding();
+  changes = s.TakeRunningChanges();
+  ASSERT_EQ(changes.started.size(), 1u);
+  EXPECT_EQ(changes.ended, std::vector<LeaseId>{more[0].lease});
+}
+
 TEST(Scheduler, StartedIsIgnoredForStaleForeignOrRepeatedLeases) {
   FakeClock clock;
   Scheduler s(clock, Options(), {Millis(seconds(5)), Millis(seconds(5))});
