@@ -12,6 +12,7 @@ namespace testfarm::coordinator {
 struct RunDemand {
   std::size_t demand = 0;  // slots the run could fill now
   std::size_t cap = 0;     // at most this many slots in all; 0: no cap
+  friend bool operator==(const RunDemand&, const RunDemand&) = default;
 };
 
 // grants[r][w]: how many of worker w's slots run r may fill. `eligible[r][w]`: whether run r

@@ -112,6 +112,7 @@ void FarmCore::OnMessage(const std::string& peer, protocol::Message& message) {
     progress();
     if (RunEntry* run = RunOfLease(lease)) {
       run->core->OnMessage(peer, message);
+      busy_changed_.insert(peer);
     } else {
       spdlog::info("coordinator: {} for lease {} of a run that has ended dropped",
                    protocol::TypeName(message), lease);
@@ -166,32 +167,57 @@ void FarmCore::CheckWorkers() {
 }
 
 void FarmCore::Rebalance() {
-  rebalance_due_ = false;
-  if (runs_.empty()) return;
-  std::vector<std::string> peers = workers_.Peers();
-  std::vector<unsigned> slots;
-  std::size_t total = 0;
-  for (const std::string& peer : peers) {
-    slots.push_back(workers_.Find(peer)->slots);
-    total += slots.back();
+  // Workers or runs came or went: everything is shared anew.
+  const bool membership = std::exchange(rebalance_due_, false);
+  if (runs_.empty()) {
+    busy_changed_.clear();
+    return;
+  }
+  if (membership) {
+    total_slots_ = 0;
+    for (const std::string& peer : workers_.Peers()) total_slots_ += workers_.Find(peer)->slots;
   }
   std::vector<RunDemand> demands;
+  for (const auto& [id, run] : runs_) {
+    demands.push_back(RunDemand{run.core->Demand(total_slots_), run.limits.max_slots});
+  }
+  // The shares change only with the workers, the runs and what the runs could use.
+  if (membership || demands != shared_for_) Share(demands);
+  shared_for_ = std::move(demands);
+  // Each run learns how much of each worker the others keep busy (a worker runs every run's
+  // jobs in one pool): for the workers whose started jobs changed, or all of them when the
+  // runs did. A run alone has no others.
+  if (runs_.size() == 1 && !membership) {
+    busy_changed_.clear();
+    return;
+  }
+  auto tell = [&](const std::string& peer) {
+    unsigned busy = 0;
+    for (const auto& [id, run] : runs_) busy += run.core->StartedOn(peer);
+    for (auto& [id, run] : runs_) run.core->SetForeignBusy(peer, busy - run.core->StartedOn(peer));
+  };
+  if (membership) {
+    for (const std::string& peer : workers_.Peers()) tell(peer);
+  } else {
+    for (const std::string& peer : busy_changed_) {
+      if (workers_.Contains(peer)) tell(peer);
+    }
+  }
+  busy_changed_.clear();
+}
+
+void FarmCore::Share(const std::vector<RunDemand>& demands) {
+  std::vector<std::string> peers = workers_.Peers();
+  std::vector<unsigned> slots;
+  for (const std::string& peer : peers) slots.push_back(workers_.Find(peer)->slots);
   std::vector<std::vector<bool>> eligible;
   for (const auto& [id, run] : runs_) {
-    demands.push_back(RunDemand{run.core->Demand(total), run.limits.max_slots});
     eligible.emplace_back();
     for (const std::string& peer : peers) {
       eligible.back().push_back(run.core->CanUse(workers_.Find(peer)->labels));
     }
   }
   std::vector<std::vector<unsigned>> grants = ShareSlots(slots, demands, eligible);
-  // Each run learns how much of each worker the others keep busy (a worker runs every run's
-  // jobs in one pool).
-  for (const std::string& peer : peers) {
-    unsigned busy = 0;
-    for (const auto& [id, run] : runs_) busy += run.core->StartedOn(peer);
-    for (auto& [id, run] : runs_) run.core->SetForeignBusy(peer, busy - run.core->StartedOn(peer));
-  }
   std::size_t r = 0;
   for (auto& [id, run] : runs_) {
     for (std::size_t w = 0; w < peers.size(); ++w) {

@@ -13,9 +13,11 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "coordinator/fair_share.h"
 #include "coordinator/run_core.h"
 #include "coordinator/worker_registry.h"
 #include "protocol/messages.h"
@@ -84,8 +86,10 @@ class FarmCore {
   void OnHello(const std::string& peer, const protocol::Hello& hello);
   void RemoveWorker(const std::string& peer, const std::string& why, bool lost);
   void CheckWorkers();
-  // Shares the slots again; runs are lent workers they do not have yet.
+  // Shares the slots again if the workers, the runs or their demands changed (runs are lent
+  // workers they do not have yet), and tells each run what the others keep busy.
   void Rebalance();
+  void Share(const std::vector<RunDemand>& demands);
   RunEntry* RunOfLease(uint64_t lease);
   void Send(const std::string& peer, protocol::Message message);
 
@@ -97,7 +101,10 @@ class FarmCore {
   bool finished_one_ = false;  // single_run: the run has ended
   std::vector<Outgoing> outbox_;
   std::vector<std::string> gone_;
-  bool rebalance_due_ = false;
+  bool rebalance_due_ = false;  // workers or runs came or went
+  std::size_t total_slots_ = 0;
+  std::vector<RunDemand> shared_for_;   // the demands the current shares were made for
+  std::set<std::string> busy_changed_;  // workers whose started jobs changed since
 };
 
 }  // namespace testfarm::coordinator
