@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <system_error>
@@ -495,6 +498,71 @@ Result<std::string> FailedJson(HistoryStore& store, const std::string& label_pre
   return *failed ? Json(**failed).dump() : std::string("null");
 }
 
+// Writes batches of attempts in the background, in order, on its own connection.
+class HistoryReporter::Writer {
+ public:
+  Writer(std::unique_ptr<HistoryStore> store, RunRecord run)
+      : store_(std::move(store)), run_(std::move(run)), thread_([this] { Loop(); }) {}
+  ~Writer() { Finish(); }
+
+  void Push(std::vector<AttemptRecord> batch) {
+    std::lock_guard lock(mutex_);
+    batches_.push_back(std::move(batch));
+    wake_.notify_one();
+  }
+  // Writes what waits, then ends the thread.
+  void Finish() {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+      wake_.notify_one();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+  // The first failure, once.
+  std::optional<std::string> TakeError() {
+    std::lock_guard lock(mutex_);
+    if (error_.empty() || error_told_) return std::nullopt;
+    error_told_ = true;
+    return error_;
+  }
+  std::size_t recorded() const {
+    std::lock_guard lock(mutex_);
+    return recorded_;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [&] { return closing_ || !batches_.empty(); });
+      if (batches_.empty()) return;
+      std::vector<AttemptRecord> batch = std::move(batches_.front());
+      batches_.pop_front();
+      if (!error_.empty()) continue;  // a store that failed is no longer written
+      lock.unlock();
+      Status written = store_->Record(run_.id, run_.label, batch);
+      lock.lock();
+      if (written) {
+        recorded_ += batch.size();
+      } else {
+        error_ = written.error().message;
+      }
+    }
+  }
+
+  std::unique_ptr<HistoryStore> store_;
+  const RunRecord run_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::vector<AttemptRecord>> batches_;
+  bool closing_ = false;
+  std::string error_;
+  bool error_told_ = false;
+  std::size_t recorded_ = 0;
+  std::thread thread_;  // last: started once the rest is ready
+};
+
 HistoryReporter::HistoryReporter(const Clock& clock, Reporter& inner, HistoryStore& store,
                                  RunRecord run, std::function<void(const std::string&)> warn)
     : ForwardingReporter(inner),
@@ -502,7 +570,19 @@ HistoryReporter::HistoryReporter(const Clock& clock, Reporter& inner, HistorySto
       store_(store),
       run_(std::move(run)),
       warn_(std::move(warn)),
-      last_flush_(clock.Now()) {}
+      last_flush_(clock.Now()) {
+  // A connection of the writer's own; without one (an odd file system), the loop writes.
+  std::vector<std::string> ignored;
+  if (auto own = HistoryStore::Open(store_.path(), &ignored); own && (*own)->writable()) {
+    writer_ = std::make_unique<Writer>(std::move(*own), run_);
+  }
+}
+
+HistoryReporter::~HistoryReporter() = default;
+
+std::size_t HistoryReporter::recorded() const {
+  return writer_ ? writer_->recorded() : recorded_;
+}
 
 void HistoryReporter::OnRunStart(std::size_t test_count) {
   if (Status begun = store_.BeginRun(run_); !begun) {
@@ -521,12 +601,27 @@ void HistoryReporter::OnTestFinished(const TestReport& report, std::size_t runni
 
 void HistoryReporter::OnRunEnd(const RunSummary& summary) {
   Flush();
+  if (writer_) writer_->Finish();  // every attempt is in the history before the run ends
+  CheckWriter();
   inner_.OnRunEnd(summary);
+}
+
+void HistoryReporter::CheckWriter() {
+  if (!writer_) return;
+  if (auto error = writer_->TakeError()) {
+    failed_ = true;
+    warn_(*error + "; the rest of this run is not recorded");
+  }
 }
 
 void HistoryReporter::Flush() {
   last_flush_ = clock_.Now();
+  CheckWriter();
   if (failed_ || pending_.empty()) return;
+  if (writer_) {
+    writer_->Push(std::exchange(pending_, {}));
+    return;
+  }
   if (Status recorded = store_.Record(run_.id, run_.label, pending_); !recorded) {
     failed_ = true;
     warn_(recorded.error().message + "; the rest of this run is not recorded");

@@ -103,7 +103,10 @@ Result<std::string> FailedJson(HistoryStore& store, const std::string& label_pre
 
 // Passes every report on to `inner` and records each finished attempt in the history: in one
 // transaction per kBatch attempts or per second, whichever comes first, and the rest at the end.
-// A store that fails is warned about once (through `warn`) and no longer written; the run goes on.
+// The transactions are written by a thread of the reporter's own, on a connection of its own to
+// the store's file, so the run's event loop never waits on the disk; the run's end waits for
+// them. A store that fails is warned about once (through `warn`, on the caller's thread) and no
+// longer written; the run goes on.
 class HistoryReporter final : public ForwardingReporter {
  public:
   static constexpr std::size_t kBatch = 2048;
@@ -111,15 +114,20 @@ class HistoryReporter final : public ForwardingReporter {
 
   HistoryReporter(const Clock& clock, Reporter& inner, HistoryStore& store, RunRecord run,
                   std::function<void(const std::string&)> warn);
+  ~HistoryReporter() override;
 
   void OnRunStart(std::size_t test_count) override;
   void OnTestFinished(const TestReport& report, std::size_t running) override;
   void OnRunEnd(const RunSummary& summary) override;
 
-  std::size_t recorded() const { return recorded_; }
+  // Attempts recorded so far (all of them once the run ended).
+  std::size_t recorded() const;
 
  private:
+  class Writer;
   void Flush();
+  // Says the writer's failure, if it failed since the last look.
+  void CheckWriter();
 
   const Clock& clock_;
   HistoryStore& store_;
@@ -128,7 +136,8 @@ class HistoryReporter final : public ForwardingReporter {
   bool failed_ = false;
   std::vector<AttemptRecord> pending_;
   SteadyTime last_flush_;
-  std::size_t recorded_ = 0;
+  std::size_t recorded_ = 0;  // without a writer
+  std::unique_ptr<Writer> writer_;
 };
 
 // Unix time in ms, now.
