@@ -8,6 +8,7 @@
 #   bench/farm.sh [WORKERS=8] [SLOTS=4] [TESTS=1000] [SLEEP_MS=100]     (BUILD_DIR=build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 build="${BUILD_DIR:-build}"
 workers="${1:-8}"
 slots="${2:-4}"
@@ -42,14 +43,6 @@ makespan() {
 check() {  # output-file expected-count
   local summary; summary=$(tail -n 1 "$1")
   [ "$summary" = "$2 passed, 0 failed" ] || { echo "not every test passed ($1): $summary" >&2; exit 1; }
-}
-endpoint_of() {  # output-file
-  for _ in $(seq 400); do
-    local e; e=$(grep -o 'tcp://127.0.0.1:[0-9]*' "$1" | head -1 || true)
-    [ -n "$e" ] && { echo "$e"; return; }
-    sleep 0.05
-  done
-  echo "no endpoint in $1" >&2; exit 1
 }
 
 # (a) run --listen: the coordinator waits for every worker, then runs.

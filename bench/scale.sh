@@ -15,6 +15,7 @@
 #                                    SLOTS=16, CURVE=0|1, MODE=listen|serve)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 build="${BUILD_DIR:-build}"
 tests="${1:-100000}"
 workers_list="${WORKERS:-10 100 1000}"
@@ -35,14 +36,6 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-endpoint_of() {  # output-file
-  for _ in $(seq 600); do
-    local e; e=$(grep -o 'tcp://127.0.0.1:[0-9]*' "$1" | head -1 || true)
-    [ -n "$e" ] && { echo "$e"; return; }
-    sleep 0.05
-  done
-  echo "no endpoint in $1" >&2; cat "$1" >&2; exit 1
-}
 
 keys=() sim_keys=() client_keys=()
 if [ "$curve" = 1 ]; then
@@ -66,6 +59,12 @@ printf '%s, %d tests (1 per case of one gtest binary), %d slots per worker, CURV
 printf '%7s %6s %10s %9s %9s %12s %10s %12s\n' workers job_ms 'jobs/s' 'p50 ms' 'p99 ms' \
   'CPU ms/job' 'peak MiB' 'B/result'
 
+start_sim() {  # endpoint workers job_ms; sets $simulator
+  "$sim" --connect "$1" --workers "$2" --slots "$slots" --job-ms "$3" "${sim_keys[@]}" \
+    >"$work/sim.out" 2>"$work/sim.err" &
+  simulator=$!
+}
+
 run_listen() {  # workers job_ms
   local k=$1 d=$2
   TF_GTEST_CASES=$tests /usr/bin/time -f '%U %S %M' -o "$work/coord.time" \
@@ -74,9 +73,7 @@ run_listen() {  # workers job_ms
   local coordinator=$!
   pids+=($coordinator)
   local endpoint; endpoint=$(endpoint_of "$work/coord.out")
-  "$sim" --connect "$endpoint" --workers "$k" --slots "$slots" --job-ms "$d" "${sim_keys[@]}" \
-    >"$work/sim.out" 2>"$work/sim.err" &
-  local simulator=$!
+  start_sim "$endpoint" "$k" "$d"
   wait "$coordinator" || { echo "the run failed:" >&2; tail -5 "$work/coord.out" >&2; exit 1; }
   wait "$simulator"
   read -r user sys peak_kb <"$work/coord.time"
@@ -89,9 +86,7 @@ run_serve() {  # workers job_ms
   local farm=$!
   pids+=($farm)
   local endpoint; endpoint=$(endpoint_of "$work/farm.out")
-  "$sim" --connect "$endpoint" --workers "$k" --slots "$slots" --job-ms "$d" "${sim_keys[@]}" \
-    >"$work/sim.out" 2>"$work/sim.err" &
-  local simulator=$!
+  start_sim "$endpoint" "$k" "$d"
   for _ in $(seq 600); do
     n=$("$testfarm" status --farm "$endpoint" "${client_keys[@]}" --json 2>/dev/null | grep -c '"busy"' || true)
     [ "$n" -ge "$k" ] && break

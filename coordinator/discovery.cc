@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "coordinator/ctest_import.h"
 #include "coordinator/gtest.h"
@@ -72,18 +74,28 @@ std::optional<std::string> CheckSuiteFiles(const SuiteSpec& suite) {
 
 // Two suites of one name would make tests of one name, counted once in one report and twice in
 // another. A name given again (the same executable twice, or a manifest suite named like a CTest
-// test) becomes "NAME#2", "NAME#3": every suite runs, under a name of its own everywhere.
-void AddSuite(std::vector<SuiteSpec>* suites, SuiteSpec suite) {
-  auto taken = [&](const std::string& name) {
-    return std::any_of(suites->begin(), suites->end(),
-                       [&](const SuiteSpec& other) { return other.name == name; });
-  };
-  if (taken(suite.name)) {
-    std::string base = suite.name;
-    for (unsigned n = 2; taken(suite.name); ++n) suite.name = base + "#" + std::to_string(n);
+// test) becomes "NAME#2", "NAME#3": every suite runs, under a name of its own everywhere. The
+// names taken and the next number to try per name are kept, so a thousand suites of one
+// executable cost a thousand lookups, not a billion comparisons.
+class SuiteList {
+ public:
+  explicit SuiteList(std::vector<SuiteSpec>* suites) : suites_(suites) {}
+  void Add(SuiteSpec suite) {
+    if (taken_.count(suite.name) != 0) {
+      const std::string base = suite.name;
+      unsigned& n = next_number_.try_emplace(base, 2).first->second;
+      while (taken_.count(base + "#" + std::to_string(n)) != 0) ++n;
+      suite.name = base + "#" + std::to_string(n++);
+    }
+    taken_.insert(suite.name);
+    suites_->push_back(std::move(suite));
   }
-  suites->push_back(std::move(suite));
-}
+
+ private:
+  std::vector<SuiteSpec>* suites_;
+  std::unordered_set<std::string> taken_;
+  std::unordered_map<std::string, unsigned> next_number_;
+};
 
 }  // namespace
 
@@ -103,6 +115,7 @@ std::optional<std::string> CheckExecutable(const std::string& path) {
 Result<std::vector<SuiteSpec>> GatherSuites(const SourceOptions& options, const ToolRunner& run,
                                             unsigned parallel, DiscoveryNotes* notes) {
   std::vector<SuiteSpec> suites;
+  SuiteList list(&suites);
   for (const std::string& path : options.executables) {
     if (auto problem = CheckExecutable(path)) return Error{*problem};
     std::error_code ec;
@@ -112,7 +125,7 @@ Result<std::vector<SuiteSpec>> GatherSuites(const SourceOptions& options, const 
     suite.name = path;
     suite.command = {absolute.lexically_normal().string()};
     suite.origin = "command line";
-    AddSuite(&suites, std::move(suite));
+    list.Add(std::move(suite));
   }
   std::string manifest = options.manifest;
   if (manifest.empty() && options.executables.empty() && options.ctest_dir.empty() &&
@@ -129,13 +142,13 @@ Result<std::vector<SuiteSpec>> GatherSuites(const SourceOptions& options, const 
         }
         if (auto problem = CheckSuiteFiles(suite)) return Error{*problem};
       }
-      AddSuite(&suites, std::move(suite));
+      list.Add(std::move(suite));
     }
   }
   if (!options.ctest_dir.empty()) {
     auto imported = ImportCtest(options.ctest_dir, run, parallel, notes);
     if (!imported) return imported.error();
-    for (SuiteSpec& suite : *imported) AddSuite(&suites, std::move(suite));
+    for (SuiteSpec& suite : *imported) list.Add(std::move(suite));
   }
   if (suites.empty()) {
     return Error{
