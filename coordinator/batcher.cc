@@ -5,8 +5,9 @@
 namespace testfarm::coordinator {
 
 std::size_t Batcher::AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes,
-                              std::optional<Millis> expected_case) {
+                              std::optional<Millis> expected_case, bool whole) {
   Suite suite;
+  suite.whole = whole;
   if (expected_case) {
     suite.observed = *expected_case * static_cast<int64_t>(kKnownCases);
     suite.observed_cases = kKnownCases;
@@ -48,10 +49,53 @@ std::size_t Batcher::BatchSize(std::size_t index, unsigned total_slots) const {
   return std::min(size, suite.pending.size());
 }
 
-std::optional<std::vector<std::size_t>> Batcher::Next(unsigned total_slots) {
+bool Batcher::MakeShards(Suite& suite, unsigned total_slots) {
+  std::size_t excluded_bytes = 0;
+  for (std::size_t t : suite.handed_out) {
+    auto it = suite.name_bytes.find(t);
+    excluded_bytes += (it == suite.name_bytes.end() ? 0 : it->second) + 1;
+  }
+  if (excluded_bytes > options_.max_filter_bytes) {
+    suite.whole = false;
+    return false;
+  }
+  const std::size_t left = suite.pending.size();
+  const double mean =
+      static_cast<double>(suite.observed.count()) / static_cast<double>(suite.observed_cases);
+  std::size_t count = std::max<std::size_t>(1, total_slots);
+  if (mean > 0) {
+    const double needed =
+        static_cast<double>(left) * mean / static_cast<double>(options_.target.count());
+    count = std::max(count, static_cast<std::size_t>(needed) + 1);
+  }
+  count = std::max(count, (left + options_.max_shard_cases - 1) / options_.max_shard_cases);
+  count = std::min(count, left);
+  std::vector<Batch> shards(count);
+  for (std::size_t k = 0; k < left; ++k) shards[k % count].tests.push_back(suite.pending[k]);
+  for (std::size_t i = 0; i < count; ++i) {
+    shards[i].sharded = true;
+    shards[i].shard =
+        GtestShard{static_cast<unsigned>(i), static_cast<unsigned>(count), suite.handed_out};
+    suite.shards.push_back(std::move(shards[i]));
+  }
+  suite.pending.clear();
+  return true;
+}
+
+std::optional<Batch> Batcher::Next(unsigned total_slots) {
   for (std::size_t tried = 0; tried < suites_.size(); ++tried) {
     std::size_t index = (next_suite_ + tried) % suites_.size();
     Suite& suite = suites_[index];
+    if (suite.whole && suite.shards.empty() && suite.observed_cases > 0 &&
+        suite.pending.size() > 1) {
+      MakeShards(suite, total_slots);
+    }
+    if (!suite.shards.empty()) {
+      Batch shard = std::move(suite.shards.front());
+      suite.shards.pop_front();
+      next_suite_ = (index + 1) % suites_.size();
+      return shard;
+    }
     if (suite.pending.empty()) continue;
     std::size_t size = BatchSize(index, total_slots);
     // Never more than the filter can name: each case adds its name and a ':'.
@@ -68,15 +112,16 @@ std::optional<std::vector<std::size_t>> Batcher::Next(unsigned total_slots) {
                                    suite.pending.begin() + static_cast<std::ptrdiff_t>(size));
     suite.pending.erase(suite.pending.begin(),
                         suite.pending.begin() + static_cast<std::ptrdiff_t>(size));
+    if (suite.whole) suite.handed_out.insert(suite.handed_out.end(), batch.begin(), batch.end());
     next_suite_ = (index + 1) % suites_.size();
-    return batch;
+    return Batch{std::move(batch), false, {}};
   }
   return std::nullopt;
 }
 
 bool Batcher::empty() const {
   return std::all_of(suites_.begin(), suites_.end(),
-                     [](const Suite& s) { return s.pending.empty(); });
+                     [](const Suite& s) { return s.pending.empty() && s.shards.empty(); });
 }
 
 std::vector<std::size_t> Batcher::Clear() {
@@ -84,6 +129,10 @@ std::vector<std::size_t> Batcher::Clear() {
   for (Suite& suite : suites_) {
     dropped.insert(dropped.end(), suite.pending.begin(), suite.pending.end());
     suite.pending.clear();
+    for (const Batch& shard : suite.shards) {
+      dropped.insert(dropped.end(), shard.tests.begin(), shard.tests.end());
+    }
+    suite.shards.clear();
   }
   return dropped;
 }

@@ -16,12 +16,31 @@
 
 namespace testfarm::coordinator {
 
+// A batch run as one of gtest's own shards (GTEST_TOTAL_SHARDS / GTEST_SHARD_INDEX) of the
+// binary's runnable cases, less `excluded` (handed out before, named by a negative filter).
+// Unlike a --gtest_filter naming each case, which costs gtest cases x patterns to match, a shard
+// costs it one pass over its cases.
+struct GtestShard {
+  unsigned index = 0;
+  unsigned count = 1;
+  std::vector<std::size_t> excluded;  // test indices
+};
+
+struct Batch {
+  std::vector<std::size_t> tests;
+  bool sharded = false;  // else the cases are named by a filter
+  GtestShard shard;
+};
+
 struct BatcherOptions {
   Millis target{200};
   std::size_t first_batch = 4;  // while a suite's case time is unknown
   std::size_t max_batch = 256;
   // A batch's --gtest_filter is one argv string, which Linux caps at 128 KiB.
   std::size_t max_filter_bytes = 100 * 1024;
+  // At most this many cases in a shard (its JSON report stays far below the 32 MiB a worker
+  // sends back).
+  std::size_t max_shard_cases = 50000;
 };
 
 class Batcher {
@@ -31,15 +50,18 @@ class Batcher {
   // Adds a suite's cases (test indices, in order) with the length of each case's name (what it
   // adds to the filter), and the expected time of a case if an earlier run knows it (it counts
   // as kKnownCases observed cases, so its first batches are sized by it). Returns the suite's id.
+  // `whole`: the cases are every runnable case of the binary, in its listing order. Once the
+  // suite's case time is known, what is left of a whole suite goes out as gtest's shards: as
+  // many as the slots, or as the target time needs, each at most max_shard_cases.
   std::size_t AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes = {},
-                       std::optional<Millis> expected_case = std::nullopt);
+                       std::optional<Millis> expected_case = std::nullopt, bool whole = false);
   static constexpr std::size_t kKnownCases = 8;
   // A case of `suite` took `duration`.
   void RecordDuration(std::size_t suite, Millis duration);
 
   // The next batch for `total_slots` slots, or nullopt when no case is left. Suites are served
   // in turn, so that batches of different binaries run side by side.
-  std::optional<std::vector<std::size_t>> Next(unsigned total_slots);
+  std::optional<Batch> Next(unsigned total_slots);
   // The size the next batch of `suite` would have.
   std::size_t BatchSize(std::size_t suite, unsigned total_slots) const;
 
@@ -56,7 +78,13 @@ class Batcher {
     std::map<std::size_t, std::size_t> name_bytes;  // test -> length of its name
     Millis observed{0};
     std::size_t observed_cases = 0;
+    bool whole = false;
+    std::vector<std::size_t> handed_out;  // of a whole suite, before it was sharded
+    std::deque<Batch> shards;             // made, not yet handed out
   };
+  // Splits what is left of a whole suite into shards; false (and no longer whole) if the cases
+  // handed out already are too many to name in a negative filter.
+  bool MakeShards(Suite& suite, unsigned total_slots);
   BatcherOptions options_;
   std::vector<Suite> suites_;
   std::size_t next_suite_ = 0;

@@ -75,11 +75,19 @@ std::vector<TestSpec> ExpandSuites(const std::vector<SuiteSpec>& suites,
       tests.push_back(std::move(base));
       continue;
     }
+    const std::size_t runnable = static_cast<std::size_t>(std::count_if(
+        cases->begin(), cases->end(), [](const GtestCase& c) { return !c.disabled; }));
+    std::size_t index = 0;
     for (const GtestCase& gtest_case : *cases) {
       TestSpec test = base;
       test.name = suites[i].name + "::" + gtest_case.name;
       test.gtest_case = gtest_case.name;
-      if (gtest_case.disabled) test.skip_reason = "disabled (DISABLED_)";
+      if (gtest_case.disabled) {
+        test.skip_reason = "disabled (DISABLED_)";
+      } else {
+        test.gtest_index = index++;
+        test.gtest_runnable = runnable;
+      }
       tests.push_back(std::move(test));
     }
   }

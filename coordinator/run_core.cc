@@ -100,7 +100,7 @@ JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attem
   needs.avoid = std::move(avoid);
   JobId id = scheduler_.AddJob(first.timeout, std::move(needs), front);
   if (jobs_.size() <= id) jobs_.resize(id + 1);
-  jobs_[id] = Job{std::move(tests), batch, attempt};
+  jobs_[id] = Job{std::move(tests), batch, attempt, std::nullopt};
   return id;
 }
 
@@ -176,7 +176,7 @@ void RunCore::PlanIteration(std::size_t first) {
   auto ended = [&](std::size_t t, JobState state) {
     JobId id = scheduler_.AddEndedJob(state);
     if (jobs_.size() <= id) jobs_.resize(id + 1);
-    jobs_[id] = Job{{t}, false, 1};
+    jobs_[id] = Job{{t}, false, 1, std::nullopt};
     job_of[t - first] = id;
   };
   std::vector<std::size_t> start_order = options_.start_order;
@@ -228,7 +228,13 @@ void RunCore::PlanIteration(std::size_t first) {
         known != options_.expected_case_time.end()) {
       expected = known->second;
     }
-    std::size_t id = batcher_.AddSuite(batches[suite], std::move(name_bytes), expected);
+    // Every runnable case of the binary, in its order: gtest's shards can split it.
+    const std::vector<std::size_t>& cases = batches[suite];
+    bool whole = true;
+    for (std::size_t k = 0; k < cases.size() && whole; ++k) {
+      whole = tests_[cases[k]].gtest_runnable == cases.size() && tests_[cases[k]].gtest_index == k;
+    }
+    std::size_t id = batcher_.AddSuite(cases, std::move(name_bytes), expected, whole);
     for (std::size_t t : batches[suite]) batch_suite_of_[t] = id;
   }
 }
@@ -250,8 +256,9 @@ void RunCore::RefillBatches() {
   while (scheduler_.WantedJobs() > 0) {
     auto batch = batcher_.Next(scheduler_.total_slots());
     if (!batch) return;
-    bool shared = batch->size() > 1;  // a batch of one is simply a case run alone
-    AddJob(std::move(*batch), shared, 1, false);
+    bool shared = batch->tests.size() > 1;  // a batch of one is simply a case run alone
+    JobId id = AddJob(std::move(batch->tests), shared, 1, false);
+    if (batch->sharded) jobs_[id].shard = std::move(batch->shard);
   }
 }
 
@@ -479,13 +486,23 @@ void RunCore::PerformActions() {
       message.job_id = assign->job;
       message.name = JobName(assign->job);
       message.argv = first.command;
-      if (first.gtest()) {
+      message.env = first.env;
+      if (first.gtest() && job.shard) {
+        // gtest picks the shard's cases itself; the ones handed out before are left out.
+        message.env["GTEST_TOTAL_SHARDS"] = std::to_string(job.shard->count);
+        message.env["GTEST_SHARD_INDEX"] = std::to_string(job.shard->index);
+        if (!job.shard->excluded.empty()) {
+          std::vector<std::string> excluded;
+          for (std::size_t t : job.shard->excluded) excluded.push_back(tests_[t].gtest_case);
+          message.argv.push_back("--gtest_filter=-" + GtestFilterFor(excluded));
+        }
+        message.report_env = "GTEST_OUTPUT=json:";
+      } else if (first.gtest()) {
         std::vector<std::string> cases;
         for (std::size_t t : job.tests) cases.push_back(tests_[t].gtest_case);
         message.argv.push_back("--gtest_filter=" + GtestFilterFor(cases));
         message.report_env = "GTEST_OUTPUT=json:";
       }
-      message.env = first.env;
       message.cwd = first.cwd;
       message.timeout_ms = static_cast<uint64_t>(first.timeout.count());
       message.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());

@@ -169,6 +169,7 @@ class RunCore {
     std::vector<std::size_t> tests;
     bool batch = false;
     unsigned attempt = 1;
+    std::optional<GtestShard> shard;  // a batch run as one of gtest's shards
   };
   struct ProfileDownload {
     std::string name;

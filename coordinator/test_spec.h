@@ -1,6 +1,7 @@
 #pragma once
 // What the coordinator knows about one test before it runs: a plain suite, or one case of a
 // GoogleTest suite.
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
@@ -13,10 +14,15 @@
 namespace testfarm::coordinator {
 
 struct TestSpec {
-  std::string name;                  // "suite" or "suite::Suite.Case", as shown to the user
-  std::string suite;                 // the suite's name
-  std::string gtest_case;            // "Suite.Case" for a GoogleTest case; empty for a plain suite
-  std::vector<std::string> command;  // the suite's argv: command[0] is the executable
+  std::string name;        // "suite" or "suite::Suite.Case", as shown to the user
+  std::string suite;       // the suite's name
+  std::string gtest_case;  // "Suite.Case" for a GoogleTest case; empty for a plain suite
+  // For a GoogleTest case that is not disabled: its position among its binary's runnable
+  // (non-disabled) cases in listing order, and how many there are (0: not known). gtest's own
+  // sharding (GTEST_TOTAL_SHARDS) splits a binary by these positions.
+  std::size_t gtest_index = 0;
+  std::size_t gtest_runnable = 0;
+  std::vector<std::string> command;        // the suite's argv: command[0] is the executable
   std::map<std::string, std::string> env;  // added to the worker's environment
   std::string cwd;                         // empty: the worker's cwd
   Millis timeout{0};                       // 0: none

@@ -6,12 +6,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "tests/e2e/e2e_support.h"
 #include "tests/support/child_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace testfarm::test {
 namespace {
@@ -96,6 +98,33 @@ TEST(E2ESuites, ABinaryWhoseListingIsLargerThanTheOutputCapIsListedWhole) {
   ASSERT_EQ(parsed.size(), 100000u);
   EXPECT_EQ(parsed[0]["case"], "All/Many.Case/0");
   EXPECT_EQ(parsed[99999]["case"], "All/Many.Case/99999");
+}
+
+TEST(E2ESuites, BatchModeSplitsAWholeBinaryIntoGtestsShardsAndReportsEveryCaseOnce) {
+  // 20,000 cases: the first small batches learn the case time, then the rest goes out as gtest's
+  // own shards (no filter naming 20,000 cases); the two failures are found wherever they fall.
+  TempDir dir;
+  ChildOptions options;
+  options.extra_env = {"TF_GTEST_CASES=20000", "TF_GTEST_FAIL=3,17,19999"};
+  const std::string json = (dir.path() / "r.json").string();
+  auto r = Testfarm({"run", "--no-history", "-j", "2", "--isolation", "batch", "--json", json,
+                     Fixture("tf_gtest_many")},
+                    options);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.LastLine(), "19997 passed, 3 failed") << r.err;
+  std::ifstream in(json);
+  auto report = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_TRUE(report.is_object());
+  std::set<std::string> names;
+  std::size_t attempts = 0;
+  for (const auto& attempt : report["attempts"]) {
+    names.insert(attempt["name"].get<std::string>());
+    ++attempts;
+    EXPECT_EQ(attempt["attempt"], 1) << attempt.dump() << ": not re-run alone";
+  }
+  EXPECT_EQ(attempts, 20000u);
+  EXPECT_EQ(names.size(), 20000u) << "each case once";
+  EXPECT_EQ(report["run"]["failed"], 3);
 }
 
 TEST(E2ESuites, ASelectionOfNothingIsAnError) {

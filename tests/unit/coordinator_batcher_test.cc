@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 
 #include "coordinator/batcher.h"
@@ -18,7 +19,8 @@ TEST(Batcher, UnknownDurationsStartSmall) {
   b.AddSuite(Range(0, 100));
   auto first = b.Next(2);
   ASSERT_TRUE(first);
-  EXPECT_EQ(*first, Range(0, 4));
+  EXPECT_EQ(first->tests, Range(0, 4));
+  EXPECT_FALSE(first->sharded);
 }
 
 TEST(Batcher, KnownDurationsSizeBatchesToTheTarget) {
@@ -28,7 +30,7 @@ TEST(Batcher, KnownDurationsSizeBatchesToTheTarget) {
   EXPECT_EQ(b.BatchSize(suite, 2), 20u);                            // 200 ms / 10 ms
   auto batch = b.Next(2);
   ASSERT_TRUE(batch);
-  EXPECT_EQ(batch->size(), 20u);
+  EXPECT_EQ(batch->tests.size(), 20u);
 }
 
 TEST(Batcher, InstantCasesGetTheLargestBatchButEverySlotGetsWork) {
@@ -57,8 +59,8 @@ TEST(Batcher, SuitesTakeTurnsAndEveryCaseIsHandedOutOnce) {
   std::vector<std::size_t> seen;
   std::vector<std::size_t> first_of_each;
   while (auto batch = b.Next(1)) {
-    first_of_each.push_back(batch->front());
-    seen.insert(seen.end(), batch->begin(), batch->end());
+    first_of_each.push_back(batch->tests.front());
+    seen.insert(seen.end(), batch->tests.begin(), batch->tests.end());
   }
   EXPECT_TRUE(b.empty());
   EXPECT_EQ(first_of_each, (std::vector<std::size_t>{0, 100, 3, 103}));
@@ -77,10 +79,10 @@ TEST(Batcher, ABatchNeverOutgrowsWhatItsFilterCanName) {
   b.RecordDuration(suite, Millis(0));
   auto batch = b.Next(1);
   ASSERT_TRUE(batch);
-  EXPECT_EQ(batch->size(), 3u) << "3 x 30 bytes fit in 100, 4 do not";
+  EXPECT_EQ(batch->tests.size(), 3u) << "3 x 30 bytes fit in 100, 4 do not";
   Batcher huge(options);
   huge.AddSuite({7}, {500});
-  EXPECT_EQ(huge.Next(1)->size(), 1u) << "a single case always goes, whatever its name";
+  EXPECT_EQ(huge.Next(1)->tests.size(), 1u) << "a single case always goes, whatever its name";
 }
 
 TEST(Batcher, ClearReturnsWhatWasNeverHandedOut) {
@@ -89,11 +91,68 @@ TEST(Batcher, ClearReturnsWhatWasNeverHandedOut) {
   auto first = b.Next(1);
   ASSERT_TRUE(first);
   auto dropped = b.Clear();
-  EXPECT_EQ(dropped.size(), 10u - first->size());
+  EXPECT_EQ(dropped.size(), 10u - first->tests.size());
   EXPECT_TRUE(b.empty());
   EXPECT_FALSE(b.Next(1));
   EXPECT_EQ(b.SuiteOf(3), 0u);
   EXPECT_FALSE(b.SuiteOf(42));
+}
+
+TEST(Batcher, AWholeBinaryGoesOutAsGtestsShardsOnceItsCaseTimeIsKnown) {
+  Batcher b(BatcherOptions{Millis(200), 4, 256});
+  std::size_t suite = b.AddSuite(Range(10, 1000), {}, std::nullopt, /*whole=*/true);
+  auto learning = b.Next(3);
+  ASSERT_TRUE(learning);
+  EXPECT_EQ(learning->tests, Range(10, 4)) << "named by a filter while the case time is unknown";
+  EXPECT_FALSE(learning->sharded);
+  b.RecordDuration(suite, Millis(1));  // 996 cases x 1 ms = 5 targets of 200 ms; 3 slots
+  std::vector<Batch> shards;
+  while (auto batch = b.Next(3)) shards.push_back(std::move(*batch));
+  ASSERT_EQ(shards.size(), 5u);
+  std::vector<std::size_t> seen = learning->tests;
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    ASSERT_TRUE(shards[i].sharded);
+    EXPECT_EQ(shards[i].shard.index, i);
+    EXPECT_EQ(shards[i].shard.count, 5u);
+    EXPECT_EQ(shards[i].shard.excluded, Range(10, 4)) << "the cases handed out before";
+    // gtest's rule: the k-th runnable case left is in shard k mod count.
+    for (std::size_t j = 0; j < shards[i].tests.size(); ++j) {
+      EXPECT_EQ(shards[i].tests[j], 14 + i + 5 * j);
+    }
+    seen.insert(seen.end(), shards[i].tests.begin(), shards[i].tests.end());
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, Range(10, 1000)) << "every case once";
+  EXPECT_TRUE(b.empty());
+}
+
+TEST(Batcher, ShardsAreAsManyAsTheSlotsAndNoneTooBigForItsReport) {
+  BatcherOptions options{Millis(200), 4, 256};
+  options.max_shard_cases = 300;
+  Batcher b(options);
+  std::size_t suite = b.AddSuite(Range(0, 1000), {}, Millis(0), /*whole=*/true);
+  (void)suite;
+  std::vector<Batch> shards;
+  while (auto batch = b.Next(2)) shards.push_back(std::move(*batch));
+  ASSERT_EQ(shards.size(), 4u) << "instant cases: 2 slots, but at most 300 cases a shard";
+  EXPECT_TRUE(shards[0].shard.excluded.empty()) << "known case time: sharded from the start";
+  EXPECT_EQ(shards[0].tests.size(), 250u);
+}
+
+TEST(Batcher, APartOfABinaryOrTooManyCasesHandedOutStayFilterBatches) {
+  BatcherOptions options{Millis(200), 4, 256};
+  options.max_filter_bytes = 100;
+  Batcher b(options);
+  std::size_t suite = b.AddSuite(Range(0, 100), std::vector<std::size_t>(100, 29), std::nullopt,
+                                 /*whole=*/true);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.Next(1));  // 4 x 3 x 30 bytes handed out
+  b.RecordDuration(suite, Millis(1));
+  auto next = b.Next(1);
+  ASSERT_TRUE(next);
+  EXPECT_FALSE(next->sharded) << "the negative filter would not fit";
+  Batcher part(BatcherOptions{Millis(200), 4, 256});
+  part.AddSuite(Range(0, 100), {}, Millis(1));  // not whole
+  EXPECT_FALSE(part.Next(1)->sharded);
 }
 
 }  // namespace
