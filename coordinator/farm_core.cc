@@ -155,8 +155,10 @@ void FarmCore::OnMessage(const std::string& peer, protocol::Message& message) {
 void FarmCore::CheckWorkers() {
   WorkerRegistry::Check check = workers_.CheckLiveness();
   if (check.suspended_for) {
-    spdlog::warn("coordinator: this process did not run for {}; not counting it against workers",
-                 FormatDuration(*check.suspended_for));
+    spdlog::warn(
+        "coordinator: the event loop did not get to the workers for {} (this process was busy, "
+        "or not running); not counting it against them",
+        FormatDuration(*check.suspended_for));
   }
   for (const std::string& peer : check.heartbeat_due) Send(peer, protocol::Heartbeat{});
   for (const std::string& peer : check.dead) {
