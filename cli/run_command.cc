@@ -163,8 +163,9 @@ unsigned SlotCount(const SourceArgs& args) {
   return args.jobs != 0 ? args.jobs : worker::DefaultSlots(std::thread::hardware_concurrency());
 }
 
-// Discovery's helper programs (listings, ctest), run on a local pool like tests. What one writes
-// to its output file is not capped like its captured output, only kept below this.
+// Discovery's helper programs (listings, ctest), run on a local pool like tests. What they print
+// (ctest's listing of a large project is megabytes) and what one writes to its output file are
+// not capped like a test's output, only kept below this.
 constexpr std::size_t kMaxToolOutputBytes = std::size_t{1} << 30;
 std::vector<coordinator::Listing> RunTools(std::vector<coordinator::ToolRun> runs,
                                            unsigned parallel) {
@@ -193,7 +194,8 @@ std::vector<coordinator::Listing> RunTools(std::vector<coordinator::ToolRun> run
     specs.push_back(std::move(spec));
   }
   std::vector<coordinator::Listing> results;
-  for (worker::FinishedJob& job : worker::RunToCompletion(std::move(specs), parallel)) {
+  for (worker::FinishedJob& job :
+       worker::RunToCompletion(std::move(specs), parallel, kMaxToolOutputBytes)) {
     results.push_back({job.state, std::move(job.out.text), std::move(job.err.text), {}});
   }
   for (std::size_t i = 0; i < results.size() && i < output_files.size(); ++i) {

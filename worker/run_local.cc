@@ -6,9 +6,11 @@
 
 namespace testfarm::worker {
 
-std::vector<FinishedJob> RunToCompletion(std::vector<LaunchSpec> specs, unsigned slots) {
+std::vector<FinishedJob> RunToCompletion(std::vector<LaunchSpec> specs, unsigned slots,
+                                         std::size_t output_cap) {
   SteadyClock clock;
   PoolOptions options;
+  options.output_cap = output_cap;
   options.slots = std::max(1u, slots);
   options.worker_name = "local";
   SubprocessPool pool(clock, options);

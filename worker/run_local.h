@@ -9,6 +9,7 @@
 namespace testfarm::worker {
 
 // Results in the order of `specs`.
-std::vector<FinishedJob> RunToCompletion(std::vector<LaunchSpec> specs, unsigned slots);
+std::vector<FinishedJob> RunToCompletion(std::vector<LaunchSpec> specs, unsigned slots,
+                                         std::size_t output_cap = std::size_t{1} << 20);
 
 }  // namespace testfarm::worker

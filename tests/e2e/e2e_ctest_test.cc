@@ -42,6 +42,28 @@ fs::path Configure(const fs::path& dir, const std::string& cmake_lists) {
   return configure.exit_code == 0 ? build : fs::path();
 }
 
+TEST(E2ECtest, AProjectWhoseListingIsLargerThanTheOutputCapIsImportedWhole) {
+  // 4000 tests make ctest's JSON listing several MB, beyond the 1 MiB kept of a test's output.
+  if (!fs::exists(kCmake)) GTEST_SKIP() << "cmake is not installed";
+  TempDir dir;
+  fs::path build = Configure(dir.path(),
+                             "foreach(i RANGE 1 4000)\n"
+                             "  add_test(NAME t${i} COMMAND " +
+                                 Fixture("tf_pass") +
+                                 " argument-to-make-the-listing-longer-${i})\n"
+                                 "  set_tests_properties(t${i} PROPERTIES LABELS \"a;b\" "
+                                 "ENVIRONMENT \"X=${i}\")\n"
+                                 "endforeach()\n");
+  ASSERT_FALSE(build.empty());
+  auto listing = RunChild({"/usr/bin/ctest", "--test-dir", build.string(), "--show-only=json-v1"});
+  ASSERT_GT(listing.out.size(), std::size_t{1} << 20) << "the project is big enough to tell";
+  auto r = Testfarm({"list", "--json", "--ctest", build.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto parsed = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(parsed.is_array()) << r.out.substr(0, 400);
+  EXPECT_EQ(parsed.size(), 4000u);
+}
+
 TEST(E2ECtest, ATestCtestCannotRunFailsWithWhyInEveryReport) {
   if (!fs::exists(kCmake)) GTEST_SKIP() << "cmake is not installed";
   TempDir dir;
