@@ -154,8 +154,9 @@ int main(int argc, char** argv) {
       "Show only failed tests (their lines and output) and the summary: no passing or skipped "
       "tests, no workers joining, no SLOW lines, no progress line");
   run->add_flag("-v,--verbose", run_args.verbose,
-                "Also print a START line as each test begins (with its worker), and where each "
-                "test ran (worker, slot) on its result line")
+                "Also print a START line as each test begins (with its worker), where each test "
+                "ran (worker, slot) on its result line, and a line for every test of a run of "
+                "more than 10000 (which otherwise gets lines for failures and its progress)")
       ->excludes(quiet);
   const std::vector<std::string> output_modes = {"never", "immediate", "final", "immediate-final"};
   run->add_option("--success-output", run_args.success_output,

@@ -174,6 +174,12 @@ void ConsoleReporter::OnRunStart(std::size_t test_count) {
   if (!quiet()) {
     std::fprintf(out_, "testfarm: %zu test%s\n", test_count, test_count == 1 ? "" : "s");
   }
+  if (terse()) {
+    std::fprintf(out_,
+                 "testfarm: more than %zu tests: a line for each that fails or is flaky, and the "
+                 "progress every tenth (-v: a line for every test)\n",
+                 options_.every_line_up_to);
+  }
   DrawProgress();
   std::fflush(out_);
 }
@@ -290,11 +296,24 @@ void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t runni
   const bool repeat_of_a_pass = report.iteration > 1 && !failed && !report.retried &&
                                 report.state != TestStatus::kFlaky && !verbose();
   if (repeat_of_a_pass) when = OutputWhen::kNever;
-  if ((failed || !quiet()) && !repeat_of_a_pass) Write(StatusLine(report));
-  if (Immediate(when)) PrintOutputOf(report);
+  const bool plain = !failed && !report.retried && report.state != TestStatus::kFlaky;
+  const bool told = (failed || !quiet()) && !repeat_of_a_pass && !(terse() && plain);
+  if (told) Write(StatusLine(report));
+  if (Immediate(when) && !(terse() && plain)) PrintOutputOf(report);
   if (Final(when)) final_output_.push_back(report);
+  bool progress_said = false;
+  if (terse() && !options_.progress && !report.retried) {
+    // Every tenth of the run: how far it is.
+    const std::size_t tenth = std::max<std::size_t>(1, total_ / 10);
+    if (finished_ % tenth == 0 && finished_ < total_) {
+      Write("testfarm: " + std::to_string(finished_) + " of " + std::to_string(total_) +
+            " finished (" + std::to_string(finished_ * 100 / total_) + "%), " +
+            std::to_string(failed_) + " failed\n");
+      progress_said = true;
+    }
+  }
   DrawProgress();
-  std::fflush(out_);
+  if (told || progress_said || options_.progress || !plain) std::fflush(out_);
 }
 
 void ConsoleReporter::OnRunEnd(const RunSummary& summary) {

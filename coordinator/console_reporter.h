@@ -39,6 +39,11 @@ struct ConsoleOptions {
   std::size_t width = 80;     // the terminal's columns: the progress line stays within one row
   std::size_t slowest = 0;    // at the end, list the N slowest tests (--slowest N)
   std::size_t hungriest = 0;  // and the N with the largest peak RSS (--hungriest N)
+  // A run of more tests than this (at kNormal) gives a line only to what did not simply pass or
+  // skip (failures, flaky tests, retries), and says how far it is every tenth of the run (the
+  // terminal's progress line does that anyway): a million lines help no one. kVerbose: every
+  // line, whatever the size.
+  std::size_t every_line_up_to = 10000;
 };
 
 // Decides the defaults from the environment: isatty(stdout), NO_COLOR, TERM=dumb, the window
@@ -72,6 +77,10 @@ class ConsoleReporter final : public Reporter {
   std::string Paint(std::string_view word) const;
   bool quiet() const { return options_.verbosity == Verbosity::kQuiet; }
   bool verbose() const { return options_.verbosity == Verbosity::kVerbose; }
+  // A large run at kNormal: passing and skipped tests get no line of their own.
+  bool terse() const {
+    return options_.verbosity == Verbosity::kNormal && total_ > options_.every_line_up_to;
+  }
 
   std::FILE* out_;
   ConsoleOptions options_;

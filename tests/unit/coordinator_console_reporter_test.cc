@@ -79,6 +79,39 @@ TEST(ConsoleReporter, PlainLinesAndExactSummary) {
   EXPECT_EQ(LastLine(text), "1 passed, 1 failed");
 }
 
+TEST(ConsoleReporter, ALargeRunTellsFailuresAndItsProgressNotEveryPass) {
+  ConsoleOptions options;
+  options.every_line_up_to = 10;
+  Captured out;
+  ConsoleReporter reporter(out.file(), options);
+  reporter.OnRunStart(40);
+  for (int i = 0; i < 40; ++i) {
+    const bool fails = i == 17;
+    reporter.OnTestFinished(
+        Finished("t" + std::to_string(i), fails ? TestStatus::kFailed : TestStatus::kPassed,
+                 ExitState::Exited(fails ? 1 : 0)),
+        0);
+  }
+  std::string text = out.text();
+  EXPECT_EQ(Count(text, "PASS"), 0) << text;
+  EXPECT_EQ(Count(text, "FAIL "), 1) << text;
+  EXPECT_NE(text.find("FAIL         5ms  t17  (exit 1)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("-v: a line for every test"), std::string::npos) << text;
+  EXPECT_NE(text.find("testfarm: 4 of 40 finished (10%), 0 failed\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("testfarm: 20 of 40 finished (50%), 1 failed\n"), std::string::npos) << text;
+  EXPECT_EQ(Count(text, " finished ("), 9) << "every tenth, not the end: the summary says it";
+
+  options.verbosity = Verbosity::kVerbose;
+  Captured every;
+  ConsoleReporter verbose(every.file(), options);
+  verbose.OnRunStart(40);
+  for (int i = 0; i < 40; ++i) {
+    verbose.OnTestFinished(
+        Finished("t" + std::to_string(i), TestStatus::kPassed, ExitState::Exited(0)), 0);
+  }
+  EXPECT_EQ(Count(every.text(), "PASS"), 40);
+}
+
 TEST(ConsoleReporter, CancelledAndNotRunAreCountedAsSuchNeverAsSkipped) {
   Captured out;
   ConsoleReporter reporter(out.file(), ConsoleOptions{});
