@@ -505,7 +505,7 @@ class HistoryReporter::Writer {
       : store_(std::move(store)), run_(std::move(run)), thread_([this] { Loop(); }) {}
   ~Writer() { Finish(); }
 
-  void Push(std::vector<AttemptRecord> batch) {
+  void Enqueue(std::vector<AttemptRecord> batch) {
     std::lock_guard lock(mutex_);
     batches_.push_back(std::move(batch));
     wake_.notify_one();
@@ -619,7 +619,7 @@ void HistoryReporter::Flush() {
   CheckWriter();
   if (failed_ || pending_.empty()) return;
   if (writer_) {
-    writer_->Push(std::exchange(pending_, {}));
+    writer_->Enqueue(std::exchange(pending_, {}));
     return;
   }
   if (Status recorded = store_.Record(run_.id, run_.label, pending_); !recorded) {
