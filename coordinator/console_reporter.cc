@@ -296,7 +296,10 @@ void ConsoleReporter::OnTestFinished(const TestReport& report, std::size_t runni
   const bool repeat_of_a_pass = report.iteration > 1 && !failed && !report.retried &&
                                 report.state != TestStatus::kFlaky && !verbose();
   if (repeat_of_a_pass) when = OutputWhen::kNever;
-  const bool plain = !failed && !report.retried && report.state != TestStatus::kFlaky;
+  // What a large run does not give a line: a test that simply passed or skipped. A cancelled or
+  // not-run test is told, as a failure is.
+  const bool plain = !report.retried &&
+                     (report.state == TestStatus::kPassed || report.state == TestStatus::kSkipped);
   const bool told = (failed || !quiet()) && !repeat_of_a_pass && !(terse() && plain);
   if (told) Write(StatusLine(report));
   if (Immediate(when) && !(terse() && plain)) PrintOutputOf(report);

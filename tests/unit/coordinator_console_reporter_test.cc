@@ -101,6 +101,20 @@ TEST(ConsoleReporter, ALargeRunTellsFailuresAndItsProgressNotEveryPass) {
   EXPECT_NE(text.find("testfarm: 20 of 40 finished (50%), 1 failed\n"), std::string::npos) << text;
   EXPECT_EQ(Count(text, " finished ("), 9) << "every tenth, not the end: the summary says it";
 
+  Captured stopped;
+  ConsoleReporter stopping(stopped.file(), options);
+  stopping.OnRunStart(40);
+  TestReport never = Finished("t1", TestStatus::kNotRun, ExitState::Exited(0));
+  never.result.reset();
+  never.reason = "the run was stopped";
+  stopping.OnTestFinished(never, 0);
+  TestReport cut = Finished("t2", TestStatus::kCancelled, ExitState::Cancelled("stopped"));
+  stopping.OnTestFinished(cut, 0);
+  stopping.OnTestFinished(Finished("t3", TestStatus::kSkipped, ExitState::Exited(0)), 0);
+  EXPECT_NE(stopped.text().find("  t1  ("), std::string::npos) << stopped.text();
+  EXPECT_NE(stopped.text().find("  t2  ("), std::string::npos) << "a stopped run's tests are told";
+  EXPECT_EQ(stopped.text().find("  t3"), std::string::npos) << "a skip is not";
+
   options.verbosity = Verbosity::kVerbose;
   Captured every;
   ConsoleReporter verbose(every.file(), options);
