@@ -49,7 +49,7 @@ std::size_t Batcher::BatchSize(std::size_t index, unsigned total_slots) const {
   return std::min(size, suite.pending.size());
 }
 
-bool Batcher::MakeShards(Suite& suite, unsigned total_slots) {
+void Batcher::MakeShards(Suite& suite, unsigned total_slots) {
   std::size_t excluded_bytes = 0;
   for (std::size_t t : suite.handed_out) {
     auto it = suite.name_bytes.find(t);
@@ -57,7 +57,7 @@ bool Batcher::MakeShards(Suite& suite, unsigned total_slots) {
   }
   if (excluded_bytes > options_.max_filter_bytes) {
     suite.whole = false;
-    return false;
+    return;
   }
   const std::size_t left = suite.pending.size();
   const double mean =
@@ -79,7 +79,6 @@ bool Batcher::MakeShards(Suite& suite, unsigned total_slots) {
     suite.shards.push_back(std::move(shards[i]));
   }
   suite.pending.clear();
-  return true;
 }
 
 std::optional<Batch> Batcher::Next(unsigned total_slots) {

@@ -83,9 +83,9 @@ class Batcher {
     std::vector<std::size_t> handed_out;  // of a whole suite, before it was sharded
     std::deque<Batch> shards;             // made, not yet handed out
   };
-  // Splits what is left of a whole suite into shards; false (and no longer whole) if the cases
-  // handed out already are too many to name in a negative filter.
-  bool MakeShards(Suite& suite, unsigned total_slots);
+  // Splits what is left of a whole suite into shards; if the cases handed out already are too
+  // many to name in a negative filter, the suite is no longer taken as whole instead.
+  void MakeShards(Suite& suite, unsigned total_slots);
   BatcherOptions options_;
   std::vector<Suite> suites_;
   std::size_t next_suite_ = 0;
