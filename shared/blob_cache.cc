@@ -60,6 +60,36 @@ struct BlobEntry {
   struct timespec mtime {};
 };
 
+// The blobs' total size as last recorded in the lock file (read under the lock `lock_fd` holds),
+// or nullopt if it was never recorded (a new cache, or one made by an older testfarm) or cannot
+// be read. Kept so that a commit need not scan the whole directory to know whether to evict.
+std::optional<uint64_t> ReadUsage(int lock_fd) {
+  if (lock_fd < 0) return std::nullopt;
+  char text[32] = {};
+  ssize_t n = ::pread(lock_fd, text, sizeof text - 1, 0);
+  if (n <= 1 || text[n - 1] != '\n') return std::nullopt;
+  uint64_t bytes = 0;
+  for (ssize_t i = 0; i + 1 < n; ++i) {
+    if (text[i] < '0' || text[i] > '9' || bytes > (std::numeric_limits<uint64_t>::max() - 9) / 10) {
+      return std::nullopt;
+    }
+    bytes = bytes * 10 + static_cast<uint64_t>(text[i] - '0');
+  }
+  return bytes;
+}
+
+// Records the blobs' total size; only under the exclusive lock. Best effort: a failed write
+// leaves the record unknown or stale, and the next commit scans.
+void WriteUsage(int lock_fd, uint64_t bytes) {
+  if (lock_fd < 0) return;
+  const std::string text = std::to_string(bytes) + "\n";
+  if (::pwrite(lock_fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size())) {
+    (void)::ftruncate(lock_fd, static_cast<off_t>(text.size()));
+  } else {
+    (void)::ftruncate(lock_fd, 0);
+  }
+}
+
 // Every regular file blobs/<xx>/<sha> with a valid name in the right shard. Anything else is
 // ignored (and never deleted): we only touch what we could have made.
 std::vector<BlobEntry> ScanBlobs(const fs::path& blobs_dir) {
@@ -278,7 +308,21 @@ Result<BlobCache> BlobCache::Open(BlobCacheOptions options) {
       ::faccessat(AT_FDCWD, (dir / "blobs").c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
     return Error{"cannot open blob cache " + dir.string() + ": " + ErrnoText(errno)};
   }
-  return BlobCache(std::move(dir), options.max_bytes);
+  BlobCache cache(std::move(dir), options.max_bytes);
+  {
+    // A cache whose size was never recorded is measured once, here; commits then keep count.
+    UniqueFd exclusive = LockCache(cache.dir_, LOCK_EX);
+    if (!ReadUsage(exclusive.get())) WriteUsage(exclusive.get(), cache.ScanTotal());
+    RemoveStaleTemps(cache.dir_ / "tmp");
+  }
+  return cache;
+}
+
+uint64_t BlobCache::ScanTotal() const {
+  scans_->fetch_add(1, std::memory_order_relaxed);
+  uint64_t total = 0;
+  for (const BlobEntry& entry : ScanBlobs(dir_ / "blobs")) total += entry.size;
+  return total;
 }
 
 fs::path BlobCache::BlobPath(const std::string& sha256) const {
@@ -320,7 +364,11 @@ std::optional<fs::path> BlobCache::Find(const std::string& sha256, uint64_t expe
     if (!Touch(path)) return std::nullopt;
     return path;
   }
-  ::unlink(path.c_str());
+  if (::unlink(path.c_str()) == 0 && S_ISREG(st.st_mode)) {
+    if (std::optional<uint64_t> usage = ReadUsage(lock.get())) {
+      WriteUsage(lock.get(), *usage - std::min(*usage, static_cast<uint64_t>(st.st_size)));
+    }
+  }
   return std::nullopt;
 }
 
@@ -353,6 +401,7 @@ Result<PendingBlob> BlobCache::Begin(const std::string& sha256, uint64_t size) {
 Result<fs::path> BlobCache::Commit(PendingBlob blob, std::set<std::string> keep) {
   if (!blob.valid()) return Error{"commit of a download that is not open"};
   const std::string sha256 = blob.sha256();
+  const uint64_t size = blob.size();
   const int fd = blob.fd_.get();
   if (blob.temp_path().parent_path() != dir_ / "tmp") {
     return Error{"download of " + sha256 + " belongs to another cache than " + dir_.string()};
@@ -400,15 +449,21 @@ Result<fs::path> BlobCache::Commit(PendingBlob blob, std::set<std::string> keep)
     return Error{"cannot create " + path.parent_path().string() + ": " + ErrnoText(err)};
   }
   {
-    // Shared: commits run side by side, but never during an eviction's scan and delete.
-    UniqueFd lock = LockCache(dir_, LOCK_SH);
+    // Exclusive, but only for a link and the size record: hashing and syncing came before.
+    UniqueFd lock = LockCache(dir_, LOCK_EX);
+    bool added = false;
     // The first commit of a blob wins and is never replaced: replacing it would unlink the inode
     // another worker may be about to link (link() of a file whose last name just went is ENOENT).
     // Ours is then simply dropped: same content.
-    if (::link(blob.temp_path().c_str(), path.c_str()) == 0 || errno == EEXIST) {
+    if (::link(blob.temp_path().c_str(), path.c_str()) == 0) {
+      added = true;
+      blob.Discard();
+    } else if (errno == EEXIST) {
       blob.Discard();
     } else if (errno == EPERM || errno == EMLINK || errno == EOPNOTSUPP) {
       // A filesystem without hard links: rename, which may replace (same content).
+      struct stat before {};
+      added = ::lstat(path.c_str(), &before) != 0;
       if (::rename(blob.temp_path().c_str(), path.c_str()) != 0) {
         int err = errno;
         blob.Discard();
@@ -422,42 +477,57 @@ Result<fs::path> BlobCache::Commit(PendingBlob blob, std::set<std::string> keep)
       return Error{"cannot move " + sha256 + " into " + path.parent_path().string() + ": " +
                    ErrnoText(err)};
     }
+    keep.insert(sha256);
+    std::optional<uint64_t> usage = ReadUsage(lock.get());
+    if (usage && added) *usage += size;
+    if (usage && *usage <= max_bytes_) {
+      WriteUsage(lock.get(), *usage);
+    } else {
+      // Down to the low-water mark, so that a full cache scans once per tenth of its bound
+      // committed rather than on every commit.
+      EvictLocked(lock.get(), max_bytes_ - max_bytes_ / 10, keep);
+    }
   }
-  keep.insert(sha256);
-  Evict(keep);
   return path;
 }
 
 uint64_t BlobCache::Evict(const std::set<std::string>& keep) {
   UniqueFd lock = LockCache(dir_, LOCK_EX);
+  return EvictLocked(lock.get(), max_bytes_, keep);
+}
+
+uint64_t BlobCache::EvictLocked(int lock_fd, uint64_t bound, const std::set<std::string>& keep) {
   RemoveStaleTemps(dir_ / "tmp");
+  scans_->fetch_add(1, std::memory_order_relaxed);
   std::vector<BlobEntry> entries = ScanBlobs(dir_ / "blobs");
   uint64_t total = 0;
   for (const BlobEntry& entry : entries) total += entry.size;
-  if (total <= max_bytes_) return 0;
-  std::sort(entries.begin(), entries.end(), [](const BlobEntry& a, const BlobEntry& b) {
-    if (a.mtime.tv_sec != b.mtime.tv_sec) return a.mtime.tv_sec < b.mtime.tv_sec;
-    if (a.mtime.tv_nsec != b.mtime.tv_nsec) return a.mtime.tv_nsec < b.mtime.tv_nsec;
-    return a.sha256 < b.sha256;
-  });
   uint64_t freed = 0;
-  for (const BlobEntry& entry : entries) {
-    if (total <= max_bytes_) break;
-    if (keep.count(entry.sha256) != 0) continue;
-    if (::unlink(entry.path.c_str()) == 0) {
-      freed += entry.size;
-      total -= entry.size;
-    } else if (errno == ENOENT) {
-      total -= entry.size;  // gone already (only if the lock could not be had)
+  if (total > bound) {
+    std::sort(entries.begin(), entries.end(), [](const BlobEntry& a, const BlobEntry& b) {
+      if (a.mtime.tv_sec != b.mtime.tv_sec) return a.mtime.tv_sec < b.mtime.tv_sec;
+      if (a.mtime.tv_nsec != b.mtime.tv_nsec) return a.mtime.tv_nsec < b.mtime.tv_nsec;
+      return a.sha256 < b.sha256;
+    });
+    for (const BlobEntry& entry : entries) {
+      if (total <= bound) break;
+      if (keep.count(entry.sha256) != 0) continue;
+      if (::unlink(entry.path.c_str()) == 0) {
+        freed += entry.size;
+        total -= entry.size;
+      } else if (errno == ENOENT) {
+        total -= entry.size;  // gone already (only if the lock could not be had)
+      }
     }
   }
+  WriteUsage(lock_fd, total);
   return freed;
 }
 
 uint64_t BlobCache::TotalBytes() const {
-  uint64_t total = 0;
-  for (const BlobEntry& entry : ScanBlobs(dir_ / "blobs")) total += entry.size;
-  return total;
+  UniqueFd lock = LockCache(dir_, LOCK_SH);
+  if (std::optional<uint64_t> usage = ReadUsage(lock.get())) return *usage;
+  return ScanTotal();
 }
 
 // ---------------------------------------------------------------------------------------------

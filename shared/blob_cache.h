@@ -1,20 +1,26 @@
 #pragma once
 // A size-bounded on-disk cache of content-addressed blobs (test executables, libraries, data),
 // named by the lowercase hex SHA-256 of their content: a worker's cache of what it fetched, and a
-// farm's store of what its clients uploaded. Several processes may share one directory: all state is on disk, LRU order is the
-// blobs' mtimes, and a flock on <dir>/lock keeps evictions and removals from racing each other.
+// farm's store of what its clients uploaded. Several processes may share one directory: all
+// state is on disk, LRU order is the blobs' mtimes, and a flock on <dir>/lock keeps evictions and
+// removals from racing each other. The lock file also records the blobs' total size, so a commit
+// knows whether to evict without scanning the directory: a full cache is scanned once per tenth
+// of its bound committed (eviction goes down to 90% of the bound), not on every commit.
 //
 // Layout:
-//   <dir>/lock                 flock: exclusive to delete blobs, shared to add or touch them
+//   <dir>/lock                 flock: exclusive to add or delete blobs (and update the size
+//                              record it holds), shared to look them up or touch them
 //   <dir>/blobs/<sha[0:2]>/<sha>  committed blobs, mode 0555, never modified in place
 //   <dir>/tmp/<sha>.<pid>.<n>  downloads in progress (removed by Evict once an hour stale)
 //
-// A BlobCache holds no mutable state in memory, so one object may be used from several threads
-// and several objects (in one or more processes) may share a directory.
+// A BlobCache holds no mutable state in memory (beyond a count of its scans), so one object may be
+// used from several threads and several objects (in one or more processes) may share a directory.
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -80,7 +86,8 @@ class PendingBlob {
 class BlobCache {
  public:
   // Creates the directory (and blobs/, tmp/, lock) if missing. The error names the directory and
-  // why it cannot be used (e.g. not writable). A relative dir is made absolute.
+  // why it cannot be used (e.g. not writable). A relative dir is made absolute. A cache whose
+  // size was never recorded is scanned once; stale temp files are removed.
   static Result<BlobCache> Open(BlobCacheOptions options);
 
   const std::filesystem::path& dir() const { return dir_; }
@@ -100,8 +107,9 @@ class BlobCache {
 
   // Verifies the size and SHA-256 of the pending file; on a match makes it part of the cache
   // atomically (rename into place; another process committing the same blob meanwhile is fine)
-  // with mode 0555, calls Evict(keep = `keep` and sha256) and returns the blob's path. On a mismatch the temp
-  // file is deleted and the error is "hash mismatch for <sha>: got <actual>"; an incomplete
+  // with mode 0555 and returns the blob's path. If the cache is then over its bound, the least
+  // recently used blobs (never `keep` or this one) go until it is at 90% of it. On a mismatch the
+  // temp file is deleted and the error is "hash mismatch for <sha>: got <actual>"; an incomplete
   // download is rejected the same way. A bad blob never enters the cache.
   Result<std::filesystem::path> Commit(PendingBlob blob, std::set<std::string> keep = {});
 
@@ -111,17 +119,25 @@ class BlobCache {
   // not counted).
   uint64_t Evict(const std::set<std::string>& keep = {});
 
-  // The total size of the cached blobs (a scan).
+  // The total size of the cached blobs, as recorded (a scan only if there is no record).
   uint64_t TotalBytes() const;
+
+  // Directory scans this object made: Open's first measure and each eviction. For tests that
+  // count operations.
+  uint64_t scans() const { return scans_->load(std::memory_order_relaxed); }
 
  private:
   BlobCache(std::filesystem::path dir, uint64_t max_bytes)
       : dir_(std::move(dir)), max_bytes_(max_bytes) {}
+  uint64_t ScanTotal() const;
+  // Evict's work, under the exclusive lock `lock_fd`, down to `bound`; records the new total.
+  uint64_t EvictLocked(int lock_fd, uint64_t bound, const std::set<std::string>& keep);
   // Where the blob named `sha256` (already checked with IsSha256Hex) lives.
   std::filesystem::path BlobPath(const std::string& sha256) const;
 
   std::filesystem::path dir_;
   uint64_t max_bytes_ = 0;
+  std::shared_ptr<std::atomic<uint64_t>> scans_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 // Makes `dest` a copy of `blob`: a hard link when possible, else (EXDEV, EPERM, EMLINK) a copy

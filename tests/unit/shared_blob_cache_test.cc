@@ -372,6 +372,75 @@ TEST_F(BlobCacheTest, TwoCachesCommittingTheSameBlobConcurrentlyBothSucceed) {
   EXPECT_EQ(FilesUnder(CacheDir() / "blobs").size(), 10u);
 }
 
+// The bytes of the blobs actually on disk, counted by the test itself.
+uint64_t BytesUnder(const fs::path& dir) {
+  uint64_t total = 0;
+  for (const fs::path& file : FilesUnder(dir)) total += fs::file_size(file);
+  return total;
+}
+
+TEST_F(BlobCacheTest, CommitsWithinTheBoundNeverScanAndTheRecordedSizeIsExact) {
+  BlobCache cache = OpenCache();
+  EXPECT_EQ(cache.scans(), 1u) << "a new cache is measured once";
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(Put(cache, Content(1000 + i, static_cast<char>(i))).ok());
+  }
+  ASSERT_TRUE(Put(cache, Content(1000, 0)).ok());  // again: counted once
+  EXPECT_EQ(cache.TotalBytes(), BytesUnder(CacheDir() / "blobs"));
+  EXPECT_EQ(cache.scans(), 1u);
+  // A second object on the directory reads the record instead of measuring.
+  BlobCache again = OpenCache();
+  EXPECT_EQ(again.TotalBytes(), BytesUnder(CacheDir() / "blobs"));
+  EXPECT_EQ(again.scans(), 0u);
+}
+
+TEST_F(BlobCacheTest, AFullCacheScansOncePerTenthOfItsBoundCommitted) {
+  constexpr uint64_t kBound = 100'000;
+  constexpr int kCommits = 1000;  // 10x the bound, 1000 bytes each
+  BlobCache cache = OpenCache(kBound);
+  for (int i = 0; i < kCommits; ++i) {
+    const std::string data = Content(1000, static_cast<char>(i % 251)) + std::to_string(i);
+    ASSERT_TRUE(Put(cache, data.substr(data.size() - 1000)).ok());
+    ASSERT_LE(BytesUnder(CacheDir() / "blobs"), kBound) << "after commit " << i;
+  }
+  EXPECT_EQ(cache.TotalBytes(), BytesUnder(CacheDir() / "blobs"));
+  // Scanning on every commit would be 1000; going down to 90% makes it one per ~10 commits.
+  EXPECT_LE(cache.scans(), 1u + kCommits / 10) << cache.scans();
+  EXPECT_GE(cache.scans(), 1u + (kCommits - 100) / 11) << cache.scans();
+}
+
+TEST_F(BlobCacheTest, ARecordThatIsMissingOrGarbageIsMeasuredAgain) {
+  {
+    BlobCache cache = OpenCache();
+    ASSERT_TRUE(Put(cache, Content(5000, 'r')).ok());
+  }
+  for (const std::string record : {"", "12x\n", "99999999999999999999999\n"}) {
+    WriteFile(CacheDir() / "lock", record);
+    BlobCache cache = OpenCache();
+    EXPECT_EQ(cache.scans(), 1u) << record;
+    EXPECT_EQ(cache.TotalBytes(), 5000u) << record;
+  }
+}
+
+TEST_F(BlobCacheTest, ConcurrentCommitsOfNewAndSameBlobsKeepTheRecordExact) {
+  BlobCache first = OpenCache();
+  BlobCache second = OpenCache();
+  std::latch start(2);
+  auto worker = [&](BlobCache* cache, int offset) {
+    start.arrive_and_wait();
+    for (int i = 0; i < 100; ++i) {
+      // Half of each thread's blobs are the other's too.
+      EXPECT_TRUE(Put(*cache, Content(3000, static_cast<char>(i % 2 ? i : i + offset))).ok());
+    }
+  };
+  std::thread a(worker, &first, 0);
+  std::thread b(worker, &second, 100);
+  a.join();
+  b.join();
+  EXPECT_EQ(first.TotalBytes(), BytesUnder(CacheDir() / "blobs"));
+  EXPECT_EQ(FilesUnder(CacheDir() / "blobs").size(), 150u);
+}
+
 class BlobCacheConcurrentEvictTest : public BlobCacheTest {
  protected:
   static constexpr int kBlobs = 40;
