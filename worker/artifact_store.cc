@@ -77,29 +77,55 @@ ArtifactStore::ArtifactStore(ArtifactStoreOptions options) : options_(std::move(
   if (options_.clock == nullptr) options_.clock = &kSteady;
 }
 
-bool ArtifactStore::MatchesAtRoot(const protocol::JobAssign& job) {
+void ArtifactStore::Later(OffLoop::Work work) {
+  if (options_.off_loop != nullptr) {
+    options_.off_loop->Post(std::move(work));
+  } else if (OffLoop::Done done = work()) {
+    done();
+  }
+}
+
+ArtifactStore::Match ArtifactStore::MatchesAtRoot(const protocol::JobAssign& job) {
+  bool hashing = false;
   for (const protocol::ArtifactFile& file : job.artifacts) {
     fs::path path = fs::path(job.artifact_root) / file.path;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
         static_cast<uint64_t>(st.st_size) != file.size) {
-      return false;
+      return Match::kNo;
     }
-    Seen& seen = seen_[path];
-    if (seen.sha256.empty() || seen.device != st.st_dev || seen.inode != st.st_ino ||
-        seen.size != st.st_size || seen.mtime_ns != Nanos(st.st_mtim) ||
-        seen.ctime_ns != Nanos(st.st_ctim)) {
-      auto digest = Sha256File(path);
-      if (!digest) return false;
-      seen = Seen{st.st_dev, st.st_ino, st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), *digest};
+    Seen now{st.st_dev, st.st_ino, st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), {}};
+    auto seen = seen_.find(path);
+    if (seen == seen_.end() || seen->second.device != now.device ||
+        seen->second.inode != now.inode || seen->second.size != now.size ||
+        seen->second.mtime_ns != now.mtime_ns || seen->second.ctime_ns != now.ctime_ns) {
+      // Hashed once per version of the file, off the loop: it may be gigabytes.
+      if (hashing_.insert(path).second) {
+        Later([this, path, now]() -> OffLoop::Done {
+          auto digest = Sha256File(path);
+          std::string sha256 = digest ? *digest : std::string();
+          return [this, path, now, sha256] {
+            hashing_.erase(path);
+            seen_[path] = now;
+            seen_[path].sha256 = sha256;
+          };
+        });
+      }
+      if (hashing_.contains(path)) {
+        hashing = true;
+        continue;
+      }
+      seen = seen_.find(path);  // hashed at once (no OffLoop)
     }
-    if (seen.sha256 != file.sha256) {
-      spdlog::warn("{} differs from the coordinator's copy (sha256 {} here, {} there)",
-                   path.string(), Short(seen.sha256), Short(file.sha256));
-      return false;
+    if (seen->second.sha256 != file.sha256) {
+      if (!seen->second.sha256.empty()) {
+        spdlog::warn("{} differs from the coordinator's copy (sha256 {} here, {} there)",
+                     path.string(), Short(seen->second.sha256), Short(file.sha256));
+      }
+      return Match::kNo;
     }
   }
-  return true;
+  return hashing ? Match::kHashing : Match::kYes;
 }
 
 testfarm::Status ArtifactStore::Stage(const std::string& sha256, const fs::path& blob) {
@@ -141,19 +167,56 @@ void ArtifactStore::Restart(const std::string& sha256, Download& download) {
   }
   download.pending = std::move(*pending);
   if (download.size == 0) {  // nothing to fetch
-    auto committed = options_.cache->Commit(std::move(download.pending));
-    if (!committed) {
-      download.error = committed.error().message;
-      return;
-    }
-    if (testfarm::Status staged = Stage(sha256, *committed); !staged) {
-      download.error = staged.error().message;
-    } else {
-      downloads_.erase(sha256);
-    }
+    StartCommit(sha256, download);
     return;
   }
   queue_.push_back(sha256);
+}
+
+void ArtifactStore::StartCommit(const std::string& sha256, Download& download) {
+  // Hashing, fdatasync and any eviction take as long as the blob is large: not on the loop.
+  auto pending = std::make_shared<PendingBlob>(std::move(download.pending));
+  BlobCache* cache = options_.cache;
+  Later([this, cache, pending, sha256]() -> OffLoop::Done {
+    auto committed = std::make_shared<Result<fs::path>>(cache->Commit(std::move(*pending)));
+    return [this, sha256, committed] { Committed(sha256, std::move(*committed)); };
+  });
+}
+
+void ArtifactStore::GiveUp(const std::string& sha256, Download& download, const std::string& why) {
+  download.error = "cannot fetch " + download.path + " (sha256 " + Short(sha256) + "): " + why;
+  download.pending.Discard();
+  // Its other requests are not waited for (nor asked again).
+  std::erase_if(in_flight_, [&](const auto& entry) { return entry.first.first == sha256; });
+  spdlog::error("{}", download.error);
+}
+
+void ArtifactStore::Committed(const std::string& sha256, Result<fs::path> committed) {
+  auto it = downloads_.find(sha256);
+  if (it == downloads_.end()) return;
+  Download& download = it->second;
+  if (committed) {
+    testfarm::Status staged = Stage(sha256, *committed);
+    if (staged) {
+      downloads_.erase(it);
+      return;
+    }
+    const std::string& error = staged.error().message;
+    // Gone again before we could link it (evicted by a worker sharing the cache): fetch again.
+    if (download.attempts >= options_.max_attempts) return GiveUp(sha256, download, error);
+    spdlog::warn("{} ({}): {}; fetching it again", download.path, Short(sha256), error);
+    Restart(sha256, download);
+    return;
+  }
+  // A blob that does not hash to its name is discarded and fetched again, never run.
+  if (download.attempts >= options_.max_attempts) {
+    return GiveUp(sha256, download,
+                  committed.error().message + " (" + std::to_string(download.attempts) +
+                      " attempts)");
+  }
+  spdlog::warn("{} ({}): {}; fetching it again", download.path, Short(sha256),
+               committed.error().message);
+  Restart(sha256, download);
 }
 
 Result<fs::path> ArtifactStore::Materialize(const protocol::JobAssign& job, const std::string& id) {
@@ -185,9 +248,13 @@ ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
     if (!it->second.dir.empty()) RelocateJob(job, it->second.dir.string());
     return {};
   }
-  if (options_.shared_fs && MatchesAtRoot(job)) {
-    suites_[id] = Suite{};
-    return {};
+  if (options_.shared_fs) {
+    Match match = MatchesAtRoot(job);
+    if (match == Match::kHashing) return {Status::kWaiting, {}};
+    if (match == Match::kYes) {
+      suites_[id] = Suite{};
+      return {};
+    }
   }
   if (options_.cache == nullptr) {
     std::string error = "the files under " + job.artifact_root +
@@ -269,14 +336,7 @@ void ArtifactStore::OnChunk(const protocol::Chunk& chunk) {
   auto it = downloads_.find(chunk.sha256);
   if (it == downloads_.end() || !it->second.error.empty()) return;  // late, or given up
   Download& download = it->second;
-  auto give_up = [&](const std::string& why) {
-    download.error =
-        "cannot fetch " + download.path + " (sha256 " + Short(chunk.sha256) + "): " + why;
-    download.pending.Discard();
-    // Its other requests are not waited for (nor asked again).
-    std::erase_if(in_flight_, [&](const auto& entry) { return entry.first.first == chunk.sha256; });
-    spdlog::error("{}", download.error);
-  };
+  auto give_up = [&](const std::string& why) { GiveUp(chunk.sha256, download, why); };
   if (!chunk.error.empty()) return give_up("the coordinator says: " + chunk.error);
   if (chunk.size != download.size) {
     return give_up("the coordinator has " + std::to_string(chunk.size) + " bytes, the job said " +
@@ -301,28 +361,7 @@ void ArtifactStore::OnChunk(const protocol::Chunk& chunk) {
     download.held.erase(next);
   }
   if (download.pending.written() < download.size) return;
-  auto committed = options_.cache->Commit(std::move(download.pending));
-  if (committed) {
-    testfarm::Status staged = Stage(chunk.sha256, *committed);
-    if (staged) {
-      downloads_.erase(it);
-      return;
-    }
-    const std::string& error = staged.error().message;
-    // Gone again before we could link it (evicted by a worker sharing the cache): fetch again.
-    if (download.attempts >= options_.max_attempts) return give_up(error);
-    spdlog::warn("{} ({}): {}; fetching it again", download.path, Short(chunk.sha256), error);
-    Restart(chunk.sha256, download);
-    return;
-  }
-  // A blob that does not hash to its name is discarded and fetched again, never run.
-  if (download.attempts >= options_.max_attempts) {
-    return give_up(committed.error().message + " (" + std::to_string(download.attempts) +
-                   " attempts)");
-  }
-  spdlog::warn("{} ({}): {}; fetching it again", download.path, Short(chunk.sha256),
-               committed.error().message);
-  Restart(chunk.sha256, download);
+  StartCommit(chunk.sha256, download);
 }
 
 }  // namespace testfarm::worker

@@ -6,6 +6,9 @@
 // each is verified before it enters the cache, and one that fails verification is fetched again,
 // up to `max_attempts` times, and never run. A request unanswered for `resend_after` (its answer
 // lost with a dropped connection) is asked again; an answer that comes twice counts once.
+// Hashing, syncing and committing a fetched blob (and hashing files at the coordinator's paths)
+// run off the event loop when an OffLoop is given: a multi-gigabyte binary being verified never
+// delays the worker's heartbeats.
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -17,6 +20,7 @@
 #include "protocol/messages.h"
 #include "shared/clock.h"
 #include "shared/blob_cache.h"
+#include "shared/off_loop.h"
 #include "worker/scratch_dir.h"
 
 namespace testfarm::worker {
@@ -30,6 +34,8 @@ struct ArtifactStoreOptions {
   unsigned max_attempts = 3;
   const Clock* clock = nullptr;  // none: the steady clock
   Millis resend_after{30000};
+  // Where hashing and commits run; the loop calls its RunFinished (none: here, at once).
+  OffLoop* off_loop = nullptr;
 };
 
 class ArtifactStore {
@@ -42,7 +48,8 @@ class ArtifactStore {
     std::string error;  // kFailed: why the job cannot run
   };
   // kReady: `job` can start as it now is (argv, cwd and env rewritten to this worker's copy when
-  // it runs from one). kWaiting: blobs are being fetched; ask again after OnChunk.
+  // it runs from one). kWaiting: blobs are being fetched or files hashed; ask again after
+  // OnChunk or the OffLoop's RunFinished.
   Prepared Prepare(protocol::JobAssign& job);
 
   // The fetch requests to send now: those unanswered for too long again, then new ones while
@@ -75,10 +82,16 @@ class ArtifactStore {
     off_t size = 0;
     int64_t mtime_ns = 0;
     int64_t ctime_ns = 0;
-    std::string sha256;
+    std::string sha256;  // empty: could not be read
   };
 
-  bool MatchesAtRoot(const protocol::JobAssign& job);
+  enum class Match { kYes, kNo, kHashing };
+  Match MatchesAtRoot(const protocol::JobAssign& job);
+  // Runs `work` off the loop (or here and now without an OffLoop).
+  void Later(OffLoop::Work work);
+  void StartCommit(const std::string& sha256, Download& download);
+  void Committed(const std::string& sha256, Result<std::filesystem::path> committed);
+  void GiveUp(const std::string& sha256, Download& download, const std::string& why);
   // The blob's path in this worker's staging area, fetching it if needed (nullopt meanwhile).
   std::optional<std::filesystem::path> Staged(const protocol::ArtifactFile& file,
                                               std::string* error);
@@ -95,6 +108,7 @@ class ArtifactStore {
   std::map<std::string, Download> downloads_;
   std::deque<std::string> queue_;  // downloads with bytes still to request, in order
   std::map<std::filesystem::path, Seen> seen_;
+  std::set<std::filesystem::path> hashing_;  // files at the coordinator's paths being hashed
   struct Asked {
     uint32_t length = 0;
     SteadyTime at;

@@ -52,9 +52,18 @@ protocol::JobResult ResultOf(FinishedJob& finished, uint64_t job_id) {
 uint64_t WorkerNode::CacheBytes(SteadyTime now) {
   constexpr Millis kCacheSizeEvery{10000};
   if (options_.cache == nullptr) return 0;
-  if (!cache_measured_at_ || now - *cache_measured_at_ >= kCacheSizeEvery) {
-    cache_bytes_ = options_.cache->TotalBytes();
+  if (!measuring_cache_ && (!cache_measured_at_ || now - *cache_measured_at_ >= kCacheSizeEvery)) {
+    // Off the loop: the cache's lock may be held by an eviction scanning a large directory.
+    measuring_cache_ = true;
     cache_measured_at_ = now;
+    BlobCache* cache = options_.cache;
+    off_loop_.Post([this, cache]() -> OffLoop::Done {
+      uint64_t bytes = cache->TotalBytes();
+      return [this, bytes] {
+        cache_bytes_ = bytes;
+        measuring_cache_ = false;
+      };
+    });
   }
   return cache_bytes_;
 }
@@ -79,7 +88,8 @@ WorkerNode::WorkerNode(zmq::context_t& context, const Clock& clock, WorkerNodeOp
       artifacts_(ArtifactStoreOptions{.cache = options_.cache,
                                       .shared_fs = options_.shared_fs,
                                       .scratch_root = ScratchRoot(options_),
-                                      .clock = &clock}),
+                                      .clock = &clock,
+                                      .off_loop = &off_loop_}),
       pool_(clock, PoolOptionsFor(options_)),
       merges_(clock, PoolOptions{.slots = 1,
                                  .worker_name = options_.name,
@@ -350,6 +360,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
                   [&](int fd) { pool_.OnFdReady(fd); });
     loop.WatchFds([&](std::vector<int>* fds) { merges_.CollectFds(fds); },
                   [&](int fd) { merges_.OnFdReady(fd); });
+    loop.WatchFd(off_loop_.fd(), [&] { off_loop_.RunFinished(); });
     // Read after the pool's events: results go out before new work comes in.
     loop.WatchSocket(
         link_.handle(), [&] { return link_.events(); },

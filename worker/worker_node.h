@@ -91,8 +91,8 @@ class WorkerNode {
   void CollectFinished();
   void Queue(protocol::Message message);
   void FlushOutbox();
-  // The blob cache's size for a heartbeat: measured (a directory scan) at most every
-  // kCacheSizeEvery, else the last measure; 0 without a cache.
+  // The blob cache's size for a heartbeat: the last measure (0 before the first), a new one
+  // asked of the off-loop thread at most every kCacheSizeEvery; 0 without a cache.
   uint64_t CacheBytes(SteadyTime now);
   std::string WhyNotJoined() const;
 
@@ -101,6 +101,9 @@ class WorkerNode {
   void CheckHandshakes();
 
   protocol::PeerLink link_;  // the socket to the coordinator, its outbox and its bad frames
+  // Hashing, blob commits and cache measures, off the loop. Its Dones (which touch artifacts_
+  // and this node) never run once it is gone, and its work touches only the cache.
+  OffLoop off_loop_;
   // Before pool_: the pool (and the tests it kills) goes first, then the copies they ran from.
   ArtifactStore artifacts_;
   SubprocessPool pool_;
@@ -121,6 +124,7 @@ class WorkerNode {
   std::string join_failure_;  // the last handshake failure or refusal before joining
   std::string end_reason_;
   std::optional<SteadyTime> cache_measured_at_;
+  bool measuring_cache_ = false;
   uint64_t cache_bytes_ = 0;
 };
 

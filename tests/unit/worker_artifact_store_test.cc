@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -248,6 +249,57 @@ TEST(ArtifactStore, OnASharedFilesystemMatchingFilesRunInPlaceAndStaleOnesAreFet
   auto failed = local.Prepare(again);
   EXPECT_EQ(failed.status, ArtifactStore::Status::kFailed);
   EXPECT_NE(failed.error.find("do not match the coordinator's"), std::string::npos) << failed.error;
+}
+
+// Waits (bounded) for the OffLoop's work and runs what it hands back to the loop.
+void RunOffLoopWork(OffLoop& off) {
+  while (off.outstanding() > 0) {
+    pollfd p{off.fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 10000), 1) << "the off-loop work did not finish in 10 s";
+    off.RunFinished();
+  }
+}
+
+TEST(ArtifactStore, WithAnOffLoopAFetchedBlobIsVerifiedAndCommittedThereNotInOnChunk) {
+  Fixture f;
+  OffLoop off;
+  FakeCoordinator coordinator{"/nonexistent/build", {}, {}};
+  coordinator.content["bin/t"] = std::string(2'500, 'o');
+  coordinator.content["data/empty"] = "";
+  protocol::JobAssign job = coordinator.Job({"/nonexistent/build/bin/t"});
+  ArtifactStoreOptions options = f.Options();
+  options.off_loop = &off;
+  ArtifactStore store(options);
+  ASSERT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
+  coordinator.Serve(store);
+  // Every byte is here, but nothing is committed until the loop runs what the OffLoop finished.
+  EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
+  EXPECT_EQ(f.cache.TotalBytes(), 0u);
+  EXPECT_GE(off.outstanding(), 1u);
+  RunOffLoopWork(off);
+  ASSERT_EQ(store.Prepare(job).status, ArtifactStore::Status::kReady);
+  EXPECT_EQ(Read(job.argv[0]), std::string(2'500, 'o'));
+  EXPECT_EQ(f.cache.TotalBytes(), 2'500u);
+}
+
+TEST(ArtifactStore, WithAnOffLoopFilesAtTheCoordinatorsPathsAreHashedThere) {
+  Fixture f;
+  OffLoop off;
+  fs::path root = f.dir.path() / "build";
+  fs::create_directories(root / "bin");
+  std::ofstream(root / "bin" / "t") << "in place";
+  FakeCoordinator coordinator{root.string(), {{"bin/t", "in place"}}, {}};
+  protocol::JobAssign job = coordinator.Job({(root / "bin" / "t").string()});
+  ArtifactStoreOptions options = f.Options(/*shared_fs=*/true);
+  options.off_loop = &off;
+  ArtifactStore store(options);
+  EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting) << "being hashed";
+  EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting) << "hashed once";
+  EXPECT_EQ(off.outstanding(), 1u);
+  RunOffLoopWork(off);
+  ASSERT_EQ(store.Prepare(job).status, ArtifactStore::Status::kReady);
+  EXPECT_EQ(job.argv[0], (root / "bin" / "t").string()) << "runs in place";
+  EXPECT_TRUE(store.TakeFetches().empty());
 }
 
 TEST(RelocateJob, UnderTheRootDirectoryOnlyTheShippedFilesMove) {
