@@ -42,9 +42,9 @@ class OffLoop {
   UniqueFd event_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Work> queue_;   // guarded by mutex_
-  std::deque<Done> done_;    // guarded by mutex_
-  bool stopping_ = false;    // guarded by mutex_
+  std::deque<Work> queue_;       // guarded by mutex_
+  std::deque<Done> done_;        // guarded by mutex_
+  bool stopping_ = false;        // guarded by mutex_
   std::size_t outstanding_ = 0;  // the loop's thread only
   std::thread thread_;
 };

@@ -210,35 +210,48 @@ void ArtifactStore::Committed(const std::string& sha256, Result<fs::path> commit
   }
   // A blob that does not hash to its name is discarded and fetched again, never run.
   if (download.attempts >= options_.max_attempts) {
-    return GiveUp(sha256, download,
-                  committed.error().message + " (" + std::to_string(download.attempts) +
-                      " attempts)");
+    return GiveUp(
+        sha256, download,
+        committed.error().message + " (" + std::to_string(download.attempts) + " attempts)");
   }
   spdlog::warn("{} ({}): {}; fetching it again", download.path, Short(sha256),
                committed.error().message);
   Restart(sha256, download);
 }
 
-Result<fs::path> ArtifactStore::Materialize(const protocol::JobAssign& job, const std::string& id) {
-  fs::path dir = work_.path() / id.substr(0, 16);
-  for (const protocol::ArtifactFile& file : job.artifacts) {
+namespace {
+
+// A suite's own copy: where each staged blob goes in it, and whether as a copy.
+struct Layout {
+  fs::path dir;
+  struct Placement {
+    fs::path blob;
+    fs::path dest;
+    bool copy = false;
+  };
+  std::vector<Placement> files;
+  std::optional<fs::path> cwd;  // the test's working directory, when inside the copy
+};
+
+// Builds the copy. Off the loop: a data file copied may be gigabytes.
+Result<fs::path> Materialize(const Layout& layout) {
+  for (const Layout::Placement& file : layout.files) {
     // Executables and libraries are linked (tests do not write those); data files are copies of
     // their own, writable like the originals, so a test that writes one (as root, say) can
     // never change the cached blob that other runs and workers trust by its hash.
-    auto made = file.executable
-                    ? LinkOrCopy(staged_.at(file.sha256), dir / file.path)
-                    : LinkOrCopy(staged_.at(file.sha256), dir / file.path, true, mode_t{0644});
+    auto made = file.copy ? LinkOrCopy(file.blob, file.dest, true, mode_t{0644})
+                          : LinkOrCopy(file.blob, file.dest);
     if (!made) return made.error();
   }
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  fs::create_directories(layout.dir, ec);
   // The test's working directory exists in the copy even when no shipped file is in it.
-  if (job.cwd == job.artifact_root || job.cwd.starts_with(job.artifact_root + "/")) {
-    fs::create_directories(dir / fs::path(job.cwd).lexically_relative(job.artifact_root), ec);
-  }
-  if (ec) return Error{"cannot create " + dir.string() + ": " + ec.message()};
-  return dir;
+  if (layout.cwd) fs::create_directories(*layout.cwd, ec);
+  if (ec) return Error{"cannot create " + layout.dir.string() + ": " + ec.message()};
+  return layout.dir;
 }
+
+}  // namespace
 
 ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
   if (job.artifacts.empty()) return {};
@@ -280,15 +293,25 @@ ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
       return {Status::kFailed, error};
     }
   }
-  if (missing) return {Status::kWaiting, {}};
-  auto dir = Materialize(job, id);
-  if (!dir) {
-    suites_[id] = Suite{{}, dir.error().message};
-    return {Status::kFailed, dir.error().message};
+  if (missing || materializing_.contains(id)) return {Status::kWaiting, {}};
+  Layout layout;
+  layout.dir = work_.path() / id.substr(0, 16);
+  for (const protocol::ArtifactFile& file : job.artifacts) {
+    layout.files.push_back({staged_.at(file.sha256), layout.dir / file.path, !file.executable});
   }
-  suites_[id] = Suite{*dir, {}};
-  RelocateJob(job, dir->string());
-  return {};
+  if (job.cwd == job.artifact_root || job.cwd.starts_with(job.artifact_root + "/")) {
+    layout.cwd = layout.dir / fs::path(job.cwd).lexically_relative(job.artifact_root);
+  }
+  materializing_.insert(id);
+  Later([this, id, layout]() -> OffLoop::Done {
+    auto made = std::make_shared<Result<fs::path>>(Materialize(layout));
+    return [this, id, made] {
+      materializing_.erase(id);
+      suites_[id] = *made ? Suite{**made, {}} : Suite{{}, made->error().message};
+    };
+  });
+  if (!suites_.contains(id)) return {Status::kWaiting, {}};
+  return Prepare(job);  // made at once (no OffLoop)
 }
 
 std::vector<protocol::Fetch> ArtifactStore::TakeFetches() {

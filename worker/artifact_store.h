@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "protocol/messages.h"
-#include "shared/clock.h"
 #include "shared/blob_cache.h"
+#include "shared/clock.h"
 #include "shared/off_loop.h"
 #include "worker/scratch_dir.h"
 
@@ -95,7 +95,6 @@ class ArtifactStore {
   // The blob's path in this worker's staging area, fetching it if needed (nullopt meanwhile).
   std::optional<std::filesystem::path> Staged(const protocol::ArtifactFile& file,
                                               std::string* error);
-  Result<std::filesystem::path> Materialize(const protocol::JobAssign& job, const std::string& id);
   void Restart(const std::string& sha256, Download& download);
   // Links the blob into this run's staging area (its own link: the cache may evict the blob).
   testfarm::Status Stage(const std::string& sha256, const std::filesystem::path& blob);
@@ -109,6 +108,7 @@ class ArtifactStore {
   std::deque<std::string> queue_;  // downloads with bytes still to request, in order
   std::map<std::filesystem::path, Seen> seen_;
   std::set<std::filesystem::path> hashing_;  // files at the coordinator's paths being hashed
+  std::set<std::string> materializing_;      // suites whose copy is being made
   struct Asked {
     uint32_t length = 0;
     SteadyTime at;
