@@ -28,24 +28,50 @@ std::vector<const ArtifactSet*> ShipTests(ArtifactCatalog& catalog, std::vector<
   return shipped;
 }
 
-protocol::Chunk ReadChunk(const protocol::Fetch& fetch, const std::filesystem::path& path) {
+protocol::Chunk ServedFiles::Read(const protocol::Fetch& fetch,
+                                  const std::function<Result<std::filesystem::path>()>& locate) {
   protocol::Chunk chunk;
   chunk.sha256 = fetch.sha256;
   chunk.offset = fetch.offset;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0) {
-    chunk.error = "cannot read " + path.string() + ": " + ErrnoText(errno);
-    return chunk;
+  auto it = open_.find(fetch.sha256);
+  if (it == open_.end()) {
+    Result<std::filesystem::path> path = locate();
+    if (!path) {
+      chunk.error = path.error().message;
+      return chunk;
+    }
+    UniqueFd fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+      chunk.error = "cannot read " + path->string() + ": " + ErrnoText(errno);
+      return chunk;
+    }
+    ++opens_;
+    if (open_.size() >= max_open_) {
+      auto oldest = std::min_element(open_.begin(), open_.end(), [](const auto& a, const auto& b) {
+        return a.second.used < b.second.used;
+      });
+      open_.erase(oldest);
+    }
+    it =
+        open_
+            .emplace(fetch.sha256, Open{std::move(fd), static_cast<uint64_t>(st.st_size), *path, 0})
+            .first;
   }
-  chunk.size = static_cast<uint64_t>(st.st_size);
+  Open& file = it->second;
+  file.used = ++reads_;
+  chunk.size = file.size;
   uint64_t available = chunk.size > fetch.offset ? chunk.size - fetch.offset : 0;
   chunk.data.resize(std::min<uint64_t>(available, fetch.length));
-  ssize_t n =
-      ::pread(fd.get(), chunk.data.data(), chunk.data.size(), static_cast<off_t>(fetch.offset));
+  ssize_t n;
+  do {
+    n = ::pread(file.fd.get(), chunk.data.data(), chunk.data.size(),
+                static_cast<off_t>(fetch.offset));
+  } while (n < 0 && errno == EINTR);
   if (n < 0) {
-    chunk.error = "cannot read " + path.string() + ": " + ErrnoText(errno);
+    chunk.error = "cannot read " + file.path.string() + ": " + ErrnoText(errno);
     chunk.data.clear();
+    open_.erase(it);  // opened afresh next time
   } else {
     chunk.data.resize(static_cast<std::size_t>(n));
   }

@@ -4,6 +4,7 @@
 // by its SHA-256, laid out relative to one root directory. The catalog also answers where a
 // blob's bytes are when a worker fetches it.
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "coordinator/test_spec.h"
 #include "protocol/messages.h"
 #include "shared/result.h"
+#include "shared/unique_fd.h"
 
 namespace testfarm::coordinator {
 
@@ -26,8 +28,35 @@ class ArtifactCatalog;
 // files cannot be read or resolved fails before the run, with why (its `error`).
 std::vector<const ArtifactSet*> ShipTests(ArtifactCatalog& catalog, std::vector<TestSpec>& tests);
 
-// The piece of the blob at `path` a Fetch asks for (or the error why it cannot be read).
-protocol::Chunk ReadChunk(const protocol::Fetch& fetch, const std::filesystem::path& path);
+// The files a coordinator or farm serves blobs from, kept open between the chunks of a fetch (a
+// blob of a few GB is thousands of chunks): at most `max_open` at once, the least recently used
+// closed first. A file replaced after it was opened is still served as it was when opened (the
+// worker verifies every blob by its hash anyway).
+class ServedFiles {
+ public:
+  explicit ServedFiles(std::size_t max_open = 64) : max_open_(max_open) {}
+
+  // The piece of blob `fetch.sha256` the Fetch asks for, or the error why it cannot be read.
+  // `locate` says which file holds the blob (or why none does); it is asked only when the blob
+  // has no open file.
+  protocol::Chunk Read(const protocol::Fetch& fetch,
+                       const std::function<Result<std::filesystem::path>()>& locate);
+
+  std::size_t opens() const { return opens_; }  // files opened so far (for op-count tests)
+  std::size_t open_now() const { return open_.size(); }
+
+ private:
+  struct Open {
+    UniqueFd fd;
+    uint64_t size = 0;
+    std::filesystem::path path;
+    uint64_t used = 0;  // when last read, in reads
+  };
+  std::size_t max_open_;
+  std::map<std::string, Open> open_;  // by sha256
+  uint64_t reads_ = 0;
+  std::size_t opens_ = 0;
+};
 
 class ArtifactCatalog {
  public:

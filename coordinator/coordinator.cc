@@ -83,14 +83,15 @@ void Coordinator::ShowFleet(bool now_anyway) {
 }
 
 void Coordinator::Serve(const std::string& peer, const protocol::Fetch& fetch) {
-  const std::filesystem::path* path = artifacts_.PathOf(fetch.sha256);
   protocol::Chunk chunk;
   if (!farm_->IsWorker(peer)) {
     chunk.error = "not a worker of this run";
-  } else if (path == nullptr) {
-    chunk.error = "no file of this run has that content";
   } else {
-    chunk = ReadChunk(fetch, *path);
+    chunk = served_.Read(fetch, [&]() -> Result<std::filesystem::path> {
+      const std::filesystem::path* path = artifacts_.PathOf(fetch.sha256);
+      if (path == nullptr) return Error{"no file of this run has that content"};
+      return *path;
+    });
   }
   chunk.sha256 = fetch.sha256;
   chunk.offset = fetch.offset;

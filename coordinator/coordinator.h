@@ -75,6 +75,7 @@ class Coordinator {
   CoordinatorOptions options_;
   Reporter& reporter_;
   ArtifactCatalog artifacts_;
+  ServedFiles served_;
   std::vector<const ArtifactSet*> shipped_;  // by test, with ship_artifacts
   bool prepared_ = false;
   std::optional<FarmCore> farm_;  // while Run() runs: a farm of this one run

@@ -78,10 +78,9 @@ class FarmServer::History final : public RunHistory {
     return {};
   }
   std::unique_ptr<Reporter> Recorder(Reporter& inner, RunRecord run) override {
-    return std::make_unique<HistoryReporter>(clock_, inner, *store_, std::move(run),
-                                             [](const std::string& problem) {
-                                               spdlog::warn("farm: history: {}", problem);
-                                             });
+    return std::make_unique<HistoryReporter>(
+        clock_, inner, *store_, std::move(run),
+        [](const std::string& problem) { spdlog::warn("farm: history: {}", problem); });
   }
   protocol::HistoryAnswer Answer(const protocol::HistoryQuery& query) override {
     Result<std::string> json = Error{"unknown question '" + query.what + "'"};
@@ -116,8 +115,8 @@ Result<std::unique_ptr<FarmServer>> FarmServer::Create(zmq::context_t& context, 
       spdlog::warn("farm: history: {}; the farm keeps no history", store.error().message);
     }
   }
-  return std::unique_ptr<FarmServer>(new FarmServer(context, clock, std::move(options),
-                                                    std::move(*cache), std::move(history)));
+  return std::unique_ptr<FarmServer>(
+      new FarmServer(context, clock, std::move(options), std::move(*cache), std::move(history)));
 }
 
 FarmServer::FarmServer(zmq::context_t& context, const Clock& clock, FarmServerOptions options,
@@ -167,15 +166,16 @@ void FarmServer::Flush() {
 
 void FarmServer::ServeFetch(const std::string& peer, const protocol::Fetch& fetch) {
   protocol::Chunk chunk;
-  std::optional<std::filesystem::path> path;
   if (!service_.IsWorker(peer)) {
     chunk.error = "not a worker of this farm";
   } else if (service_.BlobsInUse().count(fetch.sha256) == 0) {
     chunk.error = "no run on this farm has that content";
-  } else if (!(path = store_->Find(fetch.sha256))) {
-    chunk.error = "the farm's store lost that content";
   } else {
-    chunk = ReadChunk(fetch, *path);
+    chunk = served_.Read(fetch, [&]() -> Result<std::filesystem::path> {
+      std::optional<std::filesystem::path> path = store_->Find(fetch.sha256);
+      if (!path) return Error{"the farm's store lost that content"};
+      return *path;
+    });
   }
   chunk.sha256 = fetch.sha256;
   chunk.offset = fetch.offset;

@@ -9,6 +9,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "coordinator/artifacts.h"
 #include "coordinator/farm_service.h"
 #include "coordinator/history_store.h"
 #include "coordinator/zap_handler.h"
@@ -60,6 +61,7 @@ class FarmServer {
   const Clock& clock_;
   FarmServerOptions options_;
   std::unique_ptr<Store> store_;
+  ServedFiles served_;                // blobs of the store being fetched, kept open between chunks
   std::unique_ptr<History> history_;  // null: the farm keeps no history
   FarmService service_;
   std::optional<SteadyTime> first_signal_at_;
