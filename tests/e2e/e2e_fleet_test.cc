@@ -298,6 +298,40 @@ TEST(E2EFleet, WorkersSharingACacheAllRunTheBlobsTheyFetchTogether) {
   for (auto& w : workers) EXPECT_EQ(w->Finish(milliseconds(20000)).exit_code, 0);
 }
 
+// A 2 GiB executable is fetched, verified (SHA-256 of every byte), synced and committed while
+// both sides expect a heartbeat every 200 ms and give up after 1 s of silence: the worker's loop
+// never stops for the blob, so it is never declared dead and the test runs once.
+TEST(E2EFleet, AWorkerVerifyingATwoGibBlobKeepsItsHeartbeats) {
+  TempDir dir;
+  TempDir cache;
+  const fs::path big = dir.path() / "big-test";
+  {
+    std::ofstream script(big);
+    script << "#!/bin/sh\nexit 0\n";
+  }
+  fs::resize_file(big, uint64_t{2} << 30);  // sparse here; every byte is shipped and hashed
+  fs::permissions(big, fs::perms::owner_all);
+  const std::vector<std::string> liveness = {"--heartbeat", "200ms", "--liveness", "5"};
+  std::vector<std::string> args = {"--local-slots", "0", big.string()};
+  args.insert(args.end(), liveness.begin(), liveness.end());
+  std::string endpoint;
+  auto coordinator = StartCoordinator(args, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  std::vector<std::string> worker_args = {
+      TESTFARM_BINARY,      "worker", "--connect", endpoint, "--once", "--name", "w", "--cache-dir",
+      cache.path().string()};
+  worker_args.insert(worker_args.end(), liveness.begin(), liveness.end());
+  BackgroundChild worker(worker_args);
+  ChildResult r = coordinator->Finish(milliseconds(110000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "1 passed, 0 failed") << r.out;
+  EXPECT_EQ(r.err.find("silent for"), std::string::npos) << r.err;
+  EXPECT_EQ(Count(r.out, "joined"), 1) << r.out;
+  ChildResult wr = worker.Finish(milliseconds(20000));
+  EXPECT_EQ(wr.exit_code, 0) << wr.err;
+  EXPECT_EQ(wr.err.find("no word from it"), std::string::npos) << wr.err;
+}
+
 TEST(E2EFleet, AWorkerThatCannotSeeTheCoordinatorsFilesGetsThemShipped) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (a mount namespace hides the files)";
   if (RunChild({"/usr/bin/unshare", "--mount", "true"}).exit_code != 0) {
