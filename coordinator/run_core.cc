@@ -434,7 +434,18 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
     return fail("profile chunks out of order or beyond the stated size");
   }
   download.data += chunk.data;
-  if (!chunk.last) return;
+  if (chunk.offset > 0 && download.in_flight > 0) --download.in_flight;
+  if (!chunk.last) {
+    // Pulled a piece at a time, a few in flight: the worker never queues the whole profile.
+    constexpr unsigned kProfileWindow = 4;
+    if (download.next_request == 0) download.next_request = chunk.data.size();
+    while (download.in_flight < kProfileWindow && download.next_request < chunk.size) {
+      Send(peer, protocol::ProfileRequest{options_.run_id, download.next_request});
+      download.next_request += protocol::kMaxChunkBytes;
+      ++download.in_flight;
+    }
+    return;
+  }
   download.done = true;
   coverage.merged += chunk.merged;
   for (const std::string& bad : chunk.bad) coverage.bad.push_back(download.name + ": " + bad);
@@ -455,8 +466,8 @@ void RunCore::StartCollectingProfiles() {
   // ends the wait, and so does kProfileWait.
   profile_deadline_ = profiles_asked_at_ + kProfileWait;
   for (const std::string& peer : workers_.Peers()) {
-    profiles_[peer] = ProfileDownload{workers_.NameOf(peer), {}, false};
-    Send(peer, protocol::ProfileRequest{options_.run_id});
+    profiles_[peer] = ProfileDownload{workers_.NameOf(peer), {}, false, 0, 0};
+    Send(peer, protocol::ProfileRequest{options_.run_id, 0});
   }
 }
 

@@ -175,6 +175,8 @@ class RunCore {
     std::string name;
     std::string data;
     bool done = false;
+    uint64_t next_request = 0;  // the offset to ask for next (after the first piece)
+    unsigned in_flight = 0;     // pieces asked for beyond the first, not yet here
   };
 
   void PlanIteration(std::size_t first);  // tests [first, first + base_tests_)

@@ -324,6 +324,7 @@ void Fields(Io& io, M& m) {
 template <typename Io, Is<ProfileRequest> M>
 void Fields(Io& io, M& m) {
   io.U64("run", m.run, Need::kOptional);
+  io.U64("offset", m.offset, Need::kOptional);
 }
 
 template <typename Io, Is<ProfileChunk> M>

@@ -153,13 +153,19 @@ struct Chunk {
   friend bool operator==(const Chunk&, const Chunk&) = default;
 };
 
-// coordinator -> worker: the run's tests are done; send the merged coverage profile.
+// coordinator -> worker: the run's merged coverage profile, pulled a piece at a time (credit-based
+// flow control: the coordinator keeps a few requests in flight, the worker never queues the
+// whole profile). Offset 0: the run's tests are done; send the first piece once the merges are
+// done. Any other offset (a multiple of kMaxChunkBytes, below the size the first piece told):
+// that piece, now.
 struct ProfileRequest {
   uint64_t run = 0;  // whose profiles (JobAssign::run)
+  uint64_t offset = 0;
   friend bool operator==(const ProfileRequest&, const ProfileRequest&) = default;
 };
 
-// worker -> coordinator: a piece of the worker's merged (indexed) coverage profile, in order.
+// worker -> coordinator: the piece of the worker's merged (indexed) coverage profile a
+// ProfileRequest asked for: kMaxChunkBytes from its offset (fewer at the end).
 struct ProfileChunk {
   uint64_t offset = 0;
   uint64_t size = 0;  // the whole profile's size (0: the worker has none)
@@ -256,8 +262,8 @@ struct Submit {
   uint64_t slow_timeout_ms = 0;
   uint32_t min_workers = 1;
   uint64_t wait_workers_ms = 0;
-  uint32_t max_slots = 0;  // 0: no cap
-  bool coverage = false;   // tests write LLVM profiles; the merged ones come back to the client
+  uint32_t max_slots = 0;   // 0: no cap
+  bool coverage = false;    // tests write LLVM profiles; the merged ones come back to the client
   bool keep_order = false;  // start the tests in the order given (--shuffle, --no-history), not
                             // in the order the farm's history suggests
   friend bool operator==(const Submit&, const Submit&) = default;
@@ -325,7 +331,7 @@ struct Running {
 // One finished test of the run (test: its index in the submission).
 struct TestDone {
   uint64_t test = 0;
-  std::string state;  // passed, failed, expired, cancelled, not_run, skipped, flaky
+  std::string state;              // passed, failed, expired, cancelled, not_run, skipped, flaky
   std::vector<JobResult> result;  // the process that ran it: none or one
   std::string reason;
   std::string message;
@@ -403,9 +409,9 @@ struct FarmStatus {
 
 // anyone -> farm: a question for the farm's run history. farm -> them: HistoryAnswer.
 struct HistoryQuery {
-  std::string what;   // "attempts" (testfarm history), "flaky", "failed" (--rerun-failed)
-  std::string test;   // attempts: a glob over test names; empty: all
-  std::string label;  // failed: the last run whose label starts with this
+  std::string what;       // "attempts" (testfarm history), "flaky", "failed" (--rerun-failed)
+  std::string test;       // attempts: a glob over test names; empty: all
+  std::string label;      // failed: the last run whose label starts with this
   uint64_t since_ms = 0;  // attempts, flaky: since this Unix time
   friend bool operator==(const HistoryQuery&, const HistoryQuery&) = default;
 };
@@ -415,12 +421,11 @@ struct HistoryAnswer {
   friend bool operator==(const HistoryAnswer&, const HistoryAnswer&) = default;
 };
 
-using Message =
-    std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat, Bye,
-                 ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit, SubmitPart,
-                 Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined, TestStarted, TestSlow,
-                 Running, ProfileData, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus,
-                 HistoryQuery, HistoryAnswer>;
+using Message = std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat,
+                             Bye, ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit,
+                             SubmitPart, Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined,
+                             TestStarted, TestSlow, Running, ProfileData, TestDone, RunFinished,
+                             StopRun, StatusRequest, FarmStatus, HistoryQuery, HistoryAnswer>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

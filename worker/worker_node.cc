@@ -1,7 +1,10 @@
 #include "worker/worker_node.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,6 +12,7 @@
 
 #include "protocol/poll_loop.h"
 #include "protocol/wire.h"
+#include "shared/errno_text.h"
 #include "shared/file_io.h"
 #include "worker/connect_probe.h"
 
@@ -142,7 +146,11 @@ void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
   } else if (auto* chunk = std::get_if<protocol::Chunk>(&message)) {
     artifacts_.OnChunk(*chunk);
   } else if (auto* request = std::get_if<protocol::ProfileRequest>(&message)) {
-    CoverageOf(request->run).requested = true;
+    if (request->offset == 0) {
+      CoverageOf(request->run).requested = true;  // the first piece goes once merges are done
+    } else {
+      SendProfilePiece(request->run, request->offset);
+    }
   } else if (auto* cancel = std::get_if<protocol::Cancel>(&message)) {
     auto queued = std::find_if(waiting_.begin(), waiting_.end(),
                                [&](const auto& j) { return j.lease == cancel->lease; });
@@ -289,43 +297,65 @@ void WorkerNode::RunMerges() {
       ++it;
       continue;
     }
-    SendProfile(run, it->second->collector);
+    std::unique_ptr<RunCoverage> coverage = std::move(it->second);
     it = coverage_.erase(it);
+    OfferProfile(run, std::move(coverage));
   }
 }
 
-void WorkerNode::SendProfile(uint64_t run, const CoverageCollector& coverage) {
-  protocol::ProfileChunk last;
-  last.run = run;
-  last.last = true;
-  last.merged = coverage.merged_count();
-  last.bad = coverage.bad();
-  last.error = coverage.error();
-  std::filesystem::path merged = coverage.merged();
+void WorkerNode::OfferProfile(uint64_t run, std::unique_ptr<RunCoverage> coverage) {
+  OfferedProfile offered;
+  std::filesystem::path merged = coverage->collector.merged();
   if (!merged.empty()) {
-    auto read = ReadWholeFile(merged, std::size_t{4} << 30);
-    if (!read) {
-      last.error = read.error().message;
+    offered.fd = UniqueFd(::open(merged.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!offered.fd || ::fstat(offered.fd.get(), &st) != 0) {
+      offered.error = "cannot read " + merged.string() + ": " + ErrnoText(errno);
     } else {
-      const std::string& data = *read;
-      last.size = data.size();
-      // In pieces: each message stays far below the frame limit.
-      for (std::size_t offset = 0; offset < data.size(); offset += protocol::kMaxChunkBytes) {
-        protocol::ProfileChunk chunk;
-        chunk.run = run;
-        chunk.offset = offset;
-        chunk.size = data.size();
-        chunk.data = data.substr(offset, protocol::kMaxChunkBytes);
-        if (offset + protocol::kMaxChunkBytes >= data.size()) {
-          last.offset = chunk.offset;
-          last.data = std::move(chunk.data);
-          break;
-        }
-        Queue(std::move(chunk));
-      }
+      offered.size = static_cast<uint64_t>(st.st_size);
     }
   }
-  Queue(std::move(last));
+  offered.coverage = std::move(coverage);
+  offered_[run] = std::move(offered);
+  SendProfilePiece(run, 0);
+}
+
+void WorkerNode::SendProfilePiece(uint64_t run, uint64_t offset) {
+  protocol::ProfileChunk piece;
+  piece.run = run;
+  piece.offset = offset;
+  auto it = offered_.find(run);
+  if (it == offered_.end()) {
+    piece.last = true;
+    piece.error = "no profile of this run is being sent";
+    Queue(std::move(piece));
+    return;
+  }
+  OfferedProfile& offered = it->second;
+  piece.size = offered.size;
+  std::string error = offered.error;
+  if (error.empty() && offset < offered.size) {
+    piece.data.resize(std::min<uint64_t>(protocol::kMaxChunkBytes, offered.size - offset));
+    ssize_t n;
+    do {
+      n = ::pread(offered.fd.get(), piece.data.data(), piece.data.size(),
+                  static_cast<off_t>(offset));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 || static_cast<std::size_t>(n) != piece.data.size()) {
+      error = "cannot read the merged profile: " + (n < 0 ? ErrnoText(errno) : "it shrank");
+      piece.data.clear();
+    }
+  }
+  if (!error.empty() || offset + piece.data.size() >= offered.size) {
+    const CoverageCollector& collector = offered.coverage->collector;
+    piece.last = true;
+    piece.merged = collector.merged_count();
+    piece.bad = collector.bad();
+    piece.error = !error.empty() ? error : collector.error();
+    if (!offered.error.empty()) piece.size = 0;
+    offered_.erase(it);
+  }
+  Queue(std::move(piece));
 }
 
 Result<RunEnd> WorkerNode::ServeOneRun() {

@@ -18,6 +18,7 @@
 #include "shared/defaults.h"
 #include "shared/liveness.h"
 #include "shared/result.h"
+#include "shared/unique_fd.h"
 #include "worker/artifact_store.h"
 #include "worker/coverage_collector.h"
 #include "worker/subprocess_pool.h"
@@ -86,7 +87,11 @@ class WorkerNode {
     bool requested = false;  // its profile was asked for: send it once its merges are done
   };
   RunCoverage& CoverageOf(uint64_t run);
-  void SendProfile(uint64_t run, const CoverageCollector& coverage);
+  // A run's merged profile, ready: its first piece goes now, the rest when asked for.
+  void OfferProfile(uint64_t run, std::unique_ptr<RunCoverage> coverage);
+  // The piece of the run's offered profile at `offset`, read from disk now; the last one lets
+  // the profile go.
+  void SendProfilePiece(uint64_t run, uint64_t offset);
   void FailJob(const protocol::JobAssign& job, ExitState state);
   void CollectFinished();
   void Queue(protocol::Message message);
@@ -108,6 +113,15 @@ class WorkerNode {
   ArtifactStore artifacts_;
   SubprocessPool pool_;
   std::map<uint64_t, std::unique_ptr<RunCoverage>> coverage_;  // by run
+  struct OfferedProfile {
+    std::unique_ptr<RunCoverage> coverage;  // keeps the merged file
+    UniqueFd fd;
+    uint64_t size = 0;
+    std::string error;  // the merged file cannot be read
+  };
+  // Merged profiles being pulled by the coordinator, by run. One whose coordinator never asks
+  // for the rest stays until this node goes.
+  std::map<uint64_t, OfferedProfile> offered_;
   SubprocessPool merges_;  // one slot: background llvm-profdata merges
   uint64_t next_merge_ = 0;
   std::map<uint64_t, uint64_t> merge_run_;   // merge token -> its run

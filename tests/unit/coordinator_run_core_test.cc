@@ -405,6 +405,56 @@ TEST(RunCore, EveryWorkerLostStopsTheRunWithTheRestNotRun) {
   EXPECT_EQ(summary.total(), 5u);
 }
 
+// A worker's profile is pulled a piece at a time with at most 4 requests in flight: the worker
+// never has to queue it whole.
+TEST(RunCore, AProfileIsPulledWithAtMostFourPiecesInFlight) {
+  RunOptions options = Options();
+  options.coverage = true;
+  std::string kept;
+  Farm farm(Specs(1), options,
+            [&](std::size_t, const std::string& data) -> Result<std::filesystem::path> {
+              kept = data;
+              return std::filesystem::path("p0");
+            });
+  farm.Start();
+  farm.Hello("a", 1);
+  farm.Tick();
+  for (const auto& job : farm.TakeJobs("a")) {
+    farm.Started(job, "a");
+    farm.Finished(job, "a", ExitState::Exited(0), /*profiles=*/1);
+  }
+  farm.Tick();
+  auto offsets = [&] {
+    std::vector<uint64_t> asked;
+    for (const auto& request : farm.Heard<protocol::ProfileRequest>("a")) {
+      asked.push_back(request.offset / protocol::kMaxChunkBytes);
+    }
+    return asked;
+  };
+  ASSERT_EQ(offsets(), std::vector<uint64_t>{0}) << "the first piece, once merged";
+  constexpr uint64_t kPiece = protocol::kMaxChunkBytes;
+  const uint64_t size = 6 * kPiece + 10;  // 7 pieces
+  auto piece = [&](uint64_t index) {
+    uint64_t offset = index * kPiece;
+    std::string data(std::min(kPiece, size - offset), static_cast<char>('a' + index));
+    return Piece(offset, size, data, offset + data.size() == size, 1);
+  };
+  farm.Say("a", piece(0));
+  farm.Tick();
+  EXPECT_EQ(offsets(), (std::vector<uint64_t>{0, 1, 2, 3, 4})) << "four in flight";
+  farm.Say("a", piece(1));
+  farm.Tick();
+  EXPECT_EQ(offsets(), (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
+  for (uint64_t i = 2; i < 7; ++i) farm.Say("a", piece(i));
+  farm.Tick();
+  EXPECT_EQ(offsets(), (std::vector<uint64_t>{0, 1, 2, 3, 4, 5, 6})) << "each piece asked once";
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
+  EXPECT_TRUE(summary.coverage.errors.empty());
+  ASSERT_EQ(kept.size(), size);
+  EXPECT_EQ(kept[6 * kPiece], 'g');
+}
+
 TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
   RunOptions options = Options();
   options.coverage = true;

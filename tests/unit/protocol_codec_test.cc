@@ -251,6 +251,7 @@ TEST(CodecRoundTrip, SmallMessages) {
   ExpectRoundTrip(ErrorReply{.text = "bad_field: " + kOddBytes});
   ExpectRoundTrip(Fetch{.sha256 = std::string(64, 'f'), .offset = uint64_t{1} << 40, .length = 1});
   ExpectRoundTrip(ProfileRequest{});
+  ExpectRoundTrip(ProfileRequest{7, uint64_t{3} << 20});
   ExpectRoundTrip(ProfileChunk{.offset = 3,
                                .size = 1 << 20,
                                .data = kOddBytes,
