@@ -145,11 +145,12 @@ std::optional<std::string> CheckDistinct(
 }
 
 // Writes through a temporary file and a rename, so a reader never sees half a report.
-std::optional<std::string> WriteFile(const std::string& path, const std::string& content) {
+std::optional<std::string> WriteFile(const std::string& path,
+                                     const std::function<void(std::ostream&)>& write) {
   std::string temp = path + ".tmp";
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << content;
+    write(out);
     out.flush();
     if (!out) return "cannot write '" + temp + "'";
   }
@@ -250,15 +251,17 @@ int WriteReports(const RunArgs& args, const coordinator::RunSummary& summary,
                  const coordinator::RunInfo& info) {
   struct Output {
     const std::string& path;
-    std::string (*render)(const std::vector<coordinator::TestReport>&, const coordinator::RunInfo&);
+    void (*write)(const std::vector<coordinator::TestReport>&, const coordinator::RunInfo&,
+                  std::ostream&);
   };
-  const Output outputs[] = {{args.junit, coordinator::JunitXml},
-                            {args.json, coordinator::JsonReport},
-                            {args.trace, coordinator::ChromeTrace}};
+  const Output outputs[] = {{args.junit, coordinator::WriteJunitXml},
+                            {args.json, coordinator::WriteJsonReport},
+                            {args.trace, coordinator::WriteChromeTrace}};
   int status = 0;
   for (const Output& output : outputs) {
     if (output.path.empty()) continue;
-    if (auto problem = WriteFile(output.path, output.render(summary.reports, info))) {
+    auto write = [&](std::ostream& out) { output.write(summary.reports, info, out); };
+    if (auto problem = WriteFile(output.path, write)) {
       PrintTo(stderr, "testfarm: error: ", *problem);
       status = kExitUsage;
     }

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string_view>
 #include <tuple>
 #include <utility>
@@ -301,6 +302,17 @@ void AppendTestcase(std::string& out, const TestReport& report,
 // ---------------------------------------------------------------------------------------------
 // JSON.
 
+// `text` with every line after the first indented by `spaces` more.
+std::string Indented(const std::string& text, std::size_t spaces) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out.append(spaces, ' ');
+  }
+  return out;
+}
+
 std::string Dump(const Json& json, int indent) {
   // Invalid UTF-8 in captured output must not throw: it becomes U+FFFD.
   return json.dump(indent, ' ', false, Json::error_handler_t::replace);
@@ -424,7 +436,8 @@ class TraceLayout {
 
 }  // namespace
 
-std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info) {
+void WriteJunitXml(const std::vector<TestReport>& reports, const RunInfo& info,
+                   std::ostream& stream) {
   std::vector<std::string_view> order;
   std::map<std::string_view, std::vector<const TestReport*>> suites;
   // A test's retried attempts go inside its testcase (by name and iteration), not beside it.
@@ -446,6 +459,12 @@ std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info
   CountAttributes(out, total);
   Attribute(out, "time", Seconds(info.wall));
   out += ">\n";
+  // Written a testcase at a time: the text in memory is one testcase's, not the report's.
+  auto flush = [&] {
+    stream << out;
+    out.clear();
+  };
+  flush();
   for (std::string_view suite : order) {
     const std::vector<const TestReport*>& cases = suites[suite];
     Counts counts;
@@ -465,24 +484,29 @@ std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info
         AppendTestcase(out, *report, attempts->second);
         earlier.erase(attempts);
       }
+      flush();
     }
     out += "  </testsuite>\n";
   }
   out += "</testsuites>\n";
-  return out;
+  flush();
 }
 
-std::string JsonReport(const std::vector<TestReport>& reports, const RunInfo& info) {
-  Json attempts = Json::array();
-  for (const TestReport& report : reports) attempts.push_back(AttemptJson(report));
-  Json root = Json::object();
-  root["testfarm_report"] = 2;
-  root["run"] = RunJson(reports, info);
-  root["attempts"] = std::move(attempts);
-  return Dump(root, 2) + "\n";
+void WriteJsonReport(const std::vector<TestReport>& reports, const RunInfo& info,
+                     std::ostream& out) {
+  // An attempt at a time, indented as one document would be.
+  out << "{\n  \"testfarm_report\": 2,\n  \"run\": " << Indented(Dump(RunJson(reports, info), 2), 2)
+      << ",\n  \"attempts\": [";
+  bool first = true;
+  for (const TestReport& report : reports) {
+    out << (first ? "\n    " : ",\n    ") << Indented(Dump(AttemptJson(report), 2), 4);
+    first = false;
+  }
+  out << (first ? "]" : "\n  ]") << "\n}\n";
 }
 
-std::string ChromeTrace(const std::vector<TestReport>& reports, const RunInfo& info) {
+void WriteChromeTrace(const std::vector<TestReport>& reports, const RunInfo& info,
+                      std::ostream& out) {
   // pids 1, 2, ... by worker name (stable whatever order the reports come in); tid = slot.
   std::map<std::string_view, int> pids;
   std::set<std::pair<std::string_view, uint32_t>> threads;
@@ -494,16 +518,21 @@ std::string ChromeTrace(const std::vector<TestReport>& reports, const RunInfo& i
   int next_pid = 1;
   for (auto& [worker, pid] : pids) pid = next_pid++;
 
-  Json events = Json::array();
+  // An event at a time: the text in memory is one event's, not the trace's.
+  out << "{\"traceEvents\":[";
+  bool first = true;
+  auto write = [&](const Json& event) {
+    out << (first ? "" : ",") << Dump(event, -1);
+    first = false;
+  };
   for (const auto& [worker, pid] : pids) {
-    events.push_back(MetadataEvent("process_name", pid, 0, {{"name", worker}}));
-    events.push_back(MetadataEvent("process_sort_index", pid, 0, {{"sort_index", pid}}));
+    write(MetadataEvent("process_name", pid, 0, {{"name", worker}}));
+    write(MetadataEvent("process_sort_index", pid, 0, {{"sort_index", pid}}));
   }
   for (const auto& [worker, slot] : threads) {
     const int pid = pids.at(worker);
-    events.push_back(
-        MetadataEvent("thread_name", pid, slot, {{"name", "slot " + std::to_string(slot)}}));
-    events.push_back(MetadataEvent("thread_sort_index", pid, slot, {{"sort_index", slot}}));
+    write(MetadataEvent("thread_name", pid, slot, {{"name", "slot " + std::to_string(slot)}}));
+    write(MetadataEvent("thread_sort_index", pid, slot, {{"sort_index", slot}}));
   }
 
   TraceLayout layout;
@@ -523,14 +552,33 @@ std::string ChromeTrace(const std::vector<TestReport>& reports, const RunInfo& i
       event["args"]["peak_rss_kb"] = report.result->peak_rss_kb;
       event["args"]["cpu_ms"] = report.result->cpu_ms;
     }
-    events.push_back(std::move(event));
+    write(event);
   }
+  Json other = {{"hostname", info.hostname}, {"started_utc", info.started_utc}};
+  out << "],\"displayTimeUnit\":\"ms\",\"otherData\":" << Dump(other, -1) << "}\n";
+}
 
-  Json root = Json::object();
-  root["traceEvents"] = std::move(events);
-  root["displayTimeUnit"] = "ms";
-  root["otherData"] = {{"hostname", info.hostname}, {"started_utc", info.started_utc}};
-  return Dump(root, -1) + "\n";
+namespace {
+
+std::string Render(void (*write)(const std::vector<TestReport>&, const RunInfo&, std::ostream&),
+                   const std::vector<TestReport>& reports, const RunInfo& info) {
+  std::ostringstream out;
+  write(reports, info, out);
+  return std::move(out).str();
+}
+
+}  // namespace
+
+std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info) {
+  return Render(WriteJunitXml, reports, info);
+}
+
+std::string JsonReport(const std::vector<TestReport>& reports, const RunInfo& info) {
+  return Render(WriteJsonReport, reports, info);
+}
+
+std::string ChromeTrace(const std::vector<TestReport>& reports, const RunInfo& info) {
+  return Render(WriteChromeTrace, reports, info);
 }
 
 }  // namespace testfarm::coordinator

@@ -2,7 +2,9 @@
 // Machine-readable reports of a finished run: JUnit XML (for Jenkins, GitLab, GitHub test
 // reporters), testfarm's JSON (one object per test attempt; schema in docs/json-report.md) and a
 // Chrome trace-event file (one track per worker slot; open it in Perfetto or chrome://tracing).
-// Pure functions from reports to text; writing files is the caller's business.
+// Each is written to a stream a test (or trace event) at a time, so the text in memory is never
+// the whole report; the string forms are for tests and small runs.
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -27,14 +29,19 @@ struct RunInfo {
 // <system-out>/<system-err> (for a batch case only when it failed: a batch's output is shared).
 // Characters not allowed in XML 1.0 are replaced by U+FFFD; invalid UTF-8 bytes too.
 // Validates against tests/junit/junit.xsd.
+void WriteJunitXml(const std::vector<TestReport>& reports, const RunInfo& info, std::ostream& out);
 std::string JunitXml(const std::vector<TestReport>& reports, const RunInfo& info);
 
 // {"testfarm_report": 1, "run": {...}, "attempts": [ {...}, ... ]}; see docs/json-report.md.
+void WriteJsonReport(const std::vector<TestReport>& reports, const RunInfo& info,
+                     std::ostream& out);
 std::string JsonReport(const std::vector<TestReport>& reports, const RunInfo& info);
 
 // Chrome trace-event JSON: a complete event ("ph": "X") per attempt on pid = worker,
 // tid = slot, named by the test; the cases of a batch are laid out one after another inside
 // their process's span using their own durations.
+void WriteChromeTrace(const std::vector<TestReport>& reports, const RunInfo& info,
+                      std::ostream& out);
 std::string ChromeTrace(const std::vector<TestReport>& reports, const RunInfo& info);
 
 }  // namespace testfarm::coordinator
