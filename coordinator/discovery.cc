@@ -207,14 +207,20 @@ Result<std::vector<TestSpec>> DiscoverTests(const SourceOptions& options, const 
     }
   }
   auto tests = ExpandSuites(*suites, listings, *timeout);
-  std::vector<TestSpec> all = tests;  // a fixture's setup and cleanup come back from here
+  // A fixture's setup and cleanup come back from the whole list: kept only when some test
+  // requires a fixture (a million GoogleTest cases are not copied for nothing).
+  const bool fixtures = std::any_of(tests.begin(), tests.end(), [](const TestSpec& test) {
+    return !test.ordering.fixtures_required.empty();
+  });
+  std::vector<TestSpec> all;
+  if (fixtures) all = tests;
   auto selected =
       Select(std::move(tests), Selection{options.filters, options.excludes, options.labels});
   if (!selected) return selected;
   if (partition) *selected = TakePartition(std::move(*selected), *partition);
   // Like ctest: a selected test requiring a fixture brings the fixture's setup and cleanup.
   std::vector<std::string> added;
-  *selected = WithFixtureTests(all, std::move(*selected), &added);
+  if (fixtures) *selected = WithFixtureTests(all, std::move(*selected), &added);
   for (const std::string& name : added) {
     notes->notes.push_back(name + ": added to the run as a setup or cleanup of a selected test's " +
                            "fixture");
