@@ -1048,7 +1048,7 @@ int Run(const RunArgs& args) {
   policy.repeat = repeat;
   std::vector<Millis> expected;  // each test's duration by the history: the dashboard's ETA
   if (history) {
-    auto estimates = history->Estimates();
+    auto estimates = history->Estimates(coordinator::SuitesOf(*tests));
     if (!estimates) {
       PrintTo(stderr, "testfarm: warning: history: ",
               estimates.error().message + "; tests start in the order given");

@@ -71,8 +71,8 @@ class FarmServer::History final : public RunHistory {
   History(const Clock& clock, std::unique_ptr<HistoryStore> store)
       : clock_(clock), store_(std::move(store)) {}
 
-  HistoryEstimates Estimates() override {
-    auto estimates = store_->Estimates();
+  HistoryEstimates Estimates(const std::set<std::string>& suites) override {
+    auto estimates = store_->Estimates(suites);
     if (estimates) return std::move(*estimates);
     spdlog::warn("farm: history: {}; runs start in the order given", estimates.error().message);
     return {};

@@ -301,7 +301,7 @@ void FarmService::StartRun(Session& session) {
   session.reporter = std::make_unique<RemoteReporter>(*this, session);
   Reporter* reporter = session.reporter.get();
   const HistoryEstimates estimates =
-      history_ != nullptr ? history_->Estimates() : HistoryEstimates{};
+      history_ != nullptr ? history_->Estimates(SuitesOf(specs)) : HistoryEstimates{};
   if (history_ != nullptr) {
     // Every pipeline's runs order each other's: failed last time first, then longest first.
     if (!session.submit->keep_order) options.start_order = StartOrder(specs, estimates);

@@ -40,8 +40,8 @@ class BlobStore {
 class RunHistory {
  public:
   virtual ~RunHistory() = default;
-  // What earlier runs say of each test (empty when the history cannot be read).
-  virtual HistoryEstimates Estimates() = 0;
+  // What earlier runs say of each test of these suites (empty when the history cannot be read).
+  virtual HistoryEstimates Estimates(const std::set<std::string>& suites) = 0;
   // A reporter that records the run into the history and passes everything on to `inner`.
   virtual std::unique_ptr<Reporter> Recorder(Reporter& inner, RunRecord run) = 0;
   // The answer to a client's question (`testfarm history|flaky --farm`, --rerun-failed).

@@ -28,6 +28,12 @@ class SuiteMeans {
 
 }  // namespace
 
+std::set<std::string> SuitesOf(const std::vector<TestSpec>& tests) {
+  std::set<std::string> suites;
+  for (const TestSpec& test : tests) suites.insert(test.suite);
+  return suites;
+}
+
 std::vector<Millis> ExpectedDurations(const std::vector<TestSpec>& tests,
                                       const HistoryEstimates& history, Millis default_estimate) {
   SuiteMeans sums;  // over every test the history knows, in this run or not

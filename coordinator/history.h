@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct TestHistory {
   bool failed_last = false;  // its last decisive attempt (passed, failed, lost) failed
 };
 using HistoryEstimates = std::map<std::string, TestHistory>;
+
+// The suites of `tests`: what a history is asked about (HistoryStore::Estimates).
+std::set<std::string> SuitesOf(const std::vector<TestSpec>& tests);
 
 inline constexpr Millis kDefaultEstimate{1000};
 

@@ -37,6 +37,7 @@ CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts(time_ms);
 CREATE TABLE IF NOT EXISTS tests(
   name TEXT PRIMARY KEY, suite TEXT NOT NULL, mean_ms INTEGER, last_outcome TEXT,
   last_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tests_by_suite ON tests(suite);
 )sql";
 
 constexpr std::chrono::milliseconds kBusyRetry{20};
@@ -247,20 +248,26 @@ Status HistoryStore::Record(const std::string& run_id, const std::string& label,
   return transaction->Commit();
 }
 
-Result<HistoryEstimates> HistoryStore::Estimates() {
-  auto query = db_->Prepare("SELECT name, suite, mean_ms, last_outcome FROM tests");
+Result<HistoryEstimates> HistoryStore::Estimates(const std::set<std::string>& suites) {
+  // By suite (indexed): a run pays for the history of its own suites, not of every test ever.
+  auto query =
+      db_->Prepare("SELECT name, suite, mean_ms, last_outcome FROM tests WHERE suite = ?1");
   if (!query) return query.error();
   HistoryEstimates estimates;
-  for (;;) {
-    auto row = query->Step();
-    if (!row) return row.error();
-    if (!*row) break;
-    TestHistory& known = estimates[query->Text(0)];
-    known.suite = query->Text(1);
-    known.timed = !query->IsNull(2);
-    known.expected = Millis(known.timed ? query->Int(2) : 0);
-    const std::string last = query->Text(3);
-    known.failed_last = last == "failed" || last == "lost";
+  for (const std::string& suite : suites) {
+    query->Reset();
+    query->Bind(1, suite);
+    for (;;) {
+      auto row = query->Step();
+      if (!row) return row.error();
+      if (!*row) break;
+      TestHistory& known = estimates[query->Text(0)];
+      known.suite = query->Text(1);
+      known.timed = !query->IsNull(2);
+      known.expected = Millis(known.timed ? query->Int(2) : 0);
+      const std::string last = query->Text(3);
+      known.failed_last = last == "failed" || last == "lost";
+    }
   }
   return estimates;
 }

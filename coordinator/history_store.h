@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,8 +69,8 @@ class HistoryStore {
   Status Record(const std::string& run_id, const std::string& label,
                 const std::vector<AttemptRecord>& attempts);
 
-  // What the history knows of every test it has seen.
-  Result<HistoryEstimates> Estimates();
+  // What the history knows of every test it has seen of these suites.
+  Result<HistoryEstimates> Estimates(const std::set<std::string>& suites);
   // The tests that failed (and did not pass on a retry) in the last run, the last one whose label
   // starts with `label_prefix` if that is not empty. nullopt: no such run.
   Result<std::optional<std::vector<std::string>>> FailedInLastRun(const std::string& label_prefix);

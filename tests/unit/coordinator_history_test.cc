@@ -153,7 +153,7 @@ TEST(HistoryStore, EstimatesFollowRecentDurationsAndTheLastDecisiveOutcome) {
              Attempt("c", "not_run", 0, 1002)});
   RecordRun(*store, "r2", "", 2000,
             {Attempt("a", "passed", 300, 2000), Attempt("b", "cancelled", 0, 2001)});
-  auto estimates = store->Estimates();
+  auto estimates = store->Estimates({"a", "b", "c"});
   ASSERT_TRUE(estimates.ok()) << estimates.error().message;
   EXPECT_EQ(estimates->at("a").expected, Millis(200)) << "each new duration weighs half";
   EXPECT_TRUE(estimates->at("a").timed);
@@ -161,6 +161,30 @@ TEST(HistoryStore, EstimatesFollowRecentDurationsAndTheLastDecisiveOutcome) {
   EXPECT_EQ(estimates->at("b").expected, Millis(50)) << "a cancel does not say how long";
   EXPECT_TRUE(estimates->at("b").failed_last) << "a cancel does not hide the last failure";
   EXPECT_FALSE(estimates->at("c").timed);
+}
+
+// A run reads the history of its own suites only: every test of those (a new test gets its
+// suite's mean), none of the others, however many the history holds.
+TEST(HistoryStore, EstimatesAreReadForTheRunsSuitesOnly) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path() / "h.sqlite");
+  ASSERT_NE(store, nullptr);
+  std::vector<AttemptRecord> attempts;
+  for (int i = 0; i < 1000; ++i) {
+    attempts.push_back(Attempt("other" + std::to_string(i) + "::T.c", "passed", 5, 1));
+  }
+  attempts.push_back(Attempt("mine::T.a", "passed", 100, 1));
+  attempts.push_back(Attempt("mine::T.b", "failed", 300, 1));
+  RecordRun(*store, "r1", "", 1, attempts);
+  auto estimates = store->Estimates({"mine", "new"});
+  ASSERT_TRUE(estimates.ok()) << estimates.error().message;
+  ASSERT_EQ(estimates->size(), 2u);
+  EXPECT_EQ(estimates->at("mine::T.b").expected, Millis(300));
+  EXPECT_TRUE(estimates->at("mine::T.b").failed_last);
+  // A case the history has not seen gets the mean of its suite's.
+  std::vector<TestSpec> run = {Spec("mine::T.new"), Spec("mine::T.a")};
+  for (TestSpec& test : run) test.suite = "mine";
+  EXPECT_EQ(ExpectedDurations(run, *estimates), (std::vector<Millis>{Millis(200), Millis(100)}));
 }
 
 TEST(HistoryStore, TheLastRunsFailuresByLabelPrefixNotCountingWhatPassedOnRetry) {
@@ -320,7 +344,7 @@ int CheckReadOnly(const std::filesystem::path& path) {
   auto read_only = HistoryStore::Open(path, &warnings, true);
   if (!read_only.ok()) return 2;
   if ((*read_only)->writable()) return 3;
-  auto estimates = (*read_only)->Estimates();
+  auto estimates = (*read_only)->Estimates({"a"});
   if (!estimates.ok() || estimates->count("a") == 0) return 4;
   return estimates->at("a").expected == Millis(70) ? 0 : 5;
 }
@@ -424,7 +448,7 @@ TEST(HistoryScheduling, RecordedDurationsPutTheLongTestFirstAndMeetTheBound) {
   for (const auto& [name, ms] : durations)
     attempts.push_back(Attempt(name, "passed", ms.count(), 1));
   RecordRun(*store, "first", "", 1, attempts);
-  auto estimates = store->Estimates();
+  auto estimates = store->Estimates(SuitesOf(tests));
   ASSERT_TRUE(estimates.ok());
   std::vector<std::size_t> lpt = StartOrder(tests, *estimates);
   EXPECT_EQ(tests[lpt.front()].name, "long");
