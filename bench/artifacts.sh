@@ -22,6 +22,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+# A history of its own: runs here neither grow the repository's nor are ordered by it.
+export TESTFARM_HISTORY="$work/history.sqlite"
 
 head -c "$((mib << 20))" /dev/urandom >"$work/big.bin"
 for i in $(seq "$tests"); do

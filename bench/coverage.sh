@@ -22,6 +22,8 @@ clangxx=$(command -v clang++ || true)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# A history of its own: runs here neither grow the repository's nor are ordered by it.
+export TESTFARM_HISTORY="$work/history.sqlite"
 
 # F functions with a branch each; the process calls those selected by its argument.
 {

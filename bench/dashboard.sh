@@ -28,6 +28,8 @@ echo "== (A) scale"
 echo "== (B) a real run of $n trivial tests, -j $jobs, with and without --http ($rounds rounds)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# A history of its own: runs here neither grow the repository's nor are ordered by it.
+export TESTFARM_HISTORY="$work/history.sqlite"
 for i in $(seq "$n"); do
   printf '[[suite]]\nname = "t%d"\ncommand = "%s"\n\n' "$i" "$passer"
 done > "$work/testfarm.toml"

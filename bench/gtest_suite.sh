@@ -17,6 +17,8 @@ testfarm="$build/cli/testfarm"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# A history of its own: runs here neither grow the repository's nor are ordered by it.
+export TESTFARM_HISTORY="$work/history.sqlite"
 
 # The same 1000 cases registered with CTest through gtest_discover_tests.
 mkdir -p "$work/ctest"

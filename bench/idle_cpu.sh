@@ -13,6 +13,8 @@ testfarm="$build/cli/testfarm"
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+# A history of its own: runs here neither grow the repository's nor are ordered by it.
+export TESTFARM_HISTORY="$dir/history.sqlite"
 printf '#!/bin/sh\nexec sleep %s\n' "$seconds" >"$dir/sleep_test"
 chmod +x "$dir/sleep_test"
 args=()

@@ -35,6 +35,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+# A history of its own: runs here neither grow the repository's nor are ordered by it.
+export TESTFARM_HISTORY="$work/history.sqlite"
 
 
 keys=() sim_keys=() client_keys=()

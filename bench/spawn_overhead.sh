@@ -13,8 +13,11 @@ exe="$(realpath "$build/tests/fixtures/bin/tf_pass")"
 testfarm="$build/cli/testfarm"
 [ -x "$exe" ] && [ -x "$testfarm" ] || { echo "build first: cmake --build $build" >&2; exit 2; }
 
-list=$(mktemp)
-trap 'rm -f "$list"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+list="$work/list"
+# A history of its own: runs here neither grow the repository's nor are ordered by it.
+export TESTFARM_HISTORY="$work/history.sqlite"
 for _ in $(seq "$n"); do echo "$exe"; done >"$list"
 
 now() { date +%s.%N; }
