@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <exception>
 #include <stdexcept>
 #include <utility>
 
@@ -46,7 +47,13 @@ void OffLoop::Loop() {
       work = std::move(queue_.front());
       queue_.pop_front();
     }
-    Done done = work();
+    Done done;
+    try {
+      done = work();
+    } catch (...) {
+      // Thrown where it would have been had the work run on the loop: at the loop's boundary.
+      done = [error = std::current_exception()] { std::rethrow_exception(error); };
+    }
     // Queued and told under one lock, so the fd is readable exactly while done_ is not empty.
     std::lock_guard lock(mutex_);
     if (stopping_) return;
@@ -58,19 +65,25 @@ void OffLoop::Loop() {
 }
 
 std::size_t OffLoop::RunFinished() {
-  std::deque<Done> done;
-  {
-    std::lock_guard lock(mutex_);
-    uint64_t count = 0;
-    while (::read(event_.get(), &count, sizeof count) < 0 && errno == EINTR) {
+  // One at a time: a Done that throws leaves the others queued (and the fd readable).
+  std::size_t ran = 0;
+  while (true) {
+    Done next;
+    {
+      std::lock_guard lock(mutex_);
+      if (done_.empty()) {
+        uint64_t count = 0;
+        while (::read(event_.get(), &count, sizeof count) < 0 && errno == EINTR) {
+        }
+        return ran;
+      }
+      next = std::move(done_.front());
+      done_.pop_front();
     }
-    done.swap(done_);
-  }
-  for (Done& next : done) {
     --outstanding_;
+    ++ran;
     if (next) next();
   }
-  return done.size();
 }
 
 }  // namespace testfarm

@@ -31,7 +31,7 @@ class OffLoop {
   // Readable while finished work waits for RunFinished (an eventfd).
   int fd() const { return event_.get(); }
   // On the loop's thread: runs the Done of every finished piece of work, in posting order.
-  // Returns how many ran.
+  // Returns how many ran. Work that threw has its exception rethrown here.
   std::size_t RunFinished();
   // Posted and not yet through RunFinished.
   std::size_t outstanding() const { return outstanding_; }

@@ -104,7 +104,12 @@ ArtifactStore::Match ArtifactStore::MatchesAtRoot(const protocol::JobAssign& job
         Later([this, path, now]() -> OffLoop::Done {
           auto digest = Sha256File(path);
           std::string sha256 = digest ? *digest : std::string();
-          return [this, path, now, sha256] {
+          std::string error = digest ? std::string() : digest.error().message;
+          return [this, path, now, sha256, error] {
+            if (!error.empty()) {
+              spdlog::warn("cannot hash {} ({}); the coordinator's copy is fetched instead",
+                           path.string(), error);
+            }
             hashing_.erase(path);
             seen_[path] = now;
             seen_[path].sha256 = sha256;

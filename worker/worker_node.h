@@ -106,9 +106,6 @@ class WorkerNode {
   void CheckHandshakes();
 
   protocol::PeerLink link_;  // the socket to the coordinator, its outbox and its bad frames
-  // Hashing, blob commits and cache measures, off the loop. Its Dones (which touch artifacts_
-  // and this node) never run once it is gone, and its work touches only the cache.
-  OffLoop off_loop_;
   // Before pool_: the pool (and the tests it kills) goes first, then the copies they ran from.
   ArtifactStore artifacts_;
   SubprocessPool pool_;
@@ -140,6 +137,10 @@ class WorkerNode {
   std::optional<SteadyTime> cache_measured_at_;
   bool measuring_cache_ = false;
   uint64_t cache_bytes_ = 0;
+  // Hashing, blob commits, suite copies and cache measures, off the loop. Last, so it goes
+  // first: its work in progress (which may be writing into artifacts_' directories) is waited
+  // for, and its Dones (which touch artifacts_ and this node) never run.
+  OffLoop off_loop_;
 };
 
 // "linux", "x86_64" for Hello.
