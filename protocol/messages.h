@@ -15,7 +15,7 @@ namespace testfarm::protocol {
 
 // One source of truth for the protocol version. Frame 0 of every message is kHeader,
 // "<kName>/<kVersion>", spelled out at compile time from the two.
-inline constexpr int kVersion = 5;
+inline constexpr int kVersion = 6;
 inline constexpr const char* kName = "testfarm";
 
 namespace detail {

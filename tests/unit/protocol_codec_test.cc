@@ -355,8 +355,13 @@ TEST(CodecHeader, RejectsOtherNames) {
 
 TEST(CodecHeader, OtherVersionNamesBothVersions) {
   const std::string body = EncodeBody(Heartbeat{});
-  EXPECT_TRUE(IsError(Decode("testfarm/4", body), Code::kWrongVersion, "version 4, we speak 5"));
-  EXPECT_TRUE(IsError(Decode("testfarm/6", body), Code::kWrongVersion, "version 6, we speak 5"));
+  const std::string older = std::to_string(kVersion - 1);
+  const std::string newer = std::to_string(kVersion + 1);
+  const std::string ours = std::to_string(kVersion);
+  EXPECT_TRUE(IsError(Decode("testfarm/" + older, body), Code::kWrongVersion,
+                      "version " + older + ", we speak " + ours));
+  EXPECT_TRUE(IsError(Decode("testfarm/" + newer, body), Code::kWrongVersion,
+                      "version " + newer + ", we speak " + ours));
   EXPECT_TRUE(IsError(Decode("testfarm/0", body), Code::kWrongVersion, "version 0"));
   // Too big for any integer type: still a version, just not ours.
   EXPECT_TRUE(IsError(Decode("testfarm/99999999999999999999999", body), Code::kWrongVersion,
