@@ -34,6 +34,10 @@ protocol::Chunk ServedFiles::Read(const protocol::Fetch& fetch,
   chunk.sha256 = fetch.sha256;
   chunk.offset = fetch.offset;
   auto it = open_.find(fetch.sha256);
+  if (it != open_.end() && fetch.offset == 0) {
+    open_.erase(it);  // a new fetch: where the blob is is looked up again
+    it = open_.end();
+  }
   if (it == open_.end()) {
     Result<std::filesystem::path> path = locate();
     if (!path) {
@@ -74,6 +78,8 @@ protocol::Chunk ServedFiles::Read(const protocol::Fetch& fetch,
     open_.erase(it);  // opened afresh next time
   } else {
     chunk.data.resize(static_cast<std::size_t>(n));
+    // Its last piece: closed, so a blob evicted from a store does not keep its space.
+    if (fetch.offset + chunk.data.size() >= file.size) open_.erase(it);
   }
   return chunk;
 }

@@ -29,9 +29,10 @@ class ArtifactCatalog;
 std::vector<const ArtifactSet*> ShipTests(ArtifactCatalog& catalog, std::vector<TestSpec>& tests);
 
 // The files a coordinator or farm serves blobs from, kept open between the chunks of a fetch (a
-// blob of a few GB is thousands of chunks): at most `max_open` at once, the least recently used
-// closed first. A file replaced after it was opened is still served as it was when opened (the
-// worker verifies every blob by its hash anyway).
+// blob of a few GB is thousands of chunks): opened (located anew) at a fetch's first chunk,
+// closed after its last, at most `max_open` at once (the least recently read closed first). A
+// file replaced during a fetch is served as it was when opened (the worker verifies every blob
+// by its hash anyway).
 class ServedFiles {
  public:
   explicit ServedFiles(std::size_t max_open = 64) : max_open_(max_open) {}

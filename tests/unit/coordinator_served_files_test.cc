@@ -45,7 +45,7 @@ std::string ReadAll(ServedFiles& served, const std::string& sha, uint64_t size, 
   return data;
 }
 
-TEST(ServedFiles, EveryChunkOfABlobComesFromOneOpenFile) {
+TEST(ServedFiles, EveryChunkOfAFetchComesFromOneOpenFileClosedAfterTheLast) {
   Files files;
   const std::string data = Bytes(100'000, 'a');
   fs::path path = files.Write("big", data);
@@ -54,36 +54,51 @@ TEST(ServedFiles, EveryChunkOfABlobComesFromOneOpenFile) {
   EXPECT_EQ(ReadAll(served, "sha-big", data.size(), 1000, path, &locates), data);
   EXPECT_EQ(locates, 1);
   EXPECT_EQ(served.opens(), 1u);
-  // Removed or replaced since: what was opened is still what is served.
+  EXPECT_EQ(served.open_now(), 0u) << "closed after the last piece";
+  // Removed or replaced during a fetch: what was opened is still what is served.
+  std::string first_half;
+  for (uint64_t offset = 0; offset < 50'000; offset += 1000) {
+    first_half +=
+        served.Read({"sha-big", offset, 1000}, [&]() -> Result<fs::path> { return path; }).data;
+  }
   fs::remove(path);
   files.Write("big", "replaced");
-  EXPECT_EQ(ReadAll(served, "sha-big", data.size(), 4096, path, &locates), data);
-  EXPECT_EQ(served.opens(), 1u);
-  // A read past the end is an empty piece with the size, not an error.
-  protocol::Chunk past =
-      served.Read({"sha-big", 200'000, 10}, [] { return Result<fs::path>(Error{"unused"}); });
-  EXPECT_EQ(past.error, "");
-  EXPECT_TRUE(past.data.empty());
+  std::string second_half;
+  for (uint64_t offset = 50'000; offset < data.size(); offset += 1000) {
+    second_half += served
+                       .Read({"sha-big", offset, 1000},
+                             [&]() -> Result<fs::path> {
+                               ADD_FAILURE() << "looked up during a fetch";
+                               return path;
+                             })
+                       .data;
+  }
+  EXPECT_EQ(first_half + second_half, data);
+  EXPECT_EQ(served.opens(), 2u);
+  // A new fetch looks the blob up again.
+  EXPECT_EQ(ReadAll(served, "sha-big", 8, 1000, path, &locates), "replaced");
+  EXPECT_EQ(locates, 2);
 }
 
 TEST(ServedFiles, AtMostMaxOpenFilesTheLeastRecentlyReadClosedFirst) {
   Files files;
   ServedFiles served(2);
-  fs::path a = files.Write("a", Bytes(10, 'a'));
-  fs::path b = files.Write("b", Bytes(10, 'b'));
-  fs::path c = files.Write("c", Bytes(10, 'c'));
+  fs::path a = files.Write("a", Bytes(20, 'a'));
+  fs::path b = files.Write("b", Bytes(20, 'b'));
+  fs::path c = files.Write("c", Bytes(20, 'c'));
+  // Pieces from the middle of each: neither a fetch's first nor its last.
   auto read = [&](const std::string& sha, const fs::path& path) {
-    return served.Read({sha, 0, 10}, [&]() -> Result<fs::path> { return path; }).data;
+    return served.Read({sha, 5, 5}, [&]() -> Result<fs::path> { return path; }).data;
   };
-  EXPECT_EQ(read("A", a), Bytes(10, 'a'));
-  EXPECT_EQ(read("B", b), Bytes(10, 'b'));
-  EXPECT_EQ(read("A", a), Bytes(10, 'a'));  // B is now the least recently read
-  EXPECT_EQ(read("C", c), Bytes(10, 'c'));  // closes B
+  EXPECT_EQ(read("A", a), Bytes(20, 'a').substr(5, 5));
+  EXPECT_EQ(read("B", b), Bytes(20, 'b').substr(5, 5));
+  EXPECT_EQ(read("A", a), Bytes(20, 'a').substr(5, 5));  // B is now the least recently read
+  EXPECT_EQ(read("C", c), Bytes(20, 'c').substr(5, 5));  // closes B
   EXPECT_EQ(served.open_now(), 2u);
   EXPECT_EQ(served.opens(), 3u);
-  EXPECT_EQ(read("A", a), Bytes(10, 'a'));
+  EXPECT_EQ(read("A", a), Bytes(20, 'a').substr(5, 5));
   EXPECT_EQ(served.opens(), 3u) << "A stayed open";
-  EXPECT_EQ(read("B", b), Bytes(10, 'b'));
+  EXPECT_EQ(read("B", b), Bytes(20, 'b').substr(5, 5));
   EXPECT_EQ(served.opens(), 4u) << "B was opened again";
 }
 
