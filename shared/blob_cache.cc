@@ -310,9 +310,10 @@ Result<BlobCache> BlobCache::Open(BlobCacheOptions options) {
   }
   BlobCache cache(std::move(dir), options.max_bytes);
   {
-    // A cache whose size was never recorded is measured once, here; commits then keep count.
+    // Measured once, here; commits then keep count. (Measured even when recorded: a process
+    // that died between a commit's link and its record left the record short.)
     UniqueFd exclusive = LockCache(cache.dir_, LOCK_EX);
-    if (!ReadUsage(exclusive.get())) WriteUsage(exclusive.get(), cache.ScanTotal());
+    WriteUsage(exclusive.get(), cache.ScanTotal());
     RemoveStaleTemps(cache.dir_ / "tmp");
   }
   return cache;
@@ -503,7 +504,7 @@ uint64_t BlobCache::EvictLocked(int lock_fd, uint64_t bound, const std::set<std:
   uint64_t total = 0;
   for (const BlobEntry& entry : entries) total += entry.size;
   uint64_t freed = 0;
-  if (total > bound) {
+  if (total > max_bytes_) {
     std::sort(entries.begin(), entries.end(), [](const BlobEntry& a, const BlobEntry& b) {
       if (a.mtime.tv_sec != b.mtime.tv_sec) return a.mtime.tv_sec < b.mtime.tv_sec;
       if (a.mtime.tv_nsec != b.mtime.tv_nsec) return a.mtime.tv_nsec < b.mtime.tv_nsec;

@@ -86,8 +86,8 @@ class PendingBlob {
 class BlobCache {
  public:
   // Creates the directory (and blobs/, tmp/, lock) if missing. The error names the directory and
-  // why it cannot be used (e.g. not writable). A relative dir is made absolute. A cache whose
-  // size was never recorded is scanned once; stale temp files are removed.
+  // why it cannot be used (e.g. not writable). A relative dir is made absolute. The cache is
+  // measured (a scan) and its size recorded; stale temp files are removed.
   static Result<BlobCache> Open(BlobCacheOptions options);
 
   const std::filesystem::path& dir() const { return dir_; }
@@ -122,15 +122,16 @@ class BlobCache {
   // The total size of the cached blobs, as recorded (a scan only if there is no record).
   uint64_t TotalBytes() const;
 
-  // Directory scans this object made: Open's first measure and each eviction. For tests that
-  // count operations.
+  // Directory scans this object made: Open's measure and each eviction (and each commit while
+  // the size record cannot be read or kept). For tests that count operations.
   uint64_t scans() const { return scans_->load(std::memory_order_relaxed); }
 
  private:
   BlobCache(std::filesystem::path dir, uint64_t max_bytes)
       : dir_(std::move(dir)), max_bytes_(max_bytes) {}
   uint64_t ScanTotal() const;
-  // Evict's work, under the exclusive lock `lock_fd`, down to `bound`; records the new total.
+  // Evict's work, under the exclusive lock `lock_fd`: if the blobs are over the bound, down to
+  // `bound`; records the total.
   uint64_t EvictLocked(int lock_fd, uint64_t bound, const std::set<std::string>& keep);
   // Where the blob named `sha256` (already checked with IsSha256Hex) lives.
   std::filesystem::path BlobPath(const std::string& sha256) const;

@@ -381,17 +381,36 @@ uint64_t BytesUnder(const fs::path& dir) {
 
 TEST_F(BlobCacheTest, CommitsWithinTheBoundNeverScanAndTheRecordedSizeIsExact) {
   BlobCache cache = OpenCache();
-  EXPECT_EQ(cache.scans(), 1u) << "a new cache is measured once";
+  EXPECT_EQ(cache.scans(), 1u) << "a cache is measured once, when opened";
   for (int i = 0; i < 200; ++i) {
     ASSERT_TRUE(Put(cache, Content(1000 + i, static_cast<char>(i))).ok());
   }
   ASSERT_TRUE(Put(cache, Content(1000, 0)).ok());  // again: counted once
   EXPECT_EQ(cache.TotalBytes(), BytesUnder(CacheDir() / "blobs"));
   EXPECT_EQ(cache.scans(), 1u);
-  // A second object on the directory reads the record instead of measuring.
+  // Another object on the directory measures it once too, then reads the record.
   BlobCache again = OpenCache();
   EXPECT_EQ(again.TotalBytes(), BytesUnder(CacheDir() / "blobs"));
-  EXPECT_EQ(again.scans(), 0u);
+  EXPECT_EQ(again.scans(), 1u);
+}
+
+TEST_F(BlobCacheTest, ARecordLeftShortByACrashIsCorrectedWhenTheCacheIsOpened) {
+  {
+    BlobCache cache = OpenCache();
+    ASSERT_TRUE(Put(cache, Content(5000, 's')).ok());
+  }
+  WriteFile(CacheDir() / "lock", "10\n");  // as if a commit's record was never written
+  BlobCache cache = OpenCache();
+  EXPECT_EQ(cache.TotalBytes(), 5000u);
+}
+
+TEST_F(BlobCacheTest, ACommitWithoutARecordEvictsOnlyWhenOverTheBound) {
+  BlobCache cache = OpenCache(8'500);  // 8000 bytes are over 90% of it, under all of it
+  ASSERT_TRUE(Put(cache, Content(4000, 'x')).ok());
+  WriteFile(CacheDir() / "lock", "garbage");  // the record cannot be read
+  ASSERT_TRUE(Put(cache, Content(4000, 'y')).ok());
+  EXPECT_EQ(BytesUnder(CacheDir() / "blobs"), 8000u) << "under the bound: nothing evicted";
+  EXPECT_EQ(cache.TotalBytes(), 8000u) << "and the record is back";
 }
 
 TEST_F(BlobCacheTest, AFullCacheScansOncePerTenthOfItsBoundCommitted) {
