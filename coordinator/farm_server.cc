@@ -11,11 +11,13 @@
 
 namespace testfarm::coordinator {
 
-// The farm's blob store: uploads land in a BlobCache, verified before they count.
+// The farm's blob store: uploads land in a BlobCache, verified before they count. Verifying
+// (hashing, fdatasync) and committing run off the event loop: a client uploading a binary of
+// gigabytes never holds up the workers' heartbeats.
 class FarmServer::Store : public BlobStore {
  public:
-  Store(BlobCache cache, const FarmService* service)
-      : cache_(std::move(cache)), service_(service) {}
+  Store(BlobCache cache, FarmService* service, OffLoop* off_loop)
+      : cache_(std::move(cache)), service_(service), off_loop_(off_loop) {}
 
   bool Has(const std::string& sha256) override { return cache_.Find(sha256).has_value(); }
 
@@ -41,14 +43,24 @@ class FarmServer::Store : public BlobStore {
       return written;
     }
     if (it->second.written() < piece.size) return Ok{};
-    PendingBlob done = std::move(it->second);
+    auto done = std::make_shared<PendingBlob>(std::move(it->second));
     uploads.erase(it);
     // Blobs runs still use are never evicted to make room.
     std::set<std::string> keep(service_->BlobsInUse().begin(), service_->BlobsInUse().end());
-    auto kept = cache_.Commit(std::move(done), std::move(keep));
-    if (!kept) return kept.error();
+    ++verifying_[peer];
+    BlobCache* cache = &cache_;
+    off_loop_->Post([this, cache, done, keep, peer, sha256 = piece.sha256]() -> OffLoop::Done {
+      auto kept = cache->Commit(std::move(*done), keep);
+      Status status = kept ? Status(Ok{}) : Status(kept.error());
+      return [this, peer, sha256, status] {
+        if (--verifying_[peer] == 0) verifying_.erase(peer);
+        service_->OnUploadVerified(peer, sha256, status);
+      };
+    });
     return Ok{};
   }
+
+  bool Verifying(const std::string& peer) const override { return verifying_.contains(peer); }
 
   void Forget(const std::string& peer) override { uploads_.erase(peer); }
 
@@ -60,8 +72,10 @@ class FarmServer::Store : public BlobStore {
 
  private:
   BlobCache cache_;
-  const FarmService* service_;
+  FarmService* service_;
+  OffLoop* off_loop_;
   std::map<std::string, std::map<std::string, PendingBlob>> uploads_;  // by peer, by blob
+  std::map<std::string, unsigned> verifying_;  // by peer: uploads being verified
 };
 
 // The farm's history: one store for every run, written from the event loop in batched
@@ -124,7 +138,7 @@ FarmServer::FarmServer(zmq::context_t& context, const Clock& clock, FarmServerOp
     : link_(context, clock, /*router=*/true, "farm", "the peer"),
       clock_(clock),
       options_(std::move(options)),
-      store_(std::make_unique<Store>(std::move(cache), &service_)),
+      store_(std::make_unique<Store>(std::move(cache), &service_, &off_loop_)),
       history_(history ? std::make_unique<History>(clock, std::move(history)) : nullptr),
       service_(clock, options_.service, *store_, history_.get()) {
   if (options_.keys) {
@@ -214,6 +228,10 @@ void FarmServer::Watch(protocol::PollLoop* loop, int signal_fd) {
   loop->WatchFd(signal_fd, [this, signal_fd] {
     signalfd_siginfo info{};
     if (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) OnSignal();
+  });
+  loop->WatchFd(off_loop_.fd(), [this] {
+    off_loop_.RunFinished();
+    Flush();
   });
   loop->WakeBy([this] { return service_.NextDeadline(); });
   loop->WakeBy([this] { return link_.NextDeadline(); });

@@ -18,6 +18,7 @@
 #include "protocol/poll_loop.h"
 #include "shared/blob_cache.h"
 #include "shared/clock.h"
+#include "shared/off_loop.h"
 #include "shared/result.h"
 
 namespace testfarm::coordinator {
@@ -64,6 +65,9 @@ class FarmServer {
   ServedFiles served_;                // blobs of the store being fetched, kept open between chunks
   std::unique_ptr<History> history_;  // null: the farm keeps no history
   FarmService service_;
+  // Upload verification, off the loop. Last: it goes first, before the store and service its
+  // work and Dones use.
+  OffLoop off_loop_;
   std::optional<SteadyTime> first_signal_at_;
   bool leave_now_ = false;
 };

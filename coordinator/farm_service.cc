@@ -127,6 +127,7 @@ void FarmService::OnMessage(const std::string& peer, protocol::Message& message)
                                                      {},
                                                      {},
                                                      false,
+                                                     false,
                                                      {},
                                                      {},
                                                      false,
@@ -239,6 +240,30 @@ void FarmService::OnPart(Session& session, protocol::SubmitPart& part) {
                     test.name + ": file set " + std::to_string(test.file_set) + " was not sent");
     }
   }
+  // Its last uploads may still be being verified (off the loop): the run waits for them.
+  if (store_.Verifying(session.peer)) {
+    session.awaiting_uploads = true;
+    return;
+  }
+  AdmitIfUploaded(session);
+}
+
+void FarmService::OnUploadVerified(const std::string& peer, const std::string& sha256,
+                                   const Status& status) {
+  auto it = sessions_.find(peer);
+  if (it == sessions_.end()) return;  // the client is gone
+  Session& session = *it->second;
+  if (!status) {
+    Send(peer,
+         protocol::ErrorReply{"upload of " + sha256.substr(0, 12) + ": " + status.error().message});
+  }
+  if (session.awaiting_uploads && !store_.Verifying(peer)) {
+    session.awaiting_uploads = false;
+    AdmitIfUploaded(session);
+  }
+}
+
+void FarmService::AdmitIfUploaded(Session& session) {
   for (const ArtifactSet& set : session.sets) {
     for (const protocol::ArtifactFile& file : set.files) {
       Protect(session, file.sha256);

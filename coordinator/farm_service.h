@@ -30,8 +30,11 @@ class BlobStore {
  public:
   virtual ~BlobStore() = default;
   virtual bool Has(const std::string& sha256) = 0;
-  // A piece of `peer`'s upload, in order; the blob is verified and kept after its last piece.
+  // A piece of `peer`'s upload, in order. After its last piece the blob is verified and kept,
+  // possibly later (off the event loop): the owner then calls FarmService::OnUploadVerified.
   virtual Status Receive(const std::string& peer, const protocol::Upload& piece) = 0;
+  // Whether uploads of `peer` whose last piece came are still being verified.
+  virtual bool Verifying(const std::string& peer) const = 0;
   // `peer` is gone: its unfinished uploads are dropped.
   virtual void Forget(const std::string& peer) = 0;
 };
@@ -64,6 +67,9 @@ class FarmService {
   ~FarmService();
 
   void OnMessage(const std::string& peer, protocol::Message& message);
+  // The store verified (or refused: `status`) an upload of `peer`: a refusal is told to the
+  // client; a submission that waited for its uploads goes on.
+  void OnUploadVerified(const std::string& peer, const std::string& sha256, const Status& status);
   // A message to `peer` could not be delivered: a worker is lost, a client gone.
   void OnUnreachable(const std::string& peer);
   void Tick();
@@ -96,7 +102,8 @@ class FarmService {
     std::optional<protocol::Submit> submit;
     std::vector<protocol::RunTest> tests;
     std::vector<ArtifactSet> sets;
-    bool submitted = false;  // every part came
+    bool submitted = false;         // every part came
+    bool awaiting_uploads = false;  // submitted while its last uploads were being verified
     std::string run_name;
     std::optional<RunId> run;  // while its run holds slots
     bool gone = false;         // the client left: its run is being stopped
@@ -110,6 +117,8 @@ class FarmService {
 
   void OnClientMessage(Session& session, protocol::Message& message);
   void OnPart(Session& session, protocol::SubmitPart& part);
+  // Admits a fully submitted run whose files are all in the store, else refuses it.
+  void AdmitIfUploaded(Session& session);
   void Admit(Session& session);
   void StartRun(Session& session);
   protocol::HistoryAnswer AnswerHistory(const protocol::HistoryQuery& query);

@@ -19,10 +19,21 @@ using std::chrono::seconds;
 class MemoryStore : public BlobStore {
  public:
   bool Has(const std::string& sha256) override { return blobs.count(sha256) != 0; }
-  Status Receive(const std::string&, const protocol::Upload& piece) override {
-    if (piece.offset + piece.data.size() == piece.size) blobs.insert(piece.sha256);
+  Status Receive(const std::string& peer, const protocol::Upload& piece) override {
+    if (piece.offset + piece.data.size() != piece.size) return Ok{};
+    if (defer) {
+      pending.emplace_back(peer, piece.sha256);  // verified when the test says
+    } else {
+      blobs.insert(piece.sha256);
+    }
     return Ok{};
   }
+  bool Verifying(const std::string& peer) const override {
+    return std::any_of(pending.begin(), pending.end(),
+                       [&](const auto& p) { return p.first == peer; });
+  }
+  bool defer = false;
+  std::vector<std::pair<std::string, std::string>> pending;  // (peer, sha256) being verified
   void Forget(const std::string& peer) override { forgotten.push_back(peer); }
   std::set<std::string> blobs;
   std::vector<std::string> forgotten;
@@ -202,6 +213,43 @@ TEST(FarmService, ASubmissionNamingAFileNeverUploadedIsRefused) {
   farm.Say("b", protocol::Bye{"done"});  // kept until its client is gone
   farm.Tick();
   EXPECT_EQ(farm.service.BlobsInUse().count(sha), 0u);
+}
+
+// Uploads are verified off the farm's loop: a submission whose last upload is still being
+// verified waits for it, then runs (or is refused if it failed).
+TEST(FarmService, ASubmissionWaitsForItsUploadsToBeVerified) {
+  Farm farm;
+  farm.store.defer = true;
+  farm.Hello("w", 1);
+  std::string sha(64, 'b');
+  protocol::FileSet set{"/b", {{.path = "t", .sha256 = sha, .size = 1, .executable = true}}, {}};
+  for (const char* client : {"good", "bad"}) {
+    farm.Say(client, protocol::HasBlobs{{sha}});
+    farm.Say(client, protocol::Upload{sha, 0, 1, "x"});
+    farm.Submit(client, 1, 0, {set});
+  }
+  farm.Tick();
+  EXPECT_TRUE(farm.Heard<protocol::Accepted>("good").empty()) << "not before the upload is kept";
+  EXPECT_TRUE(farm.jobs["w"].empty());
+  // The second client's copy failed verification: it hears why, and its run is refused.
+  farm.store.pending.pop_back();
+  farm.service.OnUploadVerified("bad", sha, Error{"hash mismatch"});
+  farm.Tick();
+  auto errors = farm.Heard<protocol::ErrorReply>("bad");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].text.find("hash mismatch"), std::string::npos) << errors[0].text;
+  auto refused = farm.Heard<protocol::Accepted>("bad");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_NE(refused[0].error.find("was not uploaded"), std::string::npos) << refused[0].error;
+  // The first client's copy is kept: its run is accepted and runs.
+  farm.store.pending.clear();
+  farm.store.blobs.insert(sha);
+  farm.service.OnUploadVerified("good", sha, Ok{});
+  farm.Tick();
+  auto accepted = farm.Heard<protocol::Accepted>("good");
+  ASSERT_EQ(accepted.size(), 1u);
+  EXPECT_EQ(accepted[0].error, "");
+  EXPECT_EQ(farm.jobs["w"].size(), 1u);
 }
 
 TEST(FarmService, ARefusedSubmissionLeavesTheBlobsOfRunningRunsInUse) {
