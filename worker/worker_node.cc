@@ -316,6 +316,10 @@ void WorkerNode::OfferProfile(uint64_t run, std::unique_ptr<RunCoverage> coverag
     }
   }
   offered.coverage = std::move(coverage);
+  // A run whose coordinator stopped pulling (stopped, or past its wait) leaves its profile here:
+  // only the latest few are kept.
+  constexpr std::size_t kMaxOffered = 8;
+  if (offered_.size() >= kMaxOffered) offered_.erase(offered_.begin());
   offered_[run] = std::move(offered);
   SendProfilePiece(run, 0);
 }
@@ -359,6 +363,8 @@ void WorkerNode::SendProfilePiece(uint64_t run, uint64_t offset) {
 }
 
 Result<RunEnd> WorkerNode::ServeOneRun() {
+  // Profiles offered on an earlier connection are pulled by no one now.
+  offered_.clear();
   try {
     link_.socket().connect(options_.endpoint);
     coordinator_ = Liveness(options_.liveness, clock_.Now());

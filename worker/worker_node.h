@@ -116,8 +116,8 @@ class WorkerNode {
     uint64_t size = 0;
     std::string error;  // the merged file cannot be read
   };
-  // Merged profiles being pulled by the coordinator, by run. One whose coordinator never asks
-  // for the rest stays until this node goes.
+  // Merged profiles being pulled by the coordinator, by run (the oldest run's dropped past 8;
+  // all of them when the connection ends).
   std::map<uint64_t, OfferedProfile> offered_;
   SubprocessPool merges_;  // one slot: background llvm-profdata merges
   uint64_t next_merge_ = 0;
