@@ -10,6 +10,7 @@
 
 #include "coordinator/elf_deps.h"
 #include "shared/errno_text.h"
+#include "shared/file_io.h"
 #include "shared/sha256.h"
 #include "shared/unique_fd.h"
 
@@ -66,18 +67,13 @@ protocol::Chunk ServedFiles::Read(const protocol::Fetch& fetch,
   file.used = ++reads_;
   chunk.size = file.size;
   uint64_t available = chunk.size > fetch.offset ? chunk.size - fetch.offset : 0;
-  chunk.data.resize(std::min<uint64_t>(available, fetch.length));
-  ssize_t n;
-  do {
-    n = ::pread(file.fd.get(), chunk.data.data(), chunk.data.size(),
-                static_cast<off_t>(fetch.offset));
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    chunk.error = "cannot read " + file.path.string() + ": " + ErrnoText(errno);
-    chunk.data.clear();
+  Result<std::string> data =
+      ReadAt(file.fd.get(), fetch.offset, std::min<uint64_t>(available, fetch.length));
+  if (!data) {
+    chunk.error = "cannot read " + file.path.string() + ": " + data.error().message;
     open_.erase(it);  // opened afresh next time
   } else {
-    chunk.data.resize(static_cast<std::size_t>(n));
+    chunk.data = std::move(*data);
     // Its last piece: closed, so a blob evicted from a store does not keep its space.
     if (fetch.offset + chunk.data.size() >= file.size) open_.erase(it);
   }

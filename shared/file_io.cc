@@ -38,4 +38,18 @@ Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t
   return text;
 }
 
+Result<std::string> ReadAt(int fd, uint64_t offset, std::size_t length) {
+  std::string data(length, '\0');
+  std::size_t got = 0;
+  while (got < length) {
+    ssize_t n = ::pread(fd, data.data() + got, length - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error{ErrnoText(errno)};
+    if (n == 0) break;  // the end of the file
+    got += static_cast<std::size_t>(n);
+  }
+  data.resize(got);
+  return data;
+}
+
 }  // namespace testfarm

@@ -1,6 +1,8 @@
 #pragma once
-// Reading a whole file into memory, with a bound, and an error that names the file.
+// Reading a whole file into memory, with a bound, and an error that names the file; reading a
+// piece of an open file.
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -11,5 +13,9 @@ namespace testfarm {
 // The file's bytes. Errors: "cannot read FILE: why" (missing, a directory, unreadable, or
 // larger than `max_bytes`).
 Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t max_bytes);
+
+// Up to `length` bytes of `fd` from `offset` (fewer only at the end of the file), retrying
+// interrupted and short reads. The error is why (errno's text); the caller names the file.
+Result<std::string> ReadAt(int fd, uint64_t offset, std::size_t length);
 
 }  // namespace testfarm

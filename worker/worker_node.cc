@@ -339,15 +339,12 @@ void WorkerNode::SendProfilePiece(uint64_t run, uint64_t offset) {
   piece.size = offered.size;
   std::string error = offered.error;
   if (error.empty() && offset < offered.size) {
-    piece.data.resize(std::min<uint64_t>(protocol::kMaxChunkBytes, offered.size - offset));
-    ssize_t n;
-    do {
-      n = ::pread(offered.fd.get(), piece.data.data(), piece.data.size(),
-                  static_cast<off_t>(offset));
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 || static_cast<std::size_t>(n) != piece.data.size()) {
-      error = "cannot read the merged profile: " + (n < 0 ? ErrnoText(errno) : "it shrank");
-      piece.data.clear();
+    const std::size_t length = std::min<uint64_t>(protocol::kMaxChunkBytes, offered.size - offset);
+    Result<std::string> data = ReadAt(offered.fd.get(), offset, length);
+    if (!data || data->size() != length) {
+      error = "cannot read the merged profile: " + (data ? "it shrank" : data.error().message);
+    } else {
+      piece.data = std::move(*data);
     }
   }
   if (!error.empty() || offset + piece.data.size() >= offered.size) {
