@@ -2,9 +2,11 @@
 // Summing LLVM raw profiles of one binary without llvm-profdata. Every process of the same build
 // writes a raw profile with the same layout (header, data records, names) and its own counter
 // values, so merging N of them is adding N counter arrays: microseconds, where llvm-profdata
-// spends milliseconds parsing each file. A profile that does not fit (another binary, value
-// profile data, a raw format other than version 8, a damaged file) is refused, and the caller
-// merges it with llvm-profdata, which also names what is wrong with it.
+// spends milliseconds parsing each file. A process whose executable and shared libraries are
+// instrumented writes one profile per module into its file, end to end: each is summed with its
+// own. A profile that does not fit (another binary, value-profile data, a raw format other than
+// version 8, a damaged file) is refused, and the caller merges it with llvm-profdata, which also
+// names what is wrong with it.
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -96,6 +96,12 @@ TEST(E2EFleet, ATestThatKillsItsWorkersIsQuarantinedAfterTwo) {
   EXPECT_EQ(r.LastLine(), "3 passed, 1 failed") << r.out;
   EXPECT_NE(r.out.find("worker lost"), std::string::npos) << r.out;
   EXPECT_EQ(Count(r.out, "tf_kill_parent  ("), 2) << "its line and the summary's:\n" << r.out;
+  if (HasFailure()) {
+    for (auto& w : workers) {
+      ChildResult wr = w->Finish(milliseconds(5000));
+      ADD_FAILURE() << "worker exit " << wr.exit_code << "\n" << wr.out << wr.err;
+    }
+  }
 }
 
 TEST(E2EFleet, RequiredLabelsPickTheWorkerOrFailAfterTheWait) {

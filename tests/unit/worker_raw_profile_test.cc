@@ -16,7 +16,8 @@ struct Fake {
   uint64_t names_delta = 0x5555'0000'9000;       // likewise
   std::vector<uint64_t> counters = {1, 2};
   std::string names = "abc";
-  std::string value_data;  // trailing value-profile data, if any
+  uint16_t value_sites = 0;  // indirect-call sites of the function
+  std::string value_data;    // trailing value-profile data, if any
 
   std::string Bytes() const {
     std::string out;
@@ -32,7 +33,8 @@ struct Fake {
     put(0);  // Values
     uint32_t num_counters = static_cast<uint32_t>(counters.size());
     out.append(reinterpret_cast<const char*>(&num_counters), 4);
-    out.append(4, '\0');  // NumValueSites
+    const uint16_t sites[2] = {value_sites, 0};  // NumValueSites per kind
+    out.append(reinterpret_cast<const char*>(sites), 4);
     for (uint64_t c : counters) put(c);
     out += names;
     out.append((8 - out.size() % 8) % 8, '\0');
@@ -91,6 +93,44 @@ TEST(RawProfileSum, RefusesWhatItCannotSum) {
   EXPECT_FALSE(empty.Add(truncated));
   EXPECT_EQ(sum.count(), 1u);
   EXPECT_EQ(sum.profile(), a.Bytes()) << "refusals leave the sum untouched";
+}
+
+TEST(RawProfileSum, SumsEachModuleOfAProcessWithInstrumentedLibraries) {
+  // An executable and its shared library each write their profile into the process's file.
+  Fake exe;
+  Fake lib;
+  lib.names = "library_function";
+  lib.counters = {5};
+  Fake exe2 = exe;
+  exe2.counters = {100, 200};
+  exe2.names_delta = 0x6666'0000'9000;
+  Fake lib2 = lib;
+  lib2.counters = {50};
+  lib2.function_pointer = 0x6666'0000'1000;
+  RawProfileSum sum;
+  ASSERT_TRUE(sum.Add(exe.Bytes() + lib.Bytes()));
+  ASSERT_TRUE(sum.Add(exe2.Bytes() + lib2.Bytes()));
+  Fake exe_sum = exe;
+  exe_sum.counters = {101, 202};
+  Fake lib_sum = lib;
+  lib_sum.counters = {55};
+  EXPECT_EQ(sum.profile(), exe_sum.Bytes() + lib_sum.Bytes());
+  EXPECT_FALSE(sum.Add(exe.Bytes())) << "the executable's profile alone is another layout";
+  EXPECT_FALSE(sum.Add(lib.Bytes() + exe.Bytes())) << "modules in another order";
+  EXPECT_TRUE(RawProfileSum::LayoutKey(exe.Bytes() + lib.Bytes().substr(0, 90)).empty())
+      << "a truncated second module";
+  EXPECT_EQ(sum.count(), 2u);
+}
+
+TEST(RawProfileSum, AModuleWithValueSitesIsLeftToLlvmProfdata) {
+  Fake exe;
+  Fake profiled;
+  profiled.value_sites = 1;
+  profiled.value_data = std::string(32, '\0');
+  EXPECT_TRUE(RawProfileSum::LayoutKey(profiled.Bytes()).empty());
+  EXPECT_TRUE(RawProfileSum::LayoutKey(exe.Bytes() + profiled.Bytes()).empty());
+  RawProfileSum sum;
+  EXPECT_FALSE(sum.Add(profiled.Bytes()));
 }
 
 TEST(RawProfileSum, CountersSaturateInsteadOfWrapping) {
