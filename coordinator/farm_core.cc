@@ -140,6 +140,18 @@ void FarmCore::OnMessage(const std::string& peer, protocol::Message& message) {
     } else {
       spdlog::info("coordinator: a profile for run {}, which has ended, dropped", profile->run);
     }
+  } else if (auto* request = std::get_if<protocol::SetRequest>(&message)) {
+    if (!workers_.Contains(peer)) return;
+    if (auto run = runs_.find(request->run); run != runs_.end()) {
+      run->second.core->OnMessage(peer, message);
+    } else {
+      Send(peer, protocol::SetManifest{.run = request->run,
+                                       .set = request->set,
+                                       .root = {},
+                                       .files = {},
+                                       .library_dirs = {},
+                                       .error = "the run has ended"});
+    }
   } else if (auto* error = std::get_if<protocol::ErrorReply>(&message)) {
     spdlog::error("coordinator: worker reported an error: {}", error->text);
     if (!workers_.Contains(peer)) return;

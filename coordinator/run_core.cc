@@ -413,7 +413,30 @@ void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
     }
   } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
     OnProfileChunk(peer, *profile);
+  } else if (auto* request = std::get_if<protocol::SetRequest>(&message)) {
+    OnSetRequest(peer, *request);
   }
+}
+
+uint64_t RunCore::SetIdOf(const ArtifactSet* set) {
+  auto [it, added] = set_ids_.try_emplace(set, sets_by_id_.size() + 1);
+  if (added) sets_by_id_.push_back(set);
+  return it->second;
+}
+
+void RunCore::OnSetRequest(const std::string& peer, const protocol::SetRequest& request) {
+  protocol::SetManifest manifest;
+  manifest.run = request.run;
+  manifest.set = request.set;
+  if (request.set == 0 || request.set > sets_by_id_.size()) {
+    manifest.error = "the run has no file set " + std::to_string(request.set);
+  } else {
+    const ArtifactSet& set = *sets_by_id_[request.set - 1];
+    manifest.root = set.root;
+    manifest.files = set.files;
+    manifest.library_dirs = set.library_dirs;
+  }
+  Send(peer, std::move(manifest));
 }
 
 void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& chunk) {
@@ -523,10 +546,7 @@ void RunCore::PerformActions() {
       const std::size_t shipped_index = BaseOf(first_index);
       if (shipped_index < shipped_.size() && shipped_[shipped_index] != nullptr &&
           !shipped_[shipped_index]->files.empty()) {
-        const ArtifactSet& set = *shipped_[shipped_index];
-        message.artifact_root = set.root;
-        message.artifacts = set.files;
-        message.library_dirs = set.library_dirs;
+        message.artifact_set = SetIdOf(shipped_[shipped_index]);
       }
       if (options_.start_at_assignment) {
         reporter_.OnTestStarted(message.name, workers_.NameOf(assign->worker));

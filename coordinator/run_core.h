@@ -94,6 +94,7 @@ using ProfileSink =
 class RunCore {
  public:
   // `shipped[t]`: the files test t's job names for workers to fetch (nullptr or absent: none).
+  // A job names its set by an id; a worker asks for the set's files once (SetRequest).
   RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions options, Reporter& reporter,
           std::vector<const ArtifactSet*> shipped = {}, ProfileSink profiles = {});
 
@@ -195,6 +196,9 @@ class RunCore {
   void OnStarted(const std::string& peer, const protocol::JobStarted& started);
   void OnResult(const std::string& peer, protocol::JobResult& result);
   void OnProfileChunk(const std::string& peer, protocol::ProfileChunk& chunk);
+  void OnSetRequest(const std::string& peer, const protocol::SetRequest& request);
+  // The id jobs name `set` by (given at its first job).
+  uint64_t SetIdOf(const ArtifactSet* set);
   bool DispatchOpen();
   void StopIfNoWorkerCanCome();
   void FailUnplaceable();
@@ -217,6 +221,8 @@ class RunCore {
   RunOptions options_;
   Reporter& reporter_;
   std::vector<const ArtifactSet*> shipped_;
+  std::map<const ArtifactSet*, uint64_t> set_ids_;
+  std::vector<const ArtifactSet*> sets_by_id_;  // id - 1
   ProfileSink profile_sink_;
 
   Scheduler scheduler_;

@@ -266,6 +266,23 @@ void Fields(Io& io, M& m) {
   io.StrArray("library_dirs", m.library_dirs, Need::kOptional);
   io.Bool("coverage", m.coverage, Need::kOptional);
   io.U64("run", m.run, Need::kOptional);
+  io.U64("artifact_set", m.artifact_set, Need::kOptional);
+}
+
+template <typename Io, Is<SetRequest> M>
+void Fields(Io& io, M& m) {
+  io.U64("run", m.run, Need::kOptional);
+  io.U64("set", m.set, Need::kRequired);
+}
+
+template <typename Io, Is<SetManifest> M>
+void Fields(Io& io, M& m) {
+  io.U64("run", m.run, Need::kOptional);
+  io.U64("set", m.set, Need::kRequired);
+  io.Str("root", m.root, Need::kOptional);
+  io.Records("files", m.files, Need::kOptional);
+  io.StrArray("library_dirs", m.library_dirs, Need::kOptional);
+  io.Str("error", m.error, Need::kOptional);
 }
 
 template <typename Io, Is<ArtifactFile> M>
@@ -606,7 +623,16 @@ std::optional<std::string> InvalidFiles(const std::string& root,
 
 std::optional<std::string> Invalid(const JobAssign& m) {
   if (m.argv.empty()) return "argv must not be empty";
+  if (m.artifact_set != 0 &&
+      (!m.artifact_root.empty() || !m.artifacts.empty() || !m.library_dirs.empty())) {
+    return "a job names its artifact set or carries its files, not both";
+  }
   return InvalidFiles(m.artifact_root, m.artifacts, m.library_dirs);
+}
+std::optional<std::string> Invalid(const SetManifest& m) {
+  if (!m.error.empty()) return std::nullopt;
+  if (m.files.empty()) return "a file set without files needs an error";
+  return InvalidFiles(m.root, m.files, m.library_dirs);
 }
 std::optional<std::string> Invalid(const Fetch& m) {
   if (!IsSha256Hex(m.sha256)) return "sha256 is not a digest";

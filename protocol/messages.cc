@@ -43,6 +43,12 @@ const char* Name(const ProfileRequest&) {
 const char* Name(const ProfileChunk&) {
   return "profile";
 }
+const char* Name(const SetRequest&) {
+  return "set_request";
+}
+const char* Name(const SetManifest&) {
+  return "set";
+}
 const char* Name(const Submit&) {
   return "submit";
 }

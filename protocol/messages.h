@@ -15,7 +15,7 @@ namespace testfarm::protocol {
 
 // One source of truth for the protocol version. Frame 0 of every message is kHeader,
 // "<kName>/<kVersion>", spelled out at compile time from the two.
-inline constexpr int kVersion = 6;
+inline constexpr int kVersion = 7;
 inline constexpr const char* kName = "testfarm";
 
 namespace detail {
@@ -89,6 +89,10 @@ struct JobAssign {
   std::string artifact_root;
   std::vector<ArtifactFile> artifacts;
   std::vector<std::string> library_dirs;
+  // Non-zero instead of the three above: the job's files are the run's file set with this id,
+  // which the worker asks for once (SetRequest) and keeps for the run's later jobs, so that a
+  // job does not carry its suite's whole file list.
+  uint64_t artifact_set = 0;
   // Coverage: the job writes LLVM profiles (LLVM_PROFILE_FILE, one per process) which the
   // worker keeps for the run's merged profile.
   bool coverage = false;
@@ -177,6 +181,25 @@ struct ProfileChunk {
   std::string error;  // non-empty: the worker could not produce its profile
   uint64_t run = 0;   // whose profile (ProfileRequest::run)
   friend bool operator==(const ProfileChunk&, const ProfileChunk&) = default;
+};
+
+// worker -> coordinator: the files of a job's set (JobAssign::artifact_set), asked once per set.
+struct SetRequest {
+  uint64_t run = 0;  // JobAssign::run
+  uint64_t set = 0;  // JobAssign::artifact_set
+  friend bool operator==(const SetRequest&, const SetRequest&) = default;
+};
+
+// coordinator -> worker: the answer to a SetRequest: the set's files, as JobAssign would carry
+// them, or why there are none (every job of the set then fails with it).
+struct SetManifest {
+  uint64_t run = 0;
+  uint64_t set = 0;
+  std::string root;
+  std::vector<ArtifactFile> files;
+  std::vector<std::string> library_dirs;
+  std::string error;
+  friend bool operator==(const SetManifest&, const SetManifest&) = default;
 };
 
 // both ways.
@@ -421,11 +444,12 @@ struct HistoryAnswer {
   friend bool operator==(const HistoryAnswer&, const HistoryAnswer&) = default;
 };
 
-using Message = std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat,
-                             Bye, ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit,
-                             SubmitPart, Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined,
-                             TestStarted, TestSlow, Running, ProfileData, TestDone, RunFinished,
-                             StopRun, StatusRequest, FarmStatus, HistoryQuery, HistoryAnswer>;
+using Message =
+    std::variant<Hello, Welcome, JobAssign, JobStarted, JobResult, Cancel, Heartbeat, Bye,
+                 ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit, SubmitPart,
+                 Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined, TestStarted, TestSlow,
+                 Running, ProfileData, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus,
+                 HistoryQuery, HistoryAnswer, SetRequest, SetManifest>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

@@ -259,6 +259,19 @@ Result<fs::path> Materialize(const Layout& layout) {
 }  // namespace
 
 ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
+  if (job.artifact_set != 0) {
+    KnownSet& known = sets_[{job.run, job.artifact_set}];  // a new one is asked for
+    if (!known.manifest) return {Status::kWaiting, {}};
+    const protocol::SetManifest& manifest = *known.manifest;
+    if (!manifest.error.empty()) {
+      return {Status::kFailed,
+              "the coordinator cannot say which files it needs: " + manifest.error};
+    }
+    job.artifact_root = manifest.root;
+    job.artifacts = manifest.files;
+    job.library_dirs = manifest.library_dirs;
+    job.artifact_set = 0;
+  }
   if (job.artifacts.empty()) return {};
   std::string id = ArtifactSetId(job);
   if (auto it = suites_.find(id); it != suites_.end()) {
@@ -319,6 +332,34 @@ ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
   return Prepare(job);  // made at once (no OffLoop)
 }
 
+std::vector<protocol::SetRequest> ArtifactStore::TakeSetRequests() {
+  std::vector<protocol::SetRequest> requests;
+  SteadyTime now = options_.clock->Now();
+  for (auto& [key, known] : sets_) {
+    if (known.manifest) continue;
+    if (known.asked_at) {
+      if (now < *known.asked_at + options_.resend_after) continue;
+      spdlog::warn("no answer for the files of set {} of run {} within {}; asking again",
+                   key.second, key.first, FormatDuration(options_.resend_after));
+    }
+    requests.push_back({key.first, key.second});
+    known.asked_at = now;
+  }
+  return requests;
+}
+
+void ArtifactStore::OnSetManifest(protocol::SetManifest manifest) {
+  constexpr std::size_t kMaxSets = 1024;  // a set forgotten and needed again is asked again
+  auto it = sets_.find({manifest.run, manifest.set});
+  if (it == sets_.end() || it->second.manifest) return;  // not asked, or answered already
+  it->second.manifest = std::move(manifest);
+  answered_.push_back(it->first);
+  while (answered_.size() > kMaxSets) {
+    sets_.erase(answered_.front());
+    answered_.pop_front();
+  }
+}
+
 std::vector<protocol::Fetch> ArtifactStore::TakeFetches() {
   std::vector<protocol::Fetch> fetches;
   if (in_flight_.empty() && queue_.empty()) return fetches;
@@ -351,9 +392,13 @@ std::vector<protocol::Fetch> ArtifactStore::TakeFetches() {
 
 std::optional<SteadyTime> ArtifactStore::NextDeadline() const {
   std::optional<SteadyTime> next;
-  for (const auto& [key, asked] : in_flight_) {
-    SteadyTime at = asked.at + options_.resend_after;
+  auto consider = [&](SteadyTime asked_at) {
+    SteadyTime at = asked_at + options_.resend_after;
     if (!next || at < *next) next = at;
+  };
+  for (const auto& [key, asked] : in_flight_) consider(asked.at);
+  for (const auto& [key, known] : sets_) {
+    if (!known.manifest && known.asked_at) consider(*known.asked_at);
   }
   return next;
 }

@@ -48,10 +48,15 @@ class ArtifactStore {
     std::string error;  // kFailed: why the job cannot run
   };
   // kReady: `job` can start as it now is (argv, cwd and env rewritten to this worker's copy when
-  // it runs from one). kWaiting: blobs are being fetched or files hashed; ask again after
-  // OnChunk or the OffLoop's RunFinished.
+  // it runs from one). kWaiting: its set's files are being asked for, blobs fetched or files
+  // hashed; ask again after OnSetManifest, OnChunk or the OffLoop's RunFinished. A job that names
+  // its set (JobAssign::artifact_set) gets the set's files written into it once they are known.
   Prepared Prepare(protocol::JobAssign& job);
 
+  // The set requests to send now: sets jobs are waiting for, once, and again when unanswered
+  // for too long.
+  std::vector<protocol::SetRequest> TakeSetRequests();
+  void OnSetManifest(protocol::SetManifest manifest);
   // The fetch requests to send now: those unanswered for too long again, then new ones while
   // fewer than `window` are unanswered.
   std::vector<protocol::Fetch> TakeFetches();
@@ -115,6 +120,13 @@ class ArtifactStore {
   };
   std::map<std::pair<std::string, uint64_t>, Asked> in_flight_;  // (sha256, offset) -> request
   uint64_t fetched_bytes_ = 0;
+  struct KnownSet {
+    std::optional<protocol::SetManifest> manifest;  // nullopt: asked, not answered yet
+    std::optional<SteadyTime> asked_at;             // nullopt: to be asked
+  };
+  using SetKey = std::pair<uint64_t, uint64_t>;  // (run, set)
+  std::map<SetKey, KnownSet> sets_;
+  std::deque<SetKey> answered_;  // oldest first: the first forgotten past kMaxSets
 };
 
 // The id of a job's artifact set: a digest of its root and files.

@@ -145,6 +145,8 @@ void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
     waiting_.push_back(std::move(*job));
   } else if (auto* chunk = std::get_if<protocol::Chunk>(&message)) {
     artifacts_.OnChunk(*chunk);
+  } else if (auto* manifest = std::get_if<protocol::SetManifest>(&message)) {
+    artifacts_.OnSetManifest(std::move(*manifest));
   } else if (auto* request = std::get_if<protocol::ProfileRequest>(&message)) {
     if (request->offset == 0) {
       CoverageOf(request->run).requested = true;  // the first piece goes once merges are done
@@ -197,6 +199,7 @@ void WorkerNode::FailJob(const protocol::JobAssign& job, ExitState state) {
 }
 
 void WorkerNode::SendFetches() {
+  for (protocol::SetRequest& request : artifacts_.TakeSetRequests()) Queue(std::move(request));
   for (protocol::Fetch& fetch : artifacts_.TakeFetches()) Queue(std::move(fetch));
 }
 

@@ -128,6 +128,13 @@ std::vector<Message> SeedMessages() {
       Fetch{.sha256 = std::string(64, 'b'), .offset = 0, .length = 4096},
       Chunk{.sha256 = std::string(64, 'c'), .offset = 0, .size = 3, .data = "abc", .error = ""},
       ProfileRequest{},
+      SetRequest{.run = 1, .set = 2},
+      SetManifest{.run = 1,
+                  .set = 2,
+                  .root = "/src",
+                  .files = {{"bin/t", std::string(64, 'a'), 3, true}},
+                  .library_dirs = {"lib"},
+                  .error = ""},
       ProfileChunk{
           .offset = 0, .size = 2, .data = "xy", .last = true, .merged = 1, .bad = {}, .error = ""},
   };

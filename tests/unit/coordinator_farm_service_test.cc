@@ -207,7 +207,7 @@ TEST(FarmService, ASubmissionNamingAFileNeverUploadedIsRefused) {
   farm.Tick();
   EXPECT_EQ(farm.service.BlobsInUse().count(sha), 1u);
   ASSERT_EQ(farm.jobs["w"].size(), 1u);
-  EXPECT_EQ(farm.jobs["w"][0].artifacts.size(), 1u);
+  EXPECT_NE(farm.jobs["w"][0].artifact_set, 0u);
   farm.RunAll("w");
   farm.Tick();
   farm.Say("b", protocol::Bye{"done"});  // kept until its client is gone

@@ -9,6 +9,7 @@
 #include "coordinator/farm_core.h"
 #include "coordinator/run_core.h"
 #include "coordinator_run_fixtures.h"
+#include "protocol/codec.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -743,17 +744,98 @@ TEST(RunCoreRepeats, EveryIterationShipsTheFilesItsTestNeeds) {
   Farm farm(fixtures::Specs(1), OneAtATime(RepeatOptions{.iterations = 3}), {}, {&files});
   farm.Start();
   farm.Hello("w", 1);
-  std::vector<std::string> roots;
+  std::vector<uint64_t> sets;
   for (int steps = 0; steps < 100 && farm.run->phase() != RunPhase::kDone; ++steps) {
     farm.Tick();
     for (const protocol::JobAssign& job : farm.TakeJobs("w")) {
-      roots.push_back(job.artifact_root);
+      sets.push_back(job.artifact_set);
+      EXPECT_TRUE(job.artifacts.empty()) << "named by its set, not listed";
       farm.Started(job, "w");
       farm.Finished(job, "w");
     }
   }
-  EXPECT_EQ(roots, (std::vector<std::string>{"/src/build", "/src/build", "/src/build"}));
+  ASSERT_EQ(sets.size(), 3u);
+  EXPECT_NE(sets[0], 0u);
+  EXPECT_EQ(sets, (std::vector<uint64_t>{sets[0], sets[0], sets[0]}));
   EXPECT_EQ(farm.Finish().passed, 3u);
+}
+
+TEST(RunCore, AJobNamesItsFileSetAndAWorkerAsksForTheFilesOnce) {
+  ArtifactSet one;
+  one.root = "/src/build";
+  one.files.push_back(protocol::ArtifactFile{"bin/t0", std::string(64, 'a'), 10, true});
+  one.library_dirs = {"lib"};
+  ArtifactSet two;
+  two.root = "/src/other";
+  two.files.push_back(protocol::ArtifactFile{"t1", std::string(64, 'b'), 20, true});
+  two.files.push_back(protocol::ArtifactFile{"data.txt", std::string(64, 'c'), 30, false});
+  // Tests 0 and 2 share a set; test 1 has its own; test 3 ships nothing.
+  Farm farm(fixtures::Specs(4), Options(), {}, {&one, &two, &one, nullptr});
+  farm.Start();
+  farm.Hello("w", 4);
+  farm.Tick();
+  std::map<std::string, uint64_t> set_of;
+  for (const protocol::JobAssign& job : farm.TakeJobs("w")) {
+    EXPECT_TRUE(job.artifacts.empty());
+    EXPECT_TRUE(job.artifact_root.empty());
+    set_of[job.name] = job.artifact_set;
+  }
+  ASSERT_EQ(set_of.size(), 4u);
+  EXPECT_EQ(set_of["t0"], set_of["t2"]);
+  EXPECT_NE(set_of["t0"], set_of["t1"]);
+  EXPECT_NE(set_of["t0"], 0u);
+  EXPECT_EQ(set_of["t3"], 0u) << "nothing to ship";
+
+  farm.Say("w", protocol::SetRequest{farm.id, set_of["t1"]});
+  farm.Say("w", protocol::SetRequest{farm.id, set_of["t0"]});
+  farm.Say("w", protocol::SetRequest{farm.id, 99});
+  farm.Say("w", protocol::SetRequest{farm.id + 1, set_of["t0"]});
+  farm.Tick();
+  auto manifests = farm.Heard<protocol::SetManifest>("w");
+  ASSERT_EQ(manifests.size(), 4u);
+  auto answer = [&](uint64_t run, uint64_t set) {
+    for (const protocol::SetManifest& m : manifests) {
+      if (m.run == run && m.set == set) return m;
+    }
+    ADD_FAILURE() << "no answer for set " << set << " of run " << run;
+    return protocol::SetManifest{};
+  };
+  protocol::SetManifest for_t1 = answer(farm.id, set_of["t1"]);
+  EXPECT_EQ(for_t1.root, "/src/other");
+  EXPECT_EQ(for_t1.files, two.files);
+  protocol::SetManifest for_t0 = answer(farm.id, set_of["t0"]);
+  EXPECT_EQ(for_t0.root, "/src/build");
+  EXPECT_EQ(for_t0.files, one.files);
+  EXPECT_EQ(for_t0.library_dirs, one.library_dirs);
+  EXPECT_TRUE(for_t0.error.empty());
+  protocol::SetManifest unknown = answer(farm.id, 99);
+  EXPECT_NE(unknown.error.find("no file set 99"), std::string::npos) << unknown.error;
+  protocol::SetManifest other_run = answer(farm.id + 1, set_of["t0"]);
+  EXPECT_EQ(other_run.error, "the run has ended") << "a run that is not the farm's";
+  EXPECT_TRUE(other_run.files.empty());
+}
+
+TEST(RunCore, AJobOfAFileSetIsAFewHundredBytesWhateverTheSetHolds) {
+  ArtifactSet big;
+  big.root = "/src/build";
+  for (int i = 0; i < 1000; ++i) {
+    big.files.push_back(protocol::ArtifactFile{"data/file" + std::to_string(i) + ".bin",
+                                               std::string(64, 'a'), 4096, false});
+  }
+  Farm farm(fixtures::Specs(2), Options(), {}, {&big, &big});
+  farm.Start();
+  farm.Hello("w", 2);
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 2u);
+  for (const protocol::JobAssign& job : jobs) {
+    EXPECT_LT(protocol::EncodeBody(job).size(), 512u);
+  }
+  farm.Say("w", protocol::SetRequest{farm.id, jobs[0].artifact_set});
+  farm.Tick();
+  auto manifests = farm.Heard<protocol::SetManifest>("w");
+  ASSERT_EQ(manifests.size(), 1u);
+  EXPECT_GT(protocol::EncodeBody(manifests[0]).size(), 100'000u) << "the list goes once";
 }
 
 }  // namespace

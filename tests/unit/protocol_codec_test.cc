@@ -252,6 +252,18 @@ TEST(CodecRoundTrip, SmallMessages) {
   ExpectRoundTrip(Fetch{.sha256 = std::string(64, 'f'), .offset = uint64_t{1} << 40, .length = 1});
   ExpectRoundTrip(ProfileRequest{});
   ExpectRoundTrip(ProfileRequest{7, uint64_t{3} << 20});
+  ExpectRoundTrip(SetRequest{.run = 3, .set = uint64_t{1} << 40});
+  ExpectRoundTrip(SetManifest{.run = 3,
+                              .set = 9,
+                              .root = "/src/build",
+                              .files = {{"bin/t", std::string(64, 'a'), 12, true}},
+                              .library_dirs = {"lib"},
+                              .error = ""});
+  SetManifest refused;
+  refused.run = 3;
+  refused.set = 9;
+  refused.error = "the run has ended";
+  ExpectRoundTrip(refused);
   ExpectRoundTrip(ProfileChunk{.offset = 3,
                                .size = 1 << 20,
                                .data = kOddBytes,
@@ -319,6 +331,8 @@ TEST(CodecTypeNames, AreTheWireNames) {
   EXPECT_STREQ(TypeName(Chunk{}), "chunk");
   EXPECT_STREQ(TypeName(ProfileRequest{}), "profile_request");
   EXPECT_STREQ(TypeName(ProfileChunk{}), "profile");
+  EXPECT_STREQ(TypeName(SetRequest{}), "set_request");
+  EXPECT_STREQ(TypeName(SetManifest{}), "set");
 }
 
 TEST(CodecCodeNames, AreDistinct) {
@@ -678,6 +692,23 @@ TEST(CodecFields, ArtifactsAreCheckedRecordByRecord) {
                       Code::kBadField, "artifact_root must be an absolute path"));
   EXPECT_TRUE(IsError(DecodeEntries(With(MinimalJob(), "library_dirs", Pack::StrArray({"../lib"}))),
                       Code::kBadField, "library dir"));
+  // A job names its set or lists its files, not both.
+  EXPECT_TRUE(std::holds_alternative<Message>(
+      DecodeEntries(With(MinimalJob(), "artifact_set", Pack::Uint(3)))));
+  EXPECT_TRUE(IsError(DecodeEntries(With(JobWithArtifact(ArtifactRecord("t", sha, Pack::Uint(1))),
+                                         "artifact_set", Pack::Uint(3))),
+                      Code::kBadField, "not both"));
+}
+
+TEST(CodecFields, ASetManifestHasFilesOrAnError) {
+  SetManifest empty;
+  empty.set = 2;
+  EXPECT_TRUE(IsError(Decode(kHeader, EncodeBody(empty)), Code::kBadField, "needs an error"));
+  SetManifest escaping = empty;
+  escaping.root = "/src";
+  escaping.files = {{"../x", std::string(64, 'a'), 1, false}};
+  EXPECT_TRUE(IsError(Decode(kHeader, EncodeBody(escaping)), Code::kBadField,
+                      "not a relative path inside its root"));
 }
 
 TEST(CodecFields, FetchAndChunkLimits) {

@@ -174,6 +174,77 @@ TEST(ArtifactStore, FetchesInChunksWithinTheWindowAndRunsFromItsOwnCopy) {
   EXPECT_TRUE(other.TakeFetches().empty());
 }
 
+TEST(ArtifactStore, AJobNamingItsSetWaitsForTheSetsFilesAskedForOnce) {
+  Fixture f;
+  FakeCoordinator coordinator{"/nonexistent/build", {}, {}};
+  coordinator.content["bin/t"] = "the test";
+  protocol::JobAssign listed = coordinator.Job({"/nonexistent/build/bin/t"});
+  protocol::SetManifest manifest;
+  manifest.run = 7;
+  manifest.set = 1;
+  manifest.root = listed.artifact_root;
+  manifest.files = listed.artifacts;
+  auto named = [&](uint64_t lease, uint64_t set) {
+    protocol::JobAssign job;
+    job.lease = lease;
+    job.run = 7;
+    job.artifact_set = set;
+    job.argv = {"/nonexistent/build/bin/t"};
+    return job;
+  };
+  protocol::JobAssign a = named(1, 1);
+  protocol::JobAssign b = named(2, 1);
+  ArtifactStore store(f.Options());
+  EXPECT_EQ(store.Prepare(a).status, ArtifactStore::Status::kWaiting);
+  EXPECT_EQ(store.Prepare(b).status, ArtifactStore::Status::kWaiting);
+  auto requests = store.TakeSetRequests();
+  ASSERT_EQ(requests.size(), 1u) << "one request for the set, however many jobs name it";
+  EXPECT_EQ(requests[0], (protocol::SetRequest{7, 1}));
+  EXPECT_TRUE(store.TakeSetRequests().empty());
+  EXPECT_EQ(store.NextDeadline(), f.clock.Now() + std::chrono::seconds(30));
+  // The answer was lost: asked again after the resend interval.
+  f.clock.Advance(std::chrono::seconds(30));
+  EXPECT_EQ(store.TakeSetRequests().size(), 1u);
+  store.OnSetManifest(manifest);
+  store.OnSetManifest(manifest);  // the second answer changes nothing
+  EXPECT_TRUE(store.TakeSetRequests().empty());
+  EXPECT_FALSE(store.NextDeadline().has_value());
+
+  EXPECT_EQ(store.Prepare(a).status, ArtifactStore::Status::kWaiting) << "its blob is fetched";
+  EXPECT_EQ(a.artifacts, listed.artifacts);
+  EXPECT_EQ(a.artifact_set, 0u);
+  coordinator.Serve(store);
+  ASSERT_EQ(store.Prepare(a).status, ArtifactStore::Status::kReady);
+  EXPECT_EQ(Read(a.argv[0]), "the test");
+  ASSERT_EQ(store.Prepare(b).status, ArtifactStore::Status::kReady);
+  EXPECT_EQ(b.argv[0], a.argv[0]) << "the same copy";
+  EXPECT_TRUE(store.TakeSetRequests().empty());
+
+  // A set the coordinator cannot name fails its jobs with the reason.
+  protocol::JobAssign c = named(3, 2);
+  EXPECT_EQ(store.Prepare(c).status, ArtifactStore::Status::kWaiting);
+  ASSERT_EQ(store.TakeSetRequests().size(), 1u);
+  store.OnSetManifest(protocol::SetManifest{.run = 7,
+                                            .set = 2,
+                                            .root = {},
+                                            .files = {},
+                                            .library_dirs = {},
+                                            .error = "the run has ended"});
+  auto failed = store.Prepare(c);
+  EXPECT_EQ(failed.status, ArtifactStore::Status::kFailed);
+  EXPECT_NE(failed.error.find("the run has ended"), std::string::npos) << failed.error;
+  // An answer nobody asked for is dropped.
+  protocol::SetManifest unasked;
+  unasked.run = 8;
+  unasked.set = 1;
+  unasked.error = "not asked";
+  store.OnSetManifest(unasked);
+  protocol::JobAssign d = named(4, 1);
+  d.run = 8;
+  EXPECT_EQ(store.Prepare(d).status, ArtifactStore::Status::kWaiting);
+  EXPECT_EQ(store.TakeSetRequests().size(), 1u);
+}
+
 TEST(ArtifactStore, ABlobThatFailsVerificationIsFetchedAgainAndNeverRun) {
   Fixture f;
   FakeCoordinator coordinator{"/nonexistent/b", {{"bin/t", "the real bytes"}}, {}};
