@@ -234,11 +234,14 @@ void WorkerNode::StartQueuedJobs() {
       spec.env["LLVM_PROFILE_FILE"] = *profile;
     }
     running_jobs_[job.lease] = Running{job.job_id, job.name, job.coverage, job.run};
-    pool_.Start(job.lease, std::move(spec));
-    // From this word the coordinator counts the job as running, and its timeout. Sent at once:
-    // a test that takes its worker down must not take the word with it.
+    // From this word the coordinator counts the job as running (a lost worker counts against
+    // it), and its timeout. Handed to the socket before the process is spawned: a test that
+    // takes its worker down at once must not take the word with it, and ZeroMQ's I/O thread
+    // writes it while the spawn and the test's start-up run. (A job that cannot start follows
+    // with its result at once.)
     Queue(protocol::JobStarted{job.lease});
     FlushOutbox();
+    pool_.Start(job.lease, std::move(spec));
   }
 }
 
