@@ -150,14 +150,26 @@ std::optional<fs::path> ArtifactStore::Staged(const protocol::ArtifactFile& file
     if (!it->second.error.empty()) *error = it->second.error;
     return std::nullopt;
   }
-  if (auto cached = options_.cache->Find(file.sha256, file.size)) {
-    // Evicted by another worker sharing the cache since Find: fetch it like any other miss.
-    if (Stage(file.sha256, *cached)) return staged_.at(file.sha256);
+  if (finding_.contains(file.sha256)) return std::nullopt;
+  // Looked up off the loop: the lookup waits while another worker sharing the cache evicts.
+  finding_.insert(file.sha256);
+  BlobCache* cache = options_.cache;
+  Later([this, cache, file]() -> OffLoop::Done {
+    std::optional<fs::path> cached = cache->Find(file.sha256, file.size);
+    return [this, file, cached] {
+      finding_.erase(file.sha256);
+      // Evicted by another worker sharing the cache since Find: fetch it like any other miss.
+      if (cached && Stage(file.sha256, *cached)) return;
+      Download& download = downloads_[file.sha256];
+      download.size = file.size;
+      download.path = file.path;
+      Restart(file.sha256, download);
+    };
+  });
+  if (auto it = staged_.find(file.sha256); it != staged_.end()) return it->second;  // no OffLoop
+  if (auto it = downloads_.find(file.sha256); it != downloads_.end() && !it->second.error.empty()) {
+    *error = it->second.error;
   }
-  Download& download = downloads_[file.sha256];
-  download.size = file.size;
-  download.path = file.path;
-  Restart(file.sha256, download);
   return std::nullopt;
 }
 

@@ -114,6 +114,7 @@ class ArtifactStore {
   std::map<std::filesystem::path, Seen> seen_;
   std::set<std::filesystem::path> hashing_;  // files at the coordinator's paths being hashed
   std::set<std::string> materializing_;      // suites whose copy is being made
+  std::set<std::string> finding_;            // blobs being looked up in the cache
   struct Asked {
     uint32_t length = 0;
     SteadyTime at;

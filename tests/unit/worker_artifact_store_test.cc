@@ -342,6 +342,12 @@ TEST(ArtifactStore, WithAnOffLoopBlobsAreVerifiedAndCommittedAndCopiesMadeThere)
   options.off_loop = &off;
   ArtifactStore store(options);
   ASSERT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
+  // The cache is looked up there first: nothing to fetch until the loop hears the answer.
+  EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
+  EXPECT_EQ(off.outstanding(), 2u) << "each blob looked up once";
+  EXPECT_TRUE(store.TakeFetches().empty());
+  RunOffLoopWork(off);
+  EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
   coordinator.Serve(store);
   // Every byte is here, but nothing is committed until the loop runs what the OffLoop finished.
   EXPECT_EQ(store.Prepare(job).status, ArtifactStore::Status::kWaiting);
