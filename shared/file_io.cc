@@ -12,10 +12,12 @@
 
 namespace testfarm {
 
-Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t max_bytes) {
+Status ReadWholeFileInto(const std::filesystem::path& file, std::size_t max_bytes,
+                         std::string* out) {
   auto failure = [&](const std::string& reason) {
     return Error{"cannot read " + file.string() + ": " + reason};
   };
+  out->clear();
   UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return failure(ErrnoText(errno));
   struct stat st {};
@@ -23,18 +25,30 @@ Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t
   if (S_ISDIR(st.st_mode)) return failure(ErrnoText(EISDIR));
   std::string limit = "larger than " + std::to_string(max_bytes >> 20) + " MiB";
   if (static_cast<std::size_t>(st.st_size) > max_bytes) return failure(limit);
-  std::string text;
-  // One read for a regular file of known size; files that do not know theirs grow as they go.
-  text.reserve(static_cast<std::size_t>(st.st_size));
-  char buffer[64 * 1024];
+  // Straight into the string: the size it says, then more for files that do not know theirs
+  // (or grew), a block at a time.
+  constexpr std::size_t kBlock = 64 * 1024;
+  std::size_t have = 0;
+  out->resize(static_cast<std::size_t>(st.st_size) + 1);  // +1: the read that sees the end
   for (;;) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (have == out->size()) {
+      if (have > max_bytes) return failure(limit);
+      out->resize(have + kBlock);
+    }
+    ssize_t n = ::read(fd.get(), out->data() + have, out->size() - have);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return failure(ErrnoText(errno));
     if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > max_bytes) return failure(limit);
+    have += static_cast<std::size_t>(n);
   }
+  if (have > max_bytes) return failure(limit);
+  out->resize(have);
+  return Ok{};
+}
+
+Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t max_bytes) {
+  std::string text;
+  if (Status read = ReadWholeFileInto(file, max_bytes, &text); !read) return read.error();
   return text;
 }
 

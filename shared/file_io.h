@@ -13,6 +13,10 @@ namespace testfarm {
 // The file's bytes. Errors: "cannot read FILE: why" (missing, a directory, unreadable, or
 // larger than `max_bytes`).
 Result<std::string> ReadWholeFile(const std::filesystem::path& file, std::size_t max_bytes);
+// The same into `*out` (replacing its content, reusing its memory: a caller reading many files
+// in turn allocates once). On error `*out` is unspecified.
+Status ReadWholeFileInto(const std::filesystem::path& file, std::size_t max_bytes,
+                         std::string* out);
 
 // Up to `length` bytes of `fd` from `offset` (fewer only at the end of the file), retrying
 // interrupted and short reads. The error is why (errno's text); the caller names the file.

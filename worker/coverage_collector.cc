@@ -52,14 +52,15 @@ CoverageCollector::JobProfiles CoverageCollector::TakeJob(uint64_t lease, const 
       continue;
     }
     // Same binary as profiles before it: add its counters, no file kept.
-    if (auto bytes = ReadWholeFile(entry.path(), kMaxProfileBytes)) {
+    if (ReadWholeFileInto(entry.path(), kMaxProfileBytes, &read_buffer_)) {
+      const std::string& bytes = read_buffer_;
       bool summed = false;
       for (RawProfileSum& sum : sums_) {
-        if ((summed = sum.Add(*bytes))) break;
+        if ((summed = sum.Add(bytes))) break;
       }
-      if (RawProfileSum first; !summed && first.Add(*bytes)) {  // a binary not seen yet
+      if (RawProfileSum first; !summed && first.Add(bytes)) {  // a binary not seen yet
         sums_.push_back(std::move(first));
-        sum_bytes_ += bytes->size();
+        sum_bytes_ += bytes.size();
         summed = true;
       }
       if (summed) {

@@ -78,6 +78,7 @@ class CoverageCollector {
   // cannot be summed goes to llvm-profdata one file at a time.
   std::vector<RawProfileSum> sums_;
   std::size_t sum_bytes_ = 0;
+  std::string read_buffer_;  // each raw profile is read into it in turn
 };
 
 }  // namespace testfarm::worker

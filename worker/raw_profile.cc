@@ -39,20 +39,16 @@ uint64_t Load(std::string_view bytes, std::size_t at) {
   return value;
 }
 
-// One module's profile. A process whose executable and shared libraries are all instrumented
-// writes one after another into its file: each module has its own profile runtime.
-struct Module {
-  std::size_t begin = 0;     // offset of its header
-  std::size_t data = 0;      // offset of the data records
-  std::size_t counters = 0;  // offset of the counters
-  std::size_t count = 0;     // number of counters
-  std::size_t names = 0;     // offset of the names
-  std::size_t names_size = 0;
-};
-using Layout = std::vector<Module>;
+// A process whose executable and shared libraries are instrumented writes one profile per
+// module, end to end, into its file: each module has its own profile runtime.
+using Module = RawProfileSum::Module;
+using Layout = RawProfileSum::Layout;
+
+}  // namespace
 
 // The module at `at` of a version-8 raw profile, if it is whole and has no value-profile data.
-std::optional<Module> ParseModule(std::string_view p, std::size_t at, std::size_t* end) {
+std::optional<Module> RawProfileSum::ParseModule(std::string_view p, std::size_t at,
+                                                 std::size_t* end) {
   if (p.size() - at < kHeaderBytes || Load(p, at) != kMagic || Load(p, at + 8) != kVersion) {
     return std::nullopt;
   }
@@ -85,7 +81,7 @@ std::optional<Module> ParseModule(std::string_view p, std::size_t at, std::size_
 }
 
 // The modules of a raw profile, or nullopt if it is anything but whole modules end to end.
-std::optional<Layout> Parse(std::string_view p) {
+std::optional<Layout> RawProfileSum::Parse(std::string_view p) {
   Layout layout;
   std::size_t at = 0;
   while (at < p.size()) {
@@ -99,38 +95,57 @@ std::optional<Layout> Parse(std::string_view p) {
   return layout;
 }
 
+namespace {
+
+// Calls fn(offset, length) for each range of a profile laid out as `layout` that must be equal
+// for two profiles to be summed: everything but the counters and the per-process addresses. For
+// each module: the header (without the names' address), the binary ids, each record's name,
+// hash, counter offset and counts, the names. Stops at the first fn that returns false.
+template <typename Fn>
+bool ForEachKeyRange(const Layout& layout, Fn fn) {
+  for (const Module& m : layout) {
+    std::size_t after = m.begin + (kNamesDelta + 1) * 8;
+    if (!fn(m.begin, kNamesDelta * 8) || !fn(after, m.data - after)) return false;
+    for (std::size_t r = m.data; r + kRecordBytes <= m.counters; r += kRecordBytes) {
+      if (!fn(r, 24) || !fn(r + 40, 8)) return false;  // NameRef, FuncHash, CounterPtr; counts
+    }
+    if (!fn(m.names, m.names_size)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string RawProfileSum::LayoutKey(std::string_view p) {
   auto layout = Parse(p);
   if (!layout) return {};
-  // Everything but the counters and the per-process addresses: for each module the header
-  // (without the names' address), the binary ids, each record's name, hash, counter offset and
-  // counts, the names.
   std::string key;
-  for (const Module& m : *layout) {
-    key.append(p.substr(m.begin, kNamesDelta * 8));
-    key.append(p.substr(m.begin + (kNamesDelta + 1) * 8, m.data - m.begin - (kNamesDelta + 1) * 8));
-    for (std::size_t r = m.data; r + kRecordBytes <= m.counters; r += kRecordBytes) {
-      key.append(p.substr(r, 24));      // NameRef, FuncHash, CounterPtr (relative)
-      key.append(p.substr(r + 40, 8));  // NumCounters, NumValueSites
-    }
-    key.append(p.substr(m.names, m.names_size));
-  }
+  ForEachKeyRange(*layout, [&](std::size_t at, std::size_t length) {
+    key.append(p.substr(at, length));
+    return true;
+  });
   return key;
 }
 
+bool RawProfileSum::SameLayout(std::string_view p, const Layout& layout) const {
+  if (p.size() != sum_.size() || layout != layout_) return false;
+  // Compared where they lie: no key is built per profile.
+  return ForEachKeyRange(layout, [&](std::size_t at, std::size_t length) {
+    return std::memcmp(p.data() + at, sum_.data() + at, length) == 0;
+  });
+}
+
 bool RawProfileSum::Add(std::string_view profile) {
+  std::optional<Layout> layout = Parse(profile);
+  if (!layout) return false;
   if (sum_.empty()) {
-    if (!Parse(profile)) return false;
     sum_.assign(profile);
-    key_ = LayoutKey(profile);
+    layout_ = std::move(*layout);
     count_ = 1;
     return true;
   }
-  if (profile.size() != sum_.size() || LayoutKey(profile) != key_) return false;
-  const Layout layout = *Parse(sum_);  // valid: checked when the first profile was added
-  for (const Module& m : layout) {
+  if (!SameLayout(profile, *layout)) return false;
+  for (const Module& m : layout_) {
     for (std::size_t i = 0; i < m.count; ++i) {
       std::size_t at = m.counters + i * 8;
       uint64_t a = Load(sum_, at);
