@@ -14,6 +14,7 @@
 #include "protocol/poll_loop.h"
 #include "shared/duration.h"
 #include "shared/errno_text.h"
+#include "shared/file_io.h"
 #include "shared/unique_fd.h"
 
 namespace testfarm::coordinator {
@@ -166,16 +167,19 @@ void FarmClient::PumpUploads() {
     piece.sha256 = upload.sha256;
     piece.offset = upload.offset;
     piece.size = upload.size;
-    UniqueFd fd(::open(upload.path.c_str(), O_RDONLY | O_CLOEXEC));
-    uint64_t length = std::min<uint64_t>(protocol::kMaxChunkBytes, upload.size - upload.offset);
-    piece.data.resize(length);
-    ssize_t n =
-        fd ? ::pread(fd.get(), piece.data.data(), length, static_cast<off_t>(upload.offset)) : -1;
-    if (n != static_cast<ssize_t>(length)) {
-      Fail("cannot upload " + upload.path.string() + ": " +
-           (n < 0 ? ErrnoText(errno) : std::string("it changed while being uploaded")));
+    if (!upload.fd) upload.fd = UniqueFd(::open(upload.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!upload.fd) {
+      Fail("cannot upload " + upload.path.string() + ": " + ErrnoText(errno));
       return;
     }
+    uint64_t length = std::min<uint64_t>(protocol::kMaxChunkBytes, upload.size - upload.offset);
+    Result<std::string> data = ReadAt(upload.fd.get(), upload.offset, length);
+    if (!data || data->size() != length) {
+      Fail("cannot upload " + upload.path.string() + ": " +
+           (data ? std::string("it changed while being uploaded") : data.error().message));
+      return;
+    }
+    piece.data = std::move(*data);
     upload.offset += length;
     if (upload.offset >= upload.size) uploads_.pop_back();
     Send(std::move(piece));
@@ -213,7 +217,7 @@ void FarmClient::OnMessage(protocol::Message& message) {
       std::error_code ec;
       uint64_t size = std::filesystem::file_size(it->second, ec);
       if (ec) return Fail("cannot upload " + it->second.string() + ": " + ec.message());
-      uploads_.push_back(Upload{sha, it->second, size, 0});
+      uploads_.push_back(Upload{sha, it->second, size, 0, UniqueFd()});
     }
     if (!uploads_.empty()) {
       uint64_t bytes = 0;

@@ -22,6 +22,7 @@
 #include "shared/clock.h"
 #include "shared/liveness.h"
 #include "shared/result.h"
+#include "shared/unique_fd.h"
 
 namespace testfarm::coordinator {
 
@@ -71,6 +72,7 @@ class FarmClient {
     std::filesystem::path path;
     uint64_t size = 0;
     uint64_t offset = 0;
+    UniqueFd fd;  // open from the first piece to the last
   };
 
   void OnMessage(protocol::Message& message);
