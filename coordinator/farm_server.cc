@@ -43,20 +43,17 @@ class FarmServer::Store : public BlobStore {
       return written;
     }
     if (it->second.written() < piece.size) return Ok{};
-    auto done = std::make_shared<PendingBlob>(std::move(it->second));
+    PendingBlob done = std::move(it->second);
     uploads.erase(it);
     // Blobs runs still use are never evicted to make room.
     std::set<std::string> keep(service_->BlobsInUse().begin(), service_->BlobsInUse().end());
     ++verifying_[peer];
-    BlobCache* cache = &cache_;
-    off_loop_->Post([this, cache, done, keep, peer, sha256 = piece.sha256]() -> OffLoop::Done {
-      auto kept = cache->Commit(std::move(*done), keep);
-      Status status = kept ? Status(Ok{}) : Status(kept.error());
-      return [this, peer, sha256, status] {
-        if (--verifying_[peer] == 0) verifying_.erase(peer);
-        service_->OnUploadVerified(peer, sha256, status);
-      };
-    });
+    CommitOffLoop(cache_, off_loop_, std::move(done), std::move(keep),
+                  [this, peer, sha256 = piece.sha256](Result<std::filesystem::path> kept) {
+                    if (--verifying_[peer] == 0) verifying_.erase(peer);
+                    service_->OnUploadVerified(peer, sha256,
+                                               kept ? Status(Ok{}) : Status(kept.error()));
+                  });
     return Ok{};
   }
 

@@ -585,4 +585,20 @@ Status LinkOrCopy(const fs::path& blob, const fs::path& dest, bool force_copy,
   return Ok{};
 }
 
+void CommitOffLoop(BlobCache& cache, OffLoop* off_loop, PendingBlob blob,
+                   std::set<std::string> keep, std::function<void(Result<fs::path>)> then) {
+  // Shared: OffLoop work is a copyable std::function, and a PendingBlob moves only.
+  auto pending = std::make_shared<PendingBlob>(std::move(blob));
+  OffLoop::Work work = [&cache, pending, keep = std::move(keep),
+                        then = std::move(then)]() -> OffLoop::Done {
+    auto committed = std::make_shared<Result<fs::path>>(cache.Commit(std::move(*pending), keep));
+    return [then, committed] { then(std::move(*committed)); };
+  };
+  if (off_loop != nullptr) {
+    off_loop->Post(std::move(work));
+  } else if (OffLoop::Done done = work()) {
+    done();
+  }
+}
+
 }  // namespace testfarm

@@ -20,12 +20,14 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 
+#include "shared/off_loop.h"
 #include "shared/result.h"
 #include "shared/unique_fd.h"
 
@@ -149,5 +151,12 @@ class BlobCache {
 // could change the cached blob too — so files a test might write are better copied.
 Status LinkOrCopy(const std::filesystem::path& blob, const std::filesystem::path& dest,
                   bool force_copy = false, std::optional<mode_t> copy_mode = std::nullopt);
+
+// Commits `blob` into `cache` (hashing, syncing, maybe evicting: as long as the blob is large)
+// on `off_loop`, then calls `then` with the outcome on the loop, when it runs the OffLoop's
+// finished work. Without an OffLoop, here and now.
+void CommitOffLoop(BlobCache& cache, OffLoop* off_loop, PendingBlob blob,
+                   std::set<std::string> keep,
+                   std::function<void(Result<std::filesystem::path>)> then);
 
 }  // namespace testfarm

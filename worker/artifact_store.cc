@@ -192,12 +192,9 @@ void ArtifactStore::Restart(const std::string& sha256, Download& download) {
 
 void ArtifactStore::StartCommit(const std::string& sha256, Download& download) {
   // Hashing, fdatasync and any eviction take as long as the blob is large: not on the loop.
-  auto pending = std::make_shared<PendingBlob>(std::move(download.pending));
-  BlobCache* cache = options_.cache;
-  Later([this, cache, pending, sha256]() -> OffLoop::Done {
-    auto committed = std::make_shared<Result<fs::path>>(cache->Commit(std::move(*pending)));
-    return [this, sha256, committed] { Committed(sha256, std::move(*committed)); };
-  });
+  CommitOffLoop(
+      *options_.cache, options_.off_loop, std::move(download.pending), {},
+      [this, sha256](Result<fs::path> committed) { Committed(sha256, std::move(committed)); });
 }
 
 void ArtifactStore::GiveUp(const std::string& sha256, Download& download, const std::string& why) {
