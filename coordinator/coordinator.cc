@@ -131,14 +131,15 @@ void Coordinator::Watch(protocol::PollLoop* loop, int signal_fd) {
 RunSummary Coordinator::Run(int signal_fd) {
   Prepare();
   std::filesystem::path profile_dir = options_.profile_dir;
-  ProfileSink keep_profile =
-      [profile_dir](std::size_t index, const std::string& data) -> Result<std::filesystem::path> {
+  ProfileSink keep_profile = [profile_dir](std::size_t index, uint64_t offset, uint64_t size,
+                                           std::string_view data) -> Result<std::filesystem::path> {
     std::filesystem::path path = profile_dir / ("worker-" + std::to_string(index) + ".profdata");
-    std::ofstream out(path, std::ios::binary);
+    // Written a piece at a time as the pieces come.
+    std::ofstream out(path, std::ios::binary | (offset == 0 ? std::ios::trunc : std::ios::app));
     out.write(data.data(), static_cast<std::streamsize>(data.size()));
     out.close();
     if (!out) return Error{"cannot write " + path.string()};
-    return path;
+    return offset + data.size() == size ? path : std::filesystem::path();
   };
   farm_.emplace(clock_, FarmOptions{.liveness = options_.liveness, .single_run = true});
   run_id_ = farm_->NewRunId();

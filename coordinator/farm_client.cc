@@ -205,6 +205,7 @@ void FarmClient::OnProfileData(const protocol::ProfileData& piece) {
     return fail("cannot write " + profile.path.string() + ": " + ErrnoText(errno));
   }
   profile.written += piece.data.size();
+  profile.size = piece.size;
 }
 
 void FarmClient::OnMessage(protocol::Message& message) {
@@ -267,7 +268,9 @@ void FarmClient::OnMessage(protocol::Message& message) {
     coverage.errors = finished->errors;
     coverage.collect = Millis(static_cast<Millis::rep>(finished->collect_ms));
     for (const auto& [index, profile] : profiles_) {
-      if (!profile.failed) coverage.profiles.push_back(profile.path);
+      if (profile.failed) continue;
+      // One the farm could not finish relaying (it says why in its errors) is left out.
+      if (profile.written == profile.size) coverage.profiles.push_back(profile.path);
     }
     for (const std::string& error : profile_errors_) coverage.errors.push_back(error);
     stage_ = Stage::kDone;

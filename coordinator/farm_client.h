@@ -111,6 +111,7 @@ class FarmClient {
   struct Profile {
     std::filesystem::path path;
     uint64_t written = 0;
+    uint64_t size = 0;  // the whole profile's, as its pieces say
     bool failed = false;
   };
   std::map<uint32_t, Profile> profiles_;

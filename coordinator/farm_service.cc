@@ -48,12 +48,12 @@ class FarmService::RemoteReporter : public Reporter {
     finished.collect_ms = static_cast<uint64_t>(coverage.collect.count());
     Say(std::move(finished));
   }
-  // A worker's merged profile of the run goes to the client, in pieces.
-  Result<std::filesystem::path> SendProfile(std::size_t index, const std::string& data) {
-    for (std::size_t offset = 0; offset < data.size(); offset += protocol::kMaxChunkBytes) {
-      Say(protocol::ProfileData{static_cast<uint32_t>(index), offset, data.size(),
-                                data.substr(offset, protocol::kMaxChunkBytes)});
-    }
+  // A worker's merged profile of the run goes to the client a piece at a time, as each comes
+  // from the worker: the farm never holds it whole.
+  Result<std::filesystem::path> SendProfile(std::size_t index, uint64_t offset, uint64_t size,
+                                            std::string_view data) {
+    Say(protocol::ProfileData{static_cast<uint32_t>(index), offset, size, std::string(data)});
+    if (offset + data.size() < size) return std::filesystem::path();
     return std::filesystem::path("profile-" + std::to_string(index) + " (sent to the client)");
   }
 
@@ -355,8 +355,8 @@ void FarmService::StartRun(Session& session) {
   ProfileSink profiles;
   if (options.coverage) {
     RemoteReporter* remote = session.reporter.get();
-    profiles = [remote](std::size_t index, const std::string& data) {
-      return remote->SendProfile(index, data);
+    profiles = [remote](std::size_t index, uint64_t offset, uint64_t size, std::string_view data) {
+      return remote->SendProfile(index, offset, size, data);
     };
   }
   auto core = std::make_unique<RunCore>(clock_, std::move(specs), options, *reporter,

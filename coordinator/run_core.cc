@@ -450,13 +450,21 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
   auto fail = [&](const std::string& why) {
     coverage.errors.push_back(download.name + ": " + why);
     download.done = true;
-    download.data.clear();
   };
-  if (chunk.offset != download.data.size() || chunk.size > (uint64_t{1} << 32) ||
+  if (chunk.offset != download.received || chunk.size > (uint64_t{1} << 32) ||
       chunk.offset + chunk.data.size() > chunk.size) {
     return fail("profile chunks out of order or beyond the stated size");
   }
-  download.data += chunk.data;
+  if (!chunk.data.empty()) {
+    // Handed on as it comes: the profile is never held whole here.
+    if (!profile_sink_) return fail("nowhere to keep it");
+    if (!download.index) download.index = next_profile_index_++;
+    download.received += chunk.data.size();
+    Result<std::filesystem::path> kept =
+        profile_sink_(*download.index, chunk.offset, chunk.size, chunk.data);
+    if (!kept) return fail(kept.error().message);
+    if (!kept->empty()) download.kept = *kept;
+  }
   if (chunk.offset > 0 && download.in_flight > 0) --download.in_flight;
   if (!chunk.last) {
     // Pulled a piece at a time, a few in flight: the worker never queues the whole profile.
@@ -473,13 +481,10 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
   coverage.merged += chunk.merged;
   for (const std::string& bad : chunk.bad) coverage.bad.push_back(download.name + ": " + bad);
   if (!chunk.error.empty()) coverage.errors.push_back(download.name + ": " + chunk.error);
-  if (download.data.size() != chunk.size) return fail("profile incomplete");
-  if (download.data.empty()) return;
-  if (!profile_sink_) return fail("nowhere to keep it");
-  Result<std::filesystem::path> kept = profile_sink_(coverage.profiles.size(), download.data);
-  if (!kept) return fail(kept.error().message);
-  coverage.profiles.push_back(*kept);
-  download.data.clear();
+  if (download.received != chunk.size) return fail("profile incomplete");
+  if (chunk.size == 0) return;  // the worker had none
+  if (download.kept.empty()) return fail("profile incomplete");
+  coverage.profiles.push_back(download.kept);
 }
 
 void RunCore::StartCollectingProfiles() {
@@ -489,7 +494,7 @@ void RunCore::StartCollectingProfiles() {
   // ends the wait, and so does kProfileWait.
   profile_deadline_ = profiles_asked_at_ + kProfileWait;
   for (const std::string& peer : workers_.Peers()) {
-    profiles_[peer] = ProfileDownload{workers_.NameOf(peer), {}, false, 0, 0};
+    profiles_[peer] = ProfileDownload{workers_.NameOf(peer), 0, false, 0, 0, std::nullopt, {}};
     Send(peer, protocol::ProfileRequest{options_.run_id, 0});
   }
 }

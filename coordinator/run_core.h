@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "coordinator/artifacts.h"
@@ -87,9 +88,13 @@ struct Outgoing {
   protocol::Message message;
 };
 
-// Keeps a worker's merged coverage profile (the `index`-th received): returns where it went.
-using ProfileSink =
-    std::function<Result<std::filesystem::path>(std::size_t index, const std::string& data)>;
+// Keeps a worker's merged coverage profile, handed over a piece at a time as the pieces come, in
+// order: `index` numbers the run's profiles (in the order their first pieces came), `data` goes
+// at `offset` of the profile, which is `size` bytes in all. For the last piece (offset +
+// data.size() == size) it returns where the profile went; for the others an empty path. An
+// error ends that profile (the later pieces are not handed over).
+using ProfileSink = std::function<Result<std::filesystem::path>(
+    std::size_t index, uint64_t offset, uint64_t size, std::string_view data)>;
 
 class RunCore {
  public:
@@ -174,10 +179,12 @@ class RunCore {
   };
   struct ProfileDownload {
     std::string name;
-    std::string data;
+    uint64_t received = 0;  // bytes handed to the sink (never held here)
     bool done = false;
-    uint64_t next_request = 0;  // the offset to ask for next (after the first piece)
-    unsigned in_flight = 0;     // pieces asked for beyond the first, not yet here
+    uint64_t next_request = 0;         // the offset to ask for next (after the first piece)
+    unsigned in_flight = 0;            // pieces asked for beyond the first, not yet here
+    std::optional<std::size_t> index;  // the sink's, from the first piece
+    std::filesystem::path kept;        // where the sink put it, after the last piece
   };
 
   void PlanIteration(std::size_t first);  // tests [first, first + base_tests_)
@@ -255,8 +262,9 @@ class RunCore {
   std::optional<SteadyTime> first_interrupt_at_;
 
   std::map<std::string, ProfileDownload> profiles_;  // by peer, once requested
-  std::map<std::string, uint64_t> raw_profiles_;     // by peer: its tests' raw profiles
-  std::optional<SteadyTime> profile_deadline_;       // while collecting profiles
+  std::size_t next_profile_index_ = 0;
+  std::map<std::string, uint64_t> raw_profiles_;  // by peer: its tests' raw profiles
+  std::optional<SteadyTime> profile_deadline_;    // while collecting profiles
   SteadyTime profiles_asked_at_;
 
   static constexpr Millis kSecondSignalAfter{1000};

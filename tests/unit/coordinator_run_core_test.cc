@@ -412,10 +412,14 @@ TEST(RunCore, AProfileIsPulledWithAtMostFourPiecesInFlight) {
   RunOptions options = Options();
   options.coverage = true;
   std::string kept;
+  std::vector<std::size_t> handed;  // the sizes of the pieces handed over, as they came
   Farm farm(Specs(1), options,
-            [&](std::size_t, const std::string& data) -> Result<std::filesystem::path> {
-              kept = data;
-              return std::filesystem::path("p0");
+            [&](std::size_t, uint64_t offset, uint64_t total,
+                std::string_view data) -> Result<std::filesystem::path> {
+              EXPECT_EQ(offset, kept.size());
+              kept += data;
+              handed.push_back(data.size());
+              return std::filesystem::path(offset + data.size() == total ? "p0" : "");
             });
   farm.Start();
   farm.Hello("a", 1);
@@ -443,6 +447,7 @@ TEST(RunCore, AProfileIsPulledWithAtMostFourPiecesInFlight) {
   farm.Say("a", piece(0));
   farm.Tick();
   EXPECT_EQ(offsets(), (std::vector<uint64_t>{0, 1, 2, 3, 4})) << "four in flight";
+  EXPECT_EQ(kept.size(), kPiece) << "handed on as it came, not held until whole";
   farm.Say("a", piece(1));
   farm.Tick();
   EXPECT_EQ(offsets(), (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
@@ -454,6 +459,9 @@ TEST(RunCore, AProfileIsPulledWithAtMostFourPiecesInFlight) {
   EXPECT_TRUE(summary.coverage.errors.empty());
   ASSERT_EQ(kept.size(), size);
   EXPECT_EQ(kept[6 * kPiece], 'g');
+  EXPECT_EQ(handed.size(), 7u);
+  ASSERT_EQ(summary.coverage.profiles.size(), 1u);
+  EXPECT_EQ(summary.coverage.profiles[0], "p0");
 }
 
 TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
@@ -461,8 +469,10 @@ TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
   options.coverage = true;
   std::map<std::size_t, std::string> kept;
   Farm farm(Specs(2), options,
-            [&](std::size_t index, const std::string& data) -> Result<std::filesystem::path> {
-              kept[index] = data;
+            [&](std::size_t index, uint64_t offset, uint64_t size,
+                std::string_view data) -> Result<std::filesystem::path> {
+              kept[index] += data;
+              if (offset + data.size() < size) return std::filesystem::path();
               return std::filesystem::path("p" + std::to_string(index));
             });
   farm.Start();
@@ -501,11 +511,41 @@ TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
   EXPECT_EQ(summary.coverage.collect, milliseconds(700));
 }
 
+TEST(RunCore, AProfileTheSinkCannotKeepIsAnErrorAndItsLaterPiecesAreNotHandedOn) {
+  RunOptions options = Options();
+  options.coverage = true;
+  int calls = 0;
+  Farm farm(Specs(1), options,
+            [&](std::size_t, uint64_t offset, uint64_t,
+                std::string_view) -> Result<std::filesystem::path> {
+              ++calls;
+              if (offset > 0) return Error{"cannot write worker-0.profdata: disk full"};
+              return std::filesystem::path();
+            });
+  farm.Start();
+  farm.Hello("w", 1);
+  farm.Tick();
+  auto job = farm.TakeJobs("w").at(0);
+  farm.Started(job, "w");
+  farm.Finished(job, "w", ExitState::Exited(0), 1);
+  farm.Tick();
+  farm.Say("w", Piece(0, 6, "ab", false, 0));
+  farm.Say("w", Piece(2, 6, "cd", false, 0));
+  farm.Say("w", Piece(4, 6, "ef", true, 1));
+  farm.Tick();
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
+  EXPECT_EQ(calls, 2);
+  EXPECT_TRUE(summary.coverage.profiles.empty());
+  ASSERT_EQ(summary.coverage.errors.size(), 1u);
+  EXPECT_NE(summary.coverage.errors[0].find("disk full"), std::string::npos);
+}
+
 TEST(RunCore, AWorkerLostWhileCollectingIsReportedNotWaitedFor) {
   RunOptions options = Options();
   options.coverage = true;
   Farm farm(Specs(1), options,
-            [](std::size_t, const std::string&) -> Result<std::filesystem::path> {
+            [](std::size_t, uint64_t, uint64_t, std::string_view) -> Result<std::filesystem::path> {
               return std::filesystem::path("p");
             });
   farm.Start();
