@@ -269,7 +269,10 @@ Result<fs::path> Materialize(const Layout& layout) {
 
 ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
   if (job.artifact_set != 0) {
-    KnownSet& known = sets_[{job.run, job.artifact_set}];  // a new one is asked for
+    SetKey key{job.run, job.artifact_set};
+    auto [it, added] = sets_.try_emplace(key);
+    if (added) unanswered_.insert(key);  // asked for by TakeSetRequests
+    const KnownSet& known = it->second;
     if (!known.manifest) return {Status::kWaiting, {}};
     const protocol::SetManifest& manifest = *known.manifest;
     if (!manifest.error.empty()) {
@@ -344,8 +347,8 @@ ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
 std::vector<protocol::SetRequest> ArtifactStore::TakeSetRequests() {
   std::vector<protocol::SetRequest> requests;
   SteadyTime now = options_.clock->Now();
-  for (auto& [key, known] : sets_) {
-    if (known.manifest) continue;
+  for (const SetKey& key : unanswered_) {
+    KnownSet& known = sets_.at(key);
     if (known.asked_at) {
       if (now < *known.asked_at + options_.resend_after) continue;
       spdlog::warn("no answer for the files of set {} of run {} within {}; asking again",
@@ -362,6 +365,7 @@ void ArtifactStore::OnSetManifest(protocol::SetManifest manifest) {
   auto it = sets_.find({manifest.run, manifest.set});
   if (it == sets_.end() || it->second.manifest) return;  // not asked, or answered already
   it->second.manifest = std::move(manifest);
+  unanswered_.erase(it->first);
   answered_.push_back(it->first);
   while (answered_.size() > kMaxSets) {
     sets_.erase(answered_.front());
@@ -406,8 +410,8 @@ std::optional<SteadyTime> ArtifactStore::NextDeadline() const {
     if (!next || at < *next) next = at;
   };
   for (const auto& [key, asked] : in_flight_) consider(asked.at);
-  for (const auto& [key, known] : sets_) {
-    if (!known.manifest && known.asked_at) consider(*known.asked_at);
+  for (const SetKey& key : unanswered_) {
+    if (const KnownSet& known = sets_.at(key); known.asked_at) consider(*known.asked_at);
   }
   return next;
 }

@@ -127,6 +127,7 @@ class ArtifactStore {
   };
   using SetKey = std::pair<uint64_t, uint64_t>;  // (run, set)
   std::map<SetKey, KnownSet> sets_;
+  std::set<SetKey> unanswered_;  // of sets_: asked for (or to be), no answer yet
   std::deque<SetKey> answered_;  // oldest first: the first forgotten past kMaxSets
 };
 
