@@ -40,6 +40,16 @@ class RecordingReporter final : public coordinator::Reporter {
     std::unique_lock<std::mutex> lock(mutex_);
     return joined_cv_.wait_for(lock, bound, [&] { return !joined.empty(); });
   }
+  void OnTestStarted(const std::string&, const std::string&) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++started_;
+    joined_cv_.notify_all();
+  }
+  // Waits (bounded) until a worker has said it started a test; false if none did in time.
+  bool WaitForStart(std::chrono::milliseconds bound) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return joined_cv_.wait_for(lock, bound, [&] { return started_ > 0; });
+  }
   void OnTestFinished(const TestReport& report, std::size_t) override { reports.push_back(report); }
   void OnRunEnd(const coordinator::RunSummary& s) override { summary = s; }
 
@@ -56,6 +66,7 @@ class RecordingReporter final : public coordinator::Reporter {
  private:
   std::mutex mutex_;
   std::condition_variable joined_cv_;
+  int started_ = 0;
 };
 
 coordinator::TestSpec Spec(const std::string& fixture, Millis timeout = Millis(0)) {
@@ -251,8 +262,9 @@ TEST(NodeInproc, ARunWhoseOnlyWorkerIsLostStopsInsteadOfWaitingForever) {
     ASSERT_TRUE(end.ok()) << end.error().message;
     EXPECT_EQ(*end, worker::RunEnd::kContextClosed);
   });
-  // Its first test hangs; the worker then dies with it running.
-  ASSERT_TRUE(reporter.WaitForJoin(std::chrono::seconds(10)));
+  // Its first test hangs; the worker then dies with it running. (Waiting only for the join
+  // could lose the worker before the run opened: then the run rightly waits for another.)
+  ASSERT_TRUE(reporter.WaitForStart(std::chrono::seconds(10)));
   worker_context.shutdown();
   worker.join();
   run.join();
