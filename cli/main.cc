@@ -320,7 +320,10 @@ int main(int argc, char** argv) {
   CLI::App* worker = app.add_subcommand(
       "worker",
       "Serve runs for a coordinator (`testfarm run --listen`) or a standing farm (`testfarm "
-      "serve`): one run after another, reconnecting with backoff (1s up to 32s) when it is gone");
+      "serve`): one run after another, reconnecting with backoff (1s up to 32s) when it is gone.\n"
+      "SIGTERM drains it: no new tests, those not started go back to the coordinator at once,\n"
+      "running ones may finish within --drain-timeout, then the rest go back and it exits 0.\n"
+      "SIGINT, or a second SIGTERM, hands everything back at once (running tests are killed)");
   worker->add_option("--connect", worker_args.connect, "The coordinator's (or farm's) endpoint")
       ->type_name("tcp://HOST:PORT")
       ->required();
@@ -378,6 +381,19 @@ int main(int argc, char** argv) {
   worker->add_option("--liveness", worker_args.liveness, "Heartbeats the coordinator may miss")
       ->check(CLI::Range(1u, 1000u))
       ->capture_default_str();
+  worker
+      ->add_option("--drain-timeout", worker_args.drain_timeout,
+                   "On SIGTERM, how long running tests may finish before they are handed back "
+                   "(killed here, run again elsewhere); 0: hand them back at once")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  worker
+      ->add_option("--health-file", worker_args.health_file,
+                   "Keep FILE saying \"connected ENDPOINT\" while joined to a coordinator "
+                   "(\"connecting\" or \"draining\" otherwise), rewritten at least every "
+                   "heartbeat and removed at exit: for readiness (grep ^connected) and liveness "
+                   "(its age) probes")
+      ->type_name("FILE");
 
   testfarm::cli::ServeArgs serve_args;
   CLI::App* serve = app.add_subcommand(

@@ -407,6 +407,10 @@ int Worker(const WorkerArgs& args) {
   } else if (args.once) {
     connect_timeout = kOnceConnectTimeout;
   }
+  auto drain_timeout = ParseDuration(args.drain_timeout);
+  if (!drain_timeout) {
+    return UsageError("--drain-timeout: not a duration: '" + args.drain_timeout + "'");
+  }
   auto labels = ParseLabels(args.labels);
   if (!labels) return UsageError(labels.error().message);
   auto security =
@@ -447,6 +451,14 @@ int Worker(const WorkerArgs& args) {
   options.node.labels = std::move(*labels);
   options.node.liveness = LivenessOptions{*heartbeat, args.liveness};
   options.node.stop_fd = stop_fd.get();
+  options.node.drain_timeout = *drain_timeout;
+  std::optional<worker::HealthFile> health;
+  if (!args.health_file.empty()) {
+    health.emplace(args.health_file, args.connect, *heartbeat);
+    health->Set("connecting", clock.Now());
+    if (!health->error().empty()) return UsageError("--health-file: " + health->error());
+    options.node.health = &*health;
+  }
   options.node.keys = security->keys;
   options.node.coordinator_key = security->peer_key;
   spdlog::info("worker {}: {} slot{}, serving {}", options.node.name, options.node.slots,

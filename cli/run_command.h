@@ -41,14 +41,14 @@ struct RunArgs {
   std::string success_output = "never";  // never, immediate, final, immediate-final
   std::string failure_output = "immediate";
   bool no_capture = false;
-  std::string slow_timeout;   // empty: off
+  std::string slow_timeout;     // empty: off
   unsigned repeat = 0;          // run the selection N times; 0: once (or by the options below)
   bool until_fail = false;      // stop starting iterations at the first failure
   std::string stress_duration;  // keep repeating until this much time has passed; empty: off
-  unsigned retries = 0;               // a failed test runs again up to N times
+  unsigned retries = 0;         // a failed test runs again up to N times
   std::string flaky_result = "pass";  // pass, fail: what a test that passed on a retry makes
-  std::size_t slowest = 0;    // list the N slowest tests at the end
-  std::size_t hungriest = 0;  // list the N with the largest peak RSS
+  std::size_t slowest = 0;            // list the N slowest tests at the end
+  std::size_t hungriest = 0;          // list the N with the largest peak RSS
   // The fleet.
   std::string listen;                   // tcp://ADDR:PORT; empty: in-process worker only
   std::optional<unsigned> local_slots;  // slots of the in-process worker; 0: none
@@ -97,6 +97,8 @@ struct WorkerArgs {
   std::string llvm_profdata;  // empty: found on PATH (needed only for coverage runs)
   std::string heartbeat = "1s";
   unsigned liveness = 3;
+  std::string drain_timeout = "25s";
+  std::string health_file;  // empty: none
 };
 
 struct ServeArgs {
@@ -134,7 +136,7 @@ struct HistoryQueryArgs {
   std::string farm_key;
   bool insecure = false;
   std::string timeout = "10s";
-  std::string test;     // a glob over full test names; empty: every test
+  std::string test;  // a glob over full test names; empty: every test
   std::string since = "30d";
   bool json = false;
 };

@@ -124,6 +124,16 @@ void FarmCore::OnMessage(const std::string& peer, protocol::Message& message) {
     to_lease_owner(started->lease);
   } else if (auto* result = std::get_if<protocol::JobResult>(&message)) {
     to_lease_owner(result->lease);
+  } else if (auto* handed = std::get_if<protocol::HandBack>(&message)) {
+    to_lease_owner(handed->lease);
+  } else if (auto* drain = std::get_if<protocol::Drain>(&message)) {
+    // Its slots are shared out no more: every run's grant there drops to 0, so it is assigned
+    // nothing new; what it holds finishes, or comes back (hand_back, bye).
+    if (workers_.SetDraining(peer)) {
+      spdlog::info("coordinator: {} is draining{}", workers_.Describe(peer),
+                   drain->reason.empty() ? "" : " (" + drain->reason + ")");
+      rebalance_due_ = true;
+    }
   } else if (std::holds_alternative<protocol::Bye>(message)) {
     spdlog::info("coordinator: worker left");
     RemoveWorker(peer, "the worker left", /*lost=*/false);
@@ -189,7 +199,7 @@ void FarmCore::Rebalance() {
   }
   if (membership) {
     total_slots_ = 0;
-    for (const std::string& peer : workers_.Peers()) total_slots_ += workers_.Find(peer)->slots;
+    for (const std::string& peer : workers_.Peers()) total_slots_ += workers_.Find(peer)->offered();
   }
   std::vector<RunDemand> demands;
   for (const auto& [id, run] : runs_) {
@@ -223,7 +233,7 @@ void FarmCore::Rebalance() {
 void FarmCore::Share(const std::vector<RunDemand>& demands) {
   std::vector<std::string> peers = workers_.Peers();
   std::vector<unsigned> slots;
-  for (const std::string& peer : peers) slots.push_back(workers_.Find(peer)->slots);
+  for (const std::string& peer : peers) slots.push_back(workers_.Find(peer)->offered());
   std::vector<std::vector<bool>> eligible;
   for (const auto& [id, run] : runs_) {
     eligible.emplace_back();

@@ -415,6 +415,29 @@ void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
     OnProfileChunk(peer, *profile);
   } else if (auto* request = std::get_if<protocol::SetRequest>(&message)) {
     OnSetRequest(peer, *request);
+  } else if (auto* handed = std::get_if<protocol::HandBack>(&message)) {
+    OnHandBack(peer, *handed);
+  }
+}
+
+void RunCore::OnHandBack(const std::string& peer, const protocol::HandBack& handed) {
+  if (!workers_.Contains(peer)) return;
+  auto job = scheduler_.JobOf(peer, handed.lease);
+  switch (scheduler_.HandBack(peer, handed.lease)) {
+    case Scheduler::HandedBack::kRefused:
+      spdlog::info(
+          "coordinator: {} handed back lease {}, which it does not hold unstarted; ignored",
+          Describe(peer), handed.lease);
+      break;
+    case Scheduler::HandedBack::kRequeued:
+      spdlog::debug("coordinator: {} handed back {}: {}", Describe(peer), JobName(*job),
+                    handed.reason);
+      break;
+    case Scheduler::HandedBack::kCancelled:
+      ReportJob(*job, TestStatus::kCancelled,
+                "handed back by " + workers_.NameOf(peer) + " (" + handed.reason +
+                    ") after the run stopped");
+      break;
   }
 }
 

@@ -204,6 +204,7 @@ class RunCore {
   void OnResult(const std::string& peer, protocol::JobResult& result);
   void OnProfileChunk(const std::string& peer, protocol::ProfileChunk& chunk);
   void OnSetRequest(const std::string& peer, const protocol::SetRequest& request);
+  void OnHandBack(const std::string& peer, const protocol::HandBack& handed);
   // The id jobs name `set` by (given at its first job).
   uint64_t SetIdOf(const ArtifactSet* set);
   bool DispatchOpen();

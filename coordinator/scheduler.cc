@@ -329,6 +329,22 @@ bool Scheduler::OnStarted(const WorkerId& worker, LeaseId lease_id) {
   return true;
 }
 
+Scheduler::HandedBack Scheduler::HandBack(const WorkerId& worker, LeaseId lease_id) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.worker != worker || it->second.running_since) {
+    return HandedBack::kRefused;
+  }
+  JobId job = it->second.job;
+  ForgetLease(lease_id);
+  if (stopped_) {
+    Finish(job, JobState::kCancelled);
+    return HandedBack::kCancelled;
+  }
+  jobs_[job].state = JobState::kPending;
+  queue_.push_front(job);
+  return HandedBack::kRequeued;
+}
+
 void Scheduler::ForgetLease(LeaseId lease_id) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end()) return;

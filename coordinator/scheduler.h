@@ -157,6 +157,15 @@ class Scheduler {
   // leases filling the slots not known to be busy: the worker's `started` may have died with
   // it), not if it merely waited there.
   Removal RemoveWorker(const WorkerId& worker, bool lost = false);
+  // What became of a lease a worker handed back.
+  enum class HandedBack {
+    kRefused,    // not a lease it holds unstarted: ignored
+    kRequeued,   // its job is at the front of the queue again
+    kCancelled,  // the run had stopped: the job ends as kCancelled
+  };
+  // The worker will not start `lease` (it is draining): its job goes back to the front of the
+  // queue at once, not counted against it (a job that merely waited there is not blamed).
+  HandedBack HandBack(const WorkerId& worker, LeaseId lease);
   // The names of the workers lost while running `job`.
   const std::vector<WorkerId>& LostWorkers(JobId job) const { return jobs_[job].lost_on; }
 

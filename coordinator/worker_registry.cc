@@ -11,6 +11,13 @@ bool WorkerRegistry::Add(const std::string& peer, std::string name, unsigned slo
   return true;
 }
 
+bool WorkerRegistry::SetDraining(const std::string& peer) {
+  auto it = workers_.find(peer);
+  if (it == workers_.end() || it->second.draining) return false;
+  it->second.draining = true;
+  return true;
+}
+
 const WorkerRegistry::Worker* WorkerRegistry::Find(const std::string& peer) const {
   auto it = workers_.find(peer);
   return it == workers_.end() ? nullptr : &it->second;

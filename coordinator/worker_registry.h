@@ -20,6 +20,9 @@ class WorkerRegistry {
     std::map<std::string, std::string> labels;
     Liveness liveness;
     std::optional<uint64_t> cache_bytes;  // its blob cache, as its last heartbeat said
+    bool draining = false;                // it said it is leaving: it takes no more jobs
+    // The slots it offers to runs now: none while draining.
+    unsigned offered() const { return draining ? 0 : slots; }
   };
 
   WorkerRegistry(const Clock& clock, LivenessOptions liveness)
@@ -29,6 +32,8 @@ class WorkerRegistry {
   bool Add(const std::string& peer, std::string name, unsigned slots,
            std::map<std::string, std::string> labels);
   void Remove(const std::string& peer) { workers_.erase(peer); }
+  // `peer` is draining (protocol::Drain): false if it is not a worker or already was.
+  bool SetDraining(const std::string& peer);
 
   const Worker* Find(const std::string& peer) const;
   bool Contains(const std::string& peer) const { return workers_.count(peer) != 0; }

@@ -366,6 +366,17 @@ void Fields(Io& io, M& m) {
   io.Str("reason", m.reason, Need::kOptional);
 }
 
+template <typename Io, Is<Drain> M>
+void Fields(Io& io, M& m) {
+  io.Str("reason", m.reason, Need::kOptional);
+}
+
+template <typename Io, Is<HandBack> M>
+void Fields(Io& io, M& m) {
+  io.U64("lease", m.lease, Need::kRequired);
+  io.Str("reason", m.reason, Need::kOptional);
+}
+
 template <typename Io, Is<ErrorReply> M>
 void Fields(Io& io, M& m) {
   io.Str("text", m.text, Need::kRequired);

@@ -49,6 +49,12 @@ const char* Name(const SetRequest&) {
 const char* Name(const SetManifest&) {
   return "set";
 }
+const char* Name(const Drain&) {
+  return "drain";
+}
+const char* Name(const HandBack&) {
+  return "hand_back";
+}
 const char* Name(const Submit&) {
   return "submit";
 }

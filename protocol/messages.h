@@ -15,7 +15,7 @@ namespace testfarm::protocol {
 
 // One source of truth for the protocol version. Frame 0 of every message is kHeader,
 // "<kName>/<kVersion>", spelled out at compile time from the two.
-inline constexpr int kVersion = 7;
+inline constexpr int kVersion = 8;
 inline constexpr const char* kName = "testfarm";
 
 namespace detail {
@@ -214,6 +214,22 @@ struct Heartbeat {
 struct Bye {
   std::string reason;
   friend bool operator==(const Bye&, const Bye&) = default;
+};
+
+// worker -> coordinator: the worker is draining (it was asked to stop, e.g. SIGTERM): assign it
+// nothing more. Its running jobs finish (their results follow) or are handed back; it then says
+// `Bye`.
+struct Drain {
+  std::string reason;
+  friend bool operator==(const Drain&, const Drain&) = default;
+};
+
+// worker -> coordinator: a job this worker holds but has not started will not run here (it is
+// draining): requeue it at once, not counted against it.
+struct HandBack {
+  uint64_t lease = 0;
+  std::string reason;
+  friend bool operator==(const HandBack&, const HandBack&) = default;
 };
 
 // either way: the peer sent something we could not accept.
@@ -449,7 +465,7 @@ using Message =
                  ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit, SubmitPart,
                  Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined, TestStarted, TestSlow,
                  Running, ProfileData, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus,
-                 HistoryQuery, HistoryAnswer, SetRequest, SetManifest>;
+                 HistoryQuery, HistoryAnswer, SetRequest, SetManifest, Drain, HandBack>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

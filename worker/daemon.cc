@@ -14,13 +14,18 @@ namespace {
 
 // Waits `delay` unless stop_fd fires first; true if it did. A deliberate pause between
 // connection attempts: the wait ends on the signal fd or the deadline, whichever comes first.
-bool WaitOrStop(const Clock& clock, int stop_fd, Millis delay) {
+// The health file (if any) says "connecting" meanwhile.
+bool WaitOrStop(const Clock& clock, int stop_fd, Millis delay, HealthFile* health) {
   protocol::PollLoop loop(clock);
   bool stopped = false;
   loop.WatchFd(stop_fd, [&] { stopped = true; });
   SteadyTime until = clock.Now() + delay;
   loop.WakeBy([&] { return std::optional<SteadyTime>(until); });
-  while (!stopped && clock.Now() < until) loop.Turn();
+  loop.WakeBy([&] { return health != nullptr ? health->NextRefresh() : std::nullopt; });
+  while (!stopped && clock.Now() < until) {
+    if (health != nullptr) health->Set("connecting", clock.Now());
+    loop.Turn();
+  }
   return stopped;
 }
 
@@ -37,17 +42,22 @@ int RunDaemon(zmq::context_t& context, const Clock& clock, const DaemonOptions& 
     if (options.connect_timeout) node_options.join_by = trying_since + *options.connect_timeout;
     Result<RunEnd> end = RunEnd::kStopped;
     std::string reason;
+    bool stopping = false;
     {
       // A fresh node per connection: a new socket identity, an empty pool. Destroying it kills
       // whatever the previous run left running.
       WorkerNode node(context, clock, node_options);
       end = node.ServeOneRun();
       reason = node.end_reason();
+      stopping = node.stopping();
     }
     if (!end) {
       spdlog::error("worker {}: {}", name, end.error().message);
       return 1;
     }
+    // Told to stop while serving: it drained (or was draining when the run ended or the
+    // coordinator was lost): done.
+    if (stopping) return 0;
     Millis delay{0};
     switch (*end) {
       case RunEnd::kStopped:
@@ -88,7 +98,7 @@ int RunDaemon(zmq::context_t& context, const Clock& clock, const DaemonOptions& 
         break;
       }
     }
-    if (WaitOrStop(clock, options.node.stop_fd, delay)) return 0;
+    if (WaitOrStop(clock, options.node.stop_fd, delay, options.node.health)) return 0;
   }
 }
 

@@ -1,7 +1,9 @@
 #include "worker/worker_node.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 
 #include "protocol/poll_loop.h"
 #include "protocol/wire.h"
+#include "shared/duration.h"
 #include "shared/errno_text.h"
 #include "shared/file_io.h"
 #include "worker/connect_probe.h"
@@ -49,6 +52,15 @@ protocol::JobResult ResultOf(FinishedJob& finished, uint64_t job_id) {
   result.report = std::move(finished.report);
   result.report_error = std::move(finished.report_error);
   return result;
+}
+
+// The signal a stop_fd (a signalfd) says came; one that is not a signalfd means "stop now".
+int ReadStopSignal(int fd) {
+  signalfd_siginfo info{};
+  if (::read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    return static_cast<int>(info.ssi_signo);
+  }
+  return SIGINT;
 }
 
 }  // namespace
@@ -140,6 +152,11 @@ std::string WorkerNode::WhyNotJoined() const {
 void WorkerNode::HandleMessage(protocol::Message& message, bool* bye) {
   coordinator_.Heard(clock_.Now());
   if (auto* job = std::get_if<protocol::JobAssign>(&message)) {
+    if (drain_until_) {
+      // Assigned before the coordinator heard of the drain.
+      Queue(protocol::HandBack{job->lease, "the worker is draining"});
+      return;
+    }
     if (job->argv.empty())
       return FailJob(*job, ExitState::SpawnFailed(EINVAL, "the job has no command"));
     waiting_.push_back(std::move(*job));
@@ -188,6 +205,54 @@ void WorkerNode::HandleIncoming(bool* bye) {
       [&](const std::string&) { return "the coordinator at " + options_.endpoint; },
       [&](const std::string&, protocol::Message& message) { HandleMessage(message, bye); });
   FlushOutbox();  // the answers to bad frames
+}
+
+const char* WorkerNode::HealthState() const {
+  if (!welcomed_) return "connecting";
+  return drain_until_ ? "draining" : "connected";
+}
+
+bool WorkerNode::OnStopSignal(int signal) {
+  stopping_ = true;
+  const std::string name = SignalName(signal);
+  const bool drain = signal == SIGTERM && !drain_until_ && welcomed_ && options_.drain_timeout &&
+                     options_.drain_timeout->count() > 0;
+  if (!drain) {
+    if (welcomed_) Leave((drain_until_ ? "stopped while draining by " : "stopped by ") + name);
+    return true;
+  }
+  drain_until_ = clock_.Now() + *options_.drain_timeout;
+  Queue(protocol::Drain{name + ": draining for up to " + FormatDuration(*options_.drain_timeout)});
+  for (const protocol::JobAssign& job : waiting_) {
+    Queue(protocol::HandBack{job.lease, "the worker is draining"});
+  }
+  spdlog::info(
+      "worker {}: {}: draining: no new tests; {} running may finish within {} (--drain-timeout); "
+      "{} not started handed back",
+      options_.name, name, pool_.running(), FormatDuration(*options_.drain_timeout),
+      waiting_.size());
+  waiting_.clear();
+  return false;
+}
+
+void WorkerNode::Leave(const std::string& why) {
+  std::size_t running = pool_.running();
+  Queue(protocol::Bye{why});
+  FlushOutbox();
+  spdlog::info("worker {}: leaving: {}{}", options_.name, why,
+               running == 0 ? "" : "; " + std::to_string(running) + " running tests handed back");
+}
+
+bool WorkerNode::DrainOver(SteadyTime now) {
+  if (pool_.running() == 0 && waiting_.empty()) {
+    Leave("drained: every running test finished");
+    return true;
+  }
+  if (now >= *drain_until_) {
+    Leave("the drain timed out after " + FormatDuration(*options_.drain_timeout));
+    return true;
+  }
+  return false;
 }
 
 void WorkerNode::FailJob(const protocol::JobAssign& job, ExitState state) {
@@ -370,6 +435,7 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
   offered_.clear();
   try {
     link_.socket().connect(options_.endpoint);
+    if (options_.health != nullptr) options_.health->Set(HealthState(), clock_.Now());
     coordinator_ = Liveness(options_.liveness, clock_.Now());
     SuspensionGuard suspension(options_.liveness);
     suspension.Woke(clock_.Now());
@@ -385,11 +451,11 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       }
     } tell_bad_frames{this};
     bool bye = false;
-    bool stop = false;
+    int stop_signal = 0;
     bool incoming = false;
     protocol::PollLoop loop(clock_);
     loop.WatchFd(options_.stop_fd, [&] {
-      stop = true;
+      stop_signal = ReadStopSignal(options_.stop_fd);
       loop.EndTurn();
     });
     loop.WatchSocket(
@@ -409,6 +475,9 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
     loop.WakeBy([&] { return pool_.NextDeadline(); });
     loop.WakeBy([&] { return artifacts_.NextDeadline(); });
     loop.WakeBy([&] { return merges_.NextDeadline(); });
+    loop.WakeBy([&] { return drain_until_; });
+    loop.WakeBy(
+        [&] { return options_.health != nullptr ? options_.health->NextRefresh() : std::nullopt; });
     while (true) {
       StartQueuedJobs();
       SendFetches();
@@ -418,7 +487,9 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
       FlushOutbox();
       incoming = false;
       loop.Turn();
-      if (stop) return RunEnd::kStopped;
+      if (stop_signal != 0 && OnStopSignal(std::exchange(stop_signal, 0))) {
+        return RunEnd::kStopped;
+      }
       pool_.OnTimers();
       merges_.OnTimers();
       CollectFinished();
@@ -443,6 +514,11 @@ Result<RunEnd> WorkerNode::ServeOneRun() {
         coordinator_.Sent(now);
       }
       FlushOutbox();
+      if (options_.health != nullptr) options_.health->Set(HealthState(), now);
+      if (drain_until_ && !bye) {
+        CollectFinished();  // results of tests that just ended go before the goodbye
+        if (DrainOver(now)) return RunEnd::kStopped;
+      }
       if (bye) {
         waiting_.clear();
         pool_.CancelAll("the coordinator ended the run");

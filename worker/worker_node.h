@@ -21,6 +21,7 @@
 #include "shared/unique_fd.h"
 #include "worker/artifact_store.h"
 #include "worker/coverage_collector.h"
+#include "worker/health_file.h"
 #include "worker/subprocess_pool.h"
 
 namespace testfarm::worker {
@@ -33,7 +34,13 @@ struct WorkerNodeOptions {
   std::filesystem::path scratch_root;         // empty: the system temp dir
   std::map<std::string, std::string> labels;  // announced; jobs may require them
   LivenessOptions liveness;  // heartbeats to the coordinator; its silence ends the run
-  int stop_fd = -1;          // readable: stop now (a signalfd); -1: none
+  int stop_fd = -1;          // readable: a signal to stop (a signalfd); -1: none
+  // SIGTERM on stop_fd drains for up to this long: no new jobs, those not started are handed
+  // back to the coordinator at once, running ones may finish; then the rest are handed back
+  // (`bye`). nullopt or 0, SIGINT and a second signal: stop at once, handing everything back.
+  std::optional<Millis> drain_timeout;
+  // Told the connection's state (connecting, connected, draining); may be null.
+  HealthFile* health = nullptr;
   // CurveZMQ: this worker's keys and the only coordinator key it talks to.
   std::optional<protocol::KeyPair> keys;
   std::string coordinator_key;
@@ -58,7 +65,7 @@ enum class RunEnd {
   kContextClosed,    // the ZeroMQ context was shut down (the in-process worker's normal end)
   kCoordinatorLost,  // joined, then no word from the coordinator for liveness x interval
   kCannotJoin,       // never joined: nothing listens, our key was refused, no answer...
-  kStopped,          // stop_fd became readable
+  kStopped,          // stop_fd became readable (after the drain, if it was one)
 };
 
 class WorkerNode {
@@ -73,6 +80,9 @@ class WorkerNode {
   // For kCannotJoin and kCoordinatorLost: why, in words ("connection refused: nothing listens at
   // 127.0.0.1:7700", "the coordinator refused our key").
   const std::string& end_reason() const { return end_reason_; }
+  // A stop signal came while serving (it drained, or was draining when the run ended): the
+  // process should exit rather than serve another run.
+  bool stopping() const { return stopping_; }
 
  private:
   void HandleIncoming(bool* bye);
@@ -93,6 +103,13 @@ class WorkerNode {
   // the profile go.
   void SendProfilePiece(uint64_t run, uint64_t offset);
   void FailJob(const protocol::JobAssign& job, ExitState state);
+  // A stop signal (its number) came: begin draining, or say goodbye now. True: stop now.
+  bool OnStopSignal(int signal);
+  // Says goodbye (the coordinator requeues whatever this worker still holds) and stops.
+  void Leave(const std::string& why);
+  // Draining: whether it is over (nothing runs, or the drain timed out); says goodbye if so.
+  bool DrainOver(SteadyTime now);
+  const char* HealthState() const;
   void CollectFinished();
   void Queue(protocol::Message message);
   void FlushOutbox();
@@ -132,7 +149,9 @@ class WorkerNode {
   std::map<uint64_t, Running> running_jobs_;  // by lease
   Liveness coordinator_;
   bool welcomed_ = false;
-  std::string join_failure_;  // the last handshake failure or refusal before joining
+  bool stopping_ = false;
+  std::optional<SteadyTime> drain_until_;  // draining: the moment the rest is handed back
+  std::string join_failure_;               // the last handshake failure or refusal before joining
   std::string end_reason_;
   std::optional<SteadyTime> cache_measured_at_;
   bool measuring_cache_ = false;

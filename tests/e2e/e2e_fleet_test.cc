@@ -1,12 +1,16 @@
 // End to end for the fleet on loopback: a coordinator with --listen and separate worker
 // processes. Every test must be reported exactly once whatever happens to the workers.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -106,6 +110,149 @@ TEST(E2EFleet, ATestThatKillsItsWorkersIsQuarantinedAfterTwo) {
       ADD_FAILURE() << "worker exit " << wr.exit_code << "\n" << wr.out << wr.err;
     }
   }
+}
+
+// A FIFO a test writes a line to when it starts ("started"), read without blocking the test
+// forever.
+class StartedFifo {
+ public:
+  explicit StartedFifo(const fs::path& path) : path_(path.string()) {
+    if (::mkfifo(path_.c_str(), 0600) == 0) fd_ = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK);
+  }
+  ~StartedFifo() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  StartedFifo(const StartedFifo&) = delete;
+  StartedFifo& operator=(const StartedFifo&) = delete;
+  const std::string& path() const { return path_; }
+  // True once a test has written its line; false after `deadline`.
+  bool WaitForStart(milliseconds deadline) {
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (true) {
+      auto left =
+          std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+      if (fd_ < 0 || left.count() <= 0) return false;
+      pollfd item{fd_, POLLIN, 0};
+      if (::poll(&item, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buffer[64];
+      if (::read(fd_, buffer, sizeof buffer) > 0) return true;
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// A manifest: `first` says it started on `fifo` and then sleeps `first_ms`; then `rest` suites
+// that sleep 50 ms.
+fs::path DrainManifest(const TempDir& dir, const StartedFifo& fifo, int first_ms, int rest) {
+  fs::path manifest = dir.path() / "drain.toml";
+  std::ofstream out(manifest);
+  out << "[[suite]]\nname = \"first\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"echo started > "
+      << fifo.path() << "; exec " << Fixture("tf_sleep") << " " << first_ms << "\"]\n\n";
+  for (int i = 0; i < rest; ++i) {
+    out << "[[suite]]\nname = \"rest" << i << "\"\ncommand = \"" << Fixture("tf_sleep")
+        << "\"\nargs = [\"50\"]\n\n";
+  }
+  return manifest;
+}
+
+// The worker that ran each test's last attempt, from a JSON report; a test named twice (two
+// attempts) is named "twice".
+std::map<std::string, std::string> WorkerOfEachTest(const fs::path& report) {
+  std::ifstream in(report);
+  nlohmann::json json = nlohmann::json::parse(in, nullptr, false);
+  std::map<std::string, std::string> workers;
+  if (!json.is_object() || !json["attempts"].is_array()) return workers;
+  for (const nlohmann::json& attempt : json["attempts"]) {
+    const nlohmann::json& worker = attempt["worker"];
+    std::string name = attempt["name"].get<std::string>();
+    workers[name] = workers.count(name) != 0 ? "twice"
+                    : worker.is_string()     ? worker.get<std::string>()
+                                             : "";
+  }
+  return workers;
+}
+
+TEST(E2EFleet, ADrainedWorkerFinishesItsRunningTestAndHandsBackTheRestAtOnce) {
+  TempDir dir;
+  StartedFifo fifo(dir.path() / "started");
+  fs::path manifest = DrainManifest(dir, fifo, 1500, 4);
+  fs::path report = dir.path() / "report.json";
+  std::string endpoint;
+  auto coordinator = StartCoordinator(
+      {"--manifest", manifest.string(), "--local-slots", "0", "--json", report.string()},
+      &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  // One slot and a prefetch window: it holds tests it has not started when it is told to stop.
+  auto draining = StartWorker(endpoint, "draining", {"--slots", "1", "--drain-timeout", "60s"});
+  ASSERT_TRUE(fifo.WaitForStart(milliseconds(30000))) << coordinator->out();
+  auto other = StartWorker(endpoint, "other", {"--slots", "1"});
+  ASSERT_EQ(::kill(draining->pid(), SIGTERM), 0);
+  ChildResult d = draining->Finish(milliseconds(30000));
+  EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
+  EXPECT_NE(d.err.find("draining"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find("drained: every running test finished"), std::string::npos) << d.err;
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "5 passed, 0 failed") << r.out;
+  EXPECT_EQ(r.err.find("lost"), std::string::npos) << "handed back, not found dead:\n" << r.err;
+  std::map<std::string, std::string> workers = WorkerOfEachTest(report);
+  ASSERT_EQ(workers.size(), 5u) << r.out;
+  EXPECT_EQ(workers["first"], "draining") << "it finished where it ran";
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(workers["rest" + std::to_string(i)], "other") << "handed back, run elsewhere";
+  }
+  EXPECT_EQ(other->Finish(milliseconds(20000)).exit_code, 0);
+}
+
+TEST(E2EFleet, ATestStillRunningWhenTheDrainTimesOutRunsAgainElsewhere) {
+  TempDir dir;
+  StartedFifo fifo(dir.path() / "started");
+  fs::path manifest = DrainManifest(dir, fifo, 2000, 1);
+  fs::path report = dir.path() / "report.json";
+  std::string endpoint;
+  auto coordinator = StartCoordinator(
+      {"--manifest", manifest.string(), "--local-slots", "0", "--json", report.string()},
+      &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  auto draining = StartWorker(endpoint, "draining", {"--slots", "1", "--drain-timeout", "100ms"});
+  ASSERT_TRUE(fifo.WaitForStart(milliseconds(30000))) << coordinator->out();
+  auto other = StartWorker(endpoint, "other", {"--slots", "1"});
+  ASSERT_EQ(::kill(draining->pid(), SIGTERM), 0);
+  ChildResult d = draining->Finish(milliseconds(30000));
+  EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
+  EXPECT_NE(d.err.find("the drain timed out after 100ms"), std::string::npos) << d.err;
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "2 passed, 0 failed") << r.out;
+  EXPECT_EQ(Count(r.out, "  first\n"), 1) << r.out;
+  std::map<std::string, std::string> workers = WorkerOfEachTest(report);
+  EXPECT_EQ(workers["first"], "other") << "handed back when the drain timed out, run again";
+  EXPECT_EQ(other->Finish(milliseconds(20000)).exit_code, 0);
+}
+
+TEST(E2EFleet, AWorkerWithAHealthFileSaysWhenItIsConnectedAndRemovesItAtExit) {
+  TempDir dir;
+  StartedFifo fifo(dir.path() / "started");
+  fs::path manifest = DrainManifest(dir, fifo, 100, 0);
+  std::string endpoint;
+  auto coordinator = StartCoordinator(
+      {"--manifest", manifest.string(), "--local-slots", "0", "--wait-workers", "60s"}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  fs::path health = dir.path() / "health";
+  auto worker = StartWorker(endpoint, "w", {"--health-file", health.string()});
+  ASSERT_TRUE(fifo.WaitForStart(milliseconds(30000))) << coordinator->out();
+  // A test runs: the worker was welcomed before it got the job, and said so in the file.
+  std::ifstream in(health);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "connected " + endpoint);
+  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(worker->Finish(milliseconds(20000)).exit_code, 0);
+  EXPECT_FALSE(fs::exists(health)) << "removed at exit";
 }
 
 TEST(E2EFleet, RequiredLabelsPickTheWorkerOrFailAfterTheWait) {

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -174,6 +175,65 @@ TEST(FarmCore, MaxSlotsCapsARun) {
   farm.Tick();
   EXPECT_EQ(farm.core.GrantOf(a.id, "w"), 1u);
   EXPECT_EQ(farm.Held("w", "a"), 1u);
+}
+
+TEST(FarmCore, ADrainingWorkerGetsNothingNewAndWhatItHandsBackRunsElsewhereAtOnce) {
+  Farm farm;
+  farm.Hello("w1", 2);
+  farm.Hello("w2", 2);
+  Farm::Client& a = farm.Submit(8, {}, "a");
+  farm.Tick();
+  ASSERT_EQ(farm.jobs["w1"].size(), 2u);
+  std::vector<protocol::JobAssign> on_w1 = farm.TakeJobs("w1");
+  farm.Say("w1", protocol::JobStarted{on_w1[0].lease});
+  farm.Say("w1", protocol::Drain{"SIGTERM"});
+  farm.Say("w1", protocol::HandBack{on_w1[1].lease, "the worker is draining"});
+  farm.Tick();
+  EXPECT_EQ(farm.core.GrantOf(a.id, "w1"), 0u);
+  EXPECT_TRUE(farm.jobs["w1"].empty()) << "nothing new for a draining worker";
+  farm.RunAll("w2");
+  farm.Tick();
+  std::vector<protocol::JobAssign> next = farm.jobs["w2"];
+  ASSERT_FALSE(next.empty());
+  EXPECT_EQ(next[0].name, on_w1[1].name) << "the handed-back test goes first, to another worker";
+  // Its running test finishes there; it gets nothing for its freed slot, and leaves.
+  farm.Say("w1", fixtures::ResultOf(on_w1[0], ExitState::Exited(0)));
+  farm.Tick();
+  EXPECT_TRUE(farm.jobs["w1"].empty());
+  farm.Say("w1", protocol::Bye{"drained"});
+  for (int round = 0; round < 10 && a.run->phase() != RunPhase::kDone; ++round) {
+    farm.RunAll("w2");
+    farm.Tick();
+  }
+  ASSERT_EQ(a.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.core.FinishRun(a.id);
+  EXPECT_EQ(summary.passed, 8u);
+  EXPECT_EQ(a.reporter.finished.size(), 8u) << "each test once";
+  std::set<std::string> names;
+  for (const TestReport& r : a.reporter.finished) names.insert(r.name);
+  EXPECT_EQ(names.size(), 8u);
+}
+
+TEST(FarmCore, AWorkerThatLeavesWhileRunningATestHasItRequeuedUnblamed) {
+  Farm farm;
+  farm.Hello("w1", 1);
+  Farm::Client& a = farm.Submit(1, {}, "a");
+  farm.Tick();
+  std::vector<protocol::JobAssign> on_w1 = farm.TakeJobs("w1");
+  ASSERT_EQ(on_w1.size(), 1u);
+  farm.Say("w1", protocol::JobStarted{on_w1[0].lease});
+  farm.Say("w1", protocol::Drain{"SIGTERM"});
+  farm.Say("w1", protocol::Bye{"the drain timed out"});  // its running test was handed back
+  farm.Hello("w2", 1);
+  farm.Tick();
+  ASSERT_EQ(farm.jobs["w2"].size(), 1u);
+  farm.RunAll("w2");
+  farm.Tick();
+  ASSERT_EQ(a.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.core.FinishRun(a.id);
+  EXPECT_EQ(summary.passed, 1u);
+  ASSERT_EQ(a.reporter.finished.size(), 1u);
+  EXPECT_EQ(a.reporter.finished[0].worker, "w2");
 }
 
 TEST(FarmCore, ARunCancelledMidFlightLeavesTheOtherUntouched) {

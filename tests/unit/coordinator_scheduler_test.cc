@@ -878,4 +878,46 @@ TEST(SchedulerAvoid, ARetryGoesElsewhereOnlyWhereItCouldRun) {
 }
 
 }  // namespace
+TEST(Scheduler, AHandedBackLeaseGoesToTheFrontOfTheQueueUnblamed) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/1), std::vector<Millis>(4, Millis(0)));
+  s.AddWorker("a", 1);
+  s.Dispatch();
+  auto held = Assigns(s.TakeActions());
+  ASSERT_EQ(held.size(), 2u);
+  ASSERT_TRUE(s.OnStarted("a", held[0].lease));
+  // A draining worker hands back what it has not started, never what runs.
+  EXPECT_EQ(s.HandBack("a", held[0].lease), Scheduler::HandedBack::kRefused) << "it runs";
+  EXPECT_EQ(s.HandBack("b", held[1].lease), Scheduler::HandedBack::kRefused) << "not b's";
+  EXPECT_EQ(s.HandBack("a", 999), Scheduler::HandedBack::kRefused) << "unknown";
+  s.SetGrant("a", 0);  // what the farm does for a draining worker
+  EXPECT_EQ(s.HandBack("a", held[1].lease), Scheduler::HandedBack::kRequeued);
+  EXPECT_EQ(s.HandBack("a", held[1].lease), Scheduler::HandedBack::kRefused) << "only once";
+  EXPECT_EQ(s.state(held[1].job), JobState::kPending);
+  EXPECT_TRUE(s.LostWorkers(held[1].job).empty()) << "it only waited there";
+  EXPECT_EQ(s.outstanding(), 1u);
+  s.Dispatch();
+  EXPECT_TRUE(Assigns(s.TakeActions()).empty()) << "a draining worker gets nothing new";
+  s.AddWorker("b", 1);
+  s.Dispatch();
+  auto again = Assigns(s.TakeActions());
+  ASSERT_FALSE(again.empty());
+  EXPECT_EQ(again[0].job, held[1].job) << "at the front";
+  EXPECT_EQ(again[0].worker, "b");
+  EXPECT_FALSE(s.OnResult("a", held[1].lease, Verdict::kPassed)) << "the old lease is gone";
+}
+
+TEST(Scheduler, ALeaseHandedBackAfterStopIsCancelled) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/1), std::vector<Millis>(2, Millis(0)));
+  s.AddWorker("a", 1);
+  s.Dispatch();
+  auto held = Assigns(s.TakeActions());
+  ASSERT_EQ(held.size(), 2u);
+  s.Stop("interrupted");
+  s.TakeActions();
+  EXPECT_EQ(s.HandBack("a", held[1].lease), Scheduler::HandedBack::kCancelled);
+  EXPECT_EQ(s.state(held[1].job), JobState::kCancelled);
+}
+
 }  // namespace testfarm::coordinator

@@ -253,6 +253,10 @@ TEST(CodecRoundTrip, SmallMessages) {
   ExpectRoundTrip(ProfileRequest{});
   ExpectRoundTrip(ProfileRequest{7, uint64_t{3} << 20});
   ExpectRoundTrip(SetRequest{.run = 3, .set = uint64_t{1} << 40});
+  ExpectRoundTrip(Drain{.reason = "SIGTERM " + kOddBytes});
+  ExpectRoundTrip(Drain{});
+  ExpectRoundTrip(HandBack{.lease = uint64_t{1} << 45, .reason = "draining"});
+  ExpectRoundTrip(HandBack{.lease = 1, .reason = ""});
   ExpectRoundTrip(SetManifest{.run = 3,
                               .set = 9,
                               .root = "/src/build",
@@ -333,6 +337,8 @@ TEST(CodecTypeNames, AreTheWireNames) {
   EXPECT_STREQ(TypeName(ProfileChunk{}), "profile");
   EXPECT_STREQ(TypeName(SetRequest{}), "set_request");
   EXPECT_STREQ(TypeName(SetManifest{}), "set");
+  EXPECT_STREQ(TypeName(Drain{}), "drain");
+  EXPECT_STREQ(TypeName(HandBack{}), "hand_back");
 }
 
 TEST(CodecCodeNames, AreDistinct) {
