@@ -174,6 +174,33 @@ TEST(E2EFarm, AWorkerKilledMidRunHasItsTestsRunElsewhere) {
   }
 }
 
+TEST(E2EFarm, AWorkerDrainedMidRunLosesNoTestAndLeavesTheFarmAtOnce) {
+  TempDir dir;
+  std::string endpoint;
+  auto farm = StartFarm(dir, {}, &endpoint);
+  ASSERT_FALSE(endpoint.empty()) << farm->out();
+  auto draining = StartFarmWorker(endpoint, "draining", 2, {"--drain-timeout", "60s"});
+  auto steady = StartFarmWorker(endpoint, "steady", 2);
+  ASSERT_TRUE(WaitForStatus(endpoint, milliseconds(30000),
+                            [](const nlohmann::json& s) { return Workers(s) == 2; }));
+  auto client = StartClient(endpoint, {"--manifest", SleepManifest(dir, 12, 300).string()});
+  ASSERT_TRUE(client->WaitForOutput("PASS", milliseconds(30000))) << client->out();
+  ASSERT_EQ(::kill(draining->pid(), SIGTERM), 0);
+  ChildResult d = draining->Finish(milliseconds(30000));
+  EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
+  EXPECT_NE(d.err.find("drained: every running test finished"), std::string::npos) << d.err;
+  // It said goodbye: the farm lets it go at once, not after a liveness timeout.
+  EXPECT_TRUE(WaitForStatus(endpoint, milliseconds(2000),
+                            [](const nlohmann::json& s) { return Workers(s) == 1; }));
+  ChildResult r = client->Finish(milliseconds(60000));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.LastLine(), "12 passed, 0 failed") << r.out;
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_EQ(Count(r.out, "  sleep" + std::to_string(i) + "\n"), 1) << r.out;
+  }
+  EXPECT_EQ(r.out.find("lost"), std::string::npos) << r.out;
+}
+
 TEST(E2EFarm, AFarmRestartedUnderItsClientAndWorkersLosesTheRunAndGetsTheWorkersBack) {
   TempDir dir;
   std::string endpoint;
