@@ -31,6 +31,7 @@ import sys
 import yaml
 
 problems = []
+root = "."  # the source directory: paths in messages are relative to it
 
 
 def problem(path, what):
@@ -144,7 +145,7 @@ def check_k8s(path, doc, objects):
     where = f"{kind} {get(doc, 'metadata.name')}"
     if kind == "Kustomization":
         for r in doc.get("resources") or []:
-            target = os.path.join(os.path.dirname(path), r)
+            target = os.path.join(root, os.path.dirname(path), r)
             if not os.path.exists(target):
                 problem(path, f"resource {r} does not exist")
         return
@@ -242,6 +243,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", required=True)
     args = parser.parse_args()
+    global root
+    root = args.root
     files = sorted(p for d in ("docker", "deploy")
                    for ext in ("yaml", "yml")
                    for p in glob.glob(os.path.join(args.root, d, "**", "*." + ext), recursive=True))
