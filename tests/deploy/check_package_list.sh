@@ -40,6 +40,11 @@ echo "${#files[@]} files searched for package installation"
 
 # The runtime list against what the binary links.
 mapfile -t runtime < <(bash scripts/install-deps --runtime --list)
+in_runtime() { # (a loop, not `printf | grep -q`: grep quitting early fails the pipe)
+  local p
+  for p in "${runtime[@]}"; do [ "$p" = "$1" ] && return 0; done
+  return 1
+}
 if ! command -v dpkg >/dev/null || ! command -v readelf >/dev/null; then
   echo "SKIPPED: the runtime list against the binary's libraries (needs dpkg and readelf)"
   exit "$failed"
@@ -56,7 +61,7 @@ for soname in "${needed[@]}"; do
   [ -n "$package" ] || package="$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1 || true)"
   if [ -z "$package" ]; then
     fail "$soname ($path): no Debian package owns it"
-  elif [ "$package" = libc6 ] || printf '%s\n' "${runtime[@]}" | grep -qx "$package"; then
+  elif [ "$package" = libc6 ] || in_runtime "$package"; then
     echo "$soname: $package"
   else
     fail "$soname: from $package, which scripts/install-deps --runtime does not install"
