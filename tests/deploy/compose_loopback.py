@@ -50,11 +50,22 @@ def worker_argv(binary, keys, work, endpoint, i):
             "--coordinator-key", f"{keys}/farm.pub",
             "--slots", str(SLOTS),
             "--cache-dir", f"{work}/cache-{i}",
-            # compose.yaml also gives `--health-file /tmp/testfarm-health --drain-timeout 25s`:
-            # add `--health-file f"{work}/health-{i}"` and `--drain-timeout 25s` here once they
-            # exist, and wait_connected() can then also require each health file to say
-            # "connected" (the compose healthcheck), and stop() that the files are removed.
+            "--health-file", health_file(work, i),
+            "--drain-timeout", "25s",
             ]
+
+
+def health_file(work, i):
+    return f"{work}/health-{i}"
+
+
+def healthy(work, i):
+    """compose.yaml's worker healthcheck: grep -q '^connected' FILE."""
+    try:
+        with open(health_file(work, i)) as f:
+            return f.read().startswith("connected ")
+    except FileNotFoundError:
+        return False
 
 
 def client_argv(binary, keys, endpoint, examples, report):
@@ -165,6 +176,12 @@ def main():
         if st is None:
             fail(f"the {WORKERS} workers did not all join within {START_BOUND}s", *named)
         print("joined:", ", ".join(f"{w['name']} ({w['slots']} slots)" for w in st["workers"]))
+        deadline = time.monotonic() + START_BOUND
+        while not all(healthy(work, i) for i in range(1, WORKERS + 1)):
+            if time.monotonic() > deadline:
+                fail("the workers' health files do not all say 'connected'", *named)
+            time.sleep(0.05)  # the poll's pace, bounded by the deadline above
+        print("healthy: every worker's health file says connected")
 
         report = f"{work}/report.json"
         try:
@@ -195,6 +212,8 @@ def main():
                 fail(f"worker-{i} still running {STOP_BOUND}s after SIGTERM", *named)
             if code != 0:
                 fail(f"worker-{i} exited {code} after SIGTERM, not 0", *named)
+            if os.path.exists(health_file(work, i)):
+                fail(f"worker-{i} left its health file behind", *named)
         farm.send_signal(signal.SIGTERM)
         try:
             code = farm.wait(timeout=STOP_BOUND)
