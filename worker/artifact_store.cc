@@ -25,10 +25,11 @@ std::string Short(const std::string& sha256) {
 
 }  // namespace
 
-std::string ArtifactSetId(const protocol::JobAssign& job) {
+std::string ArtifactSetId(const std::string& root,
+                          const std::vector<protocol::ArtifactFile>& files) {
   Sha256 hash;
-  hash.Update(job.artifact_root);
-  for (const protocol::ArtifactFile& file : job.artifacts) {
+  hash.Update(root);
+  for (const protocol::ArtifactFile& file : files) {
     hash.Update(std::string_view("\0", 1));
     hash.Update(file.path);
     hash.Update(std::string_view("\0", 1));
@@ -38,11 +39,13 @@ std::string ArtifactSetId(const protocol::JobAssign& job) {
   return hash.HexDigest();
 }
 
-void RelocateJob(protocol::JobAssign& job, const std::string& dir) {
+void RelocateJob(protocol::JobAssign& job, const std::string& dir,
+                 const std::vector<protocol::ArtifactFile>& shipped) {
   const std::string& root = job.artifact_root;
+  // Only a set rooted at "/" needs its files' paths (a job's cost must not grow with its set).
   std::set<std::string> files;
-  for (const protocol::ArtifactFile& file : job.artifacts) {
-    files.insert((fs::path(root) / file.path).string());
+  if (root == "/") {
+    for (const protocol::ArtifactFile& file : shipped) files.insert("/" + file.path);
   }
   // Under "/" only the shipped files themselves move: "/dev/null" must stay what it is.
   auto relocate = [&](std::string& value) {
@@ -268,6 +271,10 @@ Result<fs::path> Materialize(const Layout& layout) {
 }  // namespace
 
 ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
+  // A job naming a known set takes the set's root and library dirs, and, only when its suite's
+  // copy is not made yet, its file list: the usual job costs neither a copy nor a digest of it.
+  const std::vector<protocol::ArtifactFile>* files = &job.artifacts;
+  std::string id;
   if (job.artifact_set != 0) {
     SetKey key{job.run, job.artifact_set};
     auto [it, added] = sets_.try_emplace(key);
@@ -280,16 +287,23 @@ ArtifactStore::Prepared ArtifactStore::Prepare(protocol::JobAssign& job) {
               "the coordinator cannot say which files it needs: " + manifest.error};
     }
     job.artifact_root = manifest.root;
-    job.artifacts = manifest.files;
     job.library_dirs = manifest.library_dirs;
-    job.artifact_set = 0;
+    files = &manifest.files;
+    id = known.id;
   }
-  if (job.artifacts.empty()) return {};
-  std::string id = ArtifactSetId(job);
+  if (files->empty()) return {};
+  if (id.empty()) {
+    id = ArtifactSetId(job.artifact_root, job.artifacts);
+    ++digests_;
+  }
   if (auto it = suites_.find(id); it != suites_.end()) {
     if (!it->second.error.empty()) return {Status::kFailed, it->second.error};
-    if (!it->second.dir.empty()) RelocateJob(job, it->second.dir.string());
+    if (!it->second.dir.empty()) RelocateJob(job, it->second.dir.string(), *files);
     return {};
+  }
+  if (job.artifact_set != 0) {  // the suite is new here: the rest needs the list in the job
+    job.artifacts = *files;
+    job.artifact_set = 0;
   }
   if (options_.shared_fs) {
     Match match = MatchesAtRoot(job);
@@ -365,6 +379,11 @@ void ArtifactStore::OnSetManifest(protocol::SetManifest manifest) {
   auto it = sets_.find({manifest.run, manifest.set});
   if (it == sets_.end() || it->second.manifest) return;  // not asked, or answered already
   it->second.manifest = std::move(manifest);
+  const protocol::SetManifest& answer = *it->second.manifest;
+  if (answer.error.empty()) {
+    it->second.id = ArtifactSetId(answer.root, answer.files);
+    ++digests_;
+  }
   unanswered_.erase(it->first);
   answered_.push_back(it->first);
   while (answered_.size() > kMaxSets) {

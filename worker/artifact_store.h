@@ -66,6 +66,8 @@ class ArtifactStore {
 
   std::size_t in_flight() const { return in_flight_.size(); }
   uint64_t fetched_bytes() const { return fetched_bytes_; }
+  // Digests of file lists made (ArtifactSetId): one per set, not one per job. For tests.
+  uint64_t digests() const { return digests_; }
 
  private:
   struct Download {
@@ -121,9 +123,11 @@ class ArtifactStore {
   };
   std::map<std::pair<std::string, uint64_t>, Asked> in_flight_;  // (sha256, offset) -> request
   uint64_t fetched_bytes_ = 0;
+  uint64_t digests_ = 0;
   struct KnownSet {
     std::optional<protocol::SetManifest> manifest;  // nullopt: asked, not answered yet
     std::optional<SteadyTime> asked_at;             // nullopt: to be asked
+    std::string id;  // ArtifactSetId of the manifest's files, made once when it came
   };
   using SetKey = std::pair<uint64_t, uint64_t>;  // (run, set)
   std::map<SetKey, KnownSet> sets_;
@@ -132,10 +136,19 @@ class ArtifactStore {
 };
 
 // The id of a job's artifact set: a digest of its root and files.
-std::string ArtifactSetId(const protocol::JobAssign& job);
+std::string ArtifactSetId(const std::string& root,
+                          const std::vector<protocol::ArtifactFile>& files);
+inline std::string ArtifactSetId(const protocol::JobAssign& job) {
+  return ArtifactSetId(job.artifact_root, job.artifacts);
+}
 
 // Rewrites argv items, cwd and env values that name `root` or a path under it to `dir`, and puts
 // `library_dirs` (under `dir`) first on LD_LIBRARY_PATH.
-void RelocateJob(protocol::JobAssign& job, const std::string& dir);
+// `files`: the job's set (job.artifacts for a job that lists them).
+void RelocateJob(protocol::JobAssign& job, const std::string& dir,
+                 const std::vector<protocol::ArtifactFile>& files);
+inline void RelocateJob(protocol::JobAssign& job, const std::string& dir) {
+  RelocateJob(job, dir, job.artifacts);
+}
 
 }  // namespace testfarm::worker

@@ -219,6 +219,15 @@ TEST(ArtifactStore, AJobNamingItsSetWaitsForTheSetsFilesAskedForOnce) {
   ASSERT_EQ(store.Prepare(b).status, ArtifactStore::Status::kReady);
   EXPECT_EQ(b.argv[0], a.argv[0]) << "the same copy";
   EXPECT_TRUE(store.TakeSetRequests().empty());
+  // Later jobs of a known set cost neither a copy of its list nor a digest of it.
+  const uint64_t digests = store.digests();
+  for (uint64_t lease = 100; lease < 200; ++lease) {
+    protocol::JobAssign later = named(lease, 1);
+    ASSERT_EQ(store.Prepare(later).status, ArtifactStore::Status::kReady);
+    EXPECT_EQ(later.argv[0], a.argv[0]);
+    EXPECT_TRUE(later.artifacts.empty()) << "the list stays with the set";
+  }
+  EXPECT_EQ(store.digests(), digests) << "no digest per job";
 
   // A set the coordinator cannot name fails its jobs with the reason.
   protocol::JobAssign c = named(3, 2);
