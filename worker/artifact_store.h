@@ -50,7 +50,9 @@ class ArtifactStore {
   // kReady: `job` can start as it now is (argv, cwd and env rewritten to this worker's copy when
   // it runs from one). kWaiting: its set's files are being asked for, blobs fetched or files
   // hashed; ask again after OnSetManifest, OnChunk or the OffLoop's RunFinished. A job that names
-  // its set (JobAssign::artifact_set) gets the set's files written into it once they are known.
+  // its set (JobAssign::artifact_set) takes the set's root and library dirs; its files are
+  // written into it only while its suite is not made here yet (later jobs of the set cost
+  // neither a copy nor a digest of the list).
   Prepared Prepare(protocol::JobAssign& job);
 
   // The set requests to send now: sets jobs are waiting for, once, and again when unanswered
