@@ -28,6 +28,7 @@ RunView ViewOfRun(const FarmCore& farm, uint64_t run, std::string id, std::strin
   if (const RunCore* core = farm.Run(run)) {
     view.state = RunStateWord(core->phase());
     view.tests = core->test_count();
+    view.queued = core->TestsWaiting();
   }
   for (const std::string& peer : farm.workers().Peers()) view.slots += farm.GrantOf(run, peer);
   return view;

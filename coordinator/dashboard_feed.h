@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/latency_histogram.h"
 #include "coordinator/report.h"
 #include "coordinator/run_core.h"
 #include "shared/clock.h"
@@ -40,7 +41,8 @@ struct RunView {
   std::string client;
   std::string state;  // waiting, running, stopping, finishing
   std::size_t tests = 0;
-  unsigned slots = 0;  // slots it holds (its share)
+  unsigned slots = 0;      // slots it holds (its share)
+  std::size_t queued = 0;  // of its tests, those waiting for a slot (all, while it waits)
   friend bool operator==(const RunView&, const RunView&) = default;
 };
 
@@ -48,6 +50,11 @@ struct FleetView {
   int64_t at_ms = 0;  // Unix ms
   std::vector<WorkerView> workers;
   std::vector<RunView> runs;  // the runs the farm holds or has waiting
+  // The farm's totals so far, which never go down (a standing farm's; a local run leaves them
+  // empty): each started job's wait from its assignment to its start, and the bytes of test
+  // files sent to workers.
+  LatencyHistogram dispatch_latency;
+  uint64_t bytes_shipped = 0;
 };
 
 struct RunStartView {
