@@ -82,6 +82,41 @@ class DashboardSink {
   virtual void RunEnded(const std::string& run, const RunSummary& summary) = 0;
 };
 
+// When a sink that takes a view at most every `every` wants one: FleetDue and NextFleetAt for a
+// DashboardSink.
+class FleetPacer {
+ public:
+  explicit FleetPacer(Millis every) : every_(every) {}
+  // Whether a view is due now; if not, one is owed at NextAt.
+  bool Due(SteadyTime now);
+  std::optional<SteadyTime> NextAt() const;
+
+ private:
+  Millis every_;
+  std::optional<SteadyTime> last_;
+  bool owed_ = false;
+};
+
+// Two sinks fed as one (the dashboard and the metrics): each gets every event, and a fleet
+// view when it said one was due.
+class TeeSink : public DashboardSink {
+ public:
+  TeeSink(DashboardSink& first, DashboardSink& second) : first_(first), second_(second) {}
+  bool FleetDue(SteadyTime now) override;
+  std::optional<SteadyTime> NextFleetAt() const override;
+  void Fleet(FleetView view) override;
+  void RunStarted(RunStartView run) override;
+  void RunBegan(const std::string& run) override;
+  void TestFinished(const std::string& run, const TestReport& report) override;
+  void RunEnded(const std::string& run, const RunSummary& summary) override;
+
+ private:
+  DashboardSink& first_;
+  DashboardSink& second_;
+  bool first_due_ = false;
+  bool second_due_ = false;
+};
+
 // "running", "stopping" or "finishing": what `testfarm status` and the dashboard call a phase.
 const char* RunStateWord(RunPhase phase);
 
