@@ -21,6 +21,24 @@ class MetricsServer::Impl {
     server_.set_payload_max_length(64 * 1024);
     server_.set_read_timeout(10, 0);
     server_.set_write_timeout(10, 0);
+    // A request without a body is answered before httplib looks for one (a POST with neither
+    // Content-Length nor a chunked body would otherwise be a 400); one with a body goes the long
+    // way, so its bytes are read (up to the payload limit) and never taken for a next request.
+    server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      const bool body =
+          req.has_header("Transfer-Encoding") ||
+          (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
+      if (body && (req.method == "GET" || req.method == "HEAD")) {
+        // httplib reads no GET body: refused, its bytes then fail to parse as a next request
+        // and the connection closes.
+        res.status = 400;
+        res.set_content("a GET carries no body\n", "text/plain");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (body) return httplib::Server::HandlerResponse::Unhandled;
+      Route(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    });
     auto route = [this](const httplib::Request& req, httplib::Response& res) { Route(req, res); };
     server_.Get(".*", route);
     server_.Post(".*", route);
