@@ -120,8 +120,8 @@ std::string MetricsText(const FarmMetrics& metrics) {
   }
   const char* latency = "testfarm_dispatch_latency_seconds";
   Family(out, latency, "histogram",
-         "From a job's assignment to a worker to the worker's word that it started (transport "
-         "and fetching its files included).");
+         "From a job's assignment to a worker to the worker's word that it started (transport, "
+         "fetching its files and, for a job held ahead of a free slot, that wait included).");
   const LatencyHistogram& histogram = metrics.dispatch_latency;
   const auto& bounds = LatencyHistogram::Bounds();
   const std::string bucket = std::string(latency) + "_bucket";

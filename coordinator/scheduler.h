@@ -193,7 +193,8 @@ class Scheduler {
   // The worker is getting the files its jobs need (it fetched a piece of one): progress.
   void OnProgress(const WorkerId& worker);
   // From each started lease's assignment to its worker's word that it started (transport and
-  // fetching its files included): one observation per OnStarted accepted.
+  // fetching its files included, and for a lease held ahead of a free slot, within the prefetch
+  // window, the wait for one): one observation per OnStarted accepted.
   const LatencyHistogram& dispatch_latency() const { return dispatch_latency_; }
   std::optional<SteadyTime> NextDeadline() const;
 
