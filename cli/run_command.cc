@@ -38,6 +38,7 @@
 #include "coordinator/gtest.h"
 #include "coordinator/history_store.h"
 #include "coordinator/manifest.h"
+#include "coordinator/metrics_server.h"
 #include "coordinator/plan.h"
 #include "coordinator/report_writers.h"
 #include "coordinator/test_order.h"
@@ -731,12 +732,32 @@ int Serve(const ServeArgs& args) {
     options.history =
         args.history.empty() ? (options.store.dir / "history.sqlite").string() : args.history;
   }
-  std::unique_ptr<coordinator::DashboardServer> dashboard;  // outlives the farm that feeds it
+  // The dashboard and the metrics outlive the farm that feeds them.
+  std::unique_ptr<coordinator::DashboardServer> dashboard;
   if (!args.http.address.empty()) {
     auto started = StartDashboard(args.http, args.insecure, "serve", options.history, clock);
     if (!started) return UsageError(started.error().message);
     dashboard = std::move(*started);
     options.service.dashboard = dashboard.get();
+  }
+  std::unique_ptr<coordinator::MetricsServer> metrics;
+  std::unique_ptr<coordinator::TeeSink> both;
+  if (!args.metrics.empty()) {
+    coordinator::MetricsOptions metrics_options;
+    metrics_options.address = args.metrics;
+    metrics_options.version = TESTFARM_VERSION;
+    auto started = coordinator::MetricsServer::Start(std::move(metrics_options));
+    if (!started) return UsageError(started.error().message);
+    metrics = std::move(*started);
+    std::printf("testfarm: metrics on %s\n", metrics->url().c_str());
+    std::fflush(stdout);
+    spdlog::info("farm: Prometheus metrics on {}", metrics->url());
+    if (dashboard) {
+      both = std::make_unique<coordinator::TeeSink>(*dashboard, *metrics);
+      options.service.dashboard = both.get();
+    } else {
+      options.service.dashboard = metrics.get();
+    }
   }
   auto farm = coordinator::FarmServer::Create(context, clock, options);
   if (!farm) return UsageError("--store: " + farm.error().message);

@@ -112,6 +112,7 @@ struct ServeArgs {
   std::string history;  // empty: STORE/history.sqlite
   bool no_history = false;
   HttpArgs http;
+  std::string metrics;  // HOST:PORT or PORT of the Prometheus metrics; empty: none
   unsigned max_runs = 8;
   unsigned max_queued = 64;
   std::string heartbeat = "1s";

@@ -6,6 +6,67 @@
 
 namespace testfarm::coordinator {
 
+bool FleetPacer::Due(SteadyTime now) {
+  if (last_ && now - *last_ < every_) {
+    owed_ = true;
+    return false;
+  }
+  last_ = now;
+  owed_ = false;
+  return true;
+}
+
+std::optional<SteadyTime> FleetPacer::NextAt() const {
+  if (!owed_ || !last_) return std::nullopt;
+  return *last_ + every_;
+}
+
+bool TeeSink::FleetDue(SteadyTime now) {
+  first_due_ = first_.FleetDue(now);
+  second_due_ = second_.FleetDue(now);
+  return first_due_ || second_due_;
+}
+
+std::optional<SteadyTime> TeeSink::NextFleetAt() const {
+  std::optional<SteadyTime> first = first_.NextFleetAt();
+  std::optional<SteadyTime> second = second_.NextFleetAt();
+  if (!first) return second;
+  if (!second) return first;
+  return std::min(*first, *second);
+}
+
+void TeeSink::Fleet(FleetView view) {
+  if (first_due_ && second_due_) {
+    first_.Fleet(view);
+    second_.Fleet(std::move(view));
+  } else if (first_due_) {
+    first_.Fleet(std::move(view));
+  } else if (second_due_) {
+    second_.Fleet(std::move(view));
+  }
+  first_due_ = second_due_ = false;
+}
+
+void TeeSink::RunStarted(RunStartView run) {
+  first_.RunStarted(run);
+  second_.RunStarted(std::move(run));
+}
+
+void TeeSink::RunBegan(const std::string& run) {
+  first_.RunBegan(run);
+  second_.RunBegan(run);
+}
+
+void TeeSink::TestFinished(const std::string& run, const TestReport& report) {
+  first_.TestFinished(run, report);
+  second_.TestFinished(run, report);
+}
+
+void TeeSink::RunEnded(const std::string& run, const RunSummary& summary) {
+  first_.RunEnded(run, summary);
+  second_.RunEnded(run, summary);
+}
+
 const char* RunStateWord(RunPhase phase) {
   switch (phase) {
     case RunPhase::kDispatching:
@@ -28,6 +89,7 @@ RunView ViewOfRun(const FarmCore& farm, uint64_t run, std::string id, std::strin
   if (const RunCore* core = farm.Run(run)) {
     view.state = RunStateWord(core->phase());
     view.tests = core->test_count();
+    view.queued = core->TestsWaiting();
   }
   for (const std::string& peer : farm.workers().Peers()) view.slots += farm.GrantOf(run, peer);
   return view;

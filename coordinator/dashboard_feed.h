@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/latency_histogram.h"
 #include "coordinator/report.h"
 #include "coordinator/run_core.h"
 #include "shared/clock.h"
@@ -40,7 +41,8 @@ struct RunView {
   std::string client;
   std::string state;  // waiting, running, stopping, finishing
   std::size_t tests = 0;
-  unsigned slots = 0;  // slots it holds (its share)
+  unsigned slots = 0;      // slots it holds (its share)
+  std::size_t queued = 0;  // of its tests, those waiting for a slot (all, while it waits)
   friend bool operator==(const RunView&, const RunView&) = default;
 };
 
@@ -48,6 +50,11 @@ struct FleetView {
   int64_t at_ms = 0;  // Unix ms
   std::vector<WorkerView> workers;
   std::vector<RunView> runs;  // the runs the farm holds or has waiting
+  // The farm's totals so far, which never go down (a standing farm's; a local run leaves them
+  // empty): each started job's wait from its assignment to its start, and the bytes of test
+  // files sent to workers.
+  LatencyHistogram dispatch_latency;
+  uint64_t bytes_shipped = 0;
 };
 
 struct RunStartView {
@@ -73,6 +80,41 @@ class DashboardSink {
   virtual void RunBegan(const std::string& run) = 0;
   virtual void TestFinished(const std::string& run, const TestReport& report) = 0;
   virtual void RunEnded(const std::string& run, const RunSummary& summary) = 0;
+};
+
+// When a sink that takes a view at most every `every` wants one: FleetDue and NextFleetAt for a
+// DashboardSink.
+class FleetPacer {
+ public:
+  explicit FleetPacer(Millis every) : every_(every) {}
+  // Whether a view is due now; if not, one is owed at NextAt.
+  bool Due(SteadyTime now);
+  std::optional<SteadyTime> NextAt() const;
+
+ private:
+  Millis every_;
+  std::optional<SteadyTime> last_;
+  bool owed_ = false;
+};
+
+// Two sinks fed as one (the dashboard and the metrics): each gets every event, and a fleet
+// view when it said one was due.
+class TeeSink : public DashboardSink {
+ public:
+  TeeSink(DashboardSink& first, DashboardSink& second) : first_(first), second_(second) {}
+  bool FleetDue(SteadyTime now) override;
+  std::optional<SteadyTime> NextFleetAt() const override;
+  void Fleet(FleetView view) override;
+  void RunStarted(RunStartView run) override;
+  void RunBegan(const std::string& run) override;
+  void TestFinished(const std::string& run, const TestReport& report) override;
+  void RunEnded(const std::string& run, const RunSummary& summary) override;
+
+ private:
+  DashboardSink& first_;
+  DashboardSink& second_;
+  bool first_due_ = false;
+  bool second_due_ = false;
 };
 
 // "running", "stopping" or "finishing": what `testfarm status` and the dashboard call a phase.

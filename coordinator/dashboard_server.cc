@@ -107,7 +107,7 @@ bool IsLoopbackHost(const std::string& host) {
   return inet_pton(AF_INET6, name.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
-Result<HttpAddress> ParseHttpAddress(const std::string& address) {
+Result<HttpAddress> ParseHttpAddress(const std::string& address, const std::string& flag) {
   HttpAddress out;
   std::string port_text = address;
   if (auto colon = address.rfind(':'); colon != std::string::npos) {
@@ -117,7 +117,7 @@ Result<HttpAddress> ParseHttpAddress(const std::string& address) {
       out.host = out.host.substr(1, out.host.size() - 2);
     }
     if (out.host.empty()) {
-      return Error("--http " + address + ": no host before the port (e.g. 127.0.0.1:8080)");
+      return Error(flag + " " + address + ": no host before the port (e.g. 127.0.0.1:8080)");
     }
   } else {
     out.host = "127.0.0.1";
@@ -125,7 +125,7 @@ Result<HttpAddress> ParseHttpAddress(const std::string& address) {
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), out.port);
   if (ec != std::errc() || end != port_text.data() + port_text.size() || out.port < 0 ||
       out.port > 65535 || port_text.empty()) {
-    return Error("--http " + address + ": '" + port_text +
+    return Error(flag + " " + address + ": '" + port_text +
                  "' is not a port (0 to 65535; 0 picks a free one)");
   }
   in_addr v4{};
@@ -138,7 +138,7 @@ Result<HttpAddress> ParseHttpAddress(const std::string& address) {
   } else if (inet_pton(AF_INET6, out.host.c_str(), &v6) == 1) {
     out.loopback = IN6_IS_ADDR_LOOPBACK(&v6);
   } else {
-    return Error("--http " + address + ": '" + out.host +
+    return Error(flag + " " + address + ": '" + out.host +
                  "' is not an IP address (give one, or localhost)");
   }
   return out;
@@ -514,23 +514,12 @@ bool DashboardServer::WaitDropped(std::size_t count, Millis timeout) {
   return impl_->WaitDropped(count, timeout);
 }
 
-namespace {
-constexpr Millis kFleetEvery{250};
-}  // namespace
-
 bool DashboardServer::FleetDue(SteadyTime now) {
-  if (last_fleet_ && now - *last_fleet_ < kFleetEvery) {
-    fleet_owed_ = true;
-    return false;
-  }
-  last_fleet_ = now;
-  fleet_owed_ = false;
-  return true;
+  return fleet_pacer_.Due(now);
 }
 
 std::optional<SteadyTime> DashboardServer::NextFleetAt() const {
-  if (!fleet_owed_ || !last_fleet_) return std::nullopt;
-  return *last_fleet_ + kFleetEvery;
+  return fleet_pacer_.NextAt();
 }
 
 void DashboardServer::Fleet(FleetView view) {

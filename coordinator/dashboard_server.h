@@ -37,13 +37,14 @@ struct DashboardOptions {
   std::size_t max_request_bytes = 64 * 1024;
 };
 
-// HOST and PORT of an --http address; an error names what is wrong with it.
+// HOST and PORT of an --http (or `flag`) address; an error names the flag and what is wrong.
 struct HttpAddress {
   std::string host;
   int port = 0;
   bool loopback = false;
 };
-Result<HttpAddress> ParseHttpAddress(const std::string& address);
+Result<HttpAddress> ParseHttpAddress(const std::string& address,
+                                     const std::string& flag = "--http");
 // Whether a Host header names this machine's loopback ("127.0.0.1:8080", "localhost", "[::1]").
 bool IsLoopbackHost(const std::string& host);
 
@@ -82,8 +83,7 @@ class DashboardServer : public DashboardSink {
   std::unique_ptr<Impl> impl_;
   std::string url_;
   std::size_t output_tail_ = 0;
-  std::optional<SteadyTime> last_fleet_;
-  bool fleet_owed_ = false;
+  FleetPacer fleet_pacer_{Millis(250)};
 };
 
 }  // namespace testfarm::coordinator

@@ -38,6 +38,7 @@ RunSummary FarmCore::FinishRun(RunId id) {
   RunSummary summary = it->second.core->Finish();
   // What the run still wanted sent (a cancel, a profile request) goes out before it is gone.
   for (Outgoing& out : it->second.core->TakeOutbox()) outbox_.push_back(std::move(out));
+  ended_latency_.Add(it->second.core->dispatch_latency());
   runs_.erase(it);
   if (options_.single_run) {
     finished_one_ = true;
@@ -45,6 +46,12 @@ RunSummary FarmCore::FinishRun(RunId id) {
   }
   rebalance_due_ = true;
   return summary;
+}
+
+LatencyHistogram FarmCore::DispatchLatency() const {
+  LatencyHistogram total = ended_latency_;
+  for (const auto& [id, run] : runs_) total.Add(run.core->dispatch_latency());
+  return total;
 }
 
 FarmCore::RunEntry* FarmCore::RunOfLease(uint64_t lease) {

@@ -74,6 +74,8 @@ class FarmCore {
   const WorkerRegistry& workers() const { return workers_; }
   // Slots of `peer` that run `id` may fill now.
   unsigned GrantOf(RunId id, const std::string& peer) const;
+  // Every run's dispatch latencies, those of ended runs included: it never goes down.
+  LatencyHistogram DispatchLatency() const;
 
  private:
   struct RunEntry {
@@ -97,6 +99,7 @@ class FarmCore {
   FarmOptions options_;
   WorkerRegistry workers_;
   std::map<RunId, RunEntry> runs_;  // in submission order
+  LatencyHistogram ended_latency_;  // the dispatch latencies of runs that ended
   RunId next_run_ = 0;
   bool finished_one_ = false;  // single_run: the run has ended
   std::vector<Outgoing> outbox_;

@@ -190,6 +190,7 @@ void FarmServer::ServeFetch(const std::string& peer, const protocol::Fetch& fetc
   }
   chunk.sha256 = fetch.sha256;
   chunk.offset = fetch.offset;
+  if (chunk.error.empty()) service_.Shipped(chunk.data.size());
   link_.Send(peer, std::move(chunk));
 }
 

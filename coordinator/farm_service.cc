@@ -561,9 +561,12 @@ FleetView FarmService::View(SteadyTime now) const {
     run.client = session.submit ? session.submit->client : "";
     run.state = "waiting";
     run.tests = session.tests.size();
+    run.queued = run.tests;
     view.runs.push_back(std::move(run));
   }
   view.workers = WorkersOf(farm_, run_ids, now, view.at_ms);
+  view.dispatch_latency = farm_.DispatchLatency();
+  view.bytes_shipped = bytes_shipped_;
   return view;
 }
 

@@ -52,11 +52,13 @@ class RunHistory {
 };
 
 struct FarmServiceOptions {
-  LivenessOptions liveness;            // with workers and with clients alike
-  std::size_t max_runs = 8;            // runs sharing the slots at once
-  std::size_t max_queued = 64;         // runs waiting for one of those places
-  RunOptions run_defaults;             // for what a submission leaves at 0
-  DashboardSink* dashboard = nullptr;  // told of every run and, a few times a second, the fleet
+  LivenessOptions liveness;     // with workers and with clients alike
+  std::size_t max_runs = 8;     // runs sharing the slots at once
+  std::size_t max_queued = 64;  // runs waiting for one of those places
+  RunOptions run_defaults;      // for what a submission leaves at 0
+  // Told of every run and, a few times a second, the fleet: the dashboard, the metrics (or
+  // both, through a TeeSink).
+  DashboardSink* dashboard = nullptr;
 };
 
 class FarmService {
@@ -91,8 +93,10 @@ class FarmService {
   // fetch, and the store must keep.
   const std::multiset<std::string>& BlobsInUse() const { return blobs_in_use_; }
   protocol::FarmStatus Snapshot() const;
-  // The workers and runs for the dashboard.
+  // The workers and runs for the dashboard, and the farm's totals for the metrics.
   FleetView View(SteadyTime now) const;
+  // The shell sent `bytes` of test files to a worker (a chunk it fetched): counted in View.
+  void Shipped(uint64_t bytes) { bytes_shipped_ += bytes; }
 
  private:
   class RemoteReporter;
@@ -144,6 +148,7 @@ class FarmService {
   std::vector<Outgoing> outbox_;
   std::vector<std::string> gone_;
   uint64_t runs_taken_ = 0;
+  uint64_t bytes_shipped_ = 0;
   bool shutting_down_ = false;
 };
 

@@ -707,6 +707,16 @@ std::vector<RunCore::RunningTest> RunCore::RunningNow() const {
   return running;
 }
 
+std::size_t RunCore::TestsWaiting() const {
+  if (phase_ != RunPhase::kDispatching || scheduler_.stopped()) return 0;
+  std::size_t running = 0;
+  for (const Scheduler::RunningLease& lease : scheduler_.Running()) {
+    for (std::size_t t : jobs_[lease.job].tests) running += ledger_.Reported(t) ? 0 : 1;
+  }
+  const std::size_t accounted = summary_.total() + running;
+  return tests_.size() > accounted ? tests_.size() - accounted : 0;
+}
+
 void RunCore::Stop(const std::string& reason) {
   tick_due_ = true;
   if (phase_ == RunPhase::kCollectingProfiles) {

@@ -160,6 +160,11 @@ class RunCore {
     SteadyTime since;
   };
   std::vector<RunningTest> RunningNow() const;
+  // Tests planned so far that wait for a slot: neither reported nor in a job its worker started
+  // (those a worker holds but has not started count). 0 once the run stops dispatching.
+  std::size_t TestsWaiting() const;
+  // From each job's assignment to its worker's word that it started, over the run.
+  const LatencyHistogram& dispatch_latency() const { return scheduler_.dispatch_latency(); }
 
   // Whether `peer` is a worker of this run now (it said hello and was not lost).
   bool IsWorker(const std::string& peer) const { return workers_.Contains(peer); }

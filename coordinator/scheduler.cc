@@ -317,6 +317,7 @@ bool Scheduler::OnStarted(const WorkerId& worker, LeaseId lease_id) {
   if (it == leases_.end() || it->second.worker != worker || it->second.running_since) return false;
   Lease& lease = it->second;
   lease.running_since = clock_.Now();
+  dispatch_latency_.Observe(*lease.running_since - lease.assigned_at);
   running_changes_.started.push_back({lease_id, lease.job, worker, *lease.running_since});
   if (auto held_by = workers_.find(worker); held_by != workers_.end()) {
     held_by->second.started_weight += Weight(held_by->second, lease.job);

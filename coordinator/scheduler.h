@@ -26,6 +26,7 @@
 #include <variant>
 #include <vector>
 
+#include "coordinator/latency_histogram.h"
 #include "shared/clock.h"
 #include "shared/defaults.h"
 
@@ -200,6 +201,10 @@ class Scheduler {
   bool OnStarted(const WorkerId& worker, LeaseId lease);
   // The worker is getting the files its jobs need (it fetched a piece of one): progress.
   void OnProgress(const WorkerId& worker);
+  // From each started lease's assignment to its worker's word that it started (transport and
+  // fetching its files included, and for a lease held ahead of a free slot, within the prefetch
+  // window, the wait for one): one observation per OnStarted accepted.
+  const LatencyHistogram& dispatch_latency() const { return dispatch_latency_; }
   std::optional<SteadyTime> NextDeadline() const;
 
   // The leases running now (their worker said so), each with the moment it started: for showing
@@ -289,6 +294,7 @@ class Scheduler {
   std::map<WorkerId, Worker> workers_;
   std::map<LeaseId, Lease> leases_;
   RunningChanges running_changes_;
+  LatencyHistogram dispatch_latency_;
   bool any_locks_ = false;         // some job holds a lock (RESOURCE_LOCK)
   bool any_dependencies_ = false;  // some job waits for another
   // Removes a lease, noting its end if it had started.

@@ -14,7 +14,11 @@ using Json = nlohmann::json;
 constexpr int64_t kT0 = 1764700000000;  // a Unix time in ms
 
 FleetView Fleet(std::vector<WorkerView> workers, std::vector<RunView> runs, int64_t at = kT0) {
-  return FleetView{at, std::move(workers), std::move(runs)};
+  FleetView view;
+  view.at_ms = at;
+  view.workers = std::move(workers);
+  view.runs = std::move(runs);
+  return view;
 }
 
 WorkerView Worker(const std::string& name, unsigned slots, std::vector<SlotView> running = {}) {

@@ -333,6 +333,41 @@ TEST(FarmService, StatusShowsWorkersTheirTestsAndRuns) {
   EXPECT_EQ(status.runs[0].state, "running");
 }
 
+TEST(FarmService, TheViewCountsQueuedTestsAndTotalsThatOutliveTheRuns) {
+  Farm farm(/*max_runs=*/1);
+  farm.Hello("w", 1);
+  farm.Submit("a", 3);
+  farm.Submit("b", 4);  // waits its turn
+  farm.Tick();
+  FleetView view = farm.service.View(farm.clock.Now());
+  ASSERT_EQ(view.runs.size(), 2u);
+  EXPECT_EQ(view.runs[0].state, "running");
+  EXPECT_EQ(view.runs[0].queued, 3u) << "held by the worker, not started: still waiting";
+  EXPECT_EQ(view.runs[1].state, "waiting");
+  EXPECT_EQ(view.runs[1].queued, 4u);
+  // One starts a while after it was handed out.
+  ASSERT_FALSE(farm.jobs["w"].empty());
+  farm.clock.Advance(std::chrono::milliseconds(20));
+  farm.Say("w", protocol::JobStarted{farm.jobs["w"][0].lease});
+  farm.service.Shipped(1000);
+  farm.Tick();
+  view = farm.service.View(farm.clock.Now());
+  EXPECT_EQ(view.runs[0].queued, 2u);
+  EXPECT_EQ(view.dispatch_latency.count(), 1u);
+  EXPECT_EQ(view.dispatch_latency.sum(), std::chrono::milliseconds(20));
+  EXPECT_EQ(view.bytes_shipped, 1000u);
+  // Both runs end: the totals stay.
+  for (int round = 0; round < 20; ++round) {
+    farm.Tick();
+    farm.RunAll("w");
+  }
+  farm.Tick();
+  view = farm.service.View(farm.clock.Now());
+  EXPECT_TRUE(view.runs.empty());
+  EXPECT_EQ(view.dispatch_latency.count(), 7u) << "every test of both runs started once";
+  EXPECT_EQ(view.bytes_shipped, 1000u);
+}
+
 TEST(FarmService, ShutdownStopsEveryRunAndTellsWaitingClients) {
   Farm farm(/*max_runs=*/1);
   farm.Hello("w", 1);

@@ -253,6 +253,26 @@ TEST(Scheduler, StartedIsIgnoredForStaleForeignOrRepeatedLeases) {
   EXPECT_FALSE(s.OnStarted("a", on_a.lease)) << "already over";
 }
 
+TEST(Scheduler, EachAcceptedStartObservesItsWaitSinceAssignment) {
+  FakeClock clock;
+  Scheduler s(clock, Options(/*prefetch=*/1), std::vector<Millis>(2, Millis(0)));
+  s.AddWorker("w", 1);
+  s.Dispatch();
+  auto assigns = Assigns(s.TakeActions());
+  ASSERT_EQ(assigns.size(), 2u);
+  clock.Advance(milliseconds(3));
+  ASSERT_TRUE(s.OnStarted("w", assigns[0].lease));
+  EXPECT_FALSE(s.OnStarted("w", assigns[0].lease)) << "said twice: observed once";
+  EXPECT_FALSE(s.OnStarted("x", assigns[1].lease)) << "another worker's: not observed";
+  clock.Advance(seconds(2));
+  ASSERT_TRUE(s.OnStarted("w", assigns[1].lease));
+  const LatencyHistogram& latency = s.dispatch_latency();
+  EXPECT_EQ(latency.count(), 2u);
+  EXPECT_EQ(latency.sum(), milliseconds(3) + milliseconds(2003));
+  EXPECT_EQ(latency.CumulativeCount(2), 1u);   // <= 5 ms
+  EXPECT_EQ(latency.CumulativeCount(10), 2u);  // <= 2.5 s
+}
+
 TEST(Scheduler, NoTimeoutMeansNoDeadline) {
   FakeClock clock;
   Scheduler s(clock, Options(), {Millis(0)});
