@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 WORKERS = 3
 SLOTS = 2
@@ -38,9 +39,24 @@ def serve_argv(binary, keys, work):
             "--client-keys", f"{keys}/clients",
             "--store", f"{work}/store",
             "--http", "127.0.0.1:0",
-            # compose.yaml also gives `--metrics 0.0.0.0:9100`: add `--metrics 127.0.0.1:0`
-            # here once `testfarm serve --metrics` exists.
+            "--metrics", "127.0.0.1:0",
             ]
+
+
+def scrape(work, farm, named):
+    """GET /metrics of the farm (its address from its 'metrics on' line): {series: value}."""
+    line = wait_for_line(f"{work}/farm.out", "testfarm: metrics on ", farm, START_BOUND)
+    if line is None:
+        fail("the farm said no 'metrics on' line", *named)
+    url = line.split()[-1]
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    series = {}
+    for sample in text.splitlines():
+        if sample and not sample.startswith("#"):
+            name, value = sample.rsplit(" ", 1)
+            series[name] = float(value)
+    return series
 
 
 def worker_argv(binary, keys, work, endpoint, i):
@@ -201,6 +217,13 @@ def main():
         if not all(w.startswith("worker-") for w in ran_on):
             fail(f"tests ran on {ran_on}, not only on the farm's workers", *named)
         print(f"report: {len(attempts)} passed, on {', '.join(ran_on)}")
+        metrics = scrape(work, farm, named)
+        want = {"testfarm_workers": WORKERS, "testfarm_slots": WORKERS * SLOTS,
+                'testfarm_tests_finished_total{status="passed"}': len(examples)}
+        got = {name: metrics.get(name) for name in want}
+        if got != want:
+            fail(f"metrics {got}, wanted {want}", *named)
+        print("metrics:", ", ".join(f"{k} {v:g}" for k, v in got.items()))
 
         # `docker compose down`: SIGTERM to each worker, then the farm.
         for w in workers:
