@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "coordinator/history_store.h"
+#include "coordinator/http_plumbing.h"
 
 namespace testfarm::coordinator {
 namespace {
@@ -179,35 +180,16 @@ class DashboardServer::Impl {
         std::chrono::duration_cast<std::chrono::microseconds>(options_.stall_timeout);
     server_.set_write_timeout(stall.count() / 1000000, stall.count() % 1000000);
     server_.set_keep_alive_timeout(5);
-    // A request that declares a body goes the long way, so httplib reads it (or refuses one
-    // over the payload limit with 413 and closes the connection): its bytes are never taken for
-    // a next request. Every other request is answered before any handler.
-    server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      const bool body =
-          req.has_header("Transfer-Encoding") ||
-          (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
-      if (body && (req.method == "GET" || req.method == "HEAD")) {
-        // httplib reads no GET body: refuse the request (its body then fails to parse as a
-        // next one, and the connection closes).
-        const std::string length = req.get_header_value("Content-Length");
-        uint64_t declared = 0;
-        std::from_chars(length.data(), length.data() + length.size(), declared);
-        Send(res, declared > options_.max_request_bytes || length.empty()
-                      ? ErrorReply(413, "the request is too large: a GET carries no body")
-                      : ErrorReply(400, "a GET carries no body"));
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      if (body) return httplib::Server::HandlerResponse::Unhandled;
-      Route(req, res);
-      return httplib::Server::HandlerResponse::Handled;
-    });
-    auto route = [this](const httplib::Request& req, httplib::Response& res) { Route(req, res); };
-    server_.Get(".*", route);
-    server_.Post(".*", route);
-    server_.Put(".*", route);
-    server_.Patch(".*", route);
-    server_.Delete(".*", route);
-    server_.Options(".*", route);
+    RouteEveryRequest(
+        server_, [this](const httplib::Request& req, httplib::Response& res) { Route(req, res); },
+        [this](const httplib::Request& req, httplib::Response& res) {
+          const std::string length = req.get_header_value("Content-Length");
+          uint64_t declared = 0;
+          std::from_chars(length.data(), length.data() + length.size(), declared);
+          Send(res, declared > options_.max_request_bytes || length.empty()
+                        ? ErrorReply(413, "the request is too large: a GET carries no body")
+                        : ErrorReply(400, "a GET carries no body"));
+        });
     // What the pre-routing handler leaves (none: it answers everything) and errors httplib finds
     // itself (a request too large, a bad request line): JSON, like every other error.
     server_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -222,14 +204,8 @@ class DashboardServer::Impl {
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
           Send(res, ErrorReply(500, "internal error"));
         });
-    int port = address.port;
-    if (port == 0) {
-      port = server_.bind_to_any_port(address.host);
-      if (port < 0) return Error("--http: cannot listen on " + address.host + ": in use?");
-    } else if (!server_.bind_to_port(address.host, port)) {
-      return Error("--http: cannot listen on " + address.host + ":" + std::to_string(port) +
-                   " (in use, or not an address of this machine)");
-    }
+    Result<int> port = BindHttp(server_, address, "--http");
+    if (!port) return port.error();
     listener_ = std::thread([this] {
       server_.listen_after_bind();
       std::lock_guard lock(inbox_mutex_);
@@ -237,9 +213,7 @@ class DashboardServer::Impl {
       applied_cv_.notify_all();
     });
     applier_ = std::thread([this] { ApplyLoop(); });
-    const bool v6 = address.host.find(':') != std::string::npos;
-    return "http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(port) +
-           "/";
+    return HttpUrl(address, *port, "/");
   }
 
   void Stop() {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "coordinator/dashboard_server.h"
+#include "coordinator/http_plumbing.h"
 
 namespace testfarm::coordinator {
 
@@ -21,51 +22,24 @@ class MetricsServer::Impl {
     server_.set_payload_max_length(64 * 1024);
     server_.set_read_timeout(10, 0);
     server_.set_write_timeout(10, 0);
-    // A request without a body is answered before httplib looks for one (a POST with neither
-    // Content-Length nor a chunked body would otherwise be a 400); one with a body goes the long
-    // way, so its bytes are read (up to the payload limit) and never taken for a next request.
-    server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      const bool body =
-          req.has_header("Transfer-Encoding") ||
-          (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
-      if (body && (req.method == "GET" || req.method == "HEAD")) {
-        // httplib reads no GET body: refused, its bytes then fail to parse as a next request
-        // and the connection closes.
-        res.status = 400;
-        res.set_content("a GET carries no body\n", "text/plain");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      if (body) return httplib::Server::HandlerResponse::Unhandled;
-      Route(req, res);
-      return httplib::Server::HandlerResponse::Handled;
-    });
-    auto route = [this](const httplib::Request& req, httplib::Response& res) { Route(req, res); };
-    server_.Get(".*", route);
-    server_.Post(".*", route);
-    server_.Put(".*", route);
-    server_.Patch(".*", route);
-    server_.Delete(".*", route);
-    server_.Options(".*", route);
+    RouteEveryRequest(
+        server_, [this](const httplib::Request& req, httplib::Response& res) { Route(req, res); },
+        [](const httplib::Request&, httplib::Response& res) {
+          res.status = 400;
+          res.set_content("a GET carries no body\n", "text/plain");
+        });
     server_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (res.body.empty()) res.set_content("the request cannot be served\n", "text/plain");
     });
-    int port = address.port;
-    if (port == 0) {
-      port = server_.bind_to_any_port(address.host);
-      if (port < 0) return Error("--metrics: cannot listen on " + address.host + ": in use?");
-    } else if (!server_.bind_to_port(address.host, port)) {
-      return Error("--metrics: cannot listen on " + address.host + ":" + std::to_string(port) +
-                   " (in use, or not an address of this machine)");
-    }
+    Result<int> port = BindHttp(server_, address, "--metrics");
+    if (!port) return port.error();
     listener_ = std::thread([this] {
       server_.listen_after_bind();
       std::lock_guard lock(mutex_);
       listened_ = true;
       listened_cv_.notify_all();
     });
-    const bool v6 = address.host.find(':') != std::string::npos;
-    return "http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(port) +
-           "/metrics";
+    return HttpUrl(address, *port, "/metrics");
   }
 
   void Stop() {

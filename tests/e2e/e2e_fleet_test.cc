@@ -175,62 +175,74 @@ std::map<std::string, std::string> WorkerOfEachTest(const fs::path& report) {
   return workers;
 }
 
-TEST(E2EFleet, ADrainedWorkerFinishesItsRunningTestAndHandsBackTheRestAtOnce) {
+// What a drain did: a worker named "draining" (one slot) alone runs `first` (sleeping
+// `first_ms`) with `rest` more tests held, a worker "other" joins, "draining" gets SIGTERM.
+struct Drained {
+  ChildResult draining;  // the drained worker's exit
+  ChildResult run;       // the coordinator's
+  ChildResult other;
+  std::map<std::string, std::string> workers;  // by test, from the JSON report
+};
+
+Drained DrainMidRun(int first_ms, int rest, const std::string& drain_timeout) {
+  Drained drained;
   TempDir dir;
   StartedFifo fifo(dir.path() / "started");
-  fs::path manifest = DrainManifest(dir, fifo, 1500, 4);
+  fs::path manifest = DrainManifest(dir, fifo, first_ms, rest);
   fs::path report = dir.path() / "report.json";
   std::string endpoint;
   auto coordinator = StartCoordinator(
       {"--manifest", manifest.string(), "--local-slots", "0", "--json", report.string()},
       &endpoint);
-  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
+  if (endpoint.empty()) {
+    ADD_FAILURE() << coordinator->out();
+    return drained;
+  }
   // One slot and a prefetch window: it holds tests it has not started when it is told to stop.
-  auto draining = StartWorker(endpoint, "draining", {"--slots", "1", "--drain-timeout", "60s"});
-  ASSERT_TRUE(fifo.WaitForStart(milliseconds(30000))) << coordinator->out();
+  auto draining =
+      StartWorker(endpoint, "draining", {"--slots", "1", "--drain-timeout", drain_timeout});
+  if (!fifo.WaitForStart(milliseconds(30000))) {
+    ADD_FAILURE() << "no test started\n" << coordinator->out();
+    return drained;
+  }
   auto other = StartWorker(endpoint, "other", {"--slots", "1"});
-  ASSERT_EQ(::kill(draining->pid(), SIGTERM), 0);
-  ChildResult d = draining->Finish(milliseconds(30000));
-  EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
-  EXPECT_NE(d.err.find("draining"), std::string::npos) << d.err;
-  EXPECT_NE(d.err.find("drained: every running test finished"), std::string::npos) << d.err;
-  ChildResult r = coordinator->Finish(milliseconds(60000));
+  EXPECT_EQ(::kill(draining->pid(), SIGTERM), 0);
+  drained.draining = draining->Finish(milliseconds(30000));
+  drained.run = coordinator->Finish(milliseconds(60000));
+  drained.other = other->Finish(milliseconds(20000));
+  drained.workers = WorkerOfEachTest(report);
+  return drained;
+}
+
+TEST(E2EFleet, ADrainedWorkerFinishesItsRunningTestAndHandsBackTheRestAtOnce) {
+  Drained d = DrainMidRun(1500, 4, "60s");
+  EXPECT_EQ(d.draining.exit_code, 0) << d.draining.out << d.draining.err;
+  EXPECT_NE(d.draining.err.find("draining"), std::string::npos) << d.draining.err;
+  EXPECT_NE(d.draining.err.find("drained: every running test finished"), std::string::npos)
+      << d.draining.err;
+  const ChildResult& r = d.run;
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.LastLine(), "5 passed, 0 failed") << r.out;
   EXPECT_EQ(r.err.find("lost"), std::string::npos) << "handed back, not found dead:\n" << r.err;
-  std::map<std::string, std::string> workers = WorkerOfEachTest(report);
-  ASSERT_EQ(workers.size(), 5u) << r.out;
-  EXPECT_EQ(workers["first"], "draining") << "it finished where it ran";
+  ASSERT_EQ(d.workers.size(), 5u) << r.out;
+  EXPECT_EQ(d.workers["first"], "draining") << "it finished where it ran";
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(workers["rest" + std::to_string(i)], "other") << "handed back, run elsewhere";
+    EXPECT_EQ(d.workers["rest" + std::to_string(i)], "other") << "handed back, run elsewhere";
   }
-  EXPECT_EQ(other->Finish(milliseconds(20000)).exit_code, 0);
+  EXPECT_EQ(d.other.exit_code, 0);
 }
 
 TEST(E2EFleet, ATestStillRunningWhenTheDrainTimesOutRunsAgainElsewhere) {
-  TempDir dir;
-  StartedFifo fifo(dir.path() / "started");
-  fs::path manifest = DrainManifest(dir, fifo, 2000, 1);
-  fs::path report = dir.path() / "report.json";
-  std::string endpoint;
-  auto coordinator = StartCoordinator(
-      {"--manifest", manifest.string(), "--local-slots", "0", "--json", report.string()},
-      &endpoint);
-  ASSERT_FALSE(endpoint.empty()) << coordinator->out();
-  auto draining = StartWorker(endpoint, "draining", {"--slots", "1", "--drain-timeout", "100ms"});
-  ASSERT_TRUE(fifo.WaitForStart(milliseconds(30000))) << coordinator->out();
-  auto other = StartWorker(endpoint, "other", {"--slots", "1"});
-  ASSERT_EQ(::kill(draining->pid(), SIGTERM), 0);
-  ChildResult d = draining->Finish(milliseconds(30000));
-  EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
-  EXPECT_NE(d.err.find("the drain timed out after 100ms"), std::string::npos) << d.err;
-  ChildResult r = coordinator->Finish(milliseconds(60000));
+  Drained d = DrainMidRun(2000, 1, "100ms");
+  EXPECT_EQ(d.draining.exit_code, 0) << d.draining.out << d.draining.err;
+  EXPECT_NE(d.draining.err.find("the drain timed out after 100ms"), std::string::npos)
+      << d.draining.err;
+  const ChildResult& r = d.run;
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.LastLine(), "2 passed, 0 failed") << r.out;
   EXPECT_EQ(Count(r.out, "  first\n"), 1) << r.out;
-  std::map<std::string, std::string> workers = WorkerOfEachTest(report);
-  EXPECT_EQ(workers["first"], "other") << "handed back when the drain timed out, run again";
-  EXPECT_EQ(other->Finish(milliseconds(20000)).exit_code, 0);
+  EXPECT_EQ(d.workers["first"], "other") << "handed back when the drain timed out, run again";
+  EXPECT_EQ(d.other.exit_code, 0);
 }
 
 TEST(E2EFleet, AWorkerWithAHealthFileSaysWhenItIsConnectedAndRemovesItAtExit) {
