@@ -813,6 +813,7 @@ int Status(const StatusArgs& args) {
                                 {"labels", w.labels},
                                 {"slots", w.slots},
                                 {"busy", w.busy},
+                                {"draining", w.draining},
                                 {"tests", w.tests}});
     }
     out["runs"] = nlohmann::ordered_json::array();
@@ -842,7 +843,8 @@ int Status(const StatusArgs& args) {
     std::string labels;
     for (const auto& [k, v] : w.labels) labels += (labels.empty() ? " [" : ",") + k + "=" + v;
     if (!labels.empty()) labels += "]";
-    std::printf("  %s%s: %u/%u busy", w.name.c_str(), labels.c_str(), w.busy, w.slots);
+    std::printf("  %s%s: %u/%u busy%s", w.name.c_str(), labels.c_str(), w.busy, w.slots,
+                w.draining ? " (draining: takes no new tests)" : "");
     for (std::size_t i = 0; i < w.tests.size(); ++i) {
       std::printf("%s%s", i == 0 ? ": " : ", ", w.tests[i].c_str());
     }

@@ -118,6 +118,7 @@ std::vector<WorkerView> WorkersOf(const FarmCore& farm,
     view.slots = worker->slots;
     view.heard_at_ms = unix_of(worker->liveness.last_heard());
     view.cache_bytes = worker->cache_bytes;
+    view.draining = worker->draining;
     if (auto it = running_on.find(peer); it != running_on.end()) {
       view.running = std::move(it->second);
       std::stable_sort(

@@ -32,6 +32,7 @@ struct WorkerView {
   int64_t heard_at_ms = 0;              // when it was last heard from (Unix ms)
   std::optional<uint64_t> cache_bytes;  // its blob cache, as it last said
   std::vector<SlotView> running;        // one per busy slot, longest running first
+  bool draining = false;                // leaving: it takes no new tests
   friend bool operator==(const WorkerView&, const WorkerView&) = default;
 };
 

@@ -511,6 +511,7 @@ protocol::FarmStatus FarmService::Snapshot() const {
     row.name = worker->name;
     row.labels = worker->labels;
     row.slots = worker->slots;
+    row.draining = worker->draining;
     row.tests = running_on[peer];
     row.busy = static_cast<uint32_t>(row.tests.size());
     status.workers.push_back(std::move(row));

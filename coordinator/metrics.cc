@@ -52,10 +52,12 @@ void Gauge(std::string& out, const char* name, const char* help, uint64_t value)
 
 void TakeFleet(FarmMetrics& metrics, const FleetView& view) {
   metrics.workers = view.workers.size();
+  metrics.draining = 0;
   metrics.slots = 0;
   metrics.slots_busy = 0;
   for (const WorkerView& worker : view.workers) {
-    metrics.slots += worker.slots;
+    metrics.draining += worker.draining ? 1 : 0;
+    metrics.slots += worker.draining ? 0 : worker.slots;
     metrics.slots_busy += std::min<uint64_t>(worker.running.size(), worker.slots);
   }
   metrics.runs_running = 0;
@@ -100,7 +102,11 @@ std::string MetricsText(const FarmMetrics& metrics) {
   Family(out, "testfarm_info", "gauge", "The farm's testfarm version (always 1).");
   Sample(out, "testfarm_info", "version=\"" + EscapeLabelValue(metrics.version) + "\"", 1);
   Gauge(out, "testfarm_workers", "Workers connected to the farm.", metrics.workers);
-  Gauge(out, "testfarm_slots", "Slots of the connected workers.", metrics.slots);
+  Gauge(out, "testfarm_workers_draining",
+        "Workers draining (told to stop): they finish their running tests and take no new ones.",
+        metrics.draining);
+  Gauge(out, "testfarm_slots", "Slots of the connected workers that take tests (not draining).",
+        metrics.slots);
   Gauge(out, "testfarm_slots_busy", "Slots running a test now.", metrics.slots_busy);
   Family(out, "testfarm_runs", "gauge",
          "Runs holding slots (running: running, stopping or finishing) and waiting their turn "

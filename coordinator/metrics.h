@@ -23,7 +23,8 @@ struct FarmMetrics {
   std::string version;  // testfarm's
   // Gauges, as of the last fleet view.
   uint64_t workers = 0;       // connected
-  uint64_t slots = 0;         // of the connected workers
+  uint64_t draining = 0;      // of those, draining (leaving: they take no new tests)
+  uint64_t slots = 0;         // of the connected workers that take tests (not draining)
   uint64_t slots_busy = 0;    // running a test now
   uint64_t runs_running = 0;  // holding slots (running, stopping or finishing)
   uint64_t runs_queued = 0;   // waiting their turn (serve --max-runs)

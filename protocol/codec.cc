@@ -568,6 +568,7 @@ void Fields(Io& io, M& m) {
   io.U32("slots", m.slots, Need::kOptional);
   io.U32("busy", m.busy, Need::kOptional);
   io.StrArray("tests", m.tests, Need::kOptional);
+  io.Bool("draining", m.draining, Need::kOptional);
 }
 
 template <typename Io, Is<RunStatus> M>

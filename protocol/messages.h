@@ -425,6 +425,7 @@ struct WorkerStatus {
   uint32_t slots = 0;
   uint32_t busy = 0;               // jobs running on it now (every run)
   std::vector<std::string> tests;  // what they are
+  bool draining = false;           // it is leaving (protocol::Drain): it takes no new tests
   friend bool operator==(const WorkerStatus&, const WorkerStatus&) = default;
 };
 struct RunStatus {

@@ -159,6 +159,20 @@ TEST(FarmService, ASilentClientIsLostAndItsRunStops) {
   EXPECT_EQ(status.runs[0].state, "stopping");
 }
 
+TEST(FarmService, TheStatusSaysWhichWorkersAreDraining) {
+  Farm farm;
+  farm.Hello("w1", 2);
+  farm.Hello("w2", 2);
+  farm.Tick();
+  farm.Say("w1", protocol::Drain{"SIGTERM"});
+  farm.Tick();
+  protocol::FarmStatus status = farm.service.Snapshot();
+  ASSERT_EQ(status.workers.size(), 2u);
+  for (const protocol::WorkerStatus& worker : status.workers) {
+    EXPECT_EQ(worker.draining, worker.name == "w1") << worker.name;
+  }
+}
+
 TEST(FarmService, RunsBeyondMaxRunsWaitAndBeyondTheQueueAreRefused) {
   Farm farm(/*max_runs=*/1, /*max_queued=*/1);
   farm.Hello("w", 1);

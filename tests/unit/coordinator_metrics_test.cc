@@ -63,6 +63,7 @@ TEST(MetricsText, IsExactlyThisForAGivenSnapshot) {
   FarmMetrics m;
   m.version = "1.2.3";
   m.workers = 2;
+  m.draining = 1;
   m.slots = 8;
   m.slots_busy = 3;
   m.runs_running = 1;
@@ -80,7 +81,11 @@ TEST(MetricsText, IsExactlyThisForAGivenSnapshot) {
       "# HELP testfarm_workers Workers connected to the farm.\n"
       "# TYPE testfarm_workers gauge\n"
       "testfarm_workers 2\n"
-      "# HELP testfarm_slots Slots of the connected workers.\n"
+      "# HELP testfarm_workers_draining Workers draining (told to stop): they finish their "
+      "running tests and take no new ones.\n"
+      "# TYPE testfarm_workers_draining gauge\n"
+      "testfarm_workers_draining 1\n"
+      "# HELP testfarm_slots Slots of the connected workers that take tests (not draining).\n"
       "# TYPE testfarm_slots gauge\n"
       "testfarm_slots 8\n"
       "# HELP testfarm_slots_busy Slots running a test now.\n"
@@ -192,6 +197,13 @@ TEST(MetricsText, AFleetViewSetsTheGaugesAndTotalsNeverGoDown) {
   EXPECT_EQ(m.tests_queued, 13u);
   EXPECT_EQ(m.dispatch_latency.count(), 1u);
   EXPECT_EQ(m.bytes_shipped, 100u);
+  EXPECT_EQ(m.draining, 0u);
+  // A draining worker's slots are not offered any more; what it runs is still busy.
+  view.workers[0].draining = true;
+  TakeFleet(m, view);
+  EXPECT_EQ(m.draining, 1u);
+  EXPECT_EQ(m.slots, 2u);
+  EXPECT_EQ(m.slots_busy, 3u);
   // The fleet empties: the gauges follow, the totals stay.
   TakeFleet(m, FleetView{});
   EXPECT_EQ(m.workers, 0u);

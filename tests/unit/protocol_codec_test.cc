@@ -287,6 +287,23 @@ TEST(CodecRoundTrip, SmallMessages) {
                         .error = "cannot read /x: gone"});
 }
 
+TEST(CodecRoundTrip, FarmStatusWithADrainingWorker) {
+  FarmStatus status;
+  status.max_runs = 8;
+  WorkerStatus leaving;
+  leaving.name = "w1";
+  leaving.labels = {{"gpu", "1"}};
+  leaving.slots = 4;
+  leaving.busy = 1;
+  leaving.tests = {"suite::Case"};
+  leaving.draining = true;
+  WorkerStatus staying;
+  staying.name = "w2";
+  staying.slots = 2;
+  status.workers = {leaving, staying};
+  ExpectRoundTrip(status);
+}
+
 TEST(CodecRoundTrip, ClientAndFarmMessages) {
   for (const Message& message : testing::FarmMessageSamples()) {
     std::visit([](const auto& m) { ExpectRoundTrip(m); }, message);
