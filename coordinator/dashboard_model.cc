@@ -435,6 +435,7 @@ Json DashboardModel::WorkerJson(const WorkerView& worker, int64_t now_ms) const 
           {"busy", worker.running.size()},
           {"heard_ms_ago", std::max<int64_t>(0, now_ms - worker.heard_at_ms)},
           {"cache_bytes", OrNull(worker.cache_bytes)},
+          {"draining", worker.draining},
           {"running", std::move(running)}};
 }
 

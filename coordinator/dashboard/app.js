@@ -209,7 +209,9 @@ function renderWorker(e) {
   const busy = num(w.busy) ?? arr(w.running).length, slots = int0(w.slots);
   setText(e.labels, labels);
   setAttr(e.labels, 'title', labels);
-  setText(e.busy, `${busy}/${slots}`);
+  // A draining worker (told to stop) finishes what it runs and takes nothing new.
+  setText(e.busy, w.draining === true ? `${busy}/${slots} draining` : `${busy}/${slots}`);
+  setAttr(e.busy, 'title', w.draining === true ? 'draining: it takes no new tests' : '');
   renderHeard(e);
   setText(e.cache, fmtBytes(cache));
   setAttr(e.slotBox, 'aria-label', `Slots of ${e.name}: ${busy} of ${slots} busy`);

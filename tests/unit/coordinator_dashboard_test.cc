@@ -135,6 +135,7 @@ TEST(DashboardModel, SlotsShowWhatRunsAndTestsAreMarkedRunning) {
   EXPECT_EQ(w["busy"], 1);
   EXPECT_EQ(w["heard_ms_ago"], 100);
   EXPECT_EQ(w["cache_bytes"], 4096);
+  EXPECT_EQ(w["draining"], false);
   EXPECT_EQ(w["labels"]["os"], "linux");
   EXPECT_EQ(w["running"][0]["test"], "suite::T.1");
   EXPECT_EQ(w["running"][0]["since_ms"], kT0 - 500);
@@ -144,6 +145,12 @@ TEST(DashboardModel, SlotsShowWhatRunsAndTestsAreMarkedRunning) {
   EXPECT_EQ(running["tests"][0]["index"], 1);
   EXPECT_EQ(running["tests"][0]["result"], "RUN");
   EXPECT_EQ(model.Runs(kT0)["runs"][0]["running"], 1);
+
+  // Told to stop, it drains: the row says so.
+  WorkerView draining = Worker("w1", 4, {{"run-1", "suite::T.1", kT0 - 500}});
+  draining.draining = true;
+  model.Apply(Fleet({draining}, {RunRow("run-1", 3, 4)}));
+  EXPECT_EQ(model.Workers(0, 500, kT0 + 100)["workers"][0]["draining"], true);
 
   // The test finished and the slot emptied: it is no longer running.
   model.Apply(TestDoneEvent{"run-1", Done(1, TestStatus::kPassed, "PASS")});
