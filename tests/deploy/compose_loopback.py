@@ -217,12 +217,19 @@ def main():
         if not all(w.startswith("worker-") for w in ran_on):
             fail(f"tests ran on {ran_on}, not only on the farm's workers", *named)
         print(f"report: {len(attempts)} passed, on {', '.join(ran_on)}")
-        metrics = scrape(work, farm, named)
+        # The farm's gauges follow its fleet at most four times a second: scrape until they
+        # have caught up, within a bound.
         want = {"testfarm_workers": WORKERS, "testfarm_slots": WORKERS * SLOTS,
                 'testfarm_tests_finished_total{status="passed"}': len(examples)}
-        got = {name: metrics.get(name) for name in want}
-        if got != want:
-            fail(f"metrics {got}, wanted {want}", *named)
+        deadline = time.monotonic() + START_BOUND
+        while True:
+            metrics = scrape(work, farm, named)
+            got = {name: metrics.get(name) for name in want}
+            if got == want:
+                break
+            if time.monotonic() > deadline:
+                fail(f"metrics {got}, wanted {want}", *named)
+            time.sleep(0.05)  # the poll's pace, bounded by the deadline above
         print("metrics:", ", ".join(f"{k} {v:g}" for k, v in got.items()))
 
         # `docker compose down`: SIGTERM to each worker, then the farm.
