@@ -433,7 +433,8 @@ int main(int argc, char** argv) {
       ->add_option("--metrics", serve_args.metrics,
                    "Serve Prometheus metrics (text format 0.0.4) at http://ADDR/metrics: "
                    "HOST:PORT or PORT (loopback); port 0 picks a free one. Read-only counts, so "
-                   "any address is allowed without a token. testfarm_workers, testfarm_slots, "
+                   "any address is allowed without a token. testfarm_workers, "
+                   "testfarm_workers_draining, testfarm_slots, "
                    "testfarm_slots_busy, testfarm_runs{state}, testfarm_tests_queued, "
                    "testfarm_tests_finished_total{status}, testfarm_dispatch_latency_seconds, "
                    "testfarm_bytes_shipped_total, testfarm_info (README: Metrics)")
