@@ -106,7 +106,8 @@ FarmClient::FarmClient(zmq::context_t& context, const Clock& clock, FarmClientOp
       options_(std::move(options)),
       link_(context, clock, /*router=*/false, "client", "the farm"),
       farm_(options_.liveness, clock.Now()),
-      deadline_(clock.Now() + options_.connect_timeout) {
+      deadline_(clock.Now() + options_.connect_timeout),
+      profiles_(options_.profile_dir) {
   // Uploads are read piece by piece as the socket takes them: keep its own queue short.
   link_.socket().set(zmq::sockopt::sndhwm, 8);
   if (options_.keys) protocol::MakeCurveClient(link_.socket(), *options_.keys, options_.farm_key);
@@ -186,28 +187,6 @@ void FarmClient::PumpUploads() {
   }
 }
 
-void FarmClient::OnProfileData(const protocol::ProfileData& piece) {
-  Profile& profile = profiles_[piece.index];
-  if (profile.failed) return;
-  if (profile.path.empty()) {
-    profile.path = options_.profile_dir / ("worker-" + std::to_string(piece.index) + ".profdata");
-  }
-  auto fail = [&](const std::string& why) {
-    profile.failed = true;
-    profile_errors_.push_back("profile " + std::to_string(piece.index) + ": " + why);
-  };
-  if (options_.profile_dir.empty()) return fail("this run asked for no coverage");
-  if (piece.offset != profile.written) return fail("pieces out of order");
-  UniqueFd fd(::open(profile.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-  if (!fd) return fail("cannot write " + profile.path.string() + ": " + ErrnoText(errno));
-  if (::write(fd.get(), piece.data.data(), piece.data.size()) !=
-      static_cast<ssize_t>(piece.data.size())) {
-    return fail("cannot write " + profile.path.string() + ": " + ErrnoText(errno));
-  }
-  profile.written += piece.data.size();
-  profile.size = piece.size;
-}
-
 void FarmClient::OnMessage(protocol::Message& message) {
   farm_.Heard(clock_.Now());
   if (auto* missing = std::get_if<protocol::MissingBlobs>(&message)) {
@@ -256,7 +235,7 @@ void FarmClient::OnMessage(protocol::Message& message) {
     const protocol::JobResult* result = done->result.empty() ? nullptr : &done->result.front();
     ledger_->Record(done->test, std::move(*report), result, done->running);
   } else if (auto* piece = std::get_if<protocol::ProfileData>(&message)) {
-    OnProfileData(*piece);
+    profiles_.Add(*piece);
   } else if (auto* finished = std::get_if<protocol::RunFinished>(&message)) {
     interrupted_ = interrupted_ || finished->interrupted;
     stop_reason_ = finished->stop_reason;
@@ -267,12 +246,9 @@ void FarmClient::OnMessage(protocol::Message& message) {
     coverage.bad = finished->bad;
     coverage.errors = finished->errors;
     coverage.collect = Millis(static_cast<Millis::rep>(finished->collect_ms));
-    for (const auto& [index, profile] : profiles_) {
-      if (profile.failed) continue;
-      // One the farm could not finish relaying (it says why in its errors) is left out.
-      if (profile.written == profile.size) coverage.profiles.push_back(profile.path);
-    }
-    for (const std::string& error : profile_errors_) coverage.errors.push_back(error);
+    // One the farm could not finish relaying (it says why in its errors) is left out.
+    coverage.profiles = profiles_.Whole();
+    for (const std::string& error : profiles_.errors()) coverage.errors.push_back(error);
     stage_ = Stage::kDone;
   } else if (auto* bye = std::get_if<protocol::Bye>(&message)) {
     Fail("the farm ended the run: " + bye->reason);

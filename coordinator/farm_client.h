@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "coordinator/artifacts.h"
+#include "coordinator/profile_pieces.h"
 #include "coordinator/report.h"
 #include "coordinator/run_core.h"
 #include "coordinator/test_ledger.h"
@@ -76,7 +77,6 @@ class FarmClient {
   };
 
   void OnMessage(protocol::Message& message);
-  void OnProfileData(const protocol::ProfileData& piece);
   void OnSignal();
   void Submit();
   void PumpUploads();
@@ -107,15 +107,8 @@ class FarmClient {
   std::string longest_;
   SteadyTime longest_since_{};
   SteadyTime deadline_;  // kAsking .. kAccepting: connect_timeout
-  // Coverage profiles as they come: by index, the file and what was written of it.
-  struct Profile {
-    std::filesystem::path path;
-    uint64_t written = 0;
-    uint64_t size = 0;  // the whole profile's, as its pieces say
-    bool failed = false;
-  };
-  std::map<uint32_t, Profile> profiles_;
-  std::vector<std::string> profile_errors_;
+  // Coverage profiles as they come, each written to its file.
+  ProfilePieces profiles_;
 };
 
 }  // namespace testfarm::coordinator
