@@ -236,6 +236,7 @@ void FarmClient::OnMessage(protocol::Message& message) {
     ledger_->Record(done->test, std::move(*report), result, done->running);
   } else if (auto* piece = std::get_if<protocol::ProfileData>(&message)) {
     profiles_.Add(*piece);
+    Send(protocol::ProfileAck{piece->index, piece->offset});  // the farm relays more
   } else if (auto* finished = std::get_if<protocol::RunFinished>(&message)) {
     interrupted_ = interrupted_ || finished->interrupted;
     stop_reason_ = finished->stop_reason;

@@ -53,6 +53,7 @@ class FarmService::RemoteReporter : public Reporter {
   Result<std::filesystem::path> SendProfile(std::size_t index, uint64_t offset, uint64_t size,
                                             std::string_view data) {
     Say(protocol::ProfileData{static_cast<uint32_t>(index), offset, size, std::string(data)});
+    ++session_.profile_unacked;
     if (offset + data.size() < size) return std::filesystem::path();
     return std::filesystem::path("profile-" + std::to_string(index) + " (sent to the client)");
   }
@@ -131,6 +132,7 @@ void FarmService::OnMessage(const std::string& peer, protocol::Message& message)
                                                      {},
                                                      {},
                                                      false,
+                                                     0,
                                                      nullptr,
                                                      nullptr,
                                                      nullptr,
@@ -141,7 +143,8 @@ void FarmService::OnMessage(const std::string& peer, protocol::Message& message)
     return;
   }
   bool client_message = std::holds_alternative<protocol::SubmitPart>(message) ||
-                        std::holds_alternative<protocol::StopRun>(message);
+                        std::holds_alternative<protocol::StopRun>(message) ||
+                        std::holds_alternative<protocol::ProfileAck>(message);
   if (client_message ||
       (std::holds_alternative<protocol::Heartbeat>(message) && !farm_.IsWorker(peer))) {
     // A client (or worker) this farm has no record of: it restarted, or gave up on the peer.
@@ -198,6 +201,9 @@ void FarmService::OnClientMessage(Session& session, protocol::Message& message) 
       session.submitted = false;
       session.submit.reset();
     }
+  } else if (std::holds_alternative<protocol::ProfileAck>(message)) {
+    if (session.profile_unacked > 0) --session.profile_unacked;
+    if (session.run) farm_.Run(*session.run)->ResumeProfiles();
   } else if (std::holds_alternative<protocol::StatusRequest>(message)) {
     Send(session.peer, Snapshot());
   } else if (auto* query = std::get_if<protocol::HistoryQuery>(&message)) {
@@ -363,6 +369,14 @@ void FarmService::StartRun(Session& session) {
                                         std::move(shipped), std::move(profiles));
   spdlog::info("farm: {} from {} starts: {} tests", session.run_name, Describe(session.peer),
                core->test_count());
+  if (options.coverage) {
+    // The client's credit: pieces it has not acknowledged hold back the pulls from workers.
+    core->SetProfileRoom([&session] {
+      return protocol::kProfileRelayWindow > session.profile_unacked
+                 ? protocol::kProfileRelayWindow - session.profile_unacked
+                 : 0;
+    });
+  }
   core->Start();
   farm_.AddRun(id, std::move(core), RunLimits{session.submit->max_slots});
   session.run = id;

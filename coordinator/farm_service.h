@@ -111,6 +111,9 @@ class FarmService {
     std::string run_name;
     std::optional<RunId> run;  // while its run holds slots
     bool gone = false;         // the client left: its run is being stopped
+    // Profile pieces relayed to the client and not yet acknowledged (ProfileAck): at most
+    // protocol::kProfileRelayWindow, counting those its run has asked workers for.
+    std::size_t profile_unacked = 0;
     std::unique_ptr<RemoteReporter> reporter;
     std::unique_ptr<Reporter> recorder;  // records the run into the history, then `reporter`
     std::unique_ptr<Reporter> watched;   // tells the dashboard, then the history or `reporter`

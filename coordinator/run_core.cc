@@ -490,14 +490,9 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
   }
   if (chunk.offset > 0 && download.in_flight > 0) --download.in_flight;
   if (!chunk.last) {
-    // Pulled a piece at a time, a few in flight: the worker never queues the whole profile.
-    constexpr unsigned kProfileWindow = 4;
     if (download.next_request == 0) download.next_request = chunk.data.size();
-    while (download.in_flight < kProfileWindow && download.next_request < chunk.size) {
-      Send(peer, protocol::ProfileRequest{options_.run_id, download.next_request});
-      download.next_request += protocol::kMaxChunkBytes;
-      ++download.in_flight;
-    }
+    download.size = chunk.size;
+    AskProfilePieces(peer, download);
     return;
   }
   download.done = true;
@@ -510,6 +505,29 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
   coverage.profiles.push_back(download.kept);
 }
 
+void RunCore::AskProfilePieces(const std::string& peer, ProfileDownload& download) {
+  // Pulled a piece at a time, a few in flight: the worker never queues the whole profile, and a
+  // sink with credit (a farm's client) is never sent more than it has room for.
+  constexpr unsigned kProfileWindow = 4;
+  std::size_t asked = 0;  // over every download
+  if (profile_room_) {
+    for (const auto& [other, d] : profiles_) asked += d.done ? 0 : d.in_flight;
+  }
+  while (!download.done && download.in_flight < kProfileWindow &&
+         download.next_request < download.size && (!profile_room_ || asked < profile_room_())) {
+    Send(peer, protocol::ProfileRequest{options_.run_id, download.next_request});
+    download.next_request += protocol::kMaxChunkBytes;
+    ++download.in_flight;
+    ++asked;
+  }
+}
+
+void RunCore::ResumeProfiles() {
+  for (auto& [peer, download] : profiles_) {
+    if (!download.done && download.size > 0) AskProfilePieces(peer, download);
+  }
+}
+
 void RunCore::StartCollectingProfiles() {
   phase_ = RunPhase::kCollectingProfiles;
   profiles_asked_at_ = clock_.Now();
@@ -517,7 +535,7 @@ void RunCore::StartCollectingProfiles() {
   // ends the wait, and so does kProfileWait.
   profile_deadline_ = profiles_asked_at_ + kProfileWait;
   for (const std::string& peer : workers_.Peers()) {
-    profiles_[peer] = ProfileDownload{workers_.NameOf(peer), 0, false, 0, 0, std::nullopt, {}};
+    profiles_[peer] = ProfileDownload{workers_.NameOf(peer), 0, false, 0, 0, 0, std::nullopt, {}};
     Send(peer, protocol::ProfileRequest{options_.run_id, 0});
   }
 }

@@ -131,6 +131,12 @@ class RunCore {
   // A message from a worker of this run about the run's jobs or profiles (started, result,
   // profile chunk, error reply).
   void OnMessage(const std::string& peer, protocol::Message& message);
+  // Credit for the profile sink (a farm relaying profiles to a client that acknowledges them):
+  // `room()` says how many more pieces it can take now; the pieces asked of workers beyond
+  // their first, over all of them, stay below it. Unset: only the per-worker window of 4.
+  void SetProfileRoom(std::function<std::size_t()> room) { profile_room_ = std::move(room); }
+  // The sink has room again: ask the workers for the pieces it held back.
+  void ResumeProfiles();
   // The user interrupted: the first time the run stops gracefully (running tests are cancelled);
   // a second time, a second or more later, it stops waiting for them.
   void OnInterrupt();
@@ -188,6 +194,7 @@ class RunCore {
     bool done = false;
     uint64_t next_request = 0;         // the offset to ask for next (after the first piece)
     unsigned in_flight = 0;            // pieces asked for beyond the first, not yet here
+    uint64_t size = 0;                 // the whole profile's, from the first piece
     std::optional<std::size_t> index;  // the sink's, from the first piece
     std::filesystem::path kept;        // where the sink put it, after the last piece
   };
@@ -210,6 +217,9 @@ class RunCore {
   void OnProfileChunk(const std::string& peer, protocol::ProfileChunk& chunk);
   void OnSetRequest(const std::string& peer, const protocol::SetRequest& request);
   void OnHandBack(const std::string& peer, const protocol::HandBack& handed);
+  // Asks the worker for more pieces of its profile: up to 4 in flight, and, with a profile room,
+  // no more than the sink has room for over all downloads.
+  void AskProfilePieces(const std::string& peer, ProfileDownload& download);
   // The id jobs name `set` by (given at its first job).
   uint64_t SetIdOf(const ArtifactSet* set);
   bool DispatchOpen();
@@ -237,6 +247,7 @@ class RunCore {
   std::map<const ArtifactSet*, uint64_t> set_ids_;
   std::vector<const ArtifactSet*> sets_by_id_;  // id - 1
   ProfileSink profile_sink_;
+  std::function<std::size_t()> profile_room_;  // see SetProfileRoom
 
   Scheduler scheduler_;
   RunningTests running_;

@@ -371,6 +371,12 @@ void Fields(Io& io, M& m) {
   io.Str("reason", m.reason, Need::kOptional);
 }
 
+template <typename Io, Is<ProfileAck> M>
+void Fields(Io& io, M& m) {
+  io.U32("index", m.index, Need::kRequired);
+  io.U64("offset", m.offset, Need::kRequired);
+}
+
 template <typename Io, Is<HandBack> M>
 void Fields(Io& io, M& m) {
   io.U64("lease", m.lease, Need::kRequired);

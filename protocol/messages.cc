@@ -55,6 +55,9 @@ const char* Name(const Drain&) {
 const char* Name(const HandBack&) {
   return "hand_back";
 }
+const char* Name(const ProfileAck&) {
+  return "profile-ack";
+}
 const char* Name(const Submit&) {
   return "submit";
 }

@@ -394,6 +394,16 @@ struct ProfileData {
   friend bool operator==(const ProfileData&, const ProfileData&) = default;
 };
 
+// client -> farm: a relayed profile piece (ProfileData) was written. The farm keeps at most
+// kProfileRelayWindow pieces unacknowledged per client: a client that stops reading stalls its
+// run's profile pulls, never the farm's memory.
+struct ProfileAck {
+  uint32_t index = 0;
+  uint64_t offset = 0;
+  friend bool operator==(const ProfileAck&, const ProfileAck&) = default;
+};
+inline constexpr std::size_t kProfileRelayWindow = 8;
+
 // The run is over; every test (and every profile) was sent before this.
 struct RunFinished {
   bool interrupted = false;
@@ -466,7 +476,7 @@ using Message =
                  ErrorReply, Fetch, Chunk, ProfileRequest, ProfileChunk, Submit, SubmitPart,
                  Accepted, HasBlobs, MissingBlobs, Upload, WorkerJoined, TestStarted, TestSlow,
                  Running, ProfileData, TestDone, RunFinished, StopRun, StatusRequest, FarmStatus,
-                 HistoryQuery, HistoryAnswer, SetRequest, SetManifest, Drain, HandBack>;
+                 HistoryQuery, HistoryAnswer, SetRequest, SetManifest, Drain, HandBack, ProfileAck>;
 
 // The wire name of a message's type ("hello", "job", ...).
 const char* TypeName(const Message& message);

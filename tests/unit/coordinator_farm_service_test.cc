@@ -173,6 +173,66 @@ TEST(FarmService, TheStatusSaysWhichWorkersAreDraining) {
   }
 }
 
+// A client that does not acknowledge the profile pieces it is relayed holds back its run's
+// pulls from the workers: the farm never has more than kProfileRelayWindow of them out.
+TEST(FarmService, AProfileIsRelayedToItsClientWithinTheClientsCredit) {
+  Farm farm;
+  farm.Hello("w", 1);
+  protocol::Submit submit;
+  submit.client = "a";
+  submit.test_count = 1;
+  submit.has_prefetch = true;
+  submit.coverage = true;
+  farm.Say("a", submit);
+  protocol::SubmitPart part;
+  part.tests.push_back(ToWire(fixtures::Specs(1)[0], 0));
+  part.last = true;
+  farm.Say("a", part);
+  farm.Tick();
+  std::vector<protocol::JobAssign> jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 1u);
+  const uint64_t run = jobs[0].run;
+  farm.Say("w", protocol::JobStarted{jobs[0].lease});
+  protocol::JobResult result = fixtures::ResultOf(jobs[0]);
+  result.profiles = 1;
+  farm.Say("w", result);
+  farm.Tick();
+  constexpr uint64_t kPiece = protocol::kMaxChunkBytes;
+  constexpr uint64_t kPieces = 12;
+  std::size_t answered = 0;  // the worker answers every request it has had
+  auto answer = [&] {
+    std::vector<protocol::ProfileRequest> asked = farm.Heard<protocol::ProfileRequest>("w");
+    for (; answered < asked.size(); ++answered) {
+      protocol::ProfileChunk chunk;
+      chunk.run = run;
+      chunk.offset = asked[answered].offset;
+      chunk.size = kPieces * kPiece;
+      chunk.data = std::string(kPiece, 'p');
+      chunk.last = chunk.offset + kPiece == chunk.size;
+      chunk.merged = chunk.last ? 1 : 0;
+      farm.Say("w", chunk);
+    }
+    farm.Tick();
+  };
+  auto relayed = [&] { return farm.Heard<protocol::ProfileData>("a").size(); };
+  for (int round = 0; round < 10; ++round) answer();
+  EXPECT_EQ(relayed(), protocol::kProfileRelayWindow) << "no acknowledgement, no more";
+  // The client writes what it has and says so: the rest follows, within the credit again.
+  std::size_t acked = 0;
+  for (int round = 0; round < 20 && relayed() < kPieces; ++round) {
+    for (; acked < relayed(); ++acked) {
+      const protocol::ProfileData& piece = farm.Heard<protocol::ProfileData>("a")[acked];
+      farm.Say("a", protocol::ProfileAck{piece.index, piece.offset});
+    }
+    answer();
+    EXPECT_LE(relayed() - acked, protocol::kProfileRelayWindow);
+  }
+  EXPECT_EQ(relayed(), kPieces);
+  std::vector<protocol::RunFinished> finished = farm.Heard<protocol::RunFinished>("a");
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_TRUE(finished[0].errors.empty());
+}
+
 TEST(FarmService, RunsBeyondMaxRunsWaitAndBeyondTheQueueAreRefused) {
   Farm farm(/*max_runs=*/1, /*max_queued=*/1);
   farm.Hello("w", 1);

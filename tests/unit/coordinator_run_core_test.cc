@@ -464,6 +464,57 @@ TEST(RunCore, AProfileIsPulledWithAtMostFourPiecesInFlight) {
   EXPECT_EQ(summary.coverage.profiles[0], "p0");
 }
 
+// A sink with credit (a farm relaying to a client): the pieces asked of the worker stay within
+// the room it has, and more are asked for when it has room again.
+TEST(RunCore, AProfileSinkWithCreditHoldsBackThePullsUntilItHasRoom) {
+  RunOptions options = Options();
+  options.coverage = true;
+  // Like a farm relaying to its client: room for 3 pieces not yet acknowledged.
+  constexpr std::size_t kWindow = 3;
+  std::size_t handed = 0;
+  std::size_t acked = 0;
+  Farm farm(Specs(1), options,
+            [&](std::size_t, uint64_t offset, uint64_t total,
+                std::string_view data) -> Result<std::filesystem::path> {
+              ++handed;
+              return std::filesystem::path(offset + data.size() == total ? "p0" : "");
+            });
+  farm.run->SetProfileRoom([&] { return kWindow - (handed - acked); });
+  farm.Start();
+  farm.Hello("a", 1);
+  farm.Tick();
+  for (const auto& job : farm.TakeJobs("a")) {
+    farm.Started(job, "a");
+    farm.Finished(job, "a", ExitState::Exited(0), /*profiles=*/1);
+  }
+  farm.Tick();
+  constexpr uint64_t kPiece = protocol::kMaxChunkBytes;
+  const uint64_t size = 6 * kPiece;  // 6 pieces
+  auto piece = [&](uint64_t index) {
+    return Piece(index * kPiece, size, std::string(kPiece, 'x'), index == 5, 1);
+  };
+  auto asked = [&] { return farm.Heard<protocol::ProfileRequest>("a").size(); };
+  ASSERT_EQ(asked(), 1u) << "the first piece";
+  farm.Say("a", piece(0));
+  farm.Tick();
+  EXPECT_EQ(asked(), 3u) << "two more: the room left, below the window of four";
+  farm.Say("a", piece(1));
+  farm.Say("a", piece(2));
+  farm.Tick();
+  EXPECT_EQ(asked(), 3u) << "three handed on, none acknowledged: no room, nothing more asked";
+  acked = 3;  // the reader caught up
+  farm.run->ResumeProfiles();
+  farm.Tick();
+  EXPECT_EQ(asked(), 6u) << "the rest once there is room";
+  for (uint64_t i = 3; i < 6; ++i) farm.Say("a", piece(i));
+  farm.Tick();
+  EXPECT_EQ(handed, 6u);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone);
+  RunSummary summary = farm.Finish();
+  EXPECT_TRUE(summary.coverage.errors.empty());
+  ASSERT_EQ(summary.coverage.profiles.size(), 1u);
+}
+
 TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
   RunOptions options = Options();
   options.coverage = true;

@@ -257,6 +257,7 @@ TEST(CodecRoundTrip, SmallMessages) {
   ExpectRoundTrip(Drain{});
   ExpectRoundTrip(HandBack{.lease = uint64_t{1} << 45, .reason = "draining"});
   ExpectRoundTrip(HandBack{.lease = 1, .reason = ""});
+  ExpectRoundTrip(ProfileAck{.index = 7, .offset = uint64_t{5} << 32});
   ExpectRoundTrip(SetManifest{.run = 3,
                               .set = 9,
                               .root = "/src/build",
@@ -356,6 +357,7 @@ TEST(CodecTypeNames, AreTheWireNames) {
   EXPECT_STREQ(TypeName(SetManifest{}), "set");
   EXPECT_STREQ(TypeName(Drain{}), "drain");
   EXPECT_STREQ(TypeName(HandBack{}), "hand_back");
+  EXPECT_STREQ(TypeName(ProfileAck{}), "profile-ack");
 }
 
 TEST(CodecCodeNames, AreDistinct) {
