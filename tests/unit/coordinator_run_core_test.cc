@@ -406,6 +406,20 @@ TEST(RunCore, EveryWorkerLostStopsTheRunWithTheRestNotRun) {
   EXPECT_EQ(summary.total(), 5u);
 }
 
+// The run starts, worker `peer` (one slot) runs every test, each leaving a raw profile: the
+// run then collects the worker's merged profile.
+template <typename Farm>
+void RunOneTestWithAProfile(Farm& farm, const std::string& peer) {
+  farm.Start();
+  farm.Hello(peer, 1);
+  farm.Tick();
+  for (const auto& job : farm.TakeJobs(peer)) {
+    farm.Started(job, peer);
+    farm.Finished(job, peer, ExitState::Exited(0), /*profiles=*/1);
+  }
+  farm.Tick();
+}
+
 // A worker's profile is pulled a piece at a time with at most 4 requests in flight: the worker
 // never has to queue it whole.
 TEST(RunCore, AProfileIsPulledWithAtMostFourPiecesInFlight) {
@@ -421,14 +435,7 @@ TEST(RunCore, AProfileIsPulledWithAtMostFourPiecesInFlight) {
               handed.push_back(data.size());
               return std::filesystem::path(offset + data.size() == total ? "p0" : "");
             });
-  farm.Start();
-  farm.Hello("a", 1);
-  farm.Tick();
-  for (const auto& job : farm.TakeJobs("a")) {
-    farm.Started(job, "a");
-    farm.Finished(job, "a", ExitState::Exited(0), /*profiles=*/1);
-  }
-  farm.Tick();
+  RunOneTestWithAProfile(farm, "a");
   auto offsets = [&] {
     std::vector<uint64_t> asked;
     for (const auto& request : farm.Heard<protocol::ProfileRequest>("a")) {
@@ -480,14 +487,7 @@ TEST(RunCore, AProfileSinkWithCreditHoldsBackThePullsUntilItHasRoom) {
               return std::filesystem::path(offset + data.size() == total ? "p0" : "");
             });
   farm.run->SetProfileRoom([&] { return kWindow - (handed - acked); });
-  farm.Start();
-  farm.Hello("a", 1);
-  farm.Tick();
-  for (const auto& job : farm.TakeJobs("a")) {
-    farm.Started(job, "a");
-    farm.Finished(job, "a", ExitState::Exited(0), /*profiles=*/1);
-  }
-  farm.Tick();
+  RunOneTestWithAProfile(farm, "a");
   constexpr uint64_t kPiece = protocol::kMaxChunkBytes;
   const uint64_t size = 6 * kPiece;  // 6 pieces
   auto piece = [&](uint64_t index) {
