@@ -220,9 +220,9 @@ TEST(FarmService, AProfileIsRelayedToItsClientWithinTheClientsCredit) {
   // The client writes what it has and says so: the rest follows, within the credit again.
   std::size_t acked = 0;
   for (int round = 0; round < 20 && relayed() < kPieces; ++round) {
-    for (; acked < relayed(); ++acked) {
-      const protocol::ProfileData& piece = farm.Heard<protocol::ProfileData>("a")[acked];
-      farm.Say("a", protocol::ProfileAck{piece.index, piece.offset});
+    const std::vector<protocol::ProfileData> pieces = farm.Heard<protocol::ProfileData>("a");
+    for (; acked < pieces.size(); ++acked) {
+      farm.Say("a", protocol::ProfileAck{pieces[acked].index, pieces[acked].offset});
     }
     answer();
     EXPECT_LE(relayed() - acked, protocol::kProfileRelayWindow);
