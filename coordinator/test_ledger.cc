@@ -37,7 +37,11 @@ TestLedger::TestLedger(const Clock& clock, const std::vector<TestSpec>& tests, R
       tests_(tests),
       reporter_(reporter),
       reported_(tests.size(), false),
-      started_(clock.Now()) {}
+      started_(clock.Now()) {
+  // One report per test unless tests are retried: the vector is not regrown (and left half
+  // empty) on the way to a million.
+  summary_.reports.reserve(tests.size());
+}
 
 bool TestLedger::Record(std::size_t test, TestReport report, const protocol::JobResult* result,
                         std::size_t running) {
@@ -105,7 +109,8 @@ void TestLedger::RecordTheRestNotRun(const std::string& reason) {
 RunSummary TestLedger::Close() {
   summary_.wall = std::chrono::duration_cast<Millis>(clock_.Now() - started_);
   reporter_.OnRunEnd(summary_);
-  return summary_;
+  // Moved out, not copied: a run of a million tests would hold its reports twice.
+  return std::move(summary_);
 }
 
 }  // namespace testfarm::coordinator

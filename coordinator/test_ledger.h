@@ -38,7 +38,8 @@ class TestLedger {
 
   // The summary so far (coverage and stop fields are the run's to fill).
   RunSummary& summary() { return summary_; }
-  // Ends the ledger: the wall time is taken and the reporter gets the summary.
+  // Ends the ledger: the wall time is taken, the reporter gets the summary, and the summary is
+  // moved out (the ledger keeps nothing after).
   RunSummary Close();
 
  private:
