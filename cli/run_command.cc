@@ -482,7 +482,7 @@ int List(const ListArgs& args) {
                      {"suite", test.suite},
                      {"case", test.gtest_case},
                      {"kind", test.gtest() ? "gtest" : "plain"},
-                     {"command", test.command},
+                     {"command", test.settings().command},
                      {"labels", test.labels},
                      {"timeout_ms", test.timeout.count()},
                      {"skipped", test.skip_reason},
@@ -1011,9 +1011,9 @@ int Run(const RunArgs& args) {
     // Their output goes to the terminal, so no expression can be held against it.
     std::vector<std::string> judged_by_exit;
     for (TestSpec& test : *tests) {
-      if (test.output_rules.empty()) continue;
+      if (test.settings().output_rules.empty()) continue;
       judged_by_exit.push_back(test.name);
-      test.output_rules = {};
+      test.EditSettings().output_rules = {};
     }
     if (!judged_by_exit.empty()) {
       PrintTo(stderr, "testfarm: warning: ",

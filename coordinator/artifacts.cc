@@ -97,10 +97,11 @@ fs::path Absolute(const std::string& path, const std::string& base) {
 }  // namespace
 
 std::optional<fs::path> OwnExecutable(const TestSpec& test) {
-  if (test.command.empty() || test.command.front().find('/') == std::string::npos) {
+  if (test.settings().command.empty() ||
+      test.settings().command.front().find('/') == std::string::npos) {
     return std::nullopt;
   }
-  fs::path executable = Absolute(test.command.front(), test.cwd);
+  fs::path executable = Absolute(test.settings().command.front(), test.settings().cwd);
   if (IsSystemPath(executable.string())) return std::nullopt;
   return executable;
 }
@@ -150,8 +151,8 @@ Result<ArtifactSet> ArtifactCatalog::Build(const TestSpec& test) {
       libraries.insert(files.back());
     }
   }
-  for (const std::string& data : test.data_files) {
-    fs::path path = Absolute(data, test.cwd);
+  for (const std::string& data : test.settings().data_files) {
+    fs::path path = Absolute(data, test.settings().cwd);
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
       for (auto it = fs::recursive_directory_iterator(path, ec);
@@ -174,7 +175,7 @@ Result<ArtifactSet> ArtifactCatalog::Build(const TestSpec& test) {
   }
   std::vector<fs::path> anchors = files;
   for (fs::path& anchor : anchors) anchor = anchor.parent_path();
-  if (!test.cwd.empty()) anchors.push_back(Absolute(test.cwd, ""));
+  if (!test.settings().cwd.empty()) anchors.push_back(Absolute(test.settings().cwd, ""));
   fs::path root = CommonRoot(anchors);
   set.root = root.string();
   std::set<std::string> seen;
@@ -196,8 +197,9 @@ Result<ArtifactSet> ArtifactCatalog::Build(const TestSpec& test) {
 }
 
 Result<const ArtifactSet*> ArtifactCatalog::For(const TestSpec& test) {
-  std::string key = (test.command.empty() ? "" : test.command.front()) + '\0' + test.cwd;
-  for (const std::string& data : test.data_files) key += '\0' + data;
+  std::string key = (test.settings().command.empty() ? "" : test.settings().command.front()) +
+                    '\0' + test.settings().cwd;
+  for (const std::string& data : test.settings().data_files) key += '\0' + data;
   if (auto it = sets_.find(key); it != sets_.end()) return &it->second;
   auto built = Build(test);
   if (!built) return built.error();

@@ -210,7 +210,7 @@ Result<std::vector<TestSpec>> DiscoverTests(const SourceOptions& options, const 
   // A fixture's setup and cleanup come back from the whole list: kept only when some test
   // requires a fixture (a million GoogleTest cases are not copied for nothing).
   const bool fixtures = std::any_of(tests.begin(), tests.end(), [](const TestSpec& test) {
-    return !test.ordering.fixtures_required.empty();
+    return !test.settings().ordering.fixtures_required.empty();
   });
   std::vector<TestSpec> all;
   if (fixtures) all = tests;

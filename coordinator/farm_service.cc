@@ -324,7 +324,7 @@ void FarmService::StartRun(Session& session) {
   std::vector<const ArtifactSet*> shipped;
   specs.reserve(session.tests.size());
   for (const protocol::RunTest& test : session.tests) {
-    specs.push_back(FromWire(test));
+    specs.push_back(FromWire(test, specs.empty() ? nullptr : &specs.back()));
     shipped.push_back(test.file_set == 0 ? nullptr : &session.sets[test.file_set - 1]);
   }
   session.tests.clear();

@@ -23,26 +23,26 @@ protocol::RunTest ToWire(const TestSpec& test, uint32_t file_set) {
   wire.name = test.name;
   wire.suite = test.suite;
   wire.gtest_case = test.gtest_case;
-  wire.command = test.command;
-  wire.env = test.env;
-  wire.cwd = test.cwd;
+  wire.command = test.settings().command;
+  wire.env = test.settings().env;
+  wire.cwd = test.settings().cwd;
   wire.timeout_ms = Ms(test.timeout);
   wire.labels = test.labels;
-  wire.required_labels = test.required_labels;
+  wire.required_labels = test.settings().required_labels;
   wire.will_fail = test.will_fail;
   wire.has_skip_return_code = test.skip_return_code.has_value();
   wire.skip_return_code = static_cast<uint32_t>(test.skip_return_code.value_or(0));
   wire.run_serial = test.run_serial;
   wire.retries = test.retries.value_or(0);
-  wire.depends = test.ordering.depends;
-  wire.fixtures_setup = test.ordering.fixtures_setup;
-  wire.fixtures_required = test.ordering.fixtures_required;
-  wire.fixtures_cleanup = test.ordering.fixtures_cleanup;
-  wire.resource_locks = test.ordering.resource_locks;
-  wire.processors = test.ordering.processors;
-  wire.pass_regex = test.output_rules.pass;
-  wire.fail_regex = test.output_rules.fail;
-  wire.skip_regex = test.output_rules.skip;
+  wire.depends = test.settings().ordering.depends;
+  wire.fixtures_setup = test.settings().ordering.fixtures_setup;
+  wire.fixtures_required = test.settings().ordering.fixtures_required;
+  wire.fixtures_cleanup = test.settings().ordering.fixtures_cleanup;
+  wire.resource_locks = test.settings().ordering.resource_locks;
+  wire.processors = test.settings().ordering.processors;
+  wire.pass_regex = test.settings().output_rules.pass;
+  wire.fail_regex = test.settings().output_rules.fail;
+  wire.skip_regex = test.settings().output_rules.skip;
   wire.skip_reason = test.skip_reason;
   wire.error = test.error;
   wire.error_output = test.error_output;
@@ -51,30 +51,37 @@ protocol::RunTest ToWire(const TestSpec& test, uint32_t file_set) {
   return wire;
 }
 
-TestSpec FromWire(const protocol::RunTest& wire) {
+TestSpec FromWire(const protocol::RunTest& wire, const TestSpec* previous) {
   TestSpec test;
   test.name = wire.name;
   test.suite = wire.suite;
   test.gtest_case = wire.gtest_case;
-  test.command = wire.command;
-  test.env = wire.env;
-  test.cwd = wire.cwd;
+  SuiteSettings settings;
+  settings.command = wire.command;
+  settings.env = wire.env;
+  settings.cwd = wire.cwd;
+  settings.required_labels = wire.required_labels;
+  settings.ordering.depends = wire.depends;
+  settings.ordering.fixtures_setup = wire.fixtures_setup;
+  settings.ordering.fixtures_required = wire.fixtures_required;
+  settings.ordering.fixtures_cleanup = wire.fixtures_cleanup;
+  settings.ordering.resource_locks = wire.resource_locks;
+  settings.ordering.processors = std::max(1u, wire.processors);
+  settings.output_rules.pass = wire.pass_regex;
+  settings.output_rules.fail = wire.fail_regex;
+  settings.output_rules.skip = wire.skip_regex;
+  // The cases of a suite come one after another with the same settings: they share one copy.
+  if (previous != nullptr && previous->settings() == settings) {
+    test.shared_settings = previous->shared_settings;
+  } else {
+    test.EditSettings() = std::move(settings);
+  }
   test.timeout = MillisOf(wire.timeout_ms);
   test.labels = wire.labels;
-  test.required_labels = wire.required_labels;
   test.will_fail = wire.will_fail;
   if (wire.has_skip_return_code) test.skip_return_code = static_cast<int>(wire.skip_return_code);
   test.run_serial = wire.run_serial;
   if (wire.retries > 0) test.retries = std::min(wire.retries, kMaxRetries);
-  test.ordering.depends = wire.depends;
-  test.ordering.fixtures_setup = wire.fixtures_setup;
-  test.ordering.fixtures_required = wire.fixtures_required;
-  test.ordering.fixtures_cleanup = wire.fixtures_cleanup;
-  test.ordering.resource_locks = wire.resource_locks;
-  test.ordering.processors = std::max(1u, wire.processors);
-  test.output_rules.pass = wire.pass_regex;
-  test.output_rules.fail = wire.fail_regex;
-  test.output_rules.skip = wire.skip_regex;
   test.skip_reason = wire.skip_reason;
   test.error = wire.error;
   test.error_output = wire.error_output;

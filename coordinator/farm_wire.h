@@ -16,7 +16,8 @@ namespace testfarm::coordinator {
 
 // `file_set`: 0 for none, else 1 + the index of the test's file set in the submission.
 protocol::RunTest ToWire(const TestSpec& test, uint32_t file_set);
-TestSpec FromWire(const protocol::RunTest& test);
+// `previous`: the test decoded before it, if any; equal suite settings are shared with it.
+TestSpec FromWire(const protocol::RunTest& test, const TestSpec* previous = nullptr);
 
 protocol::FileSet ToWire(const ArtifactSet& set);
 ArtifactSet FromWire(const protocol::FileSet& set);

@@ -17,6 +17,7 @@ struct Ordering {
   std::vector<std::string> fixtures_cleanup;   // fixtures it cleans up after their users
   std::vector<std::string> resource_locks;     // tests sharing a name never run at once
   unsigned processors = 1;                     // slots it occupies on its worker
+  friend bool operator==(const Ordering&, const Ordering&) = default;
 };
 
 }  // namespace testfarm::coordinator

@@ -34,7 +34,7 @@ CaseVerdict PlainVerdict(std::size_t index, const TestSpec& test, const protocol
   v.test = index;
   v.duration = Millis(static_cast<long long>(r.duration_ms));
   const ExitState& state = r.state;
-  const OutputRules& rules = test.output_rules;
+  const OutputRules& rules = test.settings().output_rules;
   if (state.kind() == Kind::kCancelled) {
     v.state = TestStatus::kCancelled;
     return v;

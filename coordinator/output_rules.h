@@ -18,6 +18,7 @@ struct OutputRules {
   std::vector<std::string> fail;  // a match fails the test, whatever its exit code
   std::vector<std::string> skip;  // a match skips the test (if it exited)
   bool empty() const { return pass.empty() && fail.empty() && skip.empty(); }
+  friend bool operator==(const OutputRules&, const OutputRules&) = default;
 };
 
 // An error says why `pattern` is not a regular expression.

@@ -15,19 +15,21 @@ TestSpec FromSuite(const SuiteSpec& suite, Millis default_timeout) {
   TestSpec test;
   test.name = suite.name;
   test.suite = suite.name;
-  test.command = suite.command;
-  test.env = suite.env;
-  test.cwd = suite.cwd;
+  // Set once here: the suite's cases are copies of this test and share them.
+  SuiteSettings& settings = test.EditSettings();
+  settings.command = suite.command;
+  settings.env = suite.env;
+  settings.cwd = suite.cwd;
+  settings.required_labels = suite.required_labels;
+  settings.data_files = suite.data_files;
+  settings.ordering = suite.ordering;
+  settings.output_rules = suite.output_rules;
   test.timeout = suite.timeout.value_or(default_timeout);
   test.labels = suite.labels;
-  test.required_labels = suite.required_labels;
-  test.data_files = suite.data_files;
   test.will_fail = suite.will_fail;
   test.skip_return_code = suite.skip_return_code;
   test.run_serial = suite.run_serial;
   test.retries = suite.retries;
-  test.ordering = suite.ordering;
-  test.output_rules = suite.output_rules;
   if (suite.disabled) {
     test.skip_reason = "disabled";
   } else {
@@ -77,6 +79,11 @@ std::vector<TestSpec> ExpandSuites(const std::vector<SuiteSpec>& suites,
     }
     const std::size_t runnable = static_cast<std::size_t>(std::count_if(
         cases->begin(), cases->end(), [](const GtestCase& c) { return !c.disabled; }));
+    // Room for the cases at once: a binary of a million cases is not copied as the vector grows
+    // (nor left with room for a million more). Later suites still grow it geometrically.
+    if (tests.capacity() < tests.size() + cases->size()) {
+      tests.reserve(std::max(tests.size() + cases->size(), tests.capacity() * 3 / 2));
+    }
     std::size_t index = 0;
     for (const GtestCase& gtest_case : *cases) {
       TestSpec test = base;
@@ -125,12 +132,10 @@ Result<std::vector<TestSpec>> Select(std::vector<TestSpec> tests, const Selectio
     }
     return true;
   };
-  std::vector<TestSpec> selected;
-  for (TestSpec& test : tests) {
-    if (keep(test)) selected.push_back(std::move(test));
-  }
-  if (selected.empty()) return Error{"the selection leaves no test to run"};
-  return selected;
+  // Filtered in place: a second vector of a million tests would double the planner's peak.
+  std::erase_if(tests, [&](const TestSpec& t) { return !keep(t); });
+  if (tests.empty()) return Error{"the selection leaves no test to run"};
+  return tests;
 }
 
 namespace {
@@ -185,12 +190,16 @@ Result<Partition> ParsePartition(const std::string& text) {
 }
 
 std::vector<TestSpec> TakePartition(std::vector<TestSpec> tests, const Partition& partition) {
-  std::vector<TestSpec> part;
+  // Kept in place: a second vector of a million tests would double the planner's peak.
+  std::size_t kept = 0;
   for (std::size_t i = 0; i < tests.size(); ++i) {
     uint64_t key = partition.kind == Partition::Kind::kHash ? StableHash(tests[i].name) : i;
-    if (key % partition.count == partition.index - 1) part.push_back(std::move(tests[i]));
+    if (key % partition.count != partition.index - 1) continue;
+    if (kept != i) tests[kept] = std::move(tests[i]);
+    ++kept;
   }
-  return part;
+  tests.erase(tests.begin() + static_cast<std::ptrdiff_t>(kept), tests.end());
+  return tests;
 }
 
 void Shuffle(std::vector<TestSpec>* tests, uint64_t seed) {

@@ -60,9 +60,9 @@ RunCore::RunCore(const Clock& clock, std::vector<TestSpec> tests, RunOptions opt
   base_tests_ = tests_.size();
   for (const TestSpec& test : tests_) {
     if (test.decided()) continue;
-    if (std::find(label_needs_.begin(), label_needs_.end(), test.required_labels) ==
+    if (std::find(label_needs_.begin(), label_needs_.end(), test.settings().required_labels) ==
         label_needs_.end()) {
-      label_needs_.push_back(test.required_labels);
+      label_needs_.push_back(test.settings().required_labels);
     }
   }
 }
@@ -89,9 +89,9 @@ JobId RunCore::AddJob(std::vector<std::size_t> tests, bool batch, unsigned attem
   const TestSpec& first = tests_[tests.front()];
   JobNeeds needs;
   needs.serial = first.run_serial;
-  needs.processors = first.ordering.processors;
-  needs.required_labels = first.required_labels;
-  needs.locks = first.ordering.resource_locks;
+  needs.processors = first.settings().ordering.processors;
+  needs.required_labels = first.settings().required_labels;
+  needs.locks = first.settings().ordering.resource_locks;
   // An iteration's copies keep their fixture group (on the worker the group is pinned to).
   const std::size_t base = BaseOf(tests.front());
   if (tests.size() == 1 && base < order_.group.size() && order_.group[base]) {
@@ -565,8 +565,8 @@ void RunCore::PerformActions() {
       message.lease = assign->lease;
       message.job_id = assign->job;
       message.name = JobName(assign->job);
-      message.argv = first.command;
-      message.env = first.env;
+      message.argv = first.settings().command;
+      message.env = first.settings().env;
       if (first.gtest() && job.shard) {
         // gtest picks the shard's cases itself; the ones handed out before are left out.
         message.env["GTEST_TOTAL_SHARDS"] = std::to_string(job.shard->count);
@@ -583,7 +583,7 @@ void RunCore::PerformActions() {
         message.argv.push_back("--gtest_filter=" + GtestFilterFor(cases));
         message.report_env = "GTEST_OUTPUT=json:";
       }
-      message.cwd = first.cwd;
+      message.cwd = first.settings().cwd;
       message.timeout_ms = static_cast<uint64_t>(first.timeout.count());
       message.kill_grace_ms = static_cast<uint64_t>(options_.scheduler.kill_grace.count());
       message.coverage = options_.coverage;
@@ -607,7 +607,7 @@ void RunCore::PerformActions() {
 
 void RunCore::WarnIfClamped(std::size_t test, const std::string& peer) {
   const WorkerRegistry::Worker* worker = workers_.Find(peer);
-  unsigned wanted = tests_[test].ordering.processors;
+  unsigned wanted = tests_[test].settings().ordering.processors;
   if (worker == nullptr || wanted <= worker->slots) return;
   if (!clamp_warned_.insert(BaseOf(test)).second) return;  // once, not per iteration
   spdlog::warn(
@@ -681,7 +681,7 @@ void RunCore::FailUnplaceable() {
   if (clock_.Now() < ledger_.started() + options_.wait_workers) return;
   for (JobId job : scheduler_.TakeUnplaceable()) {
     std::string wanted;
-    for (const auto& [key, value] : tests_[jobs_[job].tests.front()].required_labels) {
+    for (const auto& [key, value] : tests_[jobs_[job].tests.front()].settings().required_labels) {
       wanted += (wanted.empty() ? "" : ", ") + key + "=" + value;
     }
     ReportJob(job, TestStatus::kFailed,

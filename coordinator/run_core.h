@@ -13,6 +13,7 @@
 // reporter's calls. A FarmCore feeds it (for `testfarm run`, a farm of one run); unit tests
 // feed it by hand on a FakeClock.
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -257,12 +258,12 @@ class RunCore {
   std::vector<Outgoing> outbox_;
 
   std::map<std::size_t, std::size_t> batch_suite_of_;  // test -> batcher suite
-  std::vector<Job> jobs_;                              // by scheduler JobId
-  TestOrder order_;                                    // DEPENDS and fixtures among tests_
-  std::vector<unsigned> failed_attempts_;              // per test: attempts that failed
-  std::size_t base_tests_ = 0;                         // the selection; then its iterations
-  unsigned iterations_ = 1;                            // started so far
-  std::optional<SteadyTime> stress_ends_;              // --stress-duration
+  std::deque<Job> jobs_;  // by scheduler JobId; a deque: grows without copies or spare room
+  TestOrder order_;       // DEPENDS and fixtures among tests_
+  std::vector<unsigned> failed_attempts_;  // per test: attempts that failed
+  std::size_t base_tests_ = 0;             // the selection; then its iterations
+  unsigned iterations_ = 1;                // started so far
+  std::optional<SteadyTime> stress_ends_;  // --stress-duration
   bool until_fail_stopped_ = false;
   std::string until_fail_reason_;
   std::vector<bool> awaited_;  // per test: another test waits for it

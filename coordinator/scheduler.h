@@ -289,7 +289,7 @@ class Scheduler {
 
   const Clock& clock_;
   SchedulerOptions options_;
-  std::vector<Job> jobs_;
+  std::deque<Job> jobs_;  // a deque: a million jobs grow without copies or spare room
   std::deque<JobId> queue_;
   std::map<WorkerId, Worker> workers_;
   std::map<LeaseId, Lease> leases_;

@@ -72,14 +72,14 @@ Result<TestOrder> OrderTests(const std::vector<TestSpec>& tests) {
   for (std::size_t t = 0; t < n; ++t) {
     if (!TakesPart(tests[t])) continue;
     index.emplace(tests[t].name, t);
-    const Ordering& o = tests[t].ordering;
+    const Ordering& o = tests[t].settings().ordering;
     for (const std::string& f : o.fixtures_setup) setups[f].push_back(t);
     for (const std::string& f : o.fixtures_required) users[f].push_back(t);
     for (const std::string& f : o.fixtures_cleanup) cleanups[f].push_back(t);
   }
   for (std::size_t t = 0; t < n; ++t) {
     if (!TakesPart(tests[t])) continue;
-    for (const std::string& name : tests[t].ordering.depends) {
+    for (const std::string& name : tests[t].settings().ordering.depends) {
       auto on = index.find(name);
       if (on != index.end() && on->second != t) order.waits[t].push_back({on->second, {}});
     }
@@ -152,8 +152,10 @@ std::vector<TestSpec> WithFixtureTests(const std::vector<TestSpec>& all,
   for (std::size_t t = 0; t < all.size(); ++t) {
     if (!TakesPart(all[t])) continue;
     index.emplace(all[t].name, t);
-    for (const std::string& f : all[t].ordering.fixtures_setup) providers[f].push_back(t);
-    for (const std::string& f : all[t].ordering.fixtures_cleanup) providers[f].push_back(t);
+    for (const std::string& f : all[t].settings().ordering.fixtures_setup)
+      providers[f].push_back(t);
+    for (const std::string& f : all[t].settings().ordering.fixtures_cleanup)
+      providers[f].push_back(t);
   }
   std::set<std::string> chosen;
   std::vector<std::size_t> work;
@@ -166,7 +168,7 @@ std::vector<TestSpec> WithFixtureTests(const std::vector<TestSpec>& all,
   while (!work.empty()) {
     const TestSpec& test = all[work.back()];
     work.pop_back();
-    for (const std::string& f : test.ordering.fixtures_required) {
+    for (const std::string& f : test.settings().ordering.fixtures_required) {
       for (std::size_t p : providers[f]) {
         if (!chosen.insert(all[p].name).second) continue;
         grew = true;

@@ -73,7 +73,7 @@ coordinator::TestSpec Spec(const std::string& fixture, Millis timeout = Millis(0
   coordinator::TestSpec spec;
   spec.name = fixture;
   spec.suite = fixture;
-  spec.command = {Fixture(fixture)};
+  spec.EditSettings().command = {Fixture(fixture)};
   spec.timeout = timeout;
   return spec;
 }

@@ -468,20 +468,34 @@ TEST(FarmWire, ATestSpecSurvivesTheTrip) {
   spec.gtest_case = "A.b";
   spec.timeout = seconds(3);
   spec.skip_return_code = 77;
-  spec.ordering.depends = {"x"};
-  spec.ordering.processors = 3;
-  spec.output_rules.fail = {"boom"};
-  spec.required_labels = {{"gpu", "1"}};
+  spec.EditSettings().ordering.depends = {"x"};
+  spec.EditSettings().ordering.processors = 3;
+  spec.EditSettings().output_rules.fail = {"boom"};
+  spec.EditSettings().required_labels = {{"gpu", "1"}};
   TestSpec back = FromWire(ToWire(spec, 2));
   EXPECT_EQ(back.name, spec.name);
   EXPECT_EQ(back.gtest_case, "A.b");
   EXPECT_EQ(back.timeout, spec.timeout);
   EXPECT_EQ(back.skip_return_code, 77);
-  EXPECT_EQ(back.ordering.depends, spec.ordering.depends);
-  EXPECT_EQ(back.ordering.processors, 3u);
-  EXPECT_EQ(back.output_rules.fail, spec.output_rules.fail);
-  EXPECT_EQ(back.required_labels, spec.required_labels);
+  EXPECT_EQ(back.settings().ordering.depends, spec.settings().ordering.depends);
+  EXPECT_EQ(back.settings().ordering.processors, 3u);
+  EXPECT_EQ(back.settings().output_rules.fail, spec.settings().output_rules.fail);
+  EXPECT_EQ(back.settings().required_labels, spec.settings().required_labels);
   EXPECT_FALSE(FromWire(ToWire(fixtures::Spec("plain"), 0)).skip_return_code.has_value());
+}
+
+TEST(FarmWire, ConsecutiveTestsWithEqualSettingsShareOneCopy) {
+  TestSpec a = fixtures::Spec("suite");
+  a.EditSettings().env = {{"K", "v"}};
+  TestSpec first = FromWire(ToWire(a, 0));
+  TestSpec second = FromWire(ToWire(a, 0), &first);
+  EXPECT_EQ(second.shared_settings.get(), first.shared_settings.get());
+  TestSpec other = a;
+  other.EditSettings().env = {{"K", "w"}};
+  TestSpec third = FromWire(ToWire(other, 0), &second);
+  EXPECT_NE(third.shared_settings.get(), second.shared_settings.get());
+  EXPECT_EQ(third.settings().env.at("K"), "w");
+  EXPECT_EQ(second.settings().env.at("K"), "v");
 }
 
 TEST(FarmWire, AReportSurvivesTheTrip) {

@@ -8,7 +8,7 @@ namespace {
 TestSpec Plain(std::string name) {
   TestSpec t;
   t.name = t.suite = std::move(name);
-  t.command = {"/bin/" + t.name};
+  t.EditSettings().command = {"/bin/" + t.name};
   return t;
 }
 
@@ -17,7 +17,7 @@ TestSpec Case(const std::string& gtest_case) {
   t.suite = "bin";
   t.name = "bin::" + gtest_case;
   t.gtest_case = gtest_case;
-  t.command = {"/bin/bin"};
+  t.EditSettings().command = {"/bin/bin"};
   return t;
 }
 
@@ -88,7 +88,7 @@ protocol::JobResult WithOutput(ExitState state, std::string out, std::string err
 
 TEST(Interpret, CtestSkipRegularExpressionAsGtestDiscoverTestsSetsIt) {
   TestSpec t = Plain("MySuite.Skips");
-  t.output_rules.skip = {"\\[  SKIPPED \\]"};
+  t.EditSettings().output_rules.skip = {"\\[  SKIPPED \\]"};
   std::vector<TestSpec> tests = {t};
   auto skipped =
       Interpret({0}, false, tests,
@@ -116,8 +116,8 @@ TEST(Interpret, CtestSkipRegularExpressionAsGtestDiscoverTestsSetsIt) {
 
 TEST(Interpret, CtestPassAndFailRegularExpressions) {
   TestSpec t = Plain("t");
-  t.output_rules.pass = {"all (good|fine)", "ok$"};
-  t.output_rules.fail = {"ERROR"};
+  t.EditSettings().output_rules.pass = {"all (good|fine)", "ok$"};
+  t.EditSettings().output_rules.fail = {"ERROR"};
   std::vector<TestSpec> tests = {t};
   auto verdict = [&](int code, const std::string& out) {
     return Interpret({0}, false, tests, WithOutput(ExitState::Exited(code), out)).decided[0];

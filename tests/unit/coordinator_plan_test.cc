@@ -36,7 +36,27 @@ TEST(ExpandSuites, GtestSuitesBecomeOneTestPerCase) {
   EXPECT_EQ(tests[1].gtest_case, "A.x");
   EXPECT_TRUE(tests[1].skip_reason.empty());
   EXPECT_FALSE(tests[2].skip_reason.empty());
-  EXPECT_EQ(tests[1].command, suites[1].command) << "the filter is added per job";
+  EXPECT_EQ(tests[1].settings().command, suites[1].command) << "the filter is added per job";
+}
+
+TEST(ExpandSuites, TheCasesOfASuiteShareOneCopyOfItsSettings) {
+  std::vector<SuiteSpec> suites = {Suite("g")};
+  suites[0].env = {{"K", "v"}};
+  std::vector<std::optional<Listing>> listings = {
+      Listing{ExitState::Exited(0), "A.\n  x\n  y\n  z\n", "", {}}};
+  auto tests = ExpandSuites(suites, listings, Millis(0));
+  ASSERT_EQ(tests.size(), 3u);
+  EXPECT_EQ(tests[0].shared_settings.get(), tests[2].shared_settings.get());
+  EXPECT_EQ(tests[0].shared_settings.use_count(), 3);
+  // Changing one case's settings gives it its own copy; its siblings keep theirs.
+  tests[1].EditSettings().env["K"] = "w";
+  EXPECT_NE(tests[1].shared_settings.get(), tests[0].shared_settings.get());
+  EXPECT_EQ(tests[0].settings().env.at("K"), "v");
+  EXPECT_EQ(tests[2].settings().env.at("K"), "v");
+  EXPECT_EQ(tests[1].settings().env.at("K"), "w");
+  EXPECT_EQ(tests[0].shared_settings.use_count(), 2);
+  TestSpec none;
+  EXPECT_TRUE(none.settings().command.empty()) << "a test with no settings reads empty ones";
 }
 
 TEST(ExpandSuites, TheJsonListingIsPreferredToThePrintedOne) {

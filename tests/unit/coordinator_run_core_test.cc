@@ -369,7 +369,7 @@ TEST(RunCore, ATestNoWorkerCanTakeFailsOnceTheWaitIsOver) {
   RunOptions options = Options();
   options.wait_workers = seconds(2);
   TestSpec gpu = Spec("gpu");
-  gpu.required_labels = {{"gpu", "1"}};
+  gpu.EditSettings().required_labels = {{"gpu", "1"}};
   Farm farm({gpu, Spec("cpu")}, options);
   farm.Start();
   farm.Hello("w", 1, {{"arch", "x86_64"}});
@@ -699,8 +699,8 @@ TEST(RunCoreRetries, WithOneWorkerTheRetryRunsThereAndARetriedFailureIsNotAFailF
 TEST(RunCoreRetries, ATestOthersWaitOnIsNotRetried) {
   std::vector<TestSpec> specs = {fixtures::Spec("setup"), fixtures::Spec("user")};
   specs[0].retries = 3;
-  specs[0].ordering.fixtures_setup = {"db"};
-  specs[1].ordering.fixtures_required = {"db"};
+  specs[0].EditSettings().ordering.fixtures_setup = {"db"};
+  specs[1].EditSettings().ordering.fixtures_required = {"db"};
   Farm farm(specs);
   farm.Start();
   farm.Hello("w", 1);

@@ -46,7 +46,7 @@ inline TestSpec Spec(const std::string& name, Millis timeout = Millis(0)) {
   TestSpec spec;
   spec.name = name;
   spec.suite = name;
-  spec.command = {"/bin/" + name};
+  spec.EditSettings().command = {"/bin/" + name};
   spec.timeout = timeout;
   return spec;
 }

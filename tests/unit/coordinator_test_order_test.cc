@@ -17,8 +17,8 @@ TestSpec Spec(std::string name, Ordering ordering = {}) {
   TestSpec test;
   test.name = name;
   test.suite = name;
-  test.command = {"/bin/" + name};
-  test.ordering = std::move(ordering);
+  test.EditSettings().command = {"/bin/" + name};
+  test.EditSettings().ordering = std::move(ordering);
   return test;
 }
 
@@ -129,7 +129,7 @@ TEST(TestOrder, ACycleIsAnErrorNamingIt) {
 
   // Through a fixture: the setup depends on its own user.
   std::vector<TestSpec> fixture = {Spec("setup", SetsUp({"F"})), Spec("user", Requires({"F"}))};
-  fixture[0].ordering.depends = {"user"};
+  fixture[0].EditSettings().ordering.depends = {"user"};
   order = OrderTests(fixture);
   ASSERT_FALSE(order.ok());
   EXPECT_THAT(order.error().message, HasSubstr("waits for 'user', which waits for 'setup'"));
