@@ -206,12 +206,7 @@ class DashboardServer::Impl {
         });
     Result<int> port = BindHttp(server_, address, "--http");
     if (!port) return port.error();
-    listener_ = std::thread([this] {
-      server_.listen_after_bind();
-      std::lock_guard lock(inbox_mutex_);
-      listened_ = true;
-      applied_cv_.notify_all();
-    });
+    listener_.Start(server_);
     applier_ = std::thread([this] { ApplyLoop(); });
     return HttpUrl(address, *port, "/");
   }
@@ -225,18 +220,7 @@ class DashboardServer::Impl {
     inbox_cv_.notify_all();
     { std::lock_guard lock(model_mutex_); }
     changed_.notify_all();
-    // httplib's stop() does nothing until the listener has started listening: repeat it until
-    // the listener has returned.
-    if (listener_.joinable()) {
-      std::unique_lock lock(inbox_mutex_);
-      while (!listened_) {
-        lock.unlock();
-        server_.stop();
-        lock.lock();
-        applied_cv_.wait_for(lock, std::chrono::milliseconds(10), [&] { return listened_; });
-      }
-    }
-    if (listener_.joinable()) listener_.join();
+    listener_.Stop();
     if (applier_.joinable()) applier_.join();
   }
 
@@ -442,7 +426,6 @@ class DashboardServer::Impl {
   std::size_t pending_fleet_ = static_cast<std::size_t>(-1);  // where a fleet view waits
   uint64_t applied_ = 0;
   bool stopping_ = false;
-  bool listened_ = false;  // the listener returned
 
   std::shared_mutex model_mutex_;
   std::condition_variable_any changed_;
@@ -452,7 +435,7 @@ class DashboardServer::Impl {
   std::atomic<std::size_t> streams_{0};
   std::atomic<std::size_t> dropped_{0};
   httplib::Server server_;
-  std::thread listener_;
+  HttpListener listener_;  // after server_: stopped before it goes
   std::thread applier_;
 };
 

@@ -1,5 +1,7 @@
 #include "coordinator/http_plumbing.h"
 
+#include <chrono>
+
 namespace testfarm::coordinator {
 
 void RouteEveryRequest(httplib::Server& server, HttpHandler route, HttpHandler refuse_body) {
@@ -34,6 +36,31 @@ Result<int> BindHttp(httplib::Server& server, const HttpAddress& address, const 
                  " (in use, or not an address of this machine)");
   }
   return port;
+}
+
+void HttpListener::Start(httplib::Server& server) {
+  server_ = &server;
+  thread_ = std::thread([this] {
+    server_->listen_after_bind();
+    std::lock_guard lock(mutex_);
+    returned_ = true;
+    returned_cv_.notify_all();
+  });
+}
+
+void HttpListener::Stop() {
+  if (!thread_.joinable()) return;
+  // httplib's stop() does nothing until the listener has started listening: repeat it until
+  // the listener has returned.
+  std::unique_lock lock(mutex_);
+  while (!returned_) {
+    lock.unlock();
+    server_->stop();
+    lock.lock();
+    returned_cv_.wait_for(lock, std::chrono::milliseconds(10), [&] { return returned_; });
+  }
+  lock.unlock();
+  thread_.join();
 }
 
 std::string HttpUrl(const HttpAddress& address, int port, const std::string& path) {

@@ -4,8 +4,11 @@
 // the address (port 0: a free one) and give its URL.
 #include <httplib.h>
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "coordinator/dashboard_server.h"
 #include "shared/result.h"
@@ -23,6 +26,27 @@ void RouteEveryRequest(httplib::Server& server, HttpHandler route, HttpHandler r
 
 // Binds `address` (port 0: a free one); the error names `flag` and why. Returns the port.
 Result<int> BindHttp(httplib::Server& server, const HttpAddress& address, const std::string& flag);
+
+// The thread that serves a bound server (listen_after_bind) until Stop().
+class HttpListener {
+ public:
+  HttpListener() = default;
+  HttpListener(const HttpListener&) = delete;
+  HttpListener& operator=(const HttpListener&) = delete;
+  ~HttpListener() { Stop(); }
+
+  // Serves `server`, which must be bound and outlive the listener (or its Stop()).
+  void Start(httplib::Server& server);
+  // Stops the server and waits for the thread; does nothing if not started or already stopped.
+  void Stop();
+
+ private:
+  httplib::Server* server_ = nullptr;
+  std::mutex mutex_;
+  std::condition_variable returned_cv_;
+  bool returned_ = false;  // under mutex_: listen_after_bind returned
+  std::thread thread_;
+};
 
 // "http://HOST:PORT" ("[HOST]" for IPv6) followed by `path`.
 std::string HttpUrl(const HttpAddress& address, int port, const std::string& path);

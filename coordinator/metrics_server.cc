@@ -2,9 +2,7 @@
 
 #include <httplib.h>
 
-#include <condition_variable>
 #include <mutex>
-#include <thread>
 
 #include "coordinator/dashboard_server.h"
 #include "coordinator/http_plumbing.h"
@@ -33,29 +31,11 @@ class MetricsServer::Impl {
     });
     Result<int> port = BindHttp(server_, address, "--metrics");
     if (!port) return port.error();
-    listener_ = std::thread([this] {
-      server_.listen_after_bind();
-      std::lock_guard lock(mutex_);
-      listened_ = true;
-      listened_cv_.notify_all();
-    });
+    listener_.Start(server_);
     return HttpUrl(address, *port, "/metrics");
   }
 
-  void Stop() {
-    if (!listener_.joinable()) return;
-    // httplib's stop() does nothing until the listener has started listening: repeat it until
-    // the listener has returned.
-    std::unique_lock lock(mutex_);
-    while (!listened_) {
-      lock.unlock();
-      server_.stop();
-      lock.lock();
-      listened_cv_.wait_for(lock, std::chrono::milliseconds(10), [&] { return listened_; });
-    }
-    lock.unlock();
-    listener_.join();
-  }
+  void Stop() { listener_.Stop(); }
 
   template <typename Change>
   void Update(Change change) {
@@ -92,11 +72,9 @@ class MetricsServer::Impl {
   }
 
   mutable std::mutex mutex_;
-  std::condition_variable listened_cv_;
-  FarmMetrics metrics_;    // under mutex_
-  bool listened_ = false;  // under mutex_: the listener returned
+  FarmMetrics metrics_;  // under mutex_
   httplib::Server server_;
-  std::thread listener_;
+  HttpListener listener_;  // after server_: stopped before it goes
 };
 
 MetricsServer::MetricsServer(std::unique_ptr<Impl> impl, Millis fleet_every)
