@@ -8,11 +8,13 @@
 #   jobs/s sustained (from the first assignment to the last result, on the workers' side),
 #   p50/p99 time from a slot freeing to its next assignment (0 when a job was sent ahead),
 #   the coordinator's CPU per job (user + system over the whole run, listing included),
-#   its peak RSS, and (with the small run's peak as the baseline) memory per stored result.
+#   its peak RSS, and memory per stored result: the peak above that of the same set-up (same
+#   workers, same mode) running only BASE_TESTS tests (default 100), divided by the tests, so the
+#   fleet's fixed cost (a connection and its buffers per worker) is not counted per result.
 # MODE=listen (default) measures `run --listen`; MODE=serve a farm with 4 runs submitted at once
 # (the farm's CPU and RSS; the clients plan and write reports on their own).
 #   bench/scale.sh [TESTS=100000]   (BUILD_DIR=build, WORKERS="10 100 1000", JOB_MS="0 1",
-#                                    SLOTS=16, CURVE=0|1, MODE=listen|serve)
+#                                    SLOTS=16, CURVE=0|1, MODE=listen|serve, BASE_TESTS=100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -23,6 +25,7 @@ job_ms_list="${JOB_MS:-0 1}"
 slots="${SLOTS:-16}"
 curve="${CURVE:-0}"
 mode="${MODE:-listen}"
+base_tests="${BASE_TESTS:-100}"
 testfarm="$(realpath "$build/cli/testfarm")"
 sim="$(realpath "$build/bench/sim_workers")"
 many="$(realpath "$build/tests/fixtures/bin/tf_gtest_many")"
@@ -51,15 +54,10 @@ fi
 
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" "$2"; }  # key file
 
-# Peak RSS (KiB) of a coordinator planning and running only a few tests: the fixed cost.
-TF_GTEST_CASES=100 /usr/bin/time -f '%M' -o "$work/base.time" \
-  "$testfarm" --log-level warn run -j 2 "$many" >/dev/null 2>&1 || true
-base_kb=$(tail -1 "$work/base.time")
-
 printf '%s, %d tests (1 per case of one gtest binary), %d slots per worker, CURVE %s\n' \
   "$mode" "$tests" "$slots" "$([ "$curve" = 1 ] && echo on || echo off)"
-printf '%7s %6s %10s %9s %9s %12s %10s %12s\n' workers job_ms 'jobs/s' 'p50 ms' 'p99 ms' \
-  'CPU ms/job' 'peak MiB' 'B/result'
+printf '%7s %6s %10s %9s %9s %12s %10s %10s %12s\n' workers job_ms 'jobs/s' 'p50 ms' 'p99 ms' \
+  'CPU ms/job' 'peak MiB' 'base MiB' 'B/result'
 
 start_sim() {  # endpoint workers job_ms; sets $simulator
   "$sim" --connect "$1" --workers "$2" --slots "$slots" --job-ms "$3" "${sim_keys[@]}" \
@@ -67,9 +65,9 @@ start_sim() {  # endpoint workers job_ms; sets $simulator
   simulator=$!
 }
 
-run_listen() {  # workers job_ms
-  local k=$1 d=$2
-  TF_GTEST_CASES=$tests /usr/bin/time -f '%U %S %M' -o "$work/coord.time" \
+run_listen() {  # workers job_ms tests
+  local k=$1 d=$2 n=$3
+  TF_GTEST_CASES=$n /usr/bin/time -f '%U %S %M' -o "$work/coord.time" \
     "$testfarm" --log-level warn run --listen 'tcp://127.0.0.1:*' --local-slots 0 \
     --min-workers "$k" --wait-workers 120s "${keys[@]}" "$many" >"$work/coord.out" 2>&1 &
   local coordinator=$!
@@ -81,8 +79,8 @@ run_listen() {  # workers job_ms
   read -r user sys peak_kb <"$work/coord.time"
 }
 
-run_serve() {  # workers job_ms
-  local k=$1 d=$2
+run_serve() {  # workers job_ms tests
+  local k=$1 d=$2 n=$3
   "$testfarm" --log-level warn serve --listen 'tcp://127.0.0.1:*' --store "$work/store" \
     "${keys[@]}" >"$work/farm.out" 2>&1 &
   local farm=$!
@@ -97,7 +95,7 @@ run_serve() {  # workers job_ms
   local before; before=$(awk '{print $14 + $15}' "/proc/$farm/stat")
   local clients=()
   for i in 1 2 3 4; do
-    TF_GTEST_CASES=$((tests / 4)) "$testfarm" --log-level warn run --farm "$endpoint" \
+    TF_GTEST_CASES=$((n / 4)) "$testfarm" --log-level warn run --farm "$endpoint" \
       "${client_keys[@]}" --run-label "scale-$i" "$many" >"$work/client$i.out" 2>&1 &
     clients+=($!)
   done
@@ -112,15 +110,19 @@ run_serve() {  # workers job_ms
 
 for k in $workers_list; do
   for d in $job_ms_list; do
-    "run_$mode" "$k" "$d"
+    # The fixed cost of this set-up: the same fleet and mode running only a few tests.
+    "run_$mode" "$k" "$d" "$base_tests"
+    base_kb=$peak_kb
+    "run_$mode" "$k" "$d" "$tests"
     finished=$(field finished "$work/sim.out")
     [ "${finished:-0}" -ge "$tests" ] || { echo "only ${finished:-0} of $tests jobs finished" >&2; cat "$work/sim.err" >&2; exit 1; }
     rate=$(field jobs_per_s "$work/sim.out")
     p50=$(field gap_p50_ms "$work/sim.out")
     p99=$(field gap_p99_ms "$work/sim.out")
     cpu_ms=$(echo "($user + $sys) * 1000 / $finished" | bc -l)
-    per_result=$(echo "($peak_kb - $base_kb) * 1024 / $tests" | bc -l)
-    printf '%7d %6d %10.0f %9.3f %9.3f %12.4f %10.1f %12.0f\n' "$k" "$d" "$rate" "$p50" "$p99" \
-      "$cpu_ms" "$(echo "$peak_kb / 1024" | bc -l)" "$per_result"
+    per_result=$(echo "($peak_kb - $base_kb) * 1024 / ($tests - $base_tests)" | bc -l)
+    printf '%7d %6d %10.0f %9.3f %9.3f %12.4f %10.1f %10.1f %12.0f\n' "$k" "$d" "$rate" "$p50" \
+      "$p99" "$cpu_ms" "$(echo "$peak_kb / 1024" | bc -l)" "$(echo "$base_kb / 1024" | bc -l)" \
+      "$per_result"
   done
 done
