@@ -212,8 +212,10 @@ void FarmCore::Rebalance() {
   for (const auto& [id, run] : runs_) {
     demands.push_back(RunDemand{run.core->Demand(total_slots_), run.limits.max_slots});
   }
-  // The shares change only with the workers, the runs and what the runs could use.
-  if (membership || demands != shared_for_) Share(demands);
+  // The shares change only with the workers, the runs and what the runs could use; a run alone
+  // gets every slot (up to its cap) whatever it could use, so its demand changing (every job
+  // of a run's last thousands) changes nothing.
+  if (membership || (runs_.size() > 1 && demands != shared_for_)) Share(demands);
   shared_for_ = std::move(demands);
   // Each run learns how much of each worker the others keep busy (a worker runs every run's
   // jobs in one pool): for the workers whose started jobs changed, or all of them when the
@@ -238,6 +240,7 @@ void FarmCore::Rebalance() {
 }
 
 void FarmCore::Share(const std::vector<RunDemand>& demands) {
+  ++shares_made_;
   std::vector<std::string> peers = workers_.Peers();
   std::vector<unsigned> slots;
   for (const std::string& peer : peers) slots.push_back(workers_.Find(peer)->offered());

@@ -74,6 +74,8 @@ class FarmCore {
   const WorkerRegistry& workers() const { return workers_; }
   // Slots of `peer` that run `id` may fill now.
   unsigned GrantOf(RunId id, const std::string& peer) const;
+  // How many times the slots were shared out (each visits every worker of every run).
+  uint64_t shares_made() const { return shares_made_; }
   // Every run's dispatch latencies, those of ended runs included: it never goes down.
   LatencyHistogram DispatchLatency() const;
 
@@ -107,6 +109,7 @@ class FarmCore {
   bool rebalance_due_ = false;  // workers or runs came or went
   std::size_t total_slots_ = 0;
   std::vector<RunDemand> shared_for_;   // the demands the current shares were made for
+  uint64_t shares_made_ = 0;
   std::set<std::string> busy_changed_;  // workers whose started jobs changed since
 };
 

@@ -168,6 +168,41 @@ TEST(FarmCore, AFinishingRunsSlotsGoToTheOtherAtOnce) {
   EXPECT_EQ(farm.Held("w", "b"), 4u);
 }
 
+TEST(FarmCore, ARunAlonesFallingDemandDoesNotShareTheSlotsAgain) {
+  Farm farm;
+  farm.Hello("w1", 4);
+  farm.Hello("w2", 4);
+  Farm::Client& a = farm.Submit(40, {}, "a");
+  farm.Tick();
+  const uint64_t shared = farm.core.shares_made();
+  EXPECT_GE(shared, 1u);
+  // Its demand falls below the 8 slots for its last 8 tests: still every slot is its own, and
+  // nothing is shared out again (a share visits every worker: at a thousand workers, a
+  // thousand visits per finished test at the end of every run).
+  for (int round = 0; round < 20 && a.run->phase() != RunPhase::kDone; ++round) {
+    farm.RunAll("w1");
+    farm.RunAll("w2");
+    farm.Tick();
+    EXPECT_EQ(farm.core.GrantOf(a.id, "w1") + farm.core.GrantOf(a.id, "w2"), 8u);
+  }
+  ASSERT_EQ(a.run->phase(), RunPhase::kDone);
+  EXPECT_EQ(farm.core.shares_made(), shared);
+  EXPECT_EQ(farm.core.FinishRun(a.id).passed, 40u);
+  // With a second run, a change in what one could use does share again.
+  Farm::Client& b = farm.Submit(2, {}, "b");
+  Farm::Client& c = farm.Submit(20, {}, "c");
+  farm.Tick();
+  const uint64_t two = farm.core.shares_made();
+  EXPECT_GT(two, shared);
+  EXPECT_EQ(farm.core.GrantOf(b.id, "w1") + farm.core.GrantOf(b.id, "w2"), 2u);
+  farm.RunAll("w1");
+  farm.RunAll("w2");
+  farm.Tick();
+  ASSERT_EQ(b.run->phase(), RunPhase::kDone);
+  EXPECT_GT(farm.core.shares_made(), two);
+  EXPECT_EQ(farm.core.GrantOf(c.id, "w1") + farm.core.GrantOf(c.id, "w2"), 8u);
+}
+
 TEST(FarmCore, MaxSlotsCapsARun) {
   Farm farm;
   farm.Hello("w", 4);
