@@ -10,6 +10,7 @@ Scheduler::Scheduler(const Clock& clock, SchedulerOptions options, std::vector<M
   jobs_.resize(timeouts.size());
   for (JobId id = 0; id < timeouts.size(); ++id) {
     jobs_[id].timeout = timeouts[id];
+    any_timeouts_ = any_timeouts_ || timeouts[id].count() > 0;
     queue_.push_back(id);
   }
 }
@@ -18,6 +19,7 @@ JobId Scheduler::AddJob(Millis timeout, JobNeeds needs, bool front) {
   JobId id = jobs_.size();
   Job job;
   job.timeout = timeout;
+  any_timeouts_ = any_timeouts_ || timeout.count() > 0;
   job.needs = std::move(needs);
   job.needs.processors = std::max(1u, job.needs.processors);
   any_locks_ = any_locks_ || !job.needs.locks.empty();
@@ -326,6 +328,7 @@ bool Scheduler::OnStarted(const WorkerId& worker, LeaseId lease_id) {
   Millis timeout = jobs_[lease.job].timeout;
   if (timeout.count() > 0) {
     lease.deadline = clock_.Now() + timeout + options_.kill_grace + options_.lease_slack;
+    deadlines_.emplace(*lease.deadline, lease_id);
   }
   return true;
 }
@@ -424,6 +427,7 @@ std::vector<JobId> Scheduler::AbandonOutstanding() {
     if (info.running_since) running_changes_.ended.push_back(lease);
   }
   leases_.clear();
+  deadlines_.clear();
   for (auto& [id, worker] : workers_) {
     worker.outstanding.clear();
     worker.started_weight = 0;
@@ -436,10 +440,11 @@ std::vector<JobId> Scheduler::OnTimers() {
   std::vector<JobId> expired;
   SteadyTime now = clock_.Now();
   std::vector<LeaseId> due;
-  for (const auto& [lease, info] : leases_) {
-    if (info.deadline && *info.deadline <= now) due.push_back(lease);
+  for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it) {
+    due.push_back(it->second);
   }
-  for (const auto& [id, worker] : workers_) {
+  // A held lease has a deadline only if its job has a timeout.
+  for (const auto& [id, worker] : any_timeouts_ ? workers_ : kNoWorkers) {
     if (auto held = HeldDeadline(worker); held && held->second <= now) due.push_back(held->first);
   }
   for (LeaseId lease : due) {
@@ -458,10 +463,8 @@ std::optional<SteadyTime> Scheduler::NextDeadline() const {
   auto consider = [&](SteadyTime at) {
     if (!next || at < *next) next = at;
   };
-  for (const auto& [lease, info] : leases_) {
-    if (info.deadline) consider(*info.deadline);
-  }
-  for (const auto& [id, worker] : workers_) {
+  if (!deadlines_.empty()) consider(deadlines_.begin()->first);
+  for (const auto& [id, worker] : any_timeouts_ ? workers_ : kNoWorkers) {
     if (auto held = HeldDeadline(worker)) consider(held->second);
   }
   return next;
@@ -474,6 +477,7 @@ void Scheduler::EraseLease(std::map<LeaseId, Lease>::iterator it) {
       worker->second.started_weight -= Weight(worker->second, it->second.job);
     }
   }
+  if (it->second.deadline) deadlines_.erase({*it->second.deadline, it->first});
   leases_.erase(it);
 }
 

@@ -114,6 +114,33 @@ TEST(Scheduler, RunningLeaseExpiresAfterTimeoutPlusGracePlusSlack) {
   EXPECT_TRUE(s.Done());
 }
 
+TEST(Scheduler, TheSoonestOfManyRunningDeadlinesIsTheNextAndEndedLeasesLeaveNone) {
+  FakeClock clock;
+  // Timeouts 30, 10, 20 and none: deadlines 42, 22 and 32 s after they start (+2 grace, +10).
+  Scheduler s(clock, Options(), {Millis(seconds(30)), Millis(seconds(10)), Millis(seconds(20)),
+                                 Millis(0)});
+  s.AddWorker("w", 4);
+  s.Dispatch();
+  auto assigns = Assigns(s.TakeActions());
+  ASSERT_EQ(assigns.size(), 4u);
+  const SteadyTime start = clock.Now();
+  for (const auto& a : assigns) ASSERT_TRUE(s.OnStarted("w", a.lease));
+  EXPECT_EQ(s.NextDeadline(), start + seconds(22));
+  // The soonest ends in time: the next is the 32 s one.
+  ASSERT_TRUE(s.OnResult("w", assigns[1].lease, Verdict::kPassed));
+  EXPECT_EQ(s.NextDeadline(), start + seconds(32));
+  clock.Advance(seconds(32));
+  auto expired = s.OnTimers();
+  ASSERT_EQ(expired, std::vector<JobId>{2});
+  EXPECT_EQ(s.NextDeadline(), start + seconds(42));
+  ASSERT_TRUE(s.OnResult("w", assigns[0].lease, Verdict::kPassed));
+  EXPECT_FALSE(s.NextDeadline().has_value()) << "the job without a timeout has no deadline";
+  clock.Advance(seconds(100));
+  EXPECT_TRUE(s.OnTimers().empty());
+  ASSERT_TRUE(s.OnResult("w", assigns[3].lease, Verdict::kPassed));
+  EXPECT_TRUE(s.Done());
+}
+
 TEST(Scheduler, AWorkerStillFetchingFilesDoesNotSpendItsTestsTimeouts) {
   FakeClock clock;
   Scheduler s(clock, Options(), {Millis(seconds(5)), Millis(0)});
