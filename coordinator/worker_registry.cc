@@ -8,7 +8,13 @@ bool WorkerRegistry::Add(const std::string& peer, std::string name, unsigned slo
   names_[peer] = name;
   workers_.emplace(peer, Worker{std::move(name), slots, std::move(labels),
                                 Liveness(liveness_, clock_.Now()), std::nullopt});
+  earliest_.reset();  // its deadlines were in no bound
   return true;
+}
+
+void WorkerRegistry::Remove(const std::string& peer) {
+  workers_.erase(peer);
+  if (workers_.empty()) earliest_.reset();  // nothing to wait for
 }
 
 bool WorkerRegistry::SetDraining(const std::string& peer) {
@@ -58,23 +64,31 @@ WorkerRegistry::Check WorkerRegistry::CheckLiveness() {
     check.suspended_for = gap;
     for (auto& [peer, worker] : workers_) worker.liveness.Heard(now);
   }
+  // Before the bound nothing can be due: the loop wakes on every message, a thousand workers
+  // are not looked at on each wake.
+  if (earliest_ && now < *earliest_) return check;
+  ++liveness_scans_;
+  std::optional<SteadyTime> next;
   for (const auto& [peer, worker] : workers_) {
     if (worker.liveness.Dead(now)) {
       check.dead.push_back(peer);
     } else if (worker.liveness.ShouldSendHeartbeat(now)) {
       check.heartbeat_due.push_back(peer);
     }
+    SteadyTime at = worker.liveness.NextDeadline();
+    if (!next || at < *next) next = at;
   }
+  earliest_ = next;
   return check;
 }
 
 std::optional<SteadyTime> WorkerRegistry::NextDeadline() const {
-  std::optional<SteadyTime> next;
+  if (earliest_ || workers_.empty()) return earliest_;
   for (const auto& [peer, worker] : workers_) {
     SteadyTime at = worker.liveness.NextDeadline();
-    if (!next || at < *next) next = at;
+    if (!earliest_ || at < *earliest_) earliest_ = at;
   }
-  return next;
+  return earliest_;
 }
 
 }  // namespace testfarm::coordinator

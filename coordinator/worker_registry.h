@@ -31,7 +31,7 @@ class WorkerRegistry {
   // `peer` joined now. False if it already had.
   bool Add(const std::string& peer, std::string name, unsigned slots,
            std::map<std::string, std::string> labels);
-  void Remove(const std::string& peer) { workers_.erase(peer); }
+  void Remove(const std::string& peer);
   // `peer` is draining (protocol::Drain): false if it is not a worker or already was.
   bool SetDraining(const std::string& peer);
 
@@ -59,8 +59,12 @@ class WorkerRegistry {
   };
   // Call whenever the loop wakes (it wakes at least once per interval to send heartbeats).
   Check CheckLiveness();
-  // The nearest heartbeat to send or death to declare.
+  // The nearest heartbeat to send or death to declare, or a moment before it: a bound taken when
+  // the workers were last looked at (hearing from a worker or sending to it only moves its
+  // deadlines later). A wake at the bound looks at them all and takes it anew.
   std::optional<SteadyTime> NextDeadline() const;
+  // How many times CheckLiveness looked at every worker.
+  uint64_t liveness_scans() const { return liveness_scans_; }
   const LivenessOptions& liveness() const { return liveness_; }
 
  private:
@@ -69,6 +73,9 @@ class WorkerRegistry {
   SuspensionGuard suspension_;
   std::map<std::string, Worker> workers_;     // by peer
   std::map<std::string, std::string> names_;  // every peer that ever joined
+  // No worker's next deadline is before this; empty: not known (a worker joined since).
+  mutable std::optional<SteadyTime> earliest_;
+  uint64_t liveness_scans_ = 0;
 };
 
 }  // namespace testfarm::coordinator

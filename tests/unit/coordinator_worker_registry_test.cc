@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "coordinator/worker_registry.h"
 
 namespace testfarm::coordinator {
@@ -43,6 +45,50 @@ TEST(WorkerRegistry, HeartbeatsAreDueAfterAnIntervalAndSilenceKillsAfterThree) {
   }
   EXPECT_EQ(check.dead, std::vector<std::string>{"mute"});
   EXPECT_FALSE(check.suspended_for.has_value());
+}
+
+TEST(WorkerRegistry, WakesBeforeAnyDeadlineDoNotLookAtEveryWorker) {
+  FakeClock clock;
+  WorkerRegistry registry(clock, LivenessOptions{milliseconds(1000), 3});
+  for (int w = 0; w < 100; ++w) registry.Add("p" + std::to_string(w), "w", 16, {});
+  registry.CheckLiveness();
+  const uint64_t scans = registry.liveness_scans();
+  // A busy loop: a wake every millisecond, every worker heard from and sent to.
+  for (int i = 0; i < 999; ++i) {
+    clock.Advance(milliseconds(1));
+    for (int w = 0; w < 100; ++w) {
+      registry.Heard("p" + std::to_string(w));
+      registry.Sent("p" + std::to_string(w));
+    }
+    WorkerRegistry::Check check = registry.CheckLiveness();
+    EXPECT_TRUE(check.dead.empty() && check.heartbeat_due.empty()) << i;
+  }
+  EXPECT_EQ(registry.liveness_scans(), scans) << "no deadline was due in the first second";
+  // At the bound (a second after the first look) they are looked at again, once, and the bound
+  // moves to the earliest deadline now: a second after the last message.
+  clock.Advance(milliseconds(1));
+  EXPECT_TRUE(registry.CheckLiveness().heartbeat_due.empty());
+  EXPECT_EQ(registry.liveness_scans(), scans + 1);
+  EXPECT_EQ(registry.NextDeadline(), clock.Now() + milliseconds(999));
+  // Silence from one: it is still due its heartbeat and declared dead on time.
+  for (int i = 0; i < 3; ++i) {
+    clock.Advance(milliseconds(1000));
+    for (int w = 1; w < 100; ++w) {
+      registry.Heard("p" + std::to_string(w));
+      registry.Sent("p" + std::to_string(w));
+    }
+    WorkerRegistry::Check check = registry.CheckLiveness();
+    if (i < 2) {
+      EXPECT_EQ(check.heartbeat_due, std::vector<std::string>{"p0"}) << i;
+      EXPECT_TRUE(check.dead.empty()) << i;
+      registry.Sent("p0");
+    } else {
+      EXPECT_EQ(check.dead, std::vector<std::string>{"p0"});
+    }
+  }
+  registry.Remove("p0");
+  for (int w = 1; w < 100; ++w) registry.Remove("p" + std::to_string(w));
+  EXPECT_FALSE(registry.NextDeadline().has_value()) << "no worker, nothing to wait for";
 }
 
 TEST(WorkerRegistry, AProcessThatDidNotRunBlamesNobody) {
