@@ -108,7 +108,7 @@ class FarmCore {
   std::vector<std::string> gone_;
   bool rebalance_due_ = false;  // workers or runs came or went
   std::size_t total_slots_ = 0;
-  std::vector<RunDemand> shared_for_;   // the demands the current shares were made for
+  std::vector<RunDemand> shared_for_;  // the demands the current shares were made for
   uint64_t shares_made_ = 0;
   std::set<std::string> busy_changed_;  // workers whose started jobs changed since
 };

@@ -117,8 +117,8 @@ TEST(Scheduler, RunningLeaseExpiresAfterTimeoutPlusGracePlusSlack) {
 TEST(Scheduler, TheSoonestOfManyRunningDeadlinesIsTheNextAndEndedLeasesLeaveNone) {
   FakeClock clock;
   // Timeouts 30, 10, 20 and none: deadlines 42, 22 and 32 s after they start (+2 grace, +10).
-  Scheduler s(clock, Options(), {Millis(seconds(30)), Millis(seconds(10)), Millis(seconds(20)),
-                                 Millis(0)});
+  Scheduler s(clock, Options(),
+              {Millis(seconds(30)), Millis(seconds(10)), Millis(seconds(20)), Millis(0)});
   s.AddWorker("w", 4);
   s.Dispatch();
   auto assigns = Assigns(s.TakeActions());
