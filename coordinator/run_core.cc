@@ -270,12 +270,19 @@ bool RunCore::DispatchDone() const {
 void RunCore::RemoveWorker(const std::string& peer, const std::string& why, bool lost) {
   if (!workers_.Contains(peer)) return;
   tick_due_ = true;
+  bool resume_profiles = false;
   // Its merged profile goes with it: say so rather than write a coverage.json that silently
   // lacks those tests. (Once its profile was asked for, EndCollectingProfiles says it.)
   if (options_.coverage && raw_profiles_[peer] > 0 && profiles_.count(peer) == 0) {
     summary_.coverage.errors.push_back(workers_.NameOf(peer) + " left or was lost (" + why +
                                        "): the coverage of " + std::to_string(raw_profiles_[peer]) +
                                        " profiles of its tests is missing");
+  }
+  // What it was asked for will not come: the room it held goes to the others' pieces (its
+  // download stays unfinished, and EndCollectingProfiles says so).
+  if (auto it = profiles_.find(peer); it != profiles_.end() && it->second.in_flight > 0) {
+    EndDownload(it->second, /*done=*/false);
+    resume_profiles = true;
   }
   // While running, its jobs go back to the queue; once stopped, they end as cancelled.
   Scheduler::Removal removal = scheduler_.RemoveWorker(peer, lost);
@@ -289,6 +296,7 @@ void RunCore::RemoveWorker(const std::string& peer, const std::string& why, bool
               "worker lost: it was running when workers " + names + " were lost; not retried");
   }
   workers_.Remove(peer);
+  if (resume_profiles) ResumeProfiles();
 }
 
 void RunCore::AddWorker(const std::string& peer, const std::string& name, unsigned slots,
@@ -409,7 +417,8 @@ void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
     // A worker that cannot answer the profile request (an older testfarm) will never send one.
     if (auto it = profiles_.find(peer); it != profiles_.end() && !it->second.done) {
       summary_.coverage.errors.push_back(it->second.name + ": " + error->text);
-      it->second.done = true;
+      EndDownload(it->second, /*done=*/true);
+      ResumeProfiles();
     }
   } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
     OnProfileChunk(peer, *profile);
@@ -472,7 +481,8 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
   CoverageSummary& coverage = summary_.coverage;
   auto fail = [&](const std::string& why) {
     coverage.errors.push_back(download.name + ": " + why);
-    download.done = true;
+    EndDownload(download, /*done=*/true);
+    ResumeProfiles();
   };
   if (chunk.offset != download.received || chunk.size > (uint64_t{1} << 32) ||
       chunk.offset + chunk.data.size() > chunk.size) {
@@ -488,14 +498,18 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
     if (!kept) return fail(kept.error().message);
     if (!kept->empty()) download.kept = *kept;
   }
-  if (chunk.offset > 0 && download.in_flight > 0) --download.in_flight;
+  if (download.in_flight > 0) {
+    --download.in_flight;
+    --profile_in_flight_;
+  }
   if (!chunk.last) {
     if (download.next_request == 0) download.next_request = chunk.data.size();
     download.size = chunk.size;
     AskProfilePieces(peer, download);
     return;
   }
-  download.done = true;
+  EndDownload(download, /*done=*/true);
+  ResumeProfiles();
   coverage.merged += chunk.merged;
   for (const std::string& bad : chunk.bad) coverage.bad.push_back(download.name + ": " + bad);
   if (!chunk.error.empty()) coverage.errors.push_back(download.name + ": " + chunk.error);
@@ -509,22 +523,34 @@ void RunCore::AskProfilePieces(const std::string& peer, ProfileDownload& downloa
   // Pulled a piece at a time, a few in flight: the worker never queues the whole profile, and a
   // sink with credit (a farm's client) is never sent more than it has room for.
   constexpr unsigned kProfileWindow = 4;
-  std::size_t asked = 0;  // over every download
-  if (profile_room_) {
-    for (const auto& [other, d] : profiles_) asked += d.done ? 0 : d.in_flight;
-  }
+  if (!workers_.Contains(peer)) return;  // gone: nothing more will come
   while (!download.done && download.in_flight < kProfileWindow &&
-         download.next_request < download.size && (!profile_room_ || asked < profile_room_())) {
-    Send(peer, protocol::ProfileRequest{options_.run_id, download.next_request});
-    download.next_request += protocol::kMaxChunkBytes;
+         (!profile_room_ || profile_in_flight_ < profile_room_())) {
+    uint64_t offset = download.next_request;
+    if (!download.asked_first) {
+      offset = 0;  // how big the profile is, the first piece says
+      download.asked_first = true;
+    } else if (download.next_request < download.size) {
+      download.next_request += protocol::kMaxChunkBytes;
+    } else {
+      return;  // everything is asked for (or the size is not known yet)
+    }
+    Send(peer, protocol::ProfileRequest{options_.run_id, offset});
     ++download.in_flight;
-    ++asked;
+    ++profile_in_flight_;
   }
 }
 
+void RunCore::EndDownload(ProfileDownload& download, bool done) {
+  download.done = download.done || done;
+  profile_in_flight_ -= download.in_flight;
+  download.in_flight = 0;
+}
+
 void RunCore::ResumeProfiles() {
+  if (phase_ != RunPhase::kCollectingProfiles) return;
   for (auto& [peer, download] : profiles_) {
-    if (!download.done && download.size > 0) AskProfilePieces(peer, download);
+    if (!download.done) AskProfilePieces(peer, download);
   }
 }
 
@@ -535,9 +561,13 @@ void RunCore::StartCollectingProfiles() {
   // ends the wait, and so does kProfileWait.
   profile_deadline_ = profiles_asked_at_ + kProfileWait;
   for (const std::string& peer : workers_.Peers()) {
-    profiles_[peer] = ProfileDownload{workers_.NameOf(peer), 0, false, 0, 0, 0, std::nullopt, {}};
-    Send(peer, protocol::ProfileRequest{options_.run_id, 0});
+    ProfileDownload download;
+    download.name = workers_.NameOf(peer);
+    profiles_[peer] = std::move(download);
   }
+  // Within the sink's room, first pieces included: a thousand workers' first pieces do not all
+  // come at once to a client that has room for a few.
+  ResumeProfiles();
 }
 
 void RunCore::EndCollectingProfiles() {

@@ -133,8 +133,9 @@ class RunCore {
   // profile chunk, error reply).
   void OnMessage(const std::string& peer, protocol::Message& message);
   // Credit for the profile sink (a farm relaying profiles to a client that acknowledges them):
-  // `room()` says how many more pieces it can take now; the pieces asked of workers beyond
-  // their first, over all of them, stay below it. Unset: only the per-worker window of 4.
+  // `room()` says how many more pieces it can take now; the pieces asked of workers and not yet
+  // here (each worker's first included), over all of them, stay below it. Unset: only the
+  // per-worker window of 4.
   void SetProfileRoom(std::function<std::size_t()> room) { profile_room_ = std::move(room); }
   // The sink has room again: ask the workers for the pieces it held back.
   void ResumeProfiles();
@@ -193,8 +194,9 @@ class RunCore {
     std::string name;
     uint64_t received = 0;  // bytes handed to the sink (never held here)
     bool done = false;
+    bool asked_first = false;          // the first piece (offset 0) was asked for
     uint64_t next_request = 0;         // the offset to ask for next (after the first piece)
-    unsigned in_flight = 0;            // pieces asked for beyond the first, not yet here
+    unsigned in_flight = 0;            // pieces asked for, not yet here
     uint64_t size = 0;                 // the whole profile's, from the first piece
     std::optional<std::size_t> index;  // the sink's, from the first piece
     std::filesystem::path kept;        // where the sink put it, after the last piece
@@ -221,6 +223,9 @@ class RunCore {
   // Asks the worker for more pieces of its profile: up to 4 in flight, and, with a profile room,
   // no more than the sink has room for over all downloads.
   void AskProfilePieces(const std::string& peer, ProfileDownload& download);
+  // The download is over (whole, failed, or its worker gone): what it had in flight no longer
+  // counts against the sink's room.
+  void EndDownload(ProfileDownload& download, bool done);
   // The id jobs name `set` by (given at its first job).
   uint64_t SetIdOf(const ArtifactSet* set);
   bool DispatchOpen();
@@ -280,6 +285,7 @@ class RunCore {
   std::optional<SteadyTime> first_interrupt_at_;
 
   std::map<std::string, ProfileDownload> profiles_;  // by peer, once requested
+  std::size_t profile_in_flight_ = 0;                // over every download
   std::size_t next_profile_index_ = 0;
   std::map<std::string, uint64_t> raw_profiles_;  // by peer: its tests' raw profiles
   std::optional<SteadyTime> profile_deadline_;    // while collecting profiles

@@ -515,6 +515,53 @@ TEST(RunCore, AProfileSinkWithCreditHoldsBackThePullsUntilItHasRoom) {
   ASSERT_EQ(summary.coverage.profiles.size(), 1u);
 }
 
+// The workers' first pieces count against the sink's room too (a thousand workers' first pieces
+// must not all come at once to a client with room for a few), and what a lost worker was asked
+// for stops counting.
+TEST(RunCore, FirstPiecesStayWithinTheSinksRoomAndALostWorkersShareGoesToTheOthers) {
+  RunOptions options = Options();
+  options.coverage = true;
+  constexpr std::size_t kWindow = 2;  // and nothing is acknowledged
+  std::size_t handed = 0;
+  Farm farm(Specs(3), options,
+            [&](std::size_t index, uint64_t offset, uint64_t total,
+                std::string_view data) -> Result<std::filesystem::path> {
+              ++handed;
+              if (offset + data.size() < total) return std::filesystem::path();
+              return std::filesystem::path("p" + std::to_string(index));
+            });
+  farm.run->SetProfileRoom([&] { return handed < kWindow ? kWindow - handed : 0; });
+  farm.Start();
+  for (const char* w : {"a", "b", "c"}) farm.Hello(w, 1);
+  farm.Tick();
+  for (const char* w : {"a", "b", "c"}) {
+    for (const auto& job : farm.TakeJobs(w)) {
+      farm.Started(job, w);
+      farm.Finished(job, w, ExitState::Exited(0), /*profiles=*/1);
+    }
+  }
+  farm.Tick();
+  ASSERT_EQ(farm.run->phase(), RunPhase::kCollectingProfiles);
+  auto asked = [&](const std::string& w) { return farm.Heard<protocol::ProfileRequest>(w).size(); };
+  EXPECT_EQ(asked("a") + asked("b") + asked("c"), kWindow) << "two first pieces, not three";
+  EXPECT_EQ(asked("c"), 0u);
+  // b leaves before it answers: its request no longer holds the room, and c is asked.
+  farm.Say("b", protocol::Bye{});
+  farm.Tick();
+  EXPECT_EQ(asked("c"), 1u);
+  farm.Say("a", Piece(0, 1, "x", true, 1));
+  farm.Tick();
+  EXPECT_EQ(handed, 1u);
+  farm.Say("c", Piece(0, 1, "y", true, 1));
+  farm.Tick();
+  EXPECT_EQ(handed, 2u);
+  EXPECT_EQ(farm.run->phase(), RunPhase::kDone) << "b is gone: nothing more to wait for";
+  RunSummary summary = farm.Finish();
+  EXPECT_EQ(summary.coverage.profiles.size(), 2u);
+  ASSERT_EQ(summary.coverage.errors.size(), 1u) << "b's profile never came, and that is said";
+  EXPECT_EQ(summary.coverage.errors[0].rfind("b: ", 0), 0u) << summary.coverage.errors[0];
+}
+
 TEST(RunCore, ProfilesAreCollectedFromEveryWorkerAfterTheLastResult) {
   RunOptions options = Options();
   options.coverage = true;
