@@ -69,6 +69,14 @@ void Batcher::MakeShards(Suite& suite, unsigned total_slots) {
     count = std::max(count, static_cast<std::size_t>(needed) + 1);
   }
   count = std::max(count, (left + options_.max_shard_cases - 1) / options_.max_shard_cases);
+  std::size_t report_bytes = 0;
+  for (std::size_t t : suite.pending) {
+    auto it = suite.name_bytes.find(t);
+    report_bytes +=
+        BatcherOptions::kCaseReportBytes + 2 * (it == suite.name_bytes.end() ? 0 : it->second);
+  }
+  const std::size_t report_budget = std::max<std::size_t>(1, options_.max_shard_report_bytes);
+  count = std::max(count, (report_bytes + report_budget - 1) / report_budget);
   count = std::min(count, left);
   std::vector<Batch> shards(count);
   for (std::size_t k = 0; k < left; ++k) shards[k % count].tests.push_back(suite.pending[k]);

@@ -119,6 +119,21 @@ std::string ValidUtf8(std::string_view text) {
   return out;
 }
 
+// `text` itself when it is all well-formed UTF-8 (gtest's reports nearly always are: no copy),
+// else its ValidUtf8 form, kept in `repaired`.
+std::string_view AsValidUtf8(std::string_view text, std::string& repaired) {
+  for (std::size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    Utf8Char c = DecodeUtf8(text, i);
+    if (!c.valid) return repaired = ValidUtf8(text);
+    i += c.length;
+  }
+  return text;
+}
+
 // "0.123s" (gtest prints seconds as a double with 6 significant digits, so also "1.23457e+06s").
 Millis ParseSeconds(const std::string& text) {
   std::string_view digits = text;
@@ -132,87 +147,298 @@ Millis ParseSeconds(const std::string& text) {
   return Millis(std::llround(seconds * 1000));
 }
 
-// Thrown inside ParseGtestJson only, for a document that is JSON but not gtest's.
-struct ShapeError {
-  std::string message;
-};
-
-const std::string& StringField(const Json& object, const char* key, const std::string& where) {
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_string()) {
-    throw ShapeError{where + ": no string \"" + key + "\""};
+// Reads gtest's JSON report event by event (no document tree: a shard of 50,000 cases is read
+// several times faster so). What it checks, and the errors it names, follow the report's shape:
+//   {"testsuites": [ {"name", "testsuite": [ {"name", "status", "result", "time",
+//                                             "failures": [ {"failure"} ]} ]} ]}
+// Anything else gtest writes (counts, timestamps, properties) is passed over.
+class ReportReader : public nlohmann::json_sax<Json> {
+ public:
+  bool null() override { return Scalar(nullptr); }
+  bool boolean(bool) override { return Scalar(nullptr); }
+  bool number_integer(number_integer_t) override { return Scalar(nullptr); }
+  bool number_unsigned(number_unsigned_t) override { return Scalar(nullptr); }
+  bool number_float(number_float_t, const string_t&) override { return Scalar(nullptr); }
+  bool binary(binary_t&) override { return Scalar(nullptr); }
+  bool string(string_t& value) override { return Scalar(&value); }
+  bool key(string_t& value) override {
+    key_ = value;
+    return true;
   }
-  return it->get_ref<const std::string&>();
-}
-
-const Json& ArrayField(const Json& object, const char* key, const std::string& where) {
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_array()) throw ShapeError{where + ": no array \"" + key + "\""};
-  return *it;
-}
-
-std::string FailureMessages(const Json& test, const std::string& where) {
-  auto it = test.find("failures");
-  if (it == test.end()) return {};
-  if (!it->is_array()) throw ShapeError{where + ": \"failures\" is not an array"};
-  std::string message;
-  for (std::size_t i = 0; i < it->size(); ++i) {
-    const Json& failure = (*it)[i];
-    std::string at = where + ".failures[" + std::to_string(i) + "]";
-    if (!failure.is_object()) throw ShapeError{at + ": not an object"};
-    if (!message.empty()) message += "\n\n";
-    message += StringField(failure, "failure", at);
+  bool start_object(std::size_t) override { return Open(true); }
+  bool start_array(std::size_t) override { return Open(false); }
+  bool end_object() override { return Close(); }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& error) override {
+    if (error_.empty()) error_ = error.what();
+    return false;
   }
-  return message;
-}
 
-// nullopt for a case that did not run.
-std::optional<GtestCaseResult> CaseResult(const std::string& suite, const Json& test,
-                                          const std::string& where) {
-  if (!test.is_object()) throw ShapeError{where + ": not an object"};
-  const std::string& name = StringField(test, "name", where);
-  const std::string& status = StringField(test, "status", where);
-  if (status == "NOTRUN") return std::nullopt;
-  if (status != "RUN") throw ShapeError{where + ": unknown status \"" + status + "\""};
-  // "result" arrived in gtest 1.10; older reports have only "status".
-  std::string result = test.contains("result") ? StringField(test, "result", where) : "COMPLETED";
-  if (result != "COMPLETED" && result != "SKIPPED" && result != "SUPPRESSED") {
-    throw ShapeError{where + ": unknown result \"" + result + "\""};
+  Result<std::vector<GtestCaseResult>> Take() {
+    if (!error_.empty()) return Error{"not a gtest JSON report: " + error_};
+    return std::move(results_);
   }
-  if (result == "SUPPRESSED") return std::nullopt;
 
-  GtestCaseResult out;
-  out.name = name.empty() ? suite : suite + "." + name;
-  auto time = test.find("time");
-  if (time != test.end() && time->is_string()) {
-    out.duration = ParseSeconds(time->get_ref<const std::string&>());
-  }
-  out.message = FailureMessages(test, where);
-  if (!out.message.empty()) {
-    out.status = GtestCaseResult::Status::kFailed;
-  } else if (result == "SKIPPED") {
-    out.status = GtestCaseResult::Status::kSkipped;
-  }
-  return out;
-}
+ private:
+  // What an open container is, on the report's shape; kOther for anything off it.
+  enum class Role { kTop, kSuites, kSuite, kCases, kCase, kFailures, kFailure, kOther };
+  struct Frame {
+    Role role;
+    std::size_t items = 0;  // for an array: elements opened so far
+  };
+  // One suite's fields (its cases wait for its name, which may come after them).
+  struct SuiteFields {
+    std::optional<std::string> name;
+    bool has_cases = false;
+    std::vector<GtestCaseResult> results;
+    std::string case_error;  // the first of its cases' errors, reported after its own
+  };
+  struct CaseFields {
+    std::optional<std::string> name;
+    std::optional<std::string> status;
+    bool has_result = false;
+    std::optional<std::string> result;
+    std::optional<std::string> time;
+    bool failures_not_array = false;
+    std::optional<std::string> failure;  // of the failure object being read
+    std::string message;
+    std::string failure_error;
+  };
 
-std::vector<GtestCaseResult> CaseResults(const Json& document) {
-  if (!document.is_object()) throw ShapeError{"not an object"};
-  const Json& suites = ArrayField(document, "testsuites", "top level");
-  std::vector<GtestCaseResult> results;
-  for (std::size_t s = 0; s < suites.size(); ++s) {
-    std::string where = "testsuites[" + std::to_string(s) + "]";
-    const Json& suite = suites[s];
-    if (!suite.is_object()) throw ShapeError{where + ": not an object"};
-    const std::string& suite_name = StringField(suite, "name", where);
-    const Json& tests = ArrayField(suite, "testsuite", where);
-    for (std::size_t t = 0; t < tests.size(); ++t) {
-      std::string at = where + ".testsuite[" + std::to_string(t) + "]";
-      if (auto result = CaseResult(suite_name, tests[t], at)) results.push_back(std::move(*result));
+  std::string SuiteWhere() const { return "testsuites[" + std::to_string(suite_index_) + "]"; }
+  std::string CaseWhere() const {
+    return SuiteWhere() + ".testsuite[" + std::to_string(case_index_) + "]";
+  }
+  static std::string NoString(const std::string& where, const char* key) {
+    return where + ": no string \"" + key + "\"";
+  }
+
+  Role Parent() const { return stack_.empty() ? Role::kOther : stack_.back().role; }
+
+  bool Fail(std::string message) {
+    error_ = std::move(message);
+    return false;
+  }
+
+  // A value that is not a container: `text` is set for a string.
+  bool Scalar(const std::string* text) {
+    if (stack_.empty()) return Fail("not an object");
+    Frame& frame = stack_.back();
+    switch (frame.role) {
+      case Role::kSuites:
+        return Fail("testsuites[" + std::to_string(frame.items++) + "]: not an object");
+      case Role::kCases:
+        case_index_ = frame.items++;
+        if (suite_.case_error.empty()) suite_.case_error = CaseWhere() + ": not an object";
+        return true;
+      case Role::kFailures:
+        if (case_.failure_error.empty()) {
+          case_.failure_error =
+              CaseWhere() + ".failures[" + std::to_string(frame.items) + "]: not an object";
+        }
+        ++frame.items;
+        return true;
+      case Role::kSuite:
+        if (key_ == "name") suite_.name = text ? std::optional<std::string>(*text) : std::nullopt;
+        if (key_ == "testsuite") suite_.has_cases = false;
+        return true;
+      case Role::kCase: {
+        auto set = [&](std::optional<std::string>& field) {
+          field = text ? std::optional<std::string>(*text) : std::nullopt;
+        };
+        if (key_ == "name") set(case_.name);
+        if (key_ == "status") set(case_.status);
+        if (key_ == "result") {
+          case_.has_result = true;
+          set(case_.result);
+        }
+        if (key_ == "time") set(case_.time);
+        if (key_ == "failures") case_.failures_not_array = true;
+        return true;
+      }
+      case Role::kFailure:
+        if (key_ == "failure") {
+          case_.failure = text ? std::optional<std::string>(*text) : std::nullopt;
+        }
+        return true;
+      case Role::kTop:
+        if (key_ == "testsuites") saw_suites_ = false;
+        return true;
+      case Role::kOther:
+        return true;
+    }
+    return true;
+  }
+
+  bool Open(bool object) {
+    Role role = Role::kOther;
+    if (stack_.empty()) {
+      if (!object) return Fail("not an object");
+      role = Role::kTop;
+    } else {
+      Frame& parent = stack_.back();
+      switch (parent.role) {
+        case Role::kTop:
+          if (key_ == "testsuites") {
+            saw_suites_ = !object;
+            if (!object) role = Role::kSuites;
+          }
+          break;
+        case Role::kSuites:
+          suite_index_ = parent.items++;
+          if (!object) return Fail(SuiteWhere() + ": not an object");
+          suite_ = SuiteFields{};
+          role = Role::kSuite;
+          break;
+        case Role::kSuite:
+          if (key_ == "name") suite_.name.reset();
+          if (key_ == "testsuite") {
+            suite_.has_cases = !object;
+            if (!object) role = Role::kCases;
+          }
+          break;
+        case Role::kCases:
+          case_index_ = parent.items++;
+          if (!object) {
+            if (suite_.case_error.empty()) suite_.case_error = CaseWhere() + ": not an object";
+          } else {
+            case_ = CaseFields{};
+            role = Role::kCase;
+          }
+          break;
+        case Role::kCase:
+          Scalar(nullptr);  // "name", "status", "result" or "time" as a container: not a string
+          if (key_ == "failures") {
+            if (object) {
+              case_.failures_not_array = true;
+            } else {
+              case_.failures_not_array = false;
+              case_.message.clear();
+              case_.failure_error.clear();
+              role = Role::kFailures;
+            }
+          }
+          break;
+        case Role::kFailures:
+          if (!object) {
+            if (case_.failure_error.empty()) {
+              case_.failure_error =
+                  CaseWhere() + ".failures[" + std::to_string(parent.items) + "]: not an object";
+            }
+            ++parent.items;
+          } else {
+            case_.failure.reset();
+            role = Role::kFailure;
+          }
+          break;
+        case Role::kFailure:
+          if (key_ == "failure") case_.failure.reset();
+          break;
+        case Role::kOther:
+          break;
+      }
+    }
+    stack_.push_back({role});
+    key_.clear();
+    return true;
+  }
+
+  bool Close() {
+    Frame frame = stack_.back();
+    stack_.pop_back();
+    key_.clear();
+    switch (frame.role) {
+      case Role::kTop:
+        if (!saw_suites_) return Fail("top level: no array \"testsuites\"");
+        return true;
+      case Role::kSuite:
+        return EndSuite();
+      case Role::kCase:
+        EndCase();
+        return true;
+      case Role::kFailure: {
+        std::size_t index = stack_.back().items++;
+        if (!case_.failure) {
+          if (case_.failure_error.empty()) {
+            case_.failure_error =
+                NoString(CaseWhere() + ".failures[" + std::to_string(index) + "]", "failure");
+          }
+          return true;
+        }
+        if (!case_.message.empty()) case_.message += "\n\n";
+        case_.message += *case_.failure;
+        return true;
+      }
+      default:
+        return true;
     }
   }
-  return results;
-}
+
+  // Checked in the order a reader of the document would: the suite's own fields, then its cases.
+  bool EndSuite() {
+    const std::string where = SuiteWhere();
+    if (!suite_.name) return Fail(NoString(where, "name"));
+    if (!suite_.has_cases) return Fail(where + ": no array \"testsuite\"");
+    if (!suite_.case_error.empty()) return Fail(suite_.case_error);
+    for (GtestCaseResult& result : suite_.results) {
+      result.name = result.name.empty() ? *suite_.name : *suite_.name + "." + result.name;
+      results_.push_back(std::move(result));
+    }
+    suite_.results.clear();
+    return true;
+  }
+
+  // A case's result, or its error kept for its suite's end; a case that did not run adds none.
+  void EndCase() {
+    if (!suite_.case_error.empty()) return;
+    std::string error = CaseError();
+    if (!error.empty()) {
+      suite_.case_error = std::move(error);
+      return;
+    }
+    if (*case_.status == "NOTRUN" || case_.result == "SUPPRESSED") return;
+    GtestCaseResult out;
+    out.name = std::move(*case_.name);  // the suite's name is put before it at the suite's end
+    if (case_.time) out.duration = ParseSeconds(*case_.time);
+    out.message = std::move(case_.message);
+    if (!out.message.empty()) {
+      out.status = GtestCaseResult::Status::kFailed;
+    } else if (case_.result == "SKIPPED") {
+      out.status = GtestCaseResult::Status::kSkipped;
+    }
+    suite_.results.push_back(std::move(out));
+  }
+
+  std::string CaseError() const {
+    const std::string where = CaseWhere();
+    if (!case_.name) return NoString(where, "name");
+    if (!case_.status) return NoString(where, "status");
+    if (*case_.status == "NOTRUN") return {};
+    if (*case_.status != "RUN") return where + ": unknown status \"" + *case_.status + "\"";
+    // "result" arrived in gtest 1.10; older reports have only "status".
+    if (case_.has_result) {
+      if (!case_.result) return NoString(where, "result");
+      const std::string& result = *case_.result;
+      if (result != "COMPLETED" && result != "SKIPPED" && result != "SUPPRESSED") {
+        return where + ": unknown result \"" + result + "\"";
+      }
+      if (result == "SUPPRESSED") return {};
+    }
+    if (case_.failures_not_array) return where + ": \"failures\" is not an array";
+    return case_.failure_error;
+  }
+
+  std::vector<Frame> stack_;
+  std::string key_;
+  bool saw_suites_ = false;
+  std::size_t suite_index_ = 0;
+  std::size_t case_index_ = 0;
+  SuiteFields suite_;
+  CaseFields case_;
+  std::vector<GtestCaseResult> results_;
+  std::string error_;
+};
 
 std::string_view TrimNewlines(std::string_view text) {
   while (!text.empty() && (text.front() == '\n' || text.front() == '\r')) text.remove_prefix(1);
@@ -327,26 +553,23 @@ Result<std::vector<GtestCase>> ParseGtestList(std::string_view output) {
 
 Result<std::vector<GtestCaseResult>> ParseGtestJson(std::string_view json,
                                                     std::string_view console_output) {
+  ReportReader reader;
   try {
-    Json document = Json::parse(ValidUtf8(json));
-    std::vector<GtestCaseResult> results = CaseResults(document);
-    if (!console_output.empty()) {
-      for (GtestCaseResult& result : results) {
-        if (result.status == GtestCaseResult::Status::kSkipped && result.message.empty()) {
-          result.message = SkipMessageFromConsole(console_output, result.name);
-        }
-      }
-    }
-    return results;
-  } catch (const ShapeError& error) {
-    return Error{"not a gtest JSON report: " + error.message};
-  } catch (const Json::exception& error) {
-    return Error{std::string("not a gtest JSON report: ") + error.what()};
+    std::string repaired;
+    std::string_view text = AsValidUtf8(json, repaired);
+    Json::sax_parse(text.begin(), text.end(), &reader);
   } catch (const std::exception& error) {
     return Error{std::string("reading a gtest JSON report: ") + error.what()};
-  } catch (...) {
-    return Error{"reading a gtest JSON report: unknown error"};
   }
+  Result<std::vector<GtestCaseResult>> results = reader.Take();
+  if (results && !console_output.empty()) {
+    for (GtestCaseResult& result : *results) {
+      if (result.status == GtestCaseResult::Status::kSkipped && result.message.empty()) {
+        result.message = SkipMessageFromConsole(console_output, result.name);
+      }
+    }
+  }
+  return results;
 }
 
 namespace {
@@ -451,8 +674,9 @@ class ListingReader : public nlohmann::json_sax<Json> {
 Result<std::vector<GtestCase>> ParseGtestListJson(std::string_view json) {
   ListingReader reader;
   try {
-    std::string text = ValidUtf8(json);
-    Json::sax_parse(text, &reader);
+    std::string repaired;
+    std::string_view text = AsValidUtf8(json, repaired);
+    Json::sax_parse(text.begin(), text.end(), &reader);
   } catch (const std::exception& error) {
     return Error{std::string("not a gtest JSON listing: ") + error.what()};
   }

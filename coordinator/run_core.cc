@@ -221,22 +221,39 @@ void RunCore::PlanIteration(std::size_t first) {
   }
   ReportBlocked();
   for (const std::string& suite : batch_order) {
-    std::vector<std::size_t> name_bytes;
-    for (std::size_t t : batches[suite]) name_bytes.push_back(tests_[t].gtest_case.size());
     std::optional<Millis> expected;
     if (auto known = options_.expected_case_time.find(suite);
         known != options_.expected_case_time.end()) {
       expected = known->second;
     }
-    // Every runnable case of the binary, in its order: gtest's shards can split it.
-    const std::vector<std::size_t>& cases = batches[suite];
-    bool whole = true;
-    for (std::size_t k = 0; k < cases.size() && whole; ++k) {
-      whole = tests_[cases[k]].gtest_runnable == cases.size() && tests_[cases[k]].gtest_index == k;
+    // Every runnable case of the binary, in whatever order the history put them: gtest's shards
+    // can split it, and it goes to the batcher in the binary's own order, which is the order
+    // gtest deals its shards' cases in.
+    std::vector<std::size_t>& cases = batches[suite];
+    const bool whole = IsWholeBinary(cases);
+    if (whole) {
+      std::sort(cases.begin(), cases.end(), [&](std::size_t a, std::size_t b) {
+        return tests_[a].gtest_index < tests_[b].gtest_index;
+      });
     }
+    std::vector<std::size_t> name_bytes;
+    for (std::size_t t : cases) name_bytes.push_back(tests_[t].gtest_case.size());
     std::size_t id = batcher_.AddSuite(cases, std::move(name_bytes), expected, whole);
     for (std::size_t t : batches[suite]) batch_suite_of_[t] = id;
   }
+}
+
+bool RunCore::IsWholeBinary(const std::vector<std::size_t>& cases) const {
+  std::vector<bool> seen(cases.size(), false);
+  for (std::size_t t : cases) {
+    const TestSpec& test = tests_[t];
+    if (test.gtest_runnable != cases.size() || test.gtest_index >= cases.size() ||
+        seen[test.gtest_index]) {
+      return false;
+    }
+    seen[test.gtest_index] = true;
+  }
+  return !cases.empty();
 }
 
 void RunCore::ReportBlocked() {

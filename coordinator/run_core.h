@@ -233,6 +233,8 @@ class RunCore {
   void FailUnplaceable();
   void PerformActions();
   void ReportBlocked();
+  // `cases` (of one GoogleTest binary, in any order) are every runnable case it lists.
+  bool IsWholeBinary(const std::vector<std::size_t>& cases) const;
   void WarnIfClamped(std::size_t test, const std::string& peer);
   void WatchRunning();
   std::string JobName(JobId job) const;

@@ -139,6 +139,21 @@ TEST(Batcher, ShardsAreAsManyAsTheSlotsAndNoneTooBigForItsReport) {
   EXPECT_EQ(shards[0].tests.size(), 250u);
 }
 
+TEST(Batcher, ShardsOfLongNamedCasesAreSmallerSoTheirReportsStayUnderTheCap) {
+  BatcherOptions options{Millis(200), 4, 256};
+  options.max_shard_cases = 1000;
+  options.max_shard_report_bytes = 100 * (BatcherOptions::kCaseReportBytes + 2 * 50);
+  Batcher b(options);
+  b.AddSuite(Range(0, 1000), std::vector<std::size_t>(1000, 50), Millis(0), /*whole=*/true);
+  std::vector<Batch> shards;
+  while (auto batch = b.Next(2)) shards.push_back(std::move(*batch));
+  ASSERT_EQ(shards.size(), 10u) << "100 such cases fill a shard's report";
+  EXPECT_EQ(shards[0].tests.size(), 100u);
+  Batcher short_names(options);
+  short_names.AddSuite(Range(0, 1000), std::vector<std::size_t>(1000, 0), Millis(0), true);
+  EXPECT_EQ(short_names.Next(2)->shard.count, 8u) << "more of them fit: 1000 x 300 / 40,000";
+}
+
 TEST(Batcher, APartOfABinaryOrTooManyCasesHandedOutStayFilterBatches) {
   BatcherOptions options{Millis(200), 4, 256};
   options.max_filter_bytes = 100;

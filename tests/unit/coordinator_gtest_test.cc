@@ -484,6 +484,42 @@ TEST(ParseGtestJson, DocumentsThatAreNotGtestReportsAreErrors) {
   ExpectJsonError(R"({"testsuites": [{"name": "S", "testsuite": [7]}]})", "not an object");
 }
 
+TEST(ParseGtestJson, ContainersWhereStringsBelongAreErrors) {
+  ExpectJsonError(R"({"testsuites": [{"name": {"x": 1}, "testsuite": []}]})",
+                  "testsuites[0]: no string \"name\"");
+  ExpectJsonError(R"({"testsuites": {"name": "S"}})", "no array \"testsuites\"");
+  ExpectJsonError(R"({"testsuites": [{"name": "S", "testsuite": {}}]})",
+                  "testsuites[0]: no array \"testsuite\"");
+  ExpectJsonError(OneCase(R"("status": ["RUN"])"),
+                  "testsuites[0].testsuite[0]: no string \"status\"");
+  ExpectJsonError(OneCase(R"("status": "RUN", "result": {})"), "no string \"result\"");
+  ExpectJsonError(OneCase(R"("status": "RUN", "failures": [{"failure": ["x"]}])"),
+                  "testsuites[0].testsuite[0].failures[0]: no string \"failure\"");
+  ExpectJsonError(OneCase(R"("status": "RUN", "failures": [3])"),
+                  "testsuites[0].testsuite[0].failures[0]: not an object");
+  // The second suite's second case: the places count across the document.
+  ExpectJsonError(R"({"testsuites": [{"name": "A", "testsuite": []},
+      {"name": "B", "testsuite": [{"name": "x", "status": "RUN"}, {"name": "y"}]}]})",
+                  "testsuites[1].testsuite[1]: no string \"status\"");
+  // A suite's own error comes before its cases'.
+  ExpectJsonError(R"({"testsuites": [{"testsuite": [{"name": "y"}]}]})",
+                  "testsuites[0]: no string \"name\"");
+}
+
+TEST(ParseGtestJson, FieldsInAnyOrderAndUnknownOnesNestedArePassedOver) {
+  auto results = ParseGtestJson(R"({"testsuites": [{"testsuite": [
+      {"properties": {"name": 5, "failures": [1, {"failure": 2}]}, "time": "0.25s",
+       "failures": [{"type": "", "failure": "one", "extra": [{"failure": 7}]}, {"failure": "two"}],
+       "status": "RUN", "name": "c"},
+      {"name": "d", "status": "NOTRUN"}], "name": "S", "tests": [1, 2]}], "extra": {"testsuites": 1}})");
+  ASSERT_TRUE(results.ok()) << results.error().message;
+  ASSERT_EQ(results->size(), 1u);
+  EXPECT_EQ((*results)[0].name, "S.c");
+  EXPECT_EQ((*results)[0].status, Status::kFailed);
+  EXPECT_EQ((*results)[0].message, "one\n\ntwo");
+  EXPECT_EQ((*results)[0].duration, Millis(250));
+}
+
 TEST(ParseGtestJson, ListingReportIsAnError) {
   // GTEST_OUTPUT=json with --gtest_list_tests writes cases without a status: not results.
   ExpectJsonError(R"({"tests": 1, "name": "AllTests", "testsuites": [{"name": "A", "tests": 1,

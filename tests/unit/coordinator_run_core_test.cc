@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,49 @@ TEST(RunCore, ARunFromHelloToBye) {
   EXPECT_EQ(farm.reporter.started, (std::vector<std::string>{"t0@w", "t1@w", "t2@w"}));
   farm.Tick();
   EXPECT_TRUE(farm.Saw("w", "bye"));
+}
+
+TEST(RunCore, AWholeBinaryInTheHistorysOrderStillGoesOutAsGtestsShards) {
+  // Six cases of one binary, the history's order putting its slow ones first: still every
+  // runnable case, so (its case time known) it goes out as gtest's own shards, not as filters.
+  std::vector<TestSpec> specs;
+  for (std::size_t i = 0; i < 6; ++i) {
+    TestSpec spec = Spec("bin::S.c" + std::to_string(i));
+    spec.suite = "bin";
+    spec.gtest_case = "S.c" + std::to_string(i);
+    spec.gtest_index = i;
+    spec.gtest_runnable = 6;
+    specs.push_back(std::move(spec));
+  }
+  RunOptions options = Options();
+  options.batch = true;
+  options.start_order = {4, 1, 5, 0, 3, 2};
+  options.expected_case_time["bin"] = Millis(1);
+  Farm farm(std::move(specs), options);
+  farm.Start();
+  farm.Hello("w", 2);
+  farm.Tick();
+  auto jobs = farm.TakeJobs("w");
+  ASSERT_EQ(jobs.size(), 2u) << "a shard per slot";
+  std::set<std::string> cases;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(jobs[i].env["GTEST_TOTAL_SHARDS"], "2");
+    EXPECT_EQ(jobs[i].env["GTEST_SHARD_INDEX"], std::to_string(i));
+    EXPECT_EQ(jobs[i].env.count("GTEST_FILTER"), 0u) << "no filter: nothing was handed out before";
+  }
+  // gtest deals a shard's cases by listing position: shard 0 runs c0, c2, c4.
+  farm.Started(jobs[0], "w");
+  protocol::JobResult result = fixtures::ResultOf(jobs[0]);
+  result.report = R"({"testsuites": [{"name": "S", "testsuite": [
+      {"name": "c0", "status": "RUN", "time": "0s"}, {"name": "c2", "status": "RUN", "time": "0s"},
+      {"name": "c4", "status": "RUN", "time": "0s"}]}]})";
+  farm.Say("w", result);
+  farm.Tick();
+  ASSERT_EQ(farm.reporter.finished.size(), 3u);
+  for (const char* name : {"bin::S.c0", "bin::S.c2", "bin::S.c4"}) {
+    ASSERT_NE(farm.reporter.Find(name), nullptr) << name;
+    EXPECT_EQ(farm.reporter.Find(name)->state, TestStatus::kPassed) << name;
+  }
 }
 
 TEST(RunCore, StartAtAssignmentSaysStartBeforeTheWorkerHasTheJob) {
