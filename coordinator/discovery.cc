@@ -158,6 +158,23 @@ Result<std::vector<SuiteSpec>> GatherSuites(const SourceOptions& options, const 
   return suites;
 }
 
+namespace {
+
+// The run that lists a GoogleTest suite's cases: printed, or (`json`) also written as JSON to a
+// file, whose size has no cap of ours.
+ToolRun ListRun(const SuiteSpec& suite, bool json) {
+  ToolRun list;
+  list.argv = ListCommand(suite);
+  if (json) list.output_arg = kListingJsonArg;
+  list.env = suite.env;
+  // An instrumented binary would otherwise leave default.profraw in its working directory.
+  list.env["LLVM_PROFILE_FILE"] = "/dev/null";
+  list.cwd = suite.cwd;
+  return list;
+}
+
+}  // namespace
+
 Result<std::vector<TestSpec>> DiscoverTests(const SourceOptions& options, const ToolRunner& run,
                                             unsigned parallel, DiscoveryNotes* notes) {
   auto timeout = ParseDuration(options.timeout);
@@ -190,18 +207,32 @@ Result<std::vector<TestSpec>> DiscoverTests(const SourceOptions& options, const 
       suite.kind = known->second ? SuiteKind::kGtest : SuiteKind::kPlain;
     }
     if (suite.kind != SuiteKind::kGtest) continue;
-    ToolRun list;
-    list.argv = ListCommand(suite);
-    list.output_arg = kListingJsonArg;  // no cap on its size, unlike the captured output
-    list.env = suite.env;
-    // An instrumented binary would otherwise leave default.profraw in its working directory.
-    list.env["LLVM_PROFILE_FILE"] = "/dev/null";
-    list.cwd = suite.cwd;
-    lists.push_back(std::move(list));
+    lists.push_back(ListRun(suite, false));
     listed.push_back(i);
   }
   if (!lists.empty()) {
     std::vector<Listing> done = run(std::move(lists), parallel);
+    // A printed listing that does not read as one (a parameter whose printed value spans lines)
+    // is asked for again as JSON, which gtest (1.10 on) writes unambiguously but slower: 1.9 s
+    // against 0.75 s for 200,000 cases.
+    std::vector<ToolRun> again;
+    std::vector<std::size_t> again_of;
+    for (std::size_t k = 0; k < listed.size() && k < done.size(); ++k) {
+      const Listing& listing = done[k];
+      if (listing.state.passed()) {
+        auto cases = ParseGtestList(listing.out);
+        if (!cases || cases->empty()) {
+          again.push_back(ListRun((*suites)[listed[k]], true));
+          again_of.push_back(k);
+        }
+      }
+    }
+    if (!again.empty()) {
+      std::vector<Listing> redone = run(std::move(again), parallel);
+      for (std::size_t j = 0; j < again_of.size() && j < redone.size(); ++j) {
+        if (redone[j].json) done[again_of[j]] = std::move(redone[j]);
+      }
+    }
     for (std::size_t k = 0; k < listed.size() && k < done.size(); ++k) {
       listings[listed[k]] = std::move(done[k]);
     }

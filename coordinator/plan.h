@@ -20,8 +20,9 @@ struct Listing {
   ExitState state = ExitState::Exited(0);
   std::string out;
   std::string err;
-  // The listing as JSON (kListingJsonArg's file), when the command wrote it: preferred to `out`,
-  // whose capture is capped. gtest >= 1.10 writes it; an older one only prints the listing.
+  // The listing as JSON (kListingJsonArg's file), when it was asked for and the command wrote
+  // it: preferred to `out`. Asked for only when the printed listing does not read as one (gtest
+  // >= 1.10 writes it; an older one only prints the listing).
   std::optional<std::string> json;
 };
 

@@ -87,8 +87,8 @@ TEST(E2ESuites, FilterExcludeAndList) {
 }
 
 TEST(E2ESuites, ABinaryWhoseListingIsLargerThanTheOutputCapIsListedWhole) {
-  // 100,000 cases print a 3 MB listing, beyond the 1 MiB kept of a program's output: the
-  // listing is read from gtest's JSON file instead.
+  // 100,000 cases print a 3 MB listing, beyond the 1 MiB kept of a test's output: a listing is
+  // not a test's output and is kept whole.
   ChildOptions options;
   options.extra_env = {"TF_GTEST_CASES=100000"};
   auto list = Testfarm({"list", "--json", Fixture("tf_gtest_many")}, options);

@@ -14,7 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Answers each run by the first entry of `answers` whose key appears in its argv.
+// Answers each run by the first entry of `answers` whose key appears in its argv (or starts
+// the argument it asks for a file with).
 struct FakeRunner {
   std::vector<std::pair<std::string, Listing>> answers;
   std::vector<ToolRun> seen;
@@ -30,6 +31,7 @@ struct FakeRunner {
           bool match = false;
           for (const std::string& arg : run.argv)
             match = match || arg.find(key) != std::string::npos;
+          match = match || (!run.output_arg.empty() && run.output_arg.find(key) == 0);
           if (match) {
             answer = listing;
             break;
@@ -77,6 +79,34 @@ TEST(Discovery, GoogleTestSuitesAreListedThroughTheRunnerAllAtOnce) {
   EXPECT_EQ(fake.seen[0].env.at("LLVM_PROFILE_FILE"), "/dev/null");
   EXPECT_EQ(fake.seen[0].timeout, Millis(60000));
   EXPECT_EQ((*tests)[0].timeout, Millis(10 * 60 * 1000)) << "the default --timeout";
+}
+
+TEST(Discovery, APrintedListingThatDoesNotReadIsAskedForAgainAsJson) {
+  test::TempDir dir;
+  Touch(dir.path() / "g");
+  Touch(dir.path() / "h");
+  fs::path manifest = dir.path() / "testfarm.toml";
+  std::ofstream(manifest) << "[[suite]]\ncommand = \"g\"\nkind = \"gtest\"\n\n"
+                          << "[[suite]]\ncommand = \"h\"\nkind = \"gtest\"\n";
+  FakeRunner fake;
+  // g's parameter prints over two lines; h's listing reads.
+  fake.answers.push_back({"--gtest_output=json:",
+                          {ExitState::Exited(0), "garbage", "",
+                           R"({"testsuites": [{"name": "P", "testsuite": [{"name": "x/0"}]}]})"}});
+  fake.answers.push_back(
+      {"/g", {ExitState::Exited(0), "P.\n  x/0  # GetParam() = a\nb\n", "", {}}});
+  fake.answers.push_back({"/h", {ExitState::Exited(0), "S.\n  a\n", "", {}}});
+  SourceOptions options;
+  options.manifest = manifest.string();
+  DiscoveryNotes notes;
+  auto tests = DiscoverTests(options, fake.Runner(), 2, &notes);
+  ASSERT_TRUE(tests.ok()) << tests.error().message;
+  EXPECT_EQ(Names(*tests), (std::vector<std::string>{"g::P.x/0", "h::S.a"}));
+  ASSERT_EQ(fake.seen.size(), 3u) << "both printed, then g again as JSON";
+  EXPECT_TRUE(fake.seen[0].output_arg.empty());
+  EXPECT_TRUE(fake.seen[1].output_arg.empty());
+  EXPECT_EQ(fake.seen[2].output_arg, kListingJsonArg);
+  EXPECT_NE(fake.seen[2].argv[0].find("/g"), std::string::npos);
 }
 
 TEST(Discovery, AListingThatCrashesIsATestThatFailsNotAnErrorForTheRun) {
