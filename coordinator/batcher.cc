@@ -4,6 +4,32 @@
 
 namespace testfarm::coordinator {
 
+std::vector<std::vector<std::size_t>> RerunParts(const std::vector<std::size_t>& tests,
+                                                 const std::vector<std::size_t>& name_bytes,
+                                                 std::size_t max_filter_bytes,
+                                                 std::size_t alone_up_to) {
+  std::vector<std::vector<std::size_t>> parts;
+  if (tests.size() <= std::max<std::size_t>(1, alone_up_to)) {
+    for (std::size_t t : tests) parts.push_back({t});
+    return parts;
+  }
+  const std::size_t half = (tests.size() + 1) / 2;
+  std::vector<std::size_t> part;
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < tests.size(); ++i) {
+    const std::size_t size = (i < name_bytes.size() ? name_bytes[i] : 0) + 1;  // and its ':'
+    if (!part.empty() && (part.size() == half || bytes + size > max_filter_bytes)) {
+      parts.push_back(std::move(part));
+      part.clear();
+      bytes = 0;
+    }
+    part.push_back(tests[i]);
+    bytes += size;
+  }
+  parts.push_back(std::move(part));
+  return parts;
+}
+
 std::size_t Batcher::AddSuite(std::vector<std::size_t> tests, std::vector<std::size_t> name_bytes,
                               std::optional<Millis> expected_case, bool whole) {
   Suite suite;

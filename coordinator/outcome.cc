@@ -146,7 +146,7 @@ JobVerdicts Interpret(const std::vector<std::size_t>& job_tests, bool batch,
       continue;
     }
     if (batch) {
-      out.rerun_alone.push_back(t);
+      out.rerun.push_back(t);
       continue;
     }
     CaseVerdict v;

@@ -1,12 +1,13 @@
 #pragma once
 // What a finished job means for each test it ran. Pure: a job's tests and its process's result
-// in, one verdict per test (or "run it again alone") out.
+// in, one verdict per test (or "run it again") out.
 //
 // Plain tests: the exit state, with CTest's WILL_FAIL and SKIP_RETURN_CODE applied.
 // GoogleTest jobs: per-case status, time and failure text come from gtest's JSON report. A case
 // the report does not vouch for (no report: a crash or timeout; a process that ended abnormally
-// after reporting; a case missing from the report) is, in a batch, run again alone so that a
-// crash is pinned on exactly the case that crashed; alone, it fails with the reason.
+// after reporting; a case missing from the report) is, in a batch, run again — in smaller
+// batches, until alone (RerunParts) — so that a crash is pinned on exactly the case that
+// crashed; alone, it fails with the reason.
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -28,7 +29,7 @@ struct CaseVerdict {
 
 struct JobVerdicts {
   std::vector<CaseVerdict> decided;
-  std::vector<std::size_t> rerun_alone;  // batch cases to run again, one per process
+  std::vector<std::size_t> rerun;  // batch cases to run again (see RerunParts)
 };
 
 // `job_tests` are indices into `tests`; `batch` says whether they shared one process.

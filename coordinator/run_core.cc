@@ -417,9 +417,17 @@ void RunCore::OnResult(const std::string& peer, protocol::JobResult& result) {
   for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
     AddJob({*it}, false, job.attempt + 1, true, peer);
   }
-  // Cases the batch could not vouch for run again, alone, ahead of the rest.
-  for (auto it = verdicts.rerun_alone.rbegin(); it != verdicts.rerun_alone.rend(); ++it) {
-    AddJob({*it}, false, job.attempt + 1, true);
+  // Cases the batch could not vouch for run again ahead of the rest: alone, or (many) in
+  // smaller batches that split again until the culprit is alone. All of them are its second
+  // attempt.
+  std::vector<std::size_t> name_bytes;
+  for (std::size_t t : verdicts.rerun) name_bytes.push_back(tests_[t].gtest_case.size());
+  std::vector<std::vector<std::size_t>> parts =
+      RerunParts(verdicts.rerun, name_bytes, options_.batcher.max_filter_bytes);
+  const unsigned attempt = job.batch && job.attempt > 1 ? job.attempt : job.attempt + 1;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    const bool batch = it->size() > 1;
+    AddJob(std::move(*it), batch, attempt, true);
   }
   scheduler_.RecordFailures(failures);
 }

@@ -127,6 +127,35 @@ TEST(E2ESuites, BatchModeSplitsAWholeBinaryIntoGtestsShardsAndReportsEveryCaseOn
   EXPECT_EQ(report["run"]["failed"], 3);
 }
 
+TEST(E2ESuites, BatchModeFindsTheOneCrashAmongManyCasesWithoutRunningThemAllAlone) {
+  // 20,000 cases in two shards; case 12345 aborts. Its shard's 10,000 cases run again in
+  // batches that split until the crash is alone: a few dozen processes, not 10,000.
+  TempDir dir;
+  ChildOptions options;
+  options.extra_env = {"TF_GTEST_CASES=20000", "TF_GTEST_CRASH=12345"};
+  const std::string json = (dir.path() / "r.json").string();
+  auto r = Testfarm({"run", "--no-history", "-j", "2", "--isolation", "batch", "--json", json,
+                     Fixture("tf_gtest_many")},
+                    options);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.LastLine(), "19999 passed, 1 failed") << r.err;
+  const std::string crash = LineFor(r, Fixture("tf_gtest_many") + "::All/Many.Case/12345");
+  EXPECT_EQ(crash.rfind("CRASH", 0), 0u) << crash;
+  EXPECT_NE(crash.find("SIGABRT"), std::string::npos) << crash;
+  std::ifstream in(json);
+  auto report = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_TRUE(report.is_object());
+  std::set<std::string> names;
+  std::size_t alone = 0;
+  for (const auto& attempt : report["attempts"]) {
+    names.insert(attempt["name"].get<std::string>());
+    if (!attempt["batch"].get<bool>()) ++alone;
+  }
+  EXPECT_EQ(names.size(), 20000u) << "each case once";
+  EXPECT_EQ(report["attempts"].size(), 20000u);
+  EXPECT_LE(alone, 8u) << "only the last few around the crash ran alone";
+}
+
 TEST(E2ESuites, ASelectionOfNothingIsAnError) {
   auto r = Testfarm({"run", kGtest, "--filter", "*NoSuchTest*"});
   EXPECT_EQ(r.exit_code, 2);

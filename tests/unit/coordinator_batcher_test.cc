@@ -170,5 +170,22 @@ TEST(Batcher, APartOfABinaryOrTooManyCasesHandedOutStayFilterBatches) {
   EXPECT_FALSE(part.Next(1)->sharded);
 }
 
+TEST(RerunParts, FewCasesRunAloneManyInHalvesAndNoPartOutgrowsItsFilter) {
+  EXPECT_EQ(RerunParts({3, 4}, {5, 5}, 1000), (std::vector<std::vector<std::size_t>>{{3}, {4}}));
+  EXPECT_EQ(RerunParts(Range(0, 9), std::vector<std::size_t>(9, 5), 1000),
+            (std::vector<std::vector<std::size_t>>{Range(0, 5), Range(5, 4)}))
+      << "nine: two batches";
+  // 100 names of 9 bytes (10 with the ':') in filters of 100 bytes: ten parts of ten.
+  auto parts = RerunParts(Range(0, 100), std::vector<std::size_t>(100, 9), 100);
+  ASSERT_EQ(parts.size(), 10u);
+  std::vector<std::size_t> all;
+  for (const auto& part : parts) {
+    EXPECT_EQ(part.size(), 10u);
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  EXPECT_EQ(all, Range(0, 100)) << "every case once, in order";
+  EXPECT_EQ(RerunParts({}, {}, 100).size(), 0u);
+}
+
 }  // namespace
 }  // namespace testfarm::coordinator

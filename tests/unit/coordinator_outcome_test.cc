@@ -148,7 +148,7 @@ TEST(Interpret, GtestCasesComeFromTheJsonReport) {
                      Result(ExitState::Exited(1),
                             Json({{"A.pass", ""}, {"A.fail", "expected 4"}, {"B.skip", "SKIP"}})));
   ASSERT_EQ(v.decided.size(), 3u);
-  EXPECT_TRUE(v.rerun_alone.empty());
+  EXPECT_TRUE(v.rerun.empty());
   EXPECT_EQ(v.decided[0].state, TestStatus::kPassed);
   EXPECT_EQ(v.decided[0].duration, Millis(12));
   EXPECT_EQ(v.decided[1].state, TestStatus::kFailed);
@@ -162,7 +162,7 @@ TEST(Interpret, ACrashedBatchRerunsEveryCaseItCouldNotVouchFor) {
       {0, 1, 2}, true, tests,
       Result(ExitState::Signaled(11, true), {}, "the test did not write its report file"));
   EXPECT_TRUE(v.decided.empty());
-  EXPECT_EQ(v.rerun_alone, (std::vector<std::size_t>{0, 1, 2}));
+  EXPECT_EQ(v.rerun, (std::vector<std::size_t>{0, 1, 2}));
 }
 
 TEST(Interpret, AnAbnormalEndAfterReportingDistrustsOnlyThePasses) {
@@ -172,7 +172,7 @@ TEST(Interpret, AnAbnormalEndAfterReportingDistrustsOnlyThePasses) {
   ASSERT_EQ(v.decided.size(), 1u);
   EXPECT_EQ(v.decided[0].test, 1u);
   EXPECT_EQ(v.decided[0].state, TestStatus::kFailed);
-  EXPECT_EQ(v.rerun_alone, (std::vector<std::size_t>{0}));
+  EXPECT_EQ(v.rerun, (std::vector<std::size_t>{0}));
 }
 
 TEST(Interpret, ASingleCaseWithoutAReportFailsWithTheReason) {
@@ -202,7 +202,7 @@ TEST(Interpret, CancelledJobsCancelEveryCase) {
   auto v = Interpret({0, 1}, true, tests, Result(ExitState::Cancelled("stop")));
   ASSERT_EQ(v.decided.size(), 2u);
   EXPECT_EQ(v.decided[1].state, TestStatus::kCancelled);
-  EXPECT_TRUE(v.rerun_alone.empty());
+  EXPECT_TRUE(v.rerun.empty());
   // A cancelled test ran until it was stopped: that is its duration, not 0ms.
   EXPECT_EQ(v.decided[0].duration, Millis(40));
   EXPECT_EQ(v.decided[1].duration, Millis(40));

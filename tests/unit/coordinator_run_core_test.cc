@@ -1,6 +1,8 @@
 // The run core on a fake clock: messages in, messages out, no socket and no sleeping.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
 #include <functional>
 #include <map>
 #include <set>
@@ -155,6 +157,71 @@ TEST(RunCore, AWholeBinaryInTheHistorysOrderStillGoesOutAsGtestsShards) {
   for (const char* name : {"bin::S.c0", "bin::S.c2", "bin::S.c4"}) {
     ASSERT_NE(farm.reporter.Find(name), nullptr) << name;
     EXPECT_EQ(farm.reporter.Find(name)->state, TestStatus::kPassed) << name;
+  }
+}
+
+TEST(RunCore, ACrashedBatchOfManyCasesIsSplitUntilTheCrashIsAlone) {
+  // Twenty cases in one batch; case 13 crashes its process. The batch's twenty run again as two
+  // batches of ten, the crashing ten as two of five, and those five alone: 1 + 2 + 2 + 5 = 10
+  // processes, not 1 + 20.
+  std::vector<TestSpec> specs;
+  for (int i = 0; i < 20; ++i) {
+    TestSpec spec = Spec("bin::S.c" + std::to_string(i));
+    spec.suite = "bin";
+    spec.gtest_case = "S.c" + std::to_string(i);
+    specs.push_back(std::move(spec));
+  }
+  RunOptions options = Options();
+  options.batch = true;
+  options.batcher.first_batch = 20;
+  options.scheduler.prefetch = 0;
+  Farm farm(std::move(specs), options);
+  farm.Start();
+  farm.Hello("w", 1);
+  auto cases_of = [](const protocol::JobAssign& job) {
+    std::string filter = job.argv.back();
+    EXPECT_EQ(filter.rfind("--gtest_filter=", 0), 0u) << filter;
+    std::vector<std::string> cases;
+    std::size_t from = std::string("--gtest_filter=").size();
+    while (from <= filter.size()) {
+      std::size_t colon = std::min(filter.find(':', from), filter.size());
+      cases.push_back(filter.substr(from, colon - from));
+      from = colon + 1;
+    }
+    return cases;
+  };
+  std::vector<std::size_t> sizes;
+  for (int processes = 0; processes < 30; ++processes) {
+    farm.Tick();
+    auto jobs = farm.TakeJobs("w");
+    if (jobs.empty()) break;
+    ASSERT_EQ(jobs.size(), 1u);
+    farm.Started(jobs[0], "w");
+    std::vector<std::string> cases = jobs[0].argv.back().rfind("--gtest_filter=", 0) == 0
+                                         ? cases_of(jobs[0])
+                                         : std::vector<std::string>{};
+    sizes.push_back(cases.size());
+    const bool crashes = std::find(cases.begin(), cases.end(), "S.c13") != cases.end();
+    protocol::JobResult result = fixtures::ResultOf(
+        jobs[0], crashes ? ExitState::Signaled(SIGSEGV, false) : ExitState::Exited(0));
+    if (!crashes) {
+      std::string report = R"({"testsuites": [{"name": "S", "testsuite": [)";
+      for (std::size_t i = 0; i < cases.size(); ++i) {
+        report += (i ? "," : "") + std::string(R"({"name": ")") + cases[i].substr(2) +
+                  R"(", "status": "RUN", "time": "0s"})";
+      }
+      result.report = report + "]}]}";
+    }
+    farm.Say("w", result);
+  }
+  // Reruns go ahead of the rest: the crashing five alone before the other five.
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{20, 10, 10, 5, 1, 1, 1, 1, 1, 5}));
+  ASSERT_EQ(farm.reporter.finished.size(), 20u);
+  for (int i = 0; i < 20; ++i) {
+    const TestReport* report = farm.reporter.Find("bin::S.c" + std::to_string(i));
+    ASSERT_NE(report, nullptr) << i;
+    EXPECT_EQ(report->state, i == 13 ? TestStatus::kFailed : TestStatus::kPassed) << i;
+    EXPECT_EQ(report->attempt, 2u) << i << ": every rerun is the second attempt";
   }
 }
 
