@@ -100,59 +100,56 @@ TEST(E2ESuites, ABinaryWhoseListingIsLargerThanTheOutputCapIsListedWhole) {
   EXPECT_EQ(parsed[99999]["case"], "All/Many.Case/99999");
 }
 
-TEST(E2ESuites, BatchModeSplitsAWholeBinaryIntoGtestsShardsAndReportsEveryCaseOnce) {
-  // 20,000 cases: the first small batches learn the case time, then the rest goes out as gtest's
-  // own shards (no filter naming 20,000 cases); the two failures are found wherever they fall.
+// tf_gtest_many's 20,000 cases (with `env`, e.g. which fail) in batches on two slots: the
+// console's result, its JSON report's attempts, and the distinct names among them.
+struct ManyCasesRun {
+  ChildResult console;
+  nlohmann::json attempts;
+  std::set<std::string> names;
+};
+ManyCasesRun RunManyCasesInBatches(const std::string& env) {
   TempDir dir;
   ChildOptions options;
-  options.extra_env = {"TF_GTEST_CASES=20000", "TF_GTEST_FAIL=3,17,19999"};
+  options.extra_env = {"TF_GTEST_CASES=20000", env};
   const std::string json = (dir.path() / "r.json").string();
-  auto r = Testfarm({"run", "--no-history", "-j", "2", "--isolation", "batch", "--json", json,
-                     Fixture("tf_gtest_many")},
-                    options);
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_EQ(r.LastLine(), "19997 passed, 3 failed") << r.err;
+  ManyCasesRun run;
+  run.console = Testfarm({"run", "--no-history", "-j", "2", "--isolation", "batch", "--json", json,
+                          Fixture("tf_gtest_many")},
+                         options);
   std::ifstream in(json);
   auto report = nlohmann::json::parse(in, nullptr, false);
-  ASSERT_TRUE(report.is_object());
-  std::set<std::string> names;
-  std::size_t attempts = 0;
-  for (const auto& attempt : report["attempts"]) {
-    names.insert(attempt["name"].get<std::string>());
-    ++attempts;
+  if (report.is_object()) run.attempts = report["attempts"];
+  for (const auto& attempt : run.attempts) run.names.insert(attempt["name"].get<std::string>());
+  return run;
+}
+
+TEST(E2ESuites, BatchModeSplitsAWholeBinaryIntoGtestsShardsAndReportsEveryCaseOnce) {
+  // 20,000 cases: the first small batches learn the case time, then the rest goes out as gtest's
+  // own shards (no filter naming 20,000 cases); the three failures are found wherever they fall.
+  ManyCasesRun run = RunManyCasesInBatches("TF_GTEST_FAIL=3,17,19999");
+  EXPECT_EQ(run.console.exit_code, 1) << run.console.err;
+  EXPECT_EQ(run.console.LastLine(), "19997 passed, 3 failed") << run.console.err;
+  ASSERT_EQ(run.attempts.size(), 20000u);
+  EXPECT_EQ(run.names.size(), 20000u) << "each case once";
+  for (const auto& attempt : run.attempts) {
     EXPECT_EQ(attempt["attempt"], 1) << attempt.dump() << ": not re-run alone";
   }
-  EXPECT_EQ(attempts, 20000u);
-  EXPECT_EQ(names.size(), 20000u) << "each case once";
-  EXPECT_EQ(report["run"]["failed"], 3);
 }
 
 TEST(E2ESuites, BatchModeFindsTheOneCrashAmongManyCasesWithoutRunningThemAllAlone) {
   // 20,000 cases in two shards; case 12345 aborts. Its shard's 10,000 cases run again in
   // batches that split until the crash is alone: a few dozen processes, not 10,000.
-  TempDir dir;
-  ChildOptions options;
-  options.extra_env = {"TF_GTEST_CASES=20000", "TF_GTEST_CRASH=12345"};
-  const std::string json = (dir.path() / "r.json").string();
-  auto r = Testfarm({"run", "--no-history", "-j", "2", "--isolation", "batch", "--json", json,
-                     Fixture("tf_gtest_many")},
-                    options);
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_EQ(r.LastLine(), "19999 passed, 1 failed") << r.err;
-  const std::string crash = LineFor(r, Fixture("tf_gtest_many") + "::All/Many.Case/12345");
+  ManyCasesRun run = RunManyCasesInBatches("TF_GTEST_CRASH=12345");
+  EXPECT_EQ(run.console.exit_code, 1) << run.console.err;
+  EXPECT_EQ(run.console.LastLine(), "19999 passed, 1 failed") << run.console.err;
+  const std::string crash =
+      LineFor(run.console, Fixture("tf_gtest_many") + "::All/Many.Case/12345");
   EXPECT_EQ(crash.rfind("CRASH", 0), 0u) << crash;
   EXPECT_NE(crash.find("SIGABRT"), std::string::npos) << crash;
-  std::ifstream in(json);
-  auto report = nlohmann::json::parse(in, nullptr, false);
-  ASSERT_TRUE(report.is_object());
-  std::set<std::string> names;
+  ASSERT_EQ(run.attempts.size(), 20000u);
+  EXPECT_EQ(run.names.size(), 20000u) << "each case once";
   std::size_t alone = 0;
-  for (const auto& attempt : report["attempts"]) {
-    names.insert(attempt["name"].get<std::string>());
-    if (!attempt["batch"].get<bool>()) ++alone;
-  }
-  EXPECT_EQ(names.size(), 20000u) << "each case once";
-  EXPECT_EQ(report["attempts"].size(), 20000u);
+  for (const auto& attempt : run.attempts) alone += attempt["batch"].get<bool>() ? 0 : 1;
   EXPECT_LE(alone, 8u) << "only the last few around the crash ran alone";
 }
 
