@@ -298,7 +298,7 @@ void RunCore::RemoveWorker(const std::string& peer, const std::string& why, bool
   // What it was asked for will not come: the room it held goes to the others' pieces (its
   // download stays unfinished, and EndCollectingProfiles says so).
   if (auto it = profiles_.find(peer); it != profiles_.end() && it->second.in_flight > 0) {
-    EndDownload(it->second, /*done=*/false);
+    ReleaseRoom(it->second);
     resume_profiles = true;
   }
   // While running, its jobs go back to the queue; once stopped, they end as cancelled.
@@ -442,7 +442,7 @@ void RunCore::OnMessage(const std::string& peer, protocol::Message& message) {
     // A worker that cannot answer the profile request (an older testfarm) will never send one.
     if (auto it = profiles_.find(peer); it != profiles_.end() && !it->second.done) {
       summary_.coverage.errors.push_back(it->second.name + ": " + error->text);
-      EndDownload(it->second, /*done=*/true);
+      FinishDownload(it->second);
       ResumeProfiles();
     }
   } else if (auto* profile = std::get_if<protocol::ProfileChunk>(&message)) {
@@ -506,7 +506,7 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
   CoverageSummary& coverage = summary_.coverage;
   auto fail = [&](const std::string& why) {
     coverage.errors.push_back(download.name + ": " + why);
-    EndDownload(download, /*done=*/true);
+    FinishDownload(download);
     ResumeProfiles();
   };
   if (chunk.offset != download.received || chunk.size > (uint64_t{1} << 32) ||
@@ -533,7 +533,7 @@ void RunCore::OnProfileChunk(const std::string& peer, protocol::ProfileChunk& ch
     AskProfilePieces(peer, download);
     return;
   }
-  EndDownload(download, /*done=*/true);
+  FinishDownload(download);
   ResumeProfiles();
   coverage.merged += chunk.merged;
   for (const std::string& bad : chunk.bad) coverage.bad.push_back(download.name + ": " + bad);
@@ -566,10 +566,14 @@ void RunCore::AskProfilePieces(const std::string& peer, ProfileDownload& downloa
   }
 }
 
-void RunCore::EndDownload(ProfileDownload& download, bool done) {
-  download.done = download.done || done;
+void RunCore::ReleaseRoom(ProfileDownload& download) {
   profile_in_flight_ -= download.in_flight;
   download.in_flight = 0;
+}
+
+void RunCore::FinishDownload(ProfileDownload& download) {
+  download.done = true;
+  ReleaseRoom(download);
 }
 
 void RunCore::ResumeProfiles() {

@@ -223,9 +223,11 @@ class RunCore {
   // Asks the worker for more pieces of its profile: up to 4 in flight, and, with a profile room,
   // no more than the sink has room for over all downloads.
   void AskProfilePieces(const std::string& peer, ProfileDownload& download);
-  // The download is over (whole, failed, or its worker gone): what it had in flight no longer
-  // counts against the sink's room.
-  void EndDownload(ProfileDownload& download, bool done);
+  // What the download had asked for will not come (its worker is gone): it no longer counts
+  // against the sink's room. The download stays unfinished.
+  void ReleaseRoom(ProfileDownload& download);
+  // The download is over (whole, or failed): done, and its room released.
+  void FinishDownload(ProfileDownload& download);
   // The id jobs name `set` by (given at its first job).
   uint64_t SetIdOf(const ArtifactSet* set);
   bool DispatchOpen();

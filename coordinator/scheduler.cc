@@ -444,8 +444,12 @@ std::vector<JobId> Scheduler::OnTimers() {
     due.push_back(it->second);
   }
   // A held lease has a deadline only if its job has a timeout.
-  for (const auto& [id, worker] : any_timeouts_ ? workers_ : kNoWorkers) {
-    if (auto held = HeldDeadline(worker); held && held->second <= now) due.push_back(held->first);
+  if (any_timeouts_) {
+    for (const auto& [id, worker] : workers_) {
+      if (auto held = HeldDeadline(worker); held && held->second <= now) {
+        due.push_back(held->first);
+      }
+    }
   }
   for (LeaseId lease : due) {
     const Lease& info = leases_.at(lease);
@@ -464,8 +468,10 @@ std::optional<SteadyTime> Scheduler::NextDeadline() const {
     if (!next || at < *next) next = at;
   };
   if (!deadlines_.empty()) consider(deadlines_.begin()->first);
-  for (const auto& [id, worker] : any_timeouts_ ? workers_ : kNoWorkers) {
-    if (auto held = HeldDeadline(worker)) consider(held->second);
+  if (any_timeouts_) {
+    for (const auto& [id, worker] : workers_) {
+      if (auto held = HeldDeadline(worker)) consider(held->second);
+    }
   }
   return next;
 }

@@ -296,7 +296,6 @@ class Scheduler {
   // The running leases with a deadline, soonest first: the timers look at the due ones only,
   // not at every lease (16,000 of them at a thousand workers) on every turn.
   std::set<std::pair<SteadyTime, LeaseId>> deadlines_;
-  static inline const std::map<WorkerId, Worker> kNoWorkers{};
   RunningChanges running_changes_;
   LatencyHistogram dispatch_latency_;
   bool any_locks_ = false;         // some job holds a lock (RESOURCE_LOCK)
